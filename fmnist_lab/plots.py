@@ -1,0 +1,153 @@
+"""Plots for the notebooks and the command line. Each takes an optional ``ax`` and returns the figure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from .data import CLASS_NAMES
+from .lr_finder import LRFinderResult
+from .train import History
+
+SUGGESTION_MARKERS = {"steepest": "v", "valley": "o", "minimum/10": "s"}
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | None = None, show_raw: bool = True) -> Figure:
+    """Raw and smoothed loss against a log LR axis, with each suggestion marked."""
+    fig, ax = _axes(ax, (7, 4.5))
+    label = label or f"{result.mode} sweep"
+    if show_raw:
+        (raw,) = ax.plot(result.lrs, result.losses, alpha=0.3, lw=1, label=f"{label}: raw loss")
+        color = raw.get_color()
+    else:
+        color = None
+    ax.plot(result.lrs, result.smoothed, lw=2, color=color, label=f"{label}: smoothed loss")
+    for name, lr in result.suggestions.items():
+        i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
+        ax.plot(lr, result.smoothed[i], SUGGESTION_MARKERS[name], ms=9, mfc="none", mew=2, color="black" if color is None else color,
+                label=f"{label}: {name} = {lr:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    top = max(result.smoothed[: max(1, len(result.smoothed) // 10)] + [min(result.smoothed) * 1.5])
+    ax.set_ylim(min(result.losses) * 0.9, max(top, ax.get_ylim()[0] + 1e-3) * 1.15)
+    ax.set_title("LR range test")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def plot_history(history: History, fig: Figure | None = None) -> Figure:
+    """Loss and accuracy per epoch, train against validation, side by side."""
+    if fig is None:
+        fig = plt.figure(figsize=(10, 3.8))
+    fig.clear()
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = range(1, len(history) + 1)
+    loss_ax.plot(epochs, history.train_loss, "o-", label="train")
+    loss_ax.plot(epochs, history.val_loss, "o-", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    acc_ax.plot(epochs, [100 * a for a in history.val_accuracy], "o-", color="C1", label="validation")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Validation accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+class LiveHistoryPlot:
+    """Training curves that redraw in place after every epoch (one figure, not one per epoch).
+
+    Pass ``live.update`` as ``on_epoch_end`` to ``fit``. Outside a notebook it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.fig = plt.figure(figsize=(10, 3.8))
+        plt.close(self.fig)  # shown through the display handle only
+        self.handle = None
+
+    def update(self, history: History) -> None:
+        try:
+            from IPython.display import display
+        except ImportError:
+            return
+        plot_history(history, self.fig)
+        if self.handle is None:
+            self.handle = display(self.fig, display_id=True)
+        else:
+            self.handle.update(self.fig)
+
+
+def plot_image(image: Tensor, ax: Axes, title: str = "") -> None:
+    ax.imshow(image.squeeze().cpu(), cmap="gray_r" if image.dtype == torch.uint8 else "gray")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def plot_samples(images: Tensor, labels: Tensor, per_class: int = 6, classes: Sequence[str] = CLASS_NAMES) -> Figure:
+    """A grid with one row per class and the first ``per_class`` images of each."""
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2))
+    for c, row in enumerate(axes):
+        picks = (labels == c).nonzero().flatten()[:per_class]
+        for ax, i in zip(row, picks):
+            plot_image(images[i], ax)
+        row[0].set_title(classes[c], fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gallery(images: Tensor, titles: Sequence[str], columns: int = 6) -> Figure:
+    """Images in a grid, each with its title."""
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        plot_image(image, ax, title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(cm: Tensor, classes: Sequence[str] = CLASS_NAMES, ax: Axes | None = None) -> Figure:
+    """Counts with the true class on the rows; the diagonal is what was right."""
+    fig, ax = _axes(ax, (7.5, 6.5))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test set)")
+    threshold = cm.max().item() / 2
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            value = int(cm[i, j])
+            ax.text(j, i, value, ha="center", va="center", fontsize=7, color="white" if value > threshold else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probabilities(probabilities: Tensor, true_label: int | None = None, classes: Sequence[str] = CLASS_NAMES,
+                       ax: Axes | None = None) -> Figure:
+    """A horizontal bar per class; the predicted bar is orange, the true class is labelled."""
+    fig, ax = _axes(ax, (5, 3.5))
+    predicted = int(probabilities.argmax())
+    colors = ["C1" if c == predicted else "C0" for c in range(len(classes))]
+    ax.barh(range(len(classes)), probabilities.cpu(), color=colors)
+    names = [f"{name} (true)" if c == true_label else name for c, name in enumerate(classes)]
+    ax.set_yticks(range(len(classes)), names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    return fig

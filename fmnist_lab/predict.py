@@ -1,0 +1,93 @@
+"""Predictions on your own photos: turn any PNG/JPEG into a Fashion-MNIST-like image.
+
+Fashion-MNIST images are greyscale, show a light object on a black background, and the
+object is trimmed, scaled so its longer side fills the 28 pixels, and centred. A photo
+of a shoe on a white table is the opposite (dark on light), so we invert it first.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from .checkpoint import Checkpoint
+from .data import IMAGE_SIZE, normalize
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image."""
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open an image file as 8-bit greyscale; transparent areas become white."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes); pass a PNG or JPEG image")
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageError(f"{path}: not an image the lab can read ({err}); pass a PNG or JPEG file") from err
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("L")
+
+
+def to_fashion_mnist(image: Image.Image) -> Tensor:
+    """Greyscale image of any size -> uint8 (28, 28): light object on black, trimmed, scaled, centred."""
+    grey = torch.from_numpy(np.asarray(image, dtype=np.float32))
+    border = torch.cat([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if border.median() > 127:  # light background: invert so the object is the light part
+        grey = 255 - grey
+    background = torch.cat([grey[0], grey[-1], grey[:, 0], grey[:, -1]]).median()
+    grey = (grey - background).clamp(min=0)
+    mask = grey > 0.15 * grey.max() if grey.max() > 0 else torch.ones_like(grey, dtype=torch.bool)
+    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    grey = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    grey = grey * (255.0 / grey.max().clamp(min=1))
+    crop = Image.fromarray(grey.round().to(torch.uint8).numpy())
+    crop = ImageOps.contain(crop, (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
+    canvas = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
+    canvas.paste(crop, ((IMAGE_SIZE - crop.width) // 2, (IMAGE_SIZE - crop.height) // 2))
+    return torch.from_numpy(np.asarray(canvas, dtype=np.uint8).copy())
+
+
+@torch.no_grad()
+def class_probabilities(checkpoint: Checkpoint, images: Tensor) -> Tensor:
+    """Probabilities (N, 10) for uint8 images (N, 28, 28), normalised as in training."""
+    device = next(checkpoint.model.parameters()).device
+    checkpoint.model.eval()
+    x = normalize(images, checkpoint.mean, checkpoint.std).to(device)
+    return checkpoint.model(x).exp().cpu()
+
+
+@dataclass
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]  # (class name, probability), best first
+    image: Tensor  # the 28x28 input the model saw
+
+
+def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], k: int = 3) -> list[Prediction | ImageError]:
+    """Top-``k`` classes for each file; a file that fails gives its ``ImageError`` and the rest go on."""
+    results: list[Prediction | ImageError] = []
+    for path in paths:
+        try:
+            image = to_fashion_mnist(load_image(path))
+        except ImageError as err:
+            results.append(err)
+            continue
+        probs = class_probabilities(checkpoint, image.unsqueeze(0))[0]
+        values, indices = probs.topk(k)
+        results.append(Prediction(str(path), [(checkpoint.classes[i], float(v)) for v, i in zip(values, indices)], image))
+    return results

@@ -1,0 +1,89 @@
+"""Shared fixtures: a tiny learnable dataset, tiny IDX files, and the real dataset."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from fmnist_lab import data as data_module  # noqa: E402
+from fmnist_lab.data import DataError, FashionMNIST, load_fashion_mnist  # noqa: E402
+
+TINY_COUNTS = {"train": 120, "t10k": 40}
+
+
+def make_images(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Noisy images where class c lights up a band at row 2c: easy to learn, not trivial."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 60, (len(labels), 28, 28), generator=g, dtype=torch.uint8)
+    for i, c in enumerate(labels.tolist()):
+        images[i, 2 * c + 3 : 2 * c + 6, 4:24] = 220
+    return images
+
+
+@pytest.fixture
+def tiny_data() -> FashionMNIST:
+    g = torch.Generator().manual_seed(1)
+    train_labels = torch.randint(0, 10, (1200,), generator=g)
+    test_labels = torch.randint(0, 10, (200,), generator=g)
+    return FashionMNIST(make_images(train_labels, 2), train_labels, make_images(test_labels, 3), test_labels, "tiny fixture")
+
+
+def idx_bytes(array: torch.Tensor) -> bytes:
+    """Serialise a uint8 tensor in the IDX format (magic 0x08 0x0N, big-endian dims)."""
+    header = struct.pack(">I", 0x0800 + array.dim()) + struct.pack(f">{array.dim()}I", *array.shape)
+    return header + array.to(torch.uint8).numpy().tobytes()
+
+
+@pytest.fixture
+def tiny_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Make the loader expect tiny files instead of 60,000/10,000 images."""
+    files = {stem: (magic, TINY_COUNTS[stem.split("-")[0]]) for stem, (magic, _) in data_module.FILES.items()}
+    monkeypatch.setattr(data_module, "FILES", files)
+    return TINY_COUNTS
+
+
+def write_idx_set(folder: Path, gz: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Write the four tiny IDX files into ``folder``; returns what was written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(seed)
+    written = {}
+    for prefix, n in TINY_COUNTS.items():
+        labels = torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8)
+        images = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+        for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+            raw = idx_bytes(array)
+            if gz:
+                (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
+            else:
+                (folder / stem).write_bytes(raw)
+            written[stem] = array
+    return written
+
+
+@pytest.fixture
+def isolated_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Point every data source of the loader at empty temporary folders."""
+    project, debian = tmp_path / "project-data", tmp_path / "debian"
+    monkeypatch.setattr(data_module, "default_data_dir", lambda: project)
+    monkeypatch.setattr(data_module, "DEBIAN_DIR", debian)
+    monkeypatch.delenv(data_module.DATA_DIR_ENV, raising=False)
+    return {"project": project, "debian": debian}
+
+
+@pytest.fixture(scope="session")
+def real_data() -> FashionMNIST:
+    """The real dataset. Skipped where it cannot be found, except in CI, where that fails."""
+    try:
+        return load_fashion_mnist(download=False, verbose=False)
+    except DataError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the real-data tests, but the dataset is missing: {err}")
+        pytest.skip(f"real Fashion-MNIST not available: {err}")

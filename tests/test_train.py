@@ -1,0 +1,202 @@
+import json
+import math
+
+import pytest
+import torch
+
+from fmnist_lab import checkpoint as checkpoint_module
+from fmnist_lab.checkpoint import CheckpointError, atomic_save, load_checkpoint, save_checkpoint
+from fmnist_lab.experiment import make_config, resume, run
+from fmnist_lab.model import Net
+from fmnist_lab.train import History, TrainConfig, TrainingDiverged, fit, format_eval, make_splits, pick_device
+
+QUICK = dict(epochs=3, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
+
+
+def tiny_run(tiny_data, out_dir=None, **overrides):
+    config = TrainConfig(**{**QUICK, **overrides})
+    return run(config, tiny_data, out_dir=out_dir, progress=False, log=lambda line: None)
+
+
+def without_seconds(history: History) -> dict:
+    return {k: v for k, v in history.__dict__.items() if k != "seconds"}
+
+
+def test_training_learns_the_tiny_task(tiny_data):
+    result = tiny_run(tiny_data)
+    assert result.history.val_accuracy[-1] > 0.8
+    assert result.history.train_loss[-1] < result.history.train_loss[0]
+
+
+def test_same_seed_same_history_different_seed_different_history(tiny_data):
+    a, b = tiny_run(tiny_data, seed=1), tiny_run(tiny_data, seed=1)
+    c = tiny_run(tiny_data, seed=2)
+    assert without_seconds(a.history) == without_seconds(b.history)
+    assert without_seconds(a.history) != without_seconds(c.history)
+
+
+def test_log_lines_follow_the_mnist_example(tiny_data):
+    lines = []
+    config = TrainConfig(**{**QUICK, "epochs": 1, "log_interval": 5})
+    run(config, tiny_data, progress=False, log=lines.append)
+    assert lines[1].startswith("Train Epoch: 1 [0/1000 (0%)]\tLoss: ")
+    assert any(line.startswith("Train Epoch: 1 [320/1000 (31%)]\tLoss: ") for line in lines)
+    assert any(line.startswith("Validation set: Average loss: ") and "/200 (" in line for line in lines)
+    assert lines[-1].startswith("Test set: Average loss: ") and "/200 (" in lines[-1]
+
+
+def test_format_eval_matches_the_report():
+    from fmnist_lab.train import EvalResult
+
+    result = EvalResult(0.34449, 0.8736, 8736, 10000, torch.zeros(1), torch.zeros(1), torch.zeros(1, 10))
+    assert format_eval("Test", result) == "Test set: Average loss: 0.3445, Accuracy: 8736/10000 (87%)"
+
+
+def test_metrics_json_and_checkpoints_are_written(tiny_data, tmp_path):
+    tiny_run(tiny_data, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) >= {"test_accuracy", "test_loss", "history"}
+    assert len(metrics["history"]) == 3
+    assert set(metrics["history"][0]) == {"train_loss", "val_loss", "val_accuracy", "lr", "seconds"}
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.metrics["epoch"] == max(range(3), key=lambda i: metrics["history"][i]["val_accuracy"]) + 1
+    assert best.config["batch_size"] == 64 and len(best.classes) == 10
+    assert 0 < best.mean < 1 and 0 < best.std < 1
+
+
+def test_checkpoint_round_trip_gives_the_same_predictions(tmp_path):
+    torch.manual_seed(0)
+    model = Net().eval()
+    save_checkpoint(tmp_path / "m.pt", model, 0.28, 0.35, TrainConfig(), {"test_accuracy": 0.5})
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(loaded.model(x), model(x))
+    assert (loaded.mean, loaded.std, loaded.metrics) == (0.28, 0.35, {"test_accuracy": 0.5})
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    model = Net()
+    model.fc_1 = torch.nn.Linear(128 * 3 * 3, 256)
+    model.fc_2 = torch.nn.Linear(256, 10)
+    save_checkpoint(tmp_path / "other.pt", model, 0.28, 0.35, TrainConfig(), {})
+    with pytest.raises(CheckpointError, match="different architecture") as err:
+        load_checkpoint(tmp_path / "other.pt")
+    assert "size mismatch for fc_1.weight" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"hello, I am a text file", "not a PyTorch checkpoint"), (b"", "not a PyTorch checkpoint")],
+)
+def test_not_a_checkpoint(tmp_path, content, message):
+    (tmp_path / "x.pt").write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_truncated_checkpoint(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", Net(), 0.28, 0.35, TrainConfig(), {})
+    raw = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "m.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "m.pt")
+
+
+def test_plain_state_dict_is_not_a_lab_checkpoint(tmp_path):
+    torch.save(Net().state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match="not an fmnist-lab checkpoint"):
+        load_checkpoint(tmp_path / "weights.pt")
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_crash_during_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, Net(), 0.1, 0.2, TrainConfig(), {"good": True})
+
+    def crash(obj, f):
+        f.write(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, Net(), 0.1, 0.2, TrainConfig(), {"good": False})
+    monkeypatch.undo()
+    assert load_checkpoint(path).metrics == {"good": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary file left behind
+
+
+def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
+    config = TrainConfig(**{**QUICK, "epochs": 4, "lr": 0.05})
+    run(config, tiny_data, out_dir=tmp_path, progress=False, log=lambda line: None)
+    before = (tmp_path / "best.pt").read_bytes()
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+, at learning rate 1e\+06.*lower it"):
+        run(TrainConfig(**{**QUICK, "lr": 1e6, "schedule": "constant"}), tiny_data, out_dir=tmp_path / "bad",
+            progress=False, log=lambda line: None)
+    assert (tmp_path / "best.pt").read_bytes() == before
+    assert not (tmp_path / "bad" / "best.pt").exists()
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path):
+    full = tiny_run(tiny_data, tmp_path / "full", epochs=4, max_shift=2, flip=True)
+
+    class Interrupt:
+        def __call__(self, history):
+            if len(history) == 2:
+                raise KeyboardInterrupt
+
+    config = TrainConfig(**{**QUICK, "epochs": 4, "max_shift": 2, "flip": True})
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tiny_data, out_dir=tmp_path / "cut", progress=False, on_epoch_end=Interrupt(), log=lambda line: None)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt").metrics == {"epoch": 2}
+    resumed = resume(tmp_path / "cut", tiny_data, progress=False, log=lambda line: None)
+    assert without_seconds(resumed.history) == without_seconds(full.history)
+    assert resumed.test_accuracy == full.test_accuracy
+    a, b = load_checkpoint(tmp_path / "full" / "best.pt"), load_checkpoint(tmp_path / "cut" / "best.pt")
+    assert all(torch.equal(a.model.state_dict()[k], v) for k, v in b.model.state_dict().items())
+
+
+def test_early_stopping_stops_after_patience(tiny_data):
+    result = tiny_run(tiny_data, epochs=30, patience=2, schedule="constant", lr=0.05)
+    h = result.history
+    assert len(h) < 30
+    assert len(h) - h.best_epoch == 2
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("epochs", 0, "epochs must be at least 1"), ("batch_size", 0, "batch_size must be at least 1"),
+     ("lr", 0.0, "lr must be a positive number"), ("lr", math.nan, "lr must be a positive"),
+     ("limit_train", 60_000, "limit_train must be between 1 and 55000"), ("schedule", "cosine", "schedule must be one of"),
+     ("weight_decay", -1.0, "weight_decay must be >= 0")],
+)
+def test_bad_config_is_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_unknown_recipe():
+    with pytest.raises(ValueError, match="unknown recipe 'slow'"):
+        make_config("slow")
+
+
+def test_report_recipe_is_the_reports():
+    config = make_config("report")
+    assert (config.epochs, config.batch_size, config.momentum, config.weight_decay, config.schedule) == (23, 64, 0.0, 0.0, "step")
+
+
+def test_pick_device():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_history_records():
+    h = History([1.0, 0.5], [0.9, 0.6], [0.5, 0.7], [0.1, 0.05], [2.0, 2.1])
+    assert h.records()[1] == {"train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.7, "lr": 0.05, "seconds": 2.1}
+    assert h.best_epoch == 2
