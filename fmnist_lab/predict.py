@@ -25,7 +25,7 @@ class ImageError(ValueError):
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file as 8-bit greyscale; transparent areas become white."""
+    """Open an image file, with a clear error for anything that is not a readable image."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
@@ -36,16 +36,20 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageError(f"{path}: not an image the lab can read ({err}); pass a PNG or JPEG file") from err
+    return image
+
+
+def greyscale(image: Image.Image) -> Image.Image:
+    """8-bit greyscale; transparent areas become white (product cut-outs are shot on white)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return image.convert("L")
 
 
 def to_fashion_mnist(image: Image.Image) -> Tensor:
-    """Greyscale image of any size -> uint8 (28, 28): light object on black, trimmed, scaled, centred."""
-    grey = torch.from_numpy(np.asarray(image, dtype=np.float32))
+    """Any image -> uint8 (28, 28): light object on black, trimmed, scaled, centred."""
+    grey = torch.from_numpy(np.asarray(greyscale(image), dtype=np.float32))
     border = torch.cat([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if border.median() > 127:  # light background: invert so the object is the light part
         grey = 255 - grey

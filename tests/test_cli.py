@@ -1,0 +1,112 @@
+import pytest
+import torch
+from PIL import Image
+
+from fmnist_lab.checkpoint import save_checkpoint
+from fmnist_lab.cli import main
+from fmnist_lab.model import Net
+from fmnist_lab.predict import ImageError, load_image, to_fashion_mnist
+from fmnist_lab.train import TrainConfig
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--epochs", "-3"], "--epochs: must be a positive whole number, got -3"),
+        (["train", "--batch-size", "0"], "--batch-size: must be a positive whole number, got 0"),
+        (["train", "--lr", "0"], "--lr: must be a positive number, got 0"),
+        (["train", "--lr", "-0.1"], "--lr: must be a positive number"),
+        (["train", "--limit-train", "70000"], "limit_train must be between 1 and 55000"),
+        (["train", "--epochs", "many"], "--epochs: invalid positive_int value"),
+        (["train", "--recipe", "turbo"], "invalid choice: 'turbo'"),
+        (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--start-lr (1.0) must be below --end-lr (0.1)"),
+        (["evaluate"], "the following arguments are required: checkpoint"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError("work started before the arguments were checked")
+
+    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", no_data)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_from_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 1
+    assert "is not the output folder of an interrupted fmnist-lab run" in capsys.readouterr().err
+
+
+def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main(["evaluate", str(tmp_path / "notes.txt")]) == 1
+    assert "not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+@pytest.fixture
+def checkpoint_file(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, Net(), 0.286, 0.353, TrainConfig(), {})
+    return path
+
+
+def shoe_photo(size=(300, 200), mode="RGB", light_background=True):
+    """A dark 'shoe' (a filled rectangle) on a white table, off-centre."""
+    background, shoe = (255, 30) if light_background else (0, 220)
+    image = Image.new("L", size, background)
+    image.paste(shoe, (40, 120, 200, 170))
+    return image.convert(mode)
+
+
+def test_preprocess_inverts_light_background_and_centres():
+    x = to_fashion_mnist(shoe_photo())
+    assert x.shape == (28, 28) and x.dtype == torch.uint8
+    assert x[0].max() == 0 and x[-1].max() == 0  # background above and below the wide shoe is black
+    assert x[14, 14] > 200  # the object is light and centred
+    rows = (x > 100).any(1).nonzero().flatten()
+    cols = (x > 100).any(0).nonzero().flatten()
+    assert cols[-1] - cols[0] >= 26  # longer side scaled to fill the frame
+    assert abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1
+
+
+def test_preprocess_keeps_dark_background():
+    x = to_fashion_mnist(shoe_photo(light_background=False))
+    assert x[0, 0] == 0 and x[14, 14] > 200
+
+
+def test_transparent_png_is_composited(tmp_path):
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    image.paste((20, 20, 20, 255), (10, 20, 54, 44))
+    image.save(tmp_path / "cutout.png")
+    x = to_fashion_mnist(load_image(tmp_path / "cutout.png"))
+    assert x[0, 0] == 0 and x[14, 14] > 200
+
+
+@pytest.mark.parametrize("name, mode", [("a.png", "RGB"), ("b.jpg", "RGB"), ("c.png", "L"), ("d.png", "LA"), ("e.png", "P")])
+def test_predict_reads_many_formats_and_reports_top_3(tmp_path, checkpoint_file, name, mode, capsys):
+    shoe_photo(mode=mode).save(tmp_path / name)
+    assert main(["predict", str(checkpoint_file), str(tmp_path / name)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{tmp_path / name}: ") and line.count("%") == 3
+
+
+def test_bad_files_are_reported_and_the_others_still_processed(tmp_path, checkpoint_file, capsys):
+    shoe_photo().save(tmp_path / "good.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("not an image at all")
+    files = [tmp_path / "empty.png", tmp_path / "notes.jpg", tmp_path / "good.png", tmp_path / "missing.png"]
+    assert main(["predict", str(checkpoint_file), *map(str, files)]) == 1
+    out, err = capsys.readouterr()
+    assert "good.png: " in out
+    assert "empty.png: the file is empty" in err
+    assert "notes.jpg: not an image" in err
+    assert "missing.png: no such file" in err
+
+
+def test_load_image_errors_are_image_errors(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(ImageError, match="not an image"):
+        load_image(tmp_path / "x.png")

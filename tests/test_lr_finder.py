@@ -1,0 +1,150 @@
+import math
+import random
+import warnings
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from fmnist_lab.data import Batches
+from fmnist_lab.lr_finder import LRFinderWarning, find_lr, smooth, suggest, sweep_lrs
+from fmnist_lab.model import Net
+from fmnist_lab.plots import plot_lr_finder
+from fmnist_lab.train import TrainConfig, make_optimizer, make_splits
+
+
+def synthetic_curve(lrs, best_lr=0.1, noise=0.0, seed=0):
+    """A U-shaped loss in log(LR): flat high at small LRs, lowest at best_lr, rising after."""
+    rng = random.Random(seed)
+    out = []
+    for lr in lrs:
+        t = math.log10(lr) - math.log10(best_lr)
+        loss = 2.3 - 2.0 / (1 + math.exp(-3 * (t + 2))) + (1.5 * t * t if t > 0 else 0)
+        out.append(loss + rng.gauss(0, noise))
+    return out
+
+
+def test_sweeps():
+    lrs = sweep_lrs(1e-6, 1.0, 7)
+    assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1.0)
+    assert all(b / a == pytest.approx(10) for a, b in zip(lrs, lrs[1:]))
+    linear = sweep_lrs(1e-4, 1.0, 100, "linear")
+    assert linear[1] == pytest.approx(1e-4 + 0.9999 / 99) and sum(lr < 1e-2 for lr in linear) == 1  # the report's problem
+    with pytest.raises(ValueError, match="start_lr < end_lr"):
+        sweep_lrs(1.0, 1e-3, 10)
+    with pytest.raises(ValueError, match="'exp' or 'linear'"):
+        sweep_lrs(1e-3, 1.0, 10, "cosine")
+
+
+def test_smoothing_is_bias_corrected():
+    assert smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_suggestions_on_a_known_curve():
+    lrs = sweep_lrs(1e-6, 10, 100)
+    suggestions, problems = suggest(lrs, synthetic_curve(lrs, best_lr=0.1))
+    assert problems == []
+    assert suggestions["minimum/10"] == pytest.approx(0.01, rel=0.3)
+    # the steepest descent of the sigmoid is at best_lr / 100
+    assert suggestions["steepest"] == pytest.approx(1e-3, rel=0.4)
+    assert 1e-4 < suggestions["valley"] < 0.1
+
+
+def test_suggestions_survive_noise():
+    lrs = sweep_lrs(1e-6, 10, 100)
+    clean, _ = suggest(lrs, synthetic_curve(lrs))
+    noisy, problems = suggest(lrs, smooth(synthetic_curve(lrs, noise=0.15, seed=1)))
+    assert problems == []
+    for name in clean:
+        assert abs(math.log10(noisy[name]) - math.log10(clean[name])) < 1.0, name
+
+
+def test_flat_curve_warns_and_suggests_nothing():
+    lrs = sweep_lrs(1e-6, 1e-4, 100)
+    suggestions, problems = suggest(lrs, [2.3 + 0.001 * math.sin(i) for i in range(100)])
+    assert suggestions == {} and "flat" in problems[0]
+
+
+def test_short_curve_warns():
+    lrs = sweep_lrs(1e-6, 1.0, 8)
+    suggestions, problems = suggest(lrs, synthetic_curve(lrs))
+    assert suggestions == {} and "too short" in problems[0]
+
+
+def test_rising_curve_warns():
+    lrs = sweep_lrs(1e-2, 10, 50)
+    suggestions, problems = suggest(lrs, [1.0 + i * 0.1 for i in range(50)])
+    assert suggestions == {} and "never decreases" in problems[0]
+
+
+@pytest.fixture
+def sweep_setup(tiny_data):
+    config = TrainConfig(batch_size=32, val_size=200, bf16=False, device="cpu")
+    splits = make_splits(tiny_data, config)
+    torch.manual_seed(0)
+    model = Net()
+    batches = Batches(splits.train_x, splits.train_y, 32, shuffle=True, seed=0)
+    return model, batches, config
+
+
+def snapshot(model, optimizer, batches):
+    return ({k: v.clone() for k, v in model.state_dict().items()}, repr(optimizer.state_dict()),
+            torch.get_rng_state().clone(), batches.generator.get_state().clone())
+
+
+def assert_restored(before, after):
+    for key, value in before[0].items():
+        assert torch.equal(value, after[0][key]), key  # bit-identical, BatchNorm buffers included
+    assert before[1] == after[1]
+    assert torch.equal(before[2], after[2]) and torch.equal(before[3], after[3])
+
+
+@pytest.mark.parametrize("end_lr", [0.1, 1e6], ids=["normal", "diverging"])
+def test_sweep_leaves_model_optimizer_and_rng_as_found(sweep_setup, end_lr):
+    model, batches, config = sweep_setup
+    optimizer = make_optimizer(model, config, 0.01)
+    model(torch.randn(4, 1, 28, 28))  # non-trivial BatchNorm statistics before the sweep
+    before = snapshot(model, optimizer, batches)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        result = find_lr(model, batches, 1e-5, end_lr, 60, config=config, optimizer=optimizer)
+    assert_restored(before, snapshot(model, optimizer, batches))
+    if end_lr > 1:
+        assert result.stop_reason.startswith("stopped at step") and len(result.lrs) < 60
+    else:
+        assert result.stop_reason == "completed all 60 steps" and len(result.losses) == 60
+        assert result.warnings == []
+        assert set(result.suggestions) == {"steepest", "valley", "minimum/10"}
+
+
+def test_sweep_is_restored_even_when_interrupted(sweep_setup):
+    model, batches, config = sweep_setup
+    optimizer = make_optimizer(model, config, 0.01)
+    before = snapshot(model, optimizer, batches)
+    calls = 0
+    forward = model.forward
+
+    def interrupting_forward(x):
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise KeyboardInterrupt
+        return forward(x)
+
+    model.forward = interrupting_forward
+    with pytest.raises(KeyboardInterrupt):
+        find_lr(model, batches, 1e-5, 1.0, 20, config=config, optimizer=optimizer)
+    assert_restored(before, snapshot(model, optimizer, batches))
+
+
+def test_plot_marks_suggestions_on_a_log_axis(sweep_setup):
+    model, batches, config = sweep_setup
+    result = find_lr(model, batches, 1e-5, 1.0, 50, config=config)
+    fig = plot_lr_finder(result)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sum(name in label for label in labels for name in result.suggestions) == 3
+    _, ax2 = plt.subplots()
+    assert plot_lr_finder(result, ax=ax2, label="second") is ax2.figure
+    plt.close("all")

@@ -1,0 +1,30 @@
+"""environment.yml (conda) must list what pyproject.toml (pip) asks for."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONDA_NAMES = {"torch": "pytorch"}  # pip name -> conda-forge name where they differ
+
+
+def split(requirement: str) -> tuple[str, str]:
+    name, spec = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", requirement).groups()
+    return name.lower(), spec.replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(split(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    conda = {}
+    for line in (ROOT / "environment.yml").read_text().split("dependencies:")[1].splitlines():
+        m = re.match(r"\s*-\s+([A-Za-z0-9_.-]+)\s*([<>=!~][^#\s]*)?\s*$", line)
+        if m and m.group(1) not in {"pip", "python"}:
+            conda[m.group(1).lower()] = m.group(2) or ""
+    expected = {CONDA_NAMES.get(name, name): spec for name, spec in wanted.items()}
+    assert conda == expected
+
+
+def test_python_version_matches():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert f"python{project['requires-python']}" in (ROOT / "environment.yml").read_text()
