@@ -5,14 +5,13 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data run test notebooks clean
+.PHONY: setup data run test notebooks notebook-outputs clean
 
 ## setup: create .venv and install the lab with its dev tools
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $@
 
@@ -38,6 +37,11 @@ notebooks: data
 	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 		--output-dir build/notebooks notebooks/*.ipynb
 	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/notebooks/*.ipynb
+
+## notebook-outputs: maintainers: refresh the stored outputs of the checked cells (quick mode), strip the rest
+notebook-outputs: data
+	FMNIST_LAB_QUICK=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+	$(BIN)/python tools/clean_notebooks.py notebooks/*.ipynb
 
 clean:
 	rm -rf build runs notebooks/runs

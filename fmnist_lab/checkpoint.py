@@ -140,6 +140,7 @@ def save_training_state(
     config: TrainConfig,
     mean: float,
     std: float,
+    ema: nn.Module | None = None,
 ) -> None:
     """Write ``last.pt``: a checkpoint plus everything needed to resume training."""
     payload = _payload(model, mean, std, config, {"epoch": len(state.history)})
@@ -151,12 +152,14 @@ def save_training_state(
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": dataclasses.asdict(state.history),
         "best_model": state.best_model,
+        "ema": ema.state_dict() if ema is not None else None,
     }
     atomic_save(payload, path)
 
 
 def load_training_state(
-    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator
+    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
+    ema: nn.Module | None = None,
 ) -> TrainingState:
     """Restore model, optimizer, schedule and random states from ``last.pt``."""
     from .train import History
@@ -169,6 +172,8 @@ def load_training_state(
     optimizer.load_state_dict(resume["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(resume["scheduler"])
+    if ema is not None:
+        ema.load_state_dict(resume["ema"])
     generator.set_state(resume["batch_generator"])
     torch.set_rng_state(resume["torch_rng"])
     if resume["cuda_rng"] and torch.cuda.is_available():

@@ -101,7 +101,7 @@ def run(
             log(f"\nInterrupted. The last completed epoch is saved in {out / 'last.pt'} and the best so far in "
                 f"{out / 'best.pt'}; continue with `fmnist-lab train --resume {out}`.")
         raise
-    test = evaluate(model, Batches(splits.test_x, splits.test_y, 1000), device, config.bf16)
+    test = evaluate(model, Batches(splits.test_x, splits.test_y, 1000), device, config.bf16, config.flip_tta)
     log(format_eval("Test", test))
     minutes = (time.perf_counter() - start) / 60
     metrics = {

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .checkpoint import TrainingState, load_training_state, save_checkpoint, save_training_state
@@ -42,6 +43,8 @@ class TrainConfig:
     max_shift: int = 0  # augmentation: random shifts of up to this many pixels
     flip: bool = False  # augmentation: random horizontal flips
     patience: int | None = None  # early stopping: epochs without a better val accuracy
+    ema_decay: float | None = None  # evaluate an exponential moving average of the weights
+    flip_tta: bool = False  # test-time augmentation: average the predictions for the image and its mirror
     val_size: int = 5000
     limit_train: int | None = None  # use only this many training images (quick runs)
     seed: int = 0
@@ -71,6 +74,8 @@ class TrainConfig:
                             f"left after the {self.val_size}-image validation split), got {self.limit_train}")
         if self.patience is not None and self.patience < 1:
             problems.append(f"patience must be at least 1, got {self.patience}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            problems.append(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
         if self.log_interval < 1:
             problems.append(f"log_interval must be at least 1, got {self.log_interval}")
         if problems:
@@ -174,11 +179,12 @@ def train_epoch(
     config: TrainConfig | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    ema: AveragedModel | None = None,
 ) -> float:
     """One pass over the training batches; returns the mean training loss.
 
     ``scheduler`` is stepped per batch (one-cycle); a per-epoch scheduler is stepped by
-    the caller.
+    the caller. ``ema``, if given, is updated after every step.
     """
     config = config or TrainConfig()
     model.train()
@@ -201,6 +207,8 @@ def train_epoch(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         total_loss += loss.item() * len(y)
         seen += len(y)
         if batch_idx % config.log_interval == 0:
@@ -212,14 +220,20 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device, bf16: bool = True) -> EvalResult:
-    """Average loss, accuracy and per-image predictions (for a confusion matrix)."""
+def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device, bf16: bool = True,
+             flip_tta: bool = False) -> EvalResult:
+    """Average loss, accuracy and per-image predictions (for a confusion matrix).
+
+    With ``flip_tta`` the probabilities are averaged over each image and its mirror image.
+    """
     model.eval()
     total_loss, log_probs, targets = 0.0, [], []
     for x, y in batches:
         x, y = _to_device(x, y, device, channels_last=False)
         with autocast(device, bf16):
             output = model(x).float()
+            if flip_tta:  # mean of the two probabilities, computed in log space
+                output = torch.logaddexp(output, model(x.flip(3)).float()) - math.log(2)
         total_loss += F.nll_loss(output, y, reduction="sum").item()
         log_probs.append(output.cpu())
         targets.append(y.cpu())
@@ -321,12 +335,16 @@ def fit(
     val_batches = Batches(splits.val_x, splits.val_y, 1000)
     optimizer = make_optimizer(model, config, lr)
     scheduler, per_batch = make_scheduler(optimizer, config, lr, len(batches))
+    ema = None
+    if config.ema_decay is not None:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    scored = ema.module if ema is not None else model  # what validation scores and checkpoints hold
     out = Path(out_dir) if out_dir is not None else None
     state = TrainingState(history=History())
     if resume:
         if out is None:
             raise ValueError("resume=True needs the out_dir of the interrupted run")
-        state = load_training_state(out / "last.pt", model, optimizer, scheduler, batches.generator)
+        state = load_training_state(out / "last.pt", model, optimizer, scheduler, batches.generator, ema)
         log(f"Resuming from {out / 'last.pt'} after epoch {len(state.history)}")
     history = state.history
     best_state = state.best_model
@@ -338,11 +356,11 @@ def fit(
         lr_now = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         train_loss = train_epoch(model, batches, optimizer, epoch, device, scheduler if per_batch else None,
-                                 config, progress, log)
+                                 config, progress, log, ema)
         if scheduler is not None and not per_batch:
             scheduler.step()
         seconds = time.perf_counter() - start
-        val = evaluate(model, val_batches, device, config.bf16)
+        val = evaluate(scored, val_batches, device, config.bf16, config.flip_tta)
         log(format_eval("Validation", val) + f"  [{seconds:.1f} s]")
         history.train_loss.append(train_loss)
         history.val_loss.append(val.loss)
@@ -350,13 +368,13 @@ def fit(
         history.lr.append(lr_now)
         history.seconds.append(seconds)
         if history.best_epoch == epoch:
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
             if out is not None:
-                save_checkpoint(out / "best.pt", model, splits.mean, splits.std, config,
+                save_checkpoint(out / "best.pt", scored, splits.mean, splits.std, config,
                                 {"epoch": epoch, "val_accuracy": val.accuracy, "val_loss": val.loss})
         if out is not None:
             save_training_state(out / "last.pt", model, optimizer, scheduler, batches.generator,
-                                TrainingState(history, best_state), config, splits.mean, splits.std)
+                                TrainingState(history, best_state), config, splits.mean, splits.std, ema)
         if on_epoch_end is not None:
             on_epoch_end(history)
     if best_state is not None:

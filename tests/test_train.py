@@ -141,14 +141,15 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_data, 
 
 
 def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path):
-    full = tiny_run(tiny_data, tmp_path / "full", epochs=4, max_shift=2, flip=True)
+    extras = dict(epochs=4, max_shift=2, flip=True, ema_decay=0.9, flip_tta=True)
+    full = tiny_run(tiny_data, tmp_path / "full", **extras)
 
     class Interrupt:
         def __call__(self, history):
             if len(history) == 2:
                 raise KeyboardInterrupt
 
-    config = TrainConfig(**{**QUICK, "epochs": 4, "max_shift": 2, "flip": True})
+    config = TrainConfig(**{**QUICK, **extras})
     with pytest.raises(KeyboardInterrupt):
         run(config, tiny_data, out_dir=tmp_path / "cut", progress=False, on_epoch_end=Interrupt(), log=lambda line: None)
     assert load_checkpoint(tmp_path / "cut" / "last.pt").metrics == {"epoch": 2}
@@ -200,3 +201,23 @@ def test_history_records():
     h = History([1.0, 0.5], [0.9, 0.6], [0.5, 0.7], [0.1, 0.05], [2.0, 2.1])
     assert h.records()[1] == {"train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.7, "lr": 0.05, "seconds": 2.1}
     assert h.best_epoch == 2
+
+
+def test_flip_tta_averages_the_probabilities_of_image_and_mirror():
+    from fmnist_lab.train import evaluate
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    x, y = torch.randn(6, 1, 28, 28), torch.arange(6)
+    result = evaluate(model, [(x, y)], torch.device("cpu"), bf16=False, flip_tta=True)
+    with torch.no_grad():
+        expected = (model(x).exp() + model(x.flip(3)).exp()) / 2
+    assert torch.allclose(result.probabilities, expected, atol=1e-6)
+
+
+def test_ema_checkpoint_holds_the_averaged_weights(tiny_data, tmp_path):
+    tiny_run(tiny_data, tmp_path, epochs=1, ema_decay=0.5)
+    best = load_checkpoint(tmp_path / "best.pt").model.state_dict()
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert torch.equal(best["fc_1.weight"], last["resume"]["ema"]["module.fc_1.weight"])
+    assert not torch.equal(best["fc_1.weight"], last["model_state"]["fc_1.weight"])  # raw weights differ

@@ -1,0 +1,40 @@
+"""The committed notebooks follow the output policy stated in README.md.
+
+Outputs are stripped, except in cells marked ``# NBVAL_CHECK_OUTPUT``, whose stored output
+nbval compares with a fresh run. Those outputs must exist, and be plain text.
+"""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+MARKER = "# NBVAL_CHECK_OUTPUT"
+
+
+def test_the_four_notebooks_exist():
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01_data_inspection", "02_lr_sweep", "03_training", "04_evaluation_and_prediction"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_only_in_checked_cells(path):
+    notebook = nbformat.read(path, as_version=4)
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    for cell in code_cells:
+        if MARKER in cell.source:
+            assert cell.outputs, f"checked cell without a stored output:\n{cell.source}"
+            assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs), cell.source
+        else:
+            assert cell.outputs == [] and cell.execution_count is None, f"unchecked cell with output:\n{cell.source}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_import_the_package_not_copies_of_it(path):
+    notebook = nbformat.read(path, as_version=4)
+    sources = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "fmnist_lab" in sources
+    for definition in ("class Net(", "def find_lr(", "def train_epoch(", "def evaluate("):
+        assert definition not in sources
+    assert sum(c.cell_type == "markdown" for c in notebook.cells) >= 6  # they teach, not only run

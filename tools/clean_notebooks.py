@@ -1,0 +1,34 @@
+"""Apply the notebooks' output policy: keep outputs only in cells marked # NBVAL_CHECK_OUTPUT.
+
+Usage: python tools/clean_notebooks.py notebooks/*.ipynb
+(`make notebook-outputs` executes the notebooks in quick mode first, then runs this.)
+"""
+
+import sys
+
+import nbformat
+
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+
+def clean(path: str) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    counter = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if CHECK_MARKER in cell.source:
+            counter += 1
+            cell.execution_count = counter
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output["execution_count"] = counter
+        else:
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata = {}
+    nbformat.write(notebook, path)
+
+
+if __name__ == "__main__":
+    for path in sys.argv[1:]:
+        clean(path)
