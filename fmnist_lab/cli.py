@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(lr_find)
     lr_find.add_argument("--start-lr", type=positive_float, default=1e-6)
     lr_find.add_argument("--end-lr", type=positive_float, default=1.0)
-    lr_find.add_argument("--steps", type=positive_int, default=100)
+    lr_find.add_argument("--steps", type=positive_int, default=200)
     lr_find.add_argument("--mode", choices=["exp", "linear"], default="exp")
     lr_find.add_argument("--batch-size", type=positive_int, default=256)
     lr_find.add_argument("--seed", type=int, default=0)

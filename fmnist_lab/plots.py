@@ -38,6 +38,9 @@ def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | 
         i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
         ax.plot(lr, result.smoothed[i], SUGGESTION_MARKERS[name], ms=9, mfc="none", mew=2, color="black" if color is None else color,
                 label=f"{label}: {name} = {lr:.3g}")
+    if result.one_cycle_lr is not None:
+        ax.axvline(result.one_cycle_lr, ls="--", lw=1, color=color or "black",
+                   label=f"{label}: one-cycle peak = {result.one_cycle_lr:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fmnist_lab.data import Batches
-from fmnist_lab.lr_finder import LRFinderWarning, find_lr, smooth, suggest, sweep_lrs
+from fmnist_lab.lr_finder import LRFinderResult, LRFinderWarning, find_lr, smooth, suggest, sweep_lrs
 from fmnist_lab.model import Net
 from fmnist_lab.plots import plot_lr_finder
 from fmnist_lab.train import TrainConfig, make_optimizer, make_splits
@@ -48,6 +48,16 @@ def test_suggestions_on_a_known_curve():
     # the steepest descent of the sigmoid is at best_lr / 100
     assert suggestions["steepest"] == pytest.approx(1e-3, rel=0.4)
     assert 1e-4 < suggestions["valley"] < 0.1
+    result = LRFinderResult(lrs, [], [], "done", suggestions=suggestions)
+    assert result.one_cycle_lr == pytest.approx(0.05, rel=0.3)  # half the minimum
+
+
+def test_suggestions_ignore_the_blow_up_after_the_minimum():
+    lrs = sweep_lrs(1e-6, 1.0, 100)
+    curve = synthetic_curve(lrs, best_lr=0.01)
+    curve[-12:] = [curve[-13] + 3 * math.sin(i) ** 2 - 0.5 * (i % 2) for i in range(12)]  # ragged blow-up
+    suggestions, _ = suggest(lrs, smooth(curve))
+    assert all(lr < 0.05 for lr in suggestions.values())
 
 
 def test_suggestions_survive_noise():
@@ -99,7 +109,7 @@ def assert_restored(before, after):
     assert torch.equal(before[2], after[2]) and torch.equal(before[3], after[3])
 
 
-@pytest.mark.parametrize("end_lr", [0.1, 1e6], ids=["normal", "diverging"])
+@pytest.mark.parametrize("end_lr", [0.01, 1e6], ids=["normal", "diverging"])
 def test_sweep_leaves_model_optimizer_and_rng_as_found(sweep_setup, end_lr):
     model, batches, config = sweep_setup
     optimizer = make_optimizer(model, config, 0.01)
