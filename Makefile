@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data run test notebooks notebook-outputs clean
+.PHONY: setup data browser run test notebooks notebook-outputs clean
 
 ## setup: create .venv and install the lab with its dev tools
 setup: $(VENV)/.installed
@@ -27,8 +27,15 @@ data: setup
 run: data
 	$(BIN)/fmnist-lab train --recipe fast --out runs/quickstart
 
-## test: unit and real-data tests, then every notebook through nbval in quick mode
-test: data
+## browser: install Debian's Chromium for the browser tests where apt is available
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium \
+		|| echo "apt-get could not install chromium; the browser tests will be skipped (outside CI)"; \
+	fi
+
+## test: unit, real-data and browser tests, then every notebook through nbval in quick mode
+test: data browser
 	FMNIST_LAB_QUICK=1 $(BIN)/python -m pytest
 
 ## notebooks: instructors: execute all notebooks in full mode into build/notebooks (ipynb + html)

@@ -53,6 +53,7 @@ def pick_lr(model: Net, splits: Splits, config: TrainConfig, recipe: str) -> tup
 
 @dataclass
 class RunResult:
+    model: Net  # holding the weights of the epoch chosen on the validation split
     history: History
     lr: float
     test_loss: float
@@ -111,7 +112,7 @@ def run(
     }
     if out is not None:
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    return RunResult(history, lr, test.loss, test.accuracy, minutes, metrics)
+    return RunResult(model, history, lr, test.loss, test.accuracy, minutes, metrics)
 
 
 def read_run_settings(out_dir: str | os.PathLike) -> tuple[str, float, TrainConfig]:

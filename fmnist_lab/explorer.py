@@ -51,12 +51,11 @@ def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Seq
     predictions = probabilities.argmax(1)
     try:
         import ipywidgets as widgets
-        from IPython.display import display
     except ImportError:
         print("ipywidgets is not installed, so here is a static view instead of the explorer "
               "(pip install ipywidgets for the interactive one).")
         for i in range(6):
-            plt.show(show_prediction(images[i], probabilities[i], int(targets[i]), classes, f"#{i}  "))
+            _show(show_prediction(images[i], probabilities[i], int(targets[i]), classes, f"#{i}  "))
         return None
 
     class_filter = widgets.Dropdown(options=[ALL_CLASSES, *classes], value=ALL_CLASSES, description="class")
@@ -77,8 +76,7 @@ def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Seq
                 return
             i = int(chosen[min(slider.value, len(chosen) - 1)])
             status.value = f"test image #{i} ({slider.value + 1} of {len(chosen)} shown by these filters)"
-            fig = show_prediction(images[i], probabilities[i], int(targets[i]), classes)
-            plt.show(fig)
+            _show(show_prediction(images[i], probabilities[i], int(targets[i]), classes))
 
     def refilter(*_) -> None:
         count = len(selection())
@@ -93,3 +91,13 @@ def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Seq
     mistakes.observe(refilter, names="value")
     refilter()
     return widgets.VBox([widgets.HBox([class_filter, mistakes]), slider, status, output])
+
+
+def _show(fig: Figure) -> None:
+    """Display a figure once (in a notebook or widget output) and release it."""
+    try:
+        from IPython.display import display
+    except ImportError:
+        return
+    display(fig)
+    plt.close(fig)

@@ -49,13 +49,13 @@ class LRFinderResult:
 
     @property
     def one_cycle_lr(self) -> float | None:
-        """The peak LR to hand to a one-cycle schedule: half the LR of the smoothed minimum.
+        """The peak LR to hand to a one-cycle schedule: the LR of the smoothed minimum.
 
         A constant LR must stay well below the minimum (hence "minimum/10"), but one-cycle
         only visits its peak briefly, after a warm-up, and anneals from it: Smith (2018)
-        puts the peak near the minimum. Half of it leaves a margin before the blow-up.
+        takes the LR where the loss stops falling as the upper bound of the cycle.
         """
-        return self.suggestions["minimum/10"] * 10 / 2 if self.suggestions else None
+        return self.suggestions["minimum/10"] * 10 if self.suggestions else None
 
     @property
     def lowest_raw_loss_lr(self) -> float:

@@ -95,7 +95,7 @@ class LiveHistoryPlot:
 
 
 def plot_image(image: Tensor, ax: Axes, title: str = "") -> None:
-    ax.imshow(image.squeeze().cpu(), cmap="gray_r" if image.dtype == torch.uint8 else "gray")
+    ax.imshow(image.squeeze().cpu().numpy(), cmap="gray_r" if image.dtype == torch.uint8 else "gray")
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
@@ -127,7 +127,7 @@ def plot_gallery(images: Tensor, titles: Sequence[str], columns: int = 6) -> Fig
 def plot_confusion_matrix(cm: Tensor, classes: Sequence[str] = CLASS_NAMES, ax: Axes | None = None) -> Figure:
     """Counts with the true class on the rows; the diagonal is what was right."""
     fig, ax = _axes(ax, (7.5, 6.5))
-    im = ax.imshow(cm, cmap="Blues")
+    im = ax.imshow(cm.numpy(), cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test set)")
@@ -147,7 +147,7 @@ def plot_probabilities(probabilities: Tensor, true_label: int | None = None, cla
     fig, ax = _axes(ax, (5, 3.5))
     predicted = int(probabilities.argmax())
     colors = ["C1" if c == predicted else "C0" for c in range(len(classes))]
-    ax.barh(range(len(classes)), probabilities.cpu(), color=colors)
+    ax.barh(range(len(classes)), probabilities.cpu().numpy(), color=colors)
     names = [f"{name} (true)" if c == true_label else name for c, name in enumerate(classes)]
     ax.set_yticks(range(len(classes)), names)
     ax.invert_yaxis()

@@ -348,35 +348,43 @@ def fit(
         log(f"Resuming from {out / 'last.pt'} after epoch {len(state.history)}")
     history = state.history
     best_state = state.best_model
-    for epoch in range(len(history) + 1, config.epochs + 1):
-        if config.patience is not None and history and len(history) - history.best_epoch >= config.patience:
-            log(f"Early stopping: no better validation accuracy for {config.patience} epochs "
-                f"(best {100 * max(history.val_accuracy):.2f}% at epoch {history.best_epoch})")
-            break
-        lr_now = optimizer.param_groups[0]["lr"]
-        start = time.perf_counter()
-        train_loss = train_epoch(model, batches, optimizer, epoch, device, scheduler if per_batch else None,
-                                 config, progress, log, ema)
-        if scheduler is not None and not per_batch:
-            scheduler.step()
-        seconds = time.perf_counter() - start
-        val = evaluate(scored, val_batches, device, config.bf16, config.flip_tta)
-        log(format_eval("Validation", val) + f"  [{seconds:.1f} s]")
-        history.train_loss.append(train_loss)
-        history.val_loss.append(val.loss)
-        history.val_accuracy.append(val.accuracy)
-        history.lr.append(lr_now)
-        history.seconds.append(seconds)
-        if history.best_epoch == epoch:
-            best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
+    # one bar over the epochs that stays; train_epoch adds a bar over each epoch's batches
+    epochs_bar = tqdm(total=config.epochs, initial=len(history), desc="Training", unit="epoch", disable=not progress)
+    try:
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            if config.patience is not None and history and len(history) - history.best_epoch >= config.patience:
+                log(f"Early stopping: no better validation accuracy for {config.patience} epochs "
+                    f"(best {100 * max(history.val_accuracy):.2f}% at epoch {history.best_epoch})")
+                epochs_bar.total = len(history)  # the bar ends full: nothing is left to do
+                break
+            lr_now = optimizer.param_groups[0]["lr"]
+            start = time.perf_counter()
+            train_loss = train_epoch(model, batches, optimizer, epoch, device, scheduler if per_batch else None,
+                                     config, progress, log, ema)
+            if scheduler is not None and not per_batch:
+                scheduler.step()
+            seconds = time.perf_counter() - start
+            val = evaluate(scored, val_batches, device, config.bf16, config.flip_tta)
+            log(format_eval("Validation", val) + f"  [{seconds:.1f} s]")
+            history.train_loss.append(train_loss)
+            history.val_loss.append(val.loss)
+            history.val_accuracy.append(val.accuracy)
+            history.lr.append(lr_now)
+            history.seconds.append(seconds)
+            if history.best_epoch == epoch:
+                best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
+                if out is not None:
+                    save_checkpoint(out / "best.pt", scored, splits.mean, splits.std, config,
+                                    {"epoch": epoch, "val_accuracy": val.accuracy, "val_loss": val.loss})
             if out is not None:
-                save_checkpoint(out / "best.pt", scored, splits.mean, splits.std, config,
-                                {"epoch": epoch, "val_accuracy": val.accuracy, "val_loss": val.loss})
-        if out is not None:
-            save_training_state(out / "last.pt", model, optimizer, scheduler, batches.generator,
-                                TrainingState(history, best_state), config, splits.mean, splits.std, ema)
-        if on_epoch_end is not None:
-            on_epoch_end(history)
+                save_training_state(out / "last.pt", model, optimizer, scheduler, batches.generator,
+                                    TrainingState(history, best_state), config, splits.mean, splits.std, ema)
+            epochs_bar.set_postfix(val_accuracy=f"{100 * val.accuracy:.2f}%")
+            epochs_bar.update()
+            if on_epoch_end is not None:
+                on_epoch_end(history)
+    finally:
+        epochs_bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     return history

@@ -1,0 +1,100 @@
+"""Training throughput: the report's pipeline against the lab's, side by side in one run.
+
+    python benchmarks/throughput.py [--batches 150] [--repeats 3]
+
+The report's pipeline: torchvision's FashionMNIST dataset with ToTensor + Normalize through a
+DataLoader, batch 64, float32, plain SGD. The lab's: in-memory tensors sliced into batches of
+256, bfloat16 autocast (where the CPU has native bf16), channels-last, Nesterov SGD. Both
+train the same network; the two are timed alternately, best of --repeats, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torchvision import datasets, transforms
+
+from fmnist_lab.data import Batches, default_data_dir, load_fashion_mnist
+from fmnist_lab.model import Net
+from fmnist_lab.train import TrainConfig, _to_device, autocast, make_optimizer, make_splits
+
+
+def report_pipeline(data_dir: str, mean: float, std: float):
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+    dataset = datasets.FashionMNIST(data_dir, train=True, download=False, transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
+    model = Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return loader, step
+
+
+def lab_pipeline(data):
+    config = TrainConfig()
+    splits = make_splits(data, config)
+    batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
+    model = Net().to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config, 0.05)
+    device = torch.device("cpu")
+
+    def step(x, y):
+        x, y = _to_device(x, y, device, config.channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, config.bf16):
+            output = model(x)
+        F.cross_entropy(output.float(), y).backward()
+        optimizer.step()
+
+    return batches, step
+
+
+def images_per_second(batches, step, images: int) -> float:
+    """Time training steps (data loading included) until ``images`` images have been seen."""
+    seen, start = 0, time.perf_counter()
+    for x, y in _forever(batches):
+        step(x, y)
+        seen += len(y)
+        if seen >= images:
+            return seen / (time.perf_counter() - start)
+
+
+def _forever(batches):
+    """Pass after pass over the batches (each pass reshuffled)."""
+    while True:
+        yield from batches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=12_800, help="images per timing (default 12,800)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    data = load_fashion_mnist()
+    mean, std = 0.2860, 0.3530
+    pipelines = {"report (DataLoader, batch 64, fp32)": report_pipeline(str(default_data_dir()), mean, std),
+                 "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(data)}
+    for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
+        images_per_second(batches, step, 1024)
+    best = {name: 0.0 for name in pipelines}
+    for _ in range(args.repeats):
+        for name, (batches, step) in pipelines.items():
+            best[name] = max(best[name], images_per_second(batches, step, args.images))
+    report, lab = best.values()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for name, rate in best.items():
+        print(f"{name:<50} {rate:8.0f} images/s   {55_000 / rate:5.1f} s per 55,000-image epoch")
+    print(f"speed-up: {lab / report:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
