@@ -1,0 +1,43 @@
+"""The CUDA path: run where a GPU is present (CI has none; see README for how it was checked)."""
+
+import pytest
+import torch
+
+from fmnist_lab.checkpoint import load_checkpoint
+from fmnist_lab.data import Batches
+from fmnist_lab.experiment import run
+from fmnist_lab.lr_finder import find_lr
+from fmnist_lab.model import Net
+from fmnist_lab.train import TrainConfig, bf16_is_fast, evaluate, make_splits, pick_device
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_auto_device_is_cuda_and_bf16_is_used():
+    assert pick_device("auto").type == "cuda"
+    assert bf16_is_fast(torch.device("cuda"))
+
+
+def test_training_on_cuda_learns_and_checkpoint_loads_on_cpu(tiny_data, tmp_path):
+    config = TrainConfig(epochs=3, batch_size=64, val_size=200, lr=0.05, device="cuda")
+    result = run(config, tiny_data, out_dir=tmp_path, progress=False, log=lambda line: None)
+    assert result.history.val_accuracy[-1] > 0.8
+    assert next(result.model.parameters()).is_cuda
+    cpu = load_checkpoint(tmp_path / "best.pt", "cpu")
+    splits = make_splits(tiny_data, config)
+    batches = Batches(splits.test_x, splits.test_y, 100)
+    on_cpu = evaluate(cpu.model, batches, torch.device("cpu"), bf16=False)
+    on_gpu = evaluate(result.model.float(), batches, torch.device("cuda"), bf16=False)
+    assert torch.allclose(on_cpu.probabilities, on_gpu.probabilities, atol=1e-3)
+
+
+def test_lr_finder_on_cuda_restores_everything(tiny_data):
+    config = TrainConfig(batch_size=32, val_size=200, device="cuda")
+    splits = make_splits(tiny_data, config, torch.device("cuda"))
+    model = Net().cuda()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cuda_rng = torch.cuda.get_rng_state()
+    result = find_lr(model, Batches(splits.train_x, splits.train_y, 32, shuffle=True), 1e-5, 10.0, 80, config=config)
+    assert len(result.lrs) > 10
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(cuda_rng, torch.cuda.get_rng_state())
