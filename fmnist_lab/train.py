@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from .checkpoint import TrainingState, load_training_state, save_checkpoint, save_training_state
 from .data import Batches, FashionMNIST, normalize, pixel_stats, train_val_split
-from .model import Net
 
 SCHEDULES = ("onecycle", "step", "constant")
 TRAIN_SIZE = 60_000

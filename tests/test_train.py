@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from fmnist_lab import checkpoint as checkpoint_module
-from fmnist_lab.checkpoint import CheckpointError, atomic_save, load_checkpoint, save_checkpoint
+from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fmnist_lab.experiment import make_config, resume, run
 from fmnist_lab.model import Net
-from fmnist_lab.train import History, TrainConfig, TrainingDiverged, fit, format_eval, make_splits, pick_device
+from fmnist_lab.train import History, TrainConfig, TrainingDiverged, format_eval, pick_device
 
 QUICK = dict(epochs=3, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
 
