@@ -19,7 +19,7 @@ from torchvision import datasets, transforms
 
 from fmnist_lab.data import Batches, default_data_dir, load_fashion_mnist
 from fmnist_lab.model import Net
-from fmnist_lab.train import TrainConfig, _to_device, autocast, make_optimizer, make_splits
+from fmnist_lab.train import TrainConfig, to_device, autocast, make_optimizer, make_splits
 
 
 def report_pipeline(data_dir: str, mean: float, std: float):
@@ -47,7 +47,7 @@ def lab_pipeline(data):
     device = torch.device("cpu")
 
     def step(x, y):
-        x, y = _to_device(x, y, device, config.channels_last)
+        x, y = to_device(x, y, device, config.channels_last)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, config.bf16):
             output = model(x)

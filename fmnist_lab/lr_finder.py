@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .train import TrainConfig, _to_device, autocast, make_optimizer
+from .train import TrainConfig, to_device, autocast, make_optimizer
 
 SKIP_START_FRACTION = 0.1  # the first steps are dominated by the initial loss drop
 SKIP_END_FRACTION = 0.05  # the last steps are where the loss blows up
@@ -164,7 +164,7 @@ def find_lr(
         for step, lr in enumerate(lrs, start=1):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = _to_device(*next(data), device, config.channels_last)
+            x, y = to_device(*next(data), device, config.channels_last)
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, config.bf16):
                 output = model(x)

@@ -190,7 +190,7 @@ def train_epoch(
     total_loss, seen = 0.0, 0
     bar = tqdm(batches, desc=f"Epoch {epoch}", leave=False, disable=not progress, unit="batch")
     for batch_idx, (x, y) in enumerate(bar):
-        x, y = _to_device(x, y, device, config.channels_last)
+        x, y = to_device(x, y, device, config.channels_last)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, config.bf16):
             output = model(x)
@@ -228,7 +228,7 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device:
     model.eval()
     total_loss, log_probs, targets = 0.0, [], []
     for x, y in batches:
-        x, y = _to_device(x, y, device, channels_last=False)
+        x, y = to_device(x, y, device, channels_last=False)
         with autocast(device, bf16):
             output = model(x).float()
             if flip_tta:  # mean of the two probabilities, computed in log space
@@ -252,7 +252,8 @@ def format_eval(name: str, result: EvalResult) -> str:
             f"Accuracy: {result.correct}/{result.total} ({100.0 * result.accuracy:.0f}%)")
 
 
-def _to_device(x: Tensor, y: Tensor, device: torch.device, channels_last: bool) -> tuple[Tensor, Tensor]:
+def to_device(x: Tensor, y: Tensor, device: torch.device, channels_last: bool) -> tuple[Tensor, Tensor]:
+    """Move a batch to ``device``; images optionally in channels-last layout (faster convolutions)."""
     x = x.to(device, non_blocking=True)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
