@@ -18,6 +18,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or a positive whole number, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = float(text)
     if not (value > 0 and math.isfinite(value)):
@@ -53,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-decay", type=non_negative_float)
     train.add_argument("--label-smoothing", type=non_negative_float)
     train.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
+    train.add_argument("--max-shift", type=non_negative_int, metavar="PIXELS", help="augmentation: random shifts of up to PIXELS")
+    train.add_argument("--flip", action="store_true", default=None, help="augmentation: random horizontal flips")
+    train.add_argument("--ema-decay", type=positive_float, metavar="DECAY",
+                       help="validate and keep an exponential moving average of the weights (e.g. 0.999)")
+    train.add_argument("--flip-tta", action="store_true", default=None,
+                       help="test-time augmentation: average each image's prediction with its mirror image's")
+    train.add_argument("--fp32", action="store_true", help="train in float32 instead of bfloat16 autocast")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit-train", type=positive_int, metavar="N", help="use only N training images (quick runs)")
     train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
@@ -122,7 +136,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         try:
             config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                                 patience=args.patience, seed=args.seed, limit_train=args.limit_train, device=args.device)
+                                 patience=args.patience, max_shift=args.max_shift, flip=args.flip,
+                                 ema_decay=args.ema_decay, flip_tta=args.flip_tta, bf16=False if args.fp32 else None,
+                                 seed=args.seed, limit_train=args.limit_train, device=args.device)
         except ValueError as err:
             parser.error(str(err))
         data = load_fashion_mnist(args.data_dir)

@@ -1,12 +1,15 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from PIL import Image
 
 from fmnist_lab.checkpoint import save_checkpoint
 from fmnist_lab.cli import main
+from fmnist_lab.experiment import make_config
 from fmnist_lab.model import Net
 from fmnist_lab.predict import ImageError, load_image, to_fashion_mnist
-from fmnist_lab.train import TrainConfig
+from fmnist_lab.train import History, TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -19,6 +22,8 @@ from fmnist_lab.train import TrainConfig
         (["train", "--limit-train", "70000"], "limit_train must be between 1 and 55000"),
         (["train", "--epochs", "many"], "--epochs: invalid positive_int value"),
         (["train", "--recipe", "turbo"], "invalid choice: 'turbo'"),
+        (["train", "--max-shift", "-1"], "--max-shift: must be zero or a positive whole number, got -1"),
+        (["train", "--ema-decay", "1.5"], "ema_decay must be between 0 and 1, got 1.5"),
         (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--start-lr (1.0) must be below --end-lr (0.1)"),
         (["evaluate"], "the following arguments are required: checkpoint"),
     ],
@@ -32,6 +37,27 @@ def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkey
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_recipe_switches_reach_the_training_config(monkeypatch, capsys):
+    seen = {}
+
+    def fake_run(config, data, recipe, out_dir, progress):
+        seen.update(config=config, recipe=recipe)
+        history = History(train_loss=[0.5], val_loss=[0.4], val_accuracy=[0.9], lr=[0.1], seconds=[1.0])
+        return SimpleNamespace(test_accuracy=0.9, history=history, minutes=0.1)
+
+    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", lambda data_dir: None)
+    monkeypatch.setattr("fmnist_lab.experiment.run", fake_run)
+    assert main(["train", "--recipe", "fast", "--max-shift", "2", "--flip", "--ema-decay", "0.99", "--flip-tta",
+                 "--fp32", "--no-progress"]) == 0
+    config = seen["config"]
+    assert (config.max_shift, config.flip, config.ema_decay, config.flip_tta, config.bf16) == (2, True, 0.99, True, False)
+    assert config.epochs == make_config("fast").epochs  # the recipe's own value where no flag was given
+
+    main(["train", "--no-progress"])
+    default = make_config("default")
+    assert (seen["config"].max_shift, seen["config"].flip, seen["config"].bf16) == (default.max_shift, default.flip, True)
 
 
 def test_resume_from_a_folder_that_is_not_a_run(tmp_path, capsys):
