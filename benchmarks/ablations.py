@@ -44,17 +44,19 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_fashion_mnist()
+    # the variants change no setting the split depends on (seed, sizes), so one test set serves all
+    base_config = make_config(args.recipe, seed=args.seed)
+    device = pick_device(base_config.device)
+    splits = make_splits(data, base_config, device)
+    test_batches = Batches(splits.test_x, splits.test_y, 1000)
     rows = []
     for key in args.variants:
         name, overrides = VARIANTS[key]
         config = make_config(args.recipe, epochs=args.epochs, lr=args.lr, seed=args.seed, **overrides)
         result = run(config, data, args.recipe, progress=False, log=lambda line: None)
         # score the same final model with flip test-time augmentation
-        device = pick_device(config.device)
-        splits = make_splits(data, config, device)
         start = time.perf_counter()
-        model = result.model
-        tta = evaluate(model, Batches(splits.test_x, splits.test_y, 1000), device, config.bf16, flip_tta=True)
+        tta = evaluate(result.model, test_batches, device, config.bf16, flip_tta=True)
         rows.append({"variant": name, "val_accuracy": max(result.history.val_accuracy), "test_accuracy": result.test_accuracy,
                      "test_accuracy_flip_tta": tta.accuracy, "tta_seconds": time.perf_counter() - start,
                      "minutes": result.minutes, "epochs": len(result.history), "lr": result.lr})

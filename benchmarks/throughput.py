@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets, transforms
 
-from fmnist_lab.data import Batches, default_data_dir, load_fashion_mnist
+from fmnist_lab.data import Batches, default_data_dir, load_fashion_mnist, pixel_stats
 from fmnist_lab.model import Net
 from fmnist_lab.train import TrainConfig, to_device, autocast, make_optimizer, make_splits
 
@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_fashion_mnist()
-    mean, std = 0.2860, 0.3530
+    mean, std = pixel_stats(data.train_images)
     pipelines = {"report (DataLoader, batch 64, fp32)": report_pipeline(str(default_data_dir()), mean, std),
                  "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(data)}
     for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
