@@ -193,7 +193,7 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         print(f"  {name:<11} {lr:.3g}")
     if result.one_cycle_lr is not None:
         print(f"  one-cycle peak LR: {result.one_cycle_lr:.3g}")
-    print(f"  (the report's pick, lowest raw loss: {result.lowest_raw_loss_lr:.3g})")
+    print(f"  (the report's rule, lowest raw loss / 4: {result.report_lr:.3g})")
     if args.plot:
         import matplotlib
 

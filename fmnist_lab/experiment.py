@@ -44,7 +44,7 @@ def pick_lr(model: Net, splits: Splits, config: TrainConfig, recipe: str) -> tup
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
     if recipe == "report":
         result = find_lr(model, batches, 1e-4, 1.0, 100, mode="linear", config=config)
-        return result.lowest_raw_loss_lr, result
+        return result.report_lr, result
     result = find_lr(model, batches, config=config)
     if result.one_cycle_lr is None:
         raise RuntimeError("The LR finder could not suggest an LR (" + " ".join(result.warnings) + "); pass --lr.")

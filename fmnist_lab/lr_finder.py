@@ -31,6 +31,7 @@ MIN_POINTS = 10
 # steps spanning 6 decades of LR, 0.9 lags ~0.3 decades; 0.98 would lag 1.5 and hide the blow-up.
 DEFAULT_BETA = 0.9
 FLAT_RELATIVE_CHANGE = 0.05
+REPORT_DIVISOR = 4
 
 
 class LRFinderWarning(UserWarning):
@@ -59,12 +60,21 @@ class LRFinderResult:
 
     @property
     def lowest_raw_loss_lr(self) -> float:
-        """What the report picked: the LR of the lowest raw (noisy) loss."""
+        """The LR of the lowest raw (noisy) mini-batch loss."""
         return self.lrs[min(range(len(self.losses)), key=self.losses.__getitem__)]
+
+    @property
+    def report_lr(self) -> float:
+        """The report's rule: the LR of the lowest raw loss, divided by 4 (its log: 0.620038 / 4 = 0.155)."""
+        return self.lowest_raw_loss_lr / REPORT_DIVISOR
 
 
 def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exp") -> list[float]:
-    """``num_steps`` LRs from ``start_lr`` to ``end_lr``, equally spaced in log ("exp") or linearly."""
+    """``num_steps`` LRs from ``start_lr``, equally spaced in log up to ``end_lr`` ("exp"), or linearly.
+
+    The linear mode steps as the report's sweep did: ``(end_lr - start_lr) / num_steps`` apart, so
+    1e-4 -> 1 over 100 steps gives 0.0001, 0.010099, ..., 0.990001 (its log), never ``end_lr`` itself.
+    """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
     if num_steps < 2:
@@ -72,7 +82,7 @@ def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exp")
     if mode == "exp":
         return [start_lr * (end_lr / start_lr) ** (i / (num_steps - 1)) for i in range(num_steps)]
     if mode == "linear":
-        return [start_lr + (end_lr - start_lr) * i / (num_steps - 1) for i in range(num_steps)]
+        return [start_lr + (end_lr - start_lr) * i / num_steps for i in range(num_steps)]
     raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
 
 

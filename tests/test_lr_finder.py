@@ -29,7 +29,9 @@ def test_sweeps():
     assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1.0)
     assert all(b / a == pytest.approx(10) for a, b in zip(lrs, lrs[1:]))
     linear = sweep_lrs(1e-4, 1.0, 100, "linear")
-    assert linear[1] == pytest.approx(1e-4 + 0.9999 / 99) and sum(lr < 1e-2 for lr in linear) == 1  # the report's problem
+    # the report's log: step 1 at 0.010099, step 62 at 0.620038, step 99 at 0.990001
+    assert (round(linear[1], 6), round(linear[62], 6), round(linear[99], 6)) == (0.010099, 0.620038, 0.990001)
+    assert sum(lr < 1e-2 for lr in linear) == 1 and sum(1e-2 <= lr < 1e-1 for lr in linear) == 9
     with pytest.raises(ValueError, match="start_lr < end_lr"):
         sweep_lrs(1.0, 1e-3, 10)
     with pytest.raises(ValueError, match="'exp' or 'linear'"):
@@ -158,3 +160,13 @@ def test_plot_marks_suggestions_on_a_log_axis(sweep_setup):
     _, ax2 = plt.subplots()
     assert plot_lr_finder(result, ax=ax2, label="second") is ax2.figure
     plt.close("all")
+
+
+def test_report_rule_divides_the_lowest_raw_loss_lr_by_four():
+    # the report's own sweep: lowest raw loss 0.402151 at step 62 (LR 0.620038); it printed 0.15500949999999986
+    lrs = sweep_lrs(1e-4, 1.0, 100, "linear")
+    losses = [1.0] * 100
+    losses[62] = 0.402151
+    result = LRFinderResult(lrs, losses, smooth(losses), "completed", "linear")
+    assert result.lowest_raw_loss_lr == pytest.approx(0.620038)
+    assert result.report_lr == pytest.approx(0.15500949999999986)
