@@ -28,3 +28,10 @@ def test_environment_yml_matches_pyproject():
 def test_python_version_matches():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert f"python{project['requires-python']}" in (ROOT / "environment.yml").read_text()
+
+
+def test_every_subpackage_is_packaged():
+    """A subpackage missing from [tool.setuptools] packages works in the editable checkout but not on Colab."""
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = sorted(".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "fmnist_lab").rglob("__init__.py"))
+    assert sorted(packages) == found
