@@ -91,3 +91,186 @@ def test_every_printed_solution_passes_and_every_stub_is_not_done(notebook, name
     assert verdict(exercise, solution_function(exercise)).status == CORRECT
     result = verdict(exercise, stub)
     assert result.status == NOT_DONE and "still raises NotImplementedError" in result.message
+
+
+def wrong(exercise: Exercise, answer, *data) -> str:
+    result = verdict(exercise, answer, *data)
+    assert result.status == WRONG, result.message
+    return result.message
+
+
+# notebook 01
+
+def test_pixel_std_wrong_answers():
+    from fmnist_lab.exercises.nb01 import q1
+    per_image = lambda images: (images.double() / 255).flatten(1).std(dim=1).mean().item()  # noqa: E731
+    assert "mean of the per-image standard deviations" in wrong(q1, per_image)
+    assert "255 times too large" in wrong(q1, lambda images: images.double().std().item())
+    assert "the variance: take its square root" in wrong(q1, lambda images: (images.double() / 255).var().item())
+    assert "raised RuntimeError" in wrong(q1, lambda images: images.std().item())  # std of uint8
+    assert "only the first image" not in wrong(q1, lambda images: (images[0].double() / 255).std().item())
+    hard_coded = wrong(q1, lambda images: 0.3530)  # the notebook's number is not enough
+    assert "the pixel std is 0.5000, but you returned 0.3530" in hard_coded
+
+
+def test_pixel_std_accepts_either_correction_and_reports_on_the_data():
+    from fmnist_lab.exercises.nb01 import q1
+    images = torch.randint(0, 256, (2, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    for correction in (0, 1):
+        result = verdict(q1, lambda im: (im.double() / 255).std(correction=correction).item(), images)
+        assert result.status == CORRECT and "On the 2 training images it gives 0." in result.message
+
+
+def test_within_and_between_wrong_answers():
+    from fmnist_lab.exercises.nb01 import q2
+
+    def parts(images, correction=0, swap=False, root=False, scale=255):
+        x = images.double().flatten(1) / scale
+        within, between = x.var(dim=1, correction=correction).mean().item(), x.mean(dim=1).var(correction=correction).item()
+        if root:
+            within, between = within**0.5, between**0.5
+        return (between, within) if swap else (within, between)
+
+    assert "swapped" in wrong(q2, lambda im: parts(im, swap=True))
+    assert "correction=0" in wrong(q2, lambda im: parts(im, correction=1))
+    assert "standard deviations" in wrong(q2, lambda im: parts(im, root=True))
+    assert "divide the bytes by 255" in wrong(q2, lambda im: parts(im, scale=1))
+    assert "should return two numbers" in wrong(q2, lambda im: 0.1246)
+    images = torch.randint(0, 256, (5, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    message = verdict(q2, parts, images).message
+    assert "On the training images: within 0." in message and "the pixel variance" in message
+
+
+def test_closest_pair_wrong_answers():
+    from fmnist_lab.exercises.nb01 import q3
+    assert "distance 0 from itself" in wrong(q3, lambda means: (0, 0))
+    assert "farthest apart" in wrong(q3, lambda means: (0, 2) if len(means) == 4 else (0, 1))
+    assert "the closest pair is (1, 3)" in wrong(q3, lambda means: (1, 2))
+    assert "two class indices" in wrong(q3, lambda means: "Pullover and Coat")
+    means = torch.zeros(10, 28, 28, dtype=torch.float64)
+    means[2], means[4] = 1.0, 1.1  # the "Pullover" and "Coat" images
+    means[[0, 1, 3, 5, 6, 7, 8, 9]] = torch.arange(8, dtype=torch.float64).view(8, 1, 1) * 10 + 50
+    result = verdict(q3, lambda m: tuple(reversed(solution_function(q3)(m))), means)  # either order is a pair
+    assert result.status == CORRECT and "are Pullover and Coat" in result.message
+
+
+# notebook 02
+
+def test_smooth_losses_wrong_answers():
+    from fmnist_lab.exercises.nb02 import q1
+
+    def ema(losses, beta, new_weight=None, correct=True, offset=0):
+        new_weight = 1 - beta if new_weight is None else new_weight
+        avg, out = 0.0, []
+        for t, loss in enumerate(losses, start=1):
+            avg = (1 - new_weight) * avg + new_weight * loss
+            out.append(avg / (1 - beta ** (t + offset)) if correct else avg)
+        return out
+
+    assert "bias correction" in wrong(q1, lambda losses, beta: ema(losses, beta, correct=False))
+    assert "not the other way round" in wrong(q1, lambda losses, beta: ema(losses, beta, new_weight=beta))
+    assert "off by one" in wrong(q1, lambda losses, beta: ema(losses, beta, offset=1))
+    assert "raised ZeroDivisionError" in wrong(q1, lambda losses, beta: ema(losses, beta, offset=-1))
+    assert "should return shape (5,)" in wrong(q1, lambda losses, beta: ema(losses, beta)[1:])
+    assert "value 0 should be 1.000000" in wrong(q1, lambda losses, beta: [2.0] * len(losses) if losses[0] != 2 else losses)
+
+
+def test_smooth_losses_compares_with_the_lab_sweep():
+    from fmnist_lab.exercises.nb02 import q1
+    from fmnist_lab.lr_finder import LRFinderResult, smooth
+    losses = [2.3, 2.0, 1.5, 1.2, 1.0, 0.9, 1.4, 3.0]
+    sweep = LRFinderResult(lrs=[10.0 ** -k for k in range(8, 0, -1)], losses=losses, smoothed=smooth(losses, 0.9),
+                           stop_reason="test")
+    result = verdict(q1, solution_function(q1), sweep)
+    assert result.status == CORRECT and "lowest at step 6 (LR 0.001)" in result.message
+
+
+def test_lag_factor_wrong_answers():
+    from fmnist_lab.exercises.nb02 import q2
+
+    def lag(start, end, n, beta, between=None, steps=None, out="factor"):
+        decades = __import__("math").log10(end / start) * (beta / (1 - beta) if steps is None else steps) / (between or n - 1)
+        return {"factor": 10**decades, "decades": decades}[out]
+
+    assert "99 steps between them" in wrong(q2, lambda s, e, n, b: lag(s, e, n, b, between=n))
+    assert "not 1 / (1 - beta)" in wrong(q2, lambda s, e, n, b: lag(s, e, n, b, steps=1 / (1 - b)))
+    assert "lag in decades" in wrong(q2, lambda s, e, n, b: lag(s, e, n, b, out="decades"))
+    assert "lag in steps" in wrong(q2, lambda s, e, n, b: b / (1 - b))
+    assert "the lag is a factor of 932.6 in LR, but you returned 1000" in wrong(q2, lambda s, e, n, b: 1000)
+    assert "a factor of 933 in LR" in verdict(q2, lag).message
+
+
+def test_full_reset_wrong_answers():
+    from fmnist_lab.exercises.nb02 import q3
+
+    def report_reset(model):  # the report's: convolutions and linear layers only
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.reset_parameters()
+
+    def stats_only(model):
+        report_reset(model)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+
+    def affine_only(model):
+        report_reset(model)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    assert "the report's defect" in wrong(q3, report_reset)
+    assert "weight and bias (gamma and beta)" in wrong(q3, stats_only)
+    assert "running mean and variance" in wrong(q3, affine_only)
+    assert "returning a new model" in wrong(q3, lambda model: type(model)())
+    assert "layer c1 (Conv2d) still holds" in wrong(q3, lambda model: [m.reset_parameters() for m in model.modules()
+                                                                       if isinstance(m, nn.BatchNorm2d)])
+    # the lab's Net.reset_parameters() only exists on Net: the Sequential case says what went wrong
+    assert "raised AttributeError" in wrong(q3, lambda model: model.reset_parameters())
+
+
+# notebook 04
+
+def test_confusion_matrix_wrong_answers():
+    from fmnist_lab.exercises.nb04 import q1
+    from fmnist_lab.metrics import confusion_matrix
+    assert "transposed" in wrong(q1, lambda t, p, n: confusion_matrix(t, p, n).T)
+    assert "even when a class never appears" in wrong(q1, lambda t, p, n: confusion_matrix(t, p, int(max(t.max(), p.max())) + 1))
+    assert "fractions of each row" in wrong(q1, lambda t, p, n: confusion_matrix(t, p, n) / confusion_matrix(t, p, n).sum(1, keepdim=True))
+    targets, predictions = torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 2, 1])
+    assert "3 right answers of 4 on its diagonal" in verdict(q1, confusion_matrix, targets, predictions).message
+
+
+def test_most_confused_pair_wrong_answers():
+    from fmnist_lab.exercises.nb04 import q2
+
+    def argmax_pair(cm):
+        return divmod(int(cm.argmax()), len(cm))
+
+    def transposed(cm):
+        off = cm.clone().fill_diagonal_(-1)
+        return divmod(int(off.T.argmax()), len(cm))
+
+    def either_way(cm):  # the largest cm[i, j] + cm[j, i]: not what was asked
+        off = (cm + cm.T).fill_diagonal_(-1)
+        return divmod(int(off.argmax()), len(cm))
+
+    assert "a cell of the diagonal" in wrong(q2, argmax_pair)
+    assert "wrong order" in wrong(q2, transposed)
+    assert "wrong order" in wrong(q2, either_way) or "largest count off the diagonal" in wrong(q2, either_way)
+    cm = torch.eye(10, dtype=torch.long) * 400
+    cm[6, 0] = 30
+    assert "Shirt taken for T-shirt/top, 30 times" in verdict(q2, solution_function(q2), cm).message
+
+
+def test_precision_wrong_answers():
+    from fmnist_lab.exercises.nb04 import q3
+    assert "that is recall" in wrong(q3, lambda cm: cm.diag().double() / cm.sum(1).clamp(min=1))
+    assert "NaN" in wrong(q3, lambda cm: cm.diag().double() / cm.sum(0))
+    assert "percentages" in wrong(q3, lambda cm: 100 * cm.diag().double() / cm.sum(0).clamp(min=1))
+    cm = torch.eye(10, dtype=torch.long) * 90
+    cm[0, 6] = 30  # 30 T-shirts called Shirt: Shirt's precision is 90 / 120
+    assert "least precise class is Shirt" in verdict(q3, solution_function(q3), cm).message
+    assert "75.0%" in verdict(q3, solution_function(q3), cm).message

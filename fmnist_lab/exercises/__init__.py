@@ -83,10 +83,11 @@ class Exercise:
         print("One solution:\n\n" + self.solution_text.strip())
 
 
-def call(function: Any, *args: Any, case: str, returns: bool = True) -> Any:
+def call(function: Any, *args: Any, case: str, returns: bool = True, copy_args: bool = True) -> Any:
     """Call the student's ``function`` on one of the exercise's cases (described by ``case``).
 
-    Its arguments are copies, so an answer that changes its input cannot spoil later cases.
+    Its arguments are copies (unless ``copy_args`` is False, for answers that must change their
+    input in place), so an answer that changes its input cannot spoil later cases.
     NotImplementedError becomes NotDone, any other exception and a forgotten ``return``
     (when ``returns``) become Wrong, each with a sentence that names the case.
     """
@@ -94,7 +95,7 @@ def call(function: Any, *args: Any, case: str, returns: bool = True) -> Any:
         raise Wrong(f"pass your function itself to check(), without calling it; it got {describe(function)}")
     name = getattr(function, "__name__", "your function")
     try:
-        result = function(*(copy.deepcopy(a) for a in args))
+        result = function(*[copy.deepcopy(a) for a in args] if copy_args else args)
     except NotImplementedError:
         raise NotDone(f"`{name}` still raises NotImplementedError. Replace `raise NotImplementedError()` with "
                       f"your code, run that cell, then run this check again.") from None

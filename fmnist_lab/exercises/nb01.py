@@ -40,15 +40,15 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None) -> str:
             continue
         per_image = (float(x.std(dim=1, correction=0).mean()), float(x.std(dim=1).mean()))
         if any(close(got, r) for r in per_image):
-            raise Wrong(f"on {case} you returned {got:.4f}, the mean of the per-image standard deviations (the "
+            raise Wrong(f"on {case}, you returned {got:.4f}, the mean of the per-image standard deviations (the "
                         f"report's 0.3202 statistic), not the std of all pixels ({right[0]:.4f}). Take one std over "
                         f"every pixel of every image at once")
         if any(close(got, 255 * r, 1e-4) for r in right):
-            raise Wrong(f"on {case} you returned {got:.4f}, 255 times too large: scale the bytes to [0, 1] "
+            raise Wrong(f"on {case}, you returned {got:.4f}, 255 times too large: scale the bytes to [0, 1] "
                         f"(divide by 255) first")
         if any(close(got, r * r) for r in right):
-            raise Wrong(f"on {case} you returned {got:.4f}, the variance: take its square root")
-        raise Wrong(f"on {case} the pixel std is {right[0]:.4f}, but you returned {got:.4f}")
+            raise Wrong(f"on {case}, you returned {got:.4f}, the variance: take its square root")
+        raise Wrong(f"on {case}, the pixel std is {right[0]:.4f}, but you returned {got:.4f}")
     praise = "your pixel_std is right on a black and a white image (0.5), on images of different brightness and on 5x7 images"
     if train_images is not None:
         value = as_number(call(pixel_std, train_images, case="the training images"), "pixel_std", "the training images")
@@ -70,29 +70,44 @@ def pixel_std(images):
 
 # q2: the variance of all pixels = within images + between images
 
+_SPLIT_MISTAKES = (  # (what the student did, what it gives from a [0, 1] pixel batch x)
+    ("your two numbers are swapped: return (within, between)",
+     lambda x: (x.mean(dim=1).var(correction=0), x.var(dim=1, correction=0).mean())),
+    ("you used the sample variance (correction=1); the parts add up to the variance of all pixels only with the "
+     "population variance: pass correction=0 to var()", lambda x: (x.var(dim=1).mean(), x.mean(dim=1).var())),
+    ("you returned standard deviations: return variances, which add up",
+     lambda x: (x.std(dim=1, correction=0).mean(), x.mean(dim=1).std(correction=0))),
+    ("you returned standard deviations: return variances, which add up",
+     lambda x: (x.var(dim=1, correction=0).mean().sqrt(), x.mean(dim=1).std(correction=0))),
+    ("your numbers are far too large: divide the bytes by 255 first",
+     lambda x: (255**2 * x.var(dim=1, correction=0).mean(), 255**2 * x.mean(dim=1).var(correction=0))),
+)
+
+
 def _check_within_and_between(within_and_between, train_images: Tensor | None = None) -> str:
+    answers, pixels = [], []
     for case, images in _cases().items():
         got = call(within_and_between, images, case=case)
         if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise Wrong(f"`within_and_between` should return two numbers (within, between), but on {case} it "
+            raise Wrong(f"`within_and_between` should return two numbers (within, between), but on {case}, it "
                         f"returned {type(got).__name__} {str(got)[:60]}")
-        within, between = (as_number(v, "within_and_between", case) for v in got)
-        x = _pixels(images)
-        right_within = float(x.var(dim=1, correction=0).mean())
-        right_between = float(x.mean(dim=1).var(correction=0))
-        if close(within, right_within) and close(between, right_between):
-            continue
-        if close(within, right_between) and close(between, right_within):
-            raise Wrong(f"on {case} your two numbers are swapped: return (within, between)")
-        if close(within, float(x.var(dim=1).mean())) or close(between, float(x.mean(dim=1).var())):
-            raise Wrong(f"on {case} you used the sample variance (correction=1); the parts add up to the variance "
-                        f"of all pixels only with the population variance: pass correction=0 to var() or std()")
-        if close(within, float(x.std(dim=1, correction=0).mean())) or close(between, math.sqrt(right_between)):
-            raise Wrong(f"on {case} you returned standard deviations: return variances, which add up")
-        if close(within, 255**2 * right_within, 1e-4) or close(within, 255 * right_within, 1e-4):
-            raise Wrong(f"on {case} your numbers are far too large: divide the bytes by 255 first")
-        raise Wrong(f"on {case} the within-image variance is {right_within:.5f} and the between-image variance "
-                    f"{right_between:.5f}, but you returned {within:.5f} and {between:.5f}")
+        answers.append(tuple(as_number(v, "within_and_between", case) for v in got))
+        pixels.append(_pixels(images))
+
+    def matches(rule) -> list[bool]:
+        return [all(close(g, float(v), 1e-4) for g, v in zip(answer, rule(x))) for answer, x in zip(answers, pixels)]
+
+    right = matches(lambda x: (x.var(dim=1, correction=0).mean(), x.mean(dim=1).var(correction=0)))
+    if not all(right):
+        first = right.index(False)
+        case = list(_cases())[first]
+        for message, rule in _SPLIT_MISTAKES:  # a mistake explains the answer only if it does so on every case
+            if all(matches(rule)):
+                raise Wrong(f"on {case}, {message}")
+        x = pixels[first]
+        raise Wrong(f"on {case}, the within-image variance is {float(x.var(dim=1, correction=0).mean()):.5f} and the "
+                    f"between-image variance {float(x.mean(dim=1).var(correction=0)):.5f}, but you returned "
+                    f"{answers[first][0]:.5f} and {answers[first][1]:.5f}")
     praise = "within + between equals the variance of all pixels on each of the three cases"
     if train_images is not None:
         case = "the training images"
@@ -155,18 +170,18 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
         if (min(i, j), max(i, j)) == right:
             continue
         if i == j:
-            raise Wrong(f"on {case} you returned ({i}, {j}): every class is at distance 0 from itself, so compare "
+            raise Wrong(f"on {case}, you returned ({i}, {j}): every class is at distance 0 from itself, so compare "
                         f"only different classes")
         if not (0 <= i < len(means) and 0 <= j < len(means)):
-            raise Wrong(f"on {case} ({i}, {j}) are not class indices between 0 and {len(means) - 1}")
+            raise Wrong(f"on {case}, ({i}, {j}) are not class indices between 0 and {len(means) - 1}")
         finite = distances.masked_fill(distances.isinf(), -1)
         if distances[i, j] == finite.max():
-            raise Wrong(f"on {case} ({i}, {j}) is the pair farthest apart; look for the smallest distance")
-        raise Wrong(f"on {case} the closest pair is {right} at distance {distances[right]:.3f}, but you returned "
+            raise Wrong(f"on {case}, ({i}, {j}) is the pair farthest apart; look for the smallest distance")
+        raise Wrong(f"on {case}, the closest pair is {right} at distance {distances[right]:.3f}, but you returned "
                     f"({i}, {j}) at distance {distances[i, j]:.3f}")
     praise = "your closest_pair finds the nearest pair of average images on both test cases"
     if class_means is not None:
-        i, j = (int(v) for v in call(closest_pair, class_means, case="the training set's average images"))
+        i, j = sorted(int(v) for v in call(closest_pair, class_means, case="the training set's average images"))
         praise += (f". On Fashion-MNIST the closest average images are {classes[i]} and {classes[j]}: "
                    f"watch that pair in notebook 04's confusion matrix")
     return praise + "."
