@@ -1,4 +1,4 @@
-"""An ipywidgets explorer to step through test images and the model's probabilities.
+"""An ipywidgets explorer to step through images (validation or test) and the model's probabilities.
 
 Where ipywidgets is not installed (or no widget front end runs), ``explore`` falls back
 to plain output: a static figure of the first matching images.
@@ -42,8 +42,9 @@ def show_prediction(image: Tensor, probabilities: Tensor, target: int, classes: 
     return fig
 
 
-def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Sequence[str] = CLASS_NAMES):
-    """A slider over the test images, a class filter and a mistakes-only switch.
+def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Sequence[str] = CLASS_NAMES,
+            split: str = "test"):
+    """A slider over the images of one split, a class filter and a mistakes-only switch.
 
     Returns the widget (display it, or let it be the cell's last value); without
     ipywidgets, shows the first six images statically and returns None.
@@ -75,7 +76,7 @@ def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Seq
                 status.value = "no image matches these filters"
                 return
             i = int(chosen[min(slider.value, len(chosen) - 1)])
-            status.value = f"test image #{i} ({slider.value + 1} of {len(chosen)} shown by these filters)"
+            status.value = f"{split} image #{i} ({slider.value + 1} of {len(chosen)} shown by these filters)"
             _show(show_prediction(images[i], probabilities[i], int(targets[i]), classes))
 
     def refilter(*_) -> None:

@@ -95,7 +95,13 @@ class LiveHistoryPlot:
 
 
 def plot_image(image: Tensor, ax: Axes, title: str = "") -> None:
-    ax.imshow(image.squeeze().cpu().numpy(), cmap="gray_r" if image.dtype == torch.uint8 else "gray")
+    """One image as the data holds it: a light garment on a black background (low values dark).
+
+    uint8 images are drawn on their full 0-255 scale, so a dim image looks dim; float images
+    (normalised, or averages) are stretched from their darkest to their brightest pixel.
+    """
+    limits = {"vmin": 0, "vmax": 255} if image.dtype == torch.uint8 else {}
+    ax.imshow(image.squeeze().cpu().numpy(), cmap="gray", **limits)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
@@ -124,13 +130,14 @@ def plot_gallery(images: Tensor, titles: Sequence[str], columns: int = 6) -> Fig
     return fig
 
 
-def plot_confusion_matrix(cm: Tensor, classes: Sequence[str] = CLASS_NAMES, ax: Axes | None = None) -> Figure:
-    """Counts with the true class on the rows; the diagonal is what was right."""
+def plot_confusion_matrix(cm: Tensor, classes: Sequence[str] = CLASS_NAMES, ax: Axes | None = None,
+                          split: str = "test") -> Figure:
+    """Counts with the true class on the rows; the diagonal is what was right. ``split`` names the images counted."""
     fig, ax = _axes(ax, (7.5, 6.5))
     im = ax.imshow(cm.numpy(), cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
-    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test set)")
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"Confusion matrix ({split} set)")
     threshold = cm.max().item() / 2
     for i in range(len(classes)):
         for j in range(len(classes)):

@@ -57,3 +57,10 @@ def test_show_prediction_titles_the_verdict():
     fig = show_prediction(images[1], probabilities[1], int(targets[1]))
     assert "true: Trouser" in fig.axes[0].get_title() and "Pullover (wrong)" in fig.axes[0].get_title()
     plt.close(fig)
+
+
+def test_explorer_names_the_split_it_shows():
+    images, targets, probabilities = fake_results()
+    box = explore(images, targets, probabilities, split="validation")
+    assert box.children[2].value.startswith("validation image #0 ")
+    plt.close("all")
