@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data browser run test notebooks notebook-outputs clean
+.PHONY: setup data browser run test notebooks notebook-outputs student clean
 
 ## setup: create .venv and install the lab with its dev tools
 setup: $(VENV)/.installed
@@ -49,6 +49,10 @@ notebooks: data
 notebook-outputs: data
 	FMNIST_LAB_QUICK=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
 	$(BIN)/python tools/clean_notebooks.py notebooks/*.ipynb
+
+## student: instructors: the student edition in build/student (solutions replaced by stubs, outputs cleared)
+student: setup
+	$(BIN)/python tools/make_student_edition.py --out build/student
 
 clean:
 	rm -rf build runs notebooks/runs
