@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 from torch import nn
@@ -274,3 +277,29 @@ def test_precision_wrong_answers():
     cm[0, 6] = 30  # 30 T-shirts called Shirt: Shirt's precision is 90 / 120
     assert "least precise class is Shirt" in verdict(q3, solution_function(q3), cm).message
     assert "75.0%" in verdict(q3, solution_function(q3), cm).message
+
+
+# the notebooks (the instructor's edition)
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+CHECK_CALL = re.compile(r"\b(nb\d\d)\.(q\d+)\.check\((\w+)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_notebook_solutions_pass_their_checks_and_every_exercise_is_used(path):
+    """Independent of the notebook's data: each solution written in the notebook passes its check's own cases."""
+    code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    namespace = {"torch": torch, "nn": nn, "F": torch.nn.functional}
+    for source in code:
+        if "### BEGIN SOLUTION" in source:
+            exec(source, namespace)
+    calls = CHECK_CALL.findall("\n".join(code))
+    module = f"nb{path.name[:2]}"
+    if not calls and not (Path(exercises.__file__).parent / f"{module}.py").exists():
+        pytest.skip(f"{path.name} has no exercises yet (tests/test_student_edition.py requires them)")
+    exercise_module = importlib.import_module(f"fmnist_lab.exercises.{module}")
+    defined = {name for name, value in vars(exercise_module).items() if isinstance(value, Exercise)}
+    assert {q for nb, q, _ in calls if nb == module} == defined, f"{path.name} should check every exercise of {module}"
+    for nb, q, function in calls:
+        result = getattr(exercise_module, q).verdict(namespace[function])
+        assert result.passed, f"{path.name}: the solution of {nb}.{q} fails its check: {result.message}"
