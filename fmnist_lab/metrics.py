@@ -23,3 +23,11 @@ def most_confident_mistakes(targets: Tensor, probabilities: Tensor, k: int = 12)
     wrong = (predictions != targets).nonzero().flatten()
     order = confidence[wrong].argsort(descending=True)
     return wrong[order[:k]]
+
+
+def most_confused_pairs(cm: Tensor, k: int = 5) -> list[tuple[int, int, int]]:
+    """The ``k`` largest counts off the diagonal as (true class, predicted class, count), largest first."""
+    off_diagonal = cm.clone()
+    off_diagonal.fill_diagonal_(-1)  # below any count, so the diagonal is never picked
+    order = off_diagonal.flatten().argsort(descending=True, stable=True)[:k]
+    return [(*divmod(int(i), len(cm)), int(cm.flatten()[i])) for i in order]
