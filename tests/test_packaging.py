@@ -15,7 +15,8 @@ def split(requirement: str) -> tuple[str, str]:
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = dict(split(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    wanted = dict(split(r) for r in project["dependencies"] + extras)
     conda = {}
     for line in (ROOT / "environment.yml").read_text().split("dependencies:")[1].splitlines():
         m = re.match(r"\s*-\s+([A-Za-z0-9_.-]+)\s*([<>=!~][^#\s]*)?\s*$", line)
@@ -35,3 +36,12 @@ def test_every_subpackage_is_packaged():
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     found = sorted(".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "fmnist_lab").rglob("__init__.py"))
     assert sorted(packages) == found
+
+
+def test_jupyterlab_is_an_extra_that_the_dev_install_still_gets():
+    """Colab installs the core dependencies only, so JupyterLab must not be one of them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = lambda requirements: {split(r)[0] for r in requirements}  # noqa: E731
+    assert "jupyterlab" not in names(project["dependencies"])
+    assert "jupyterlab" in names(project["optional-dependencies"]["lab"])
+    assert "jupyterlab" in names(project["optional-dependencies"]["dev"])  # `make setup` installs .[dev]
