@@ -8,6 +8,7 @@ nbgrader: nbgrader 0.9 brings a database and server stack (SQLAlchemy, alembic, 
 jupyter-client<9, ...) and wants every solution cell flagged in its metadata, which the lab's
 output policy (tools/clean_notebooks.py) strips. What it does:
 
+- a marker is a line of its own (indentation aside), so prose that mentions one is left alone;
 - in a code cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become
   ``# YOUR CODE HERE`` and ``raise NotImplementedError()``, indented like the BEGIN line, so a
   solution written inside a function body leaves a function that still runs until called;
@@ -41,13 +42,13 @@ def clear_solutions(source: str, cell_type: str) -> str:
     stub = CODE_STUB if cell_type == "code" else TEXT_STUB
     lines, in_solution = [], False
     for number, line in enumerate(source.split("\n"), start=1):
-        if BEGIN in line:
+        if line.strip() == BEGIN:
             if in_solution:
                 raise MarkerError(f"line {number}: {BEGIN} inside another solution region")
             in_solution = True
             indent = re.match(r"\s*", line).group(0)
             lines += [indent + stub_line for stub_line in stub]
-        elif END in line:
+        elif line.strip() == END:
             if not in_solution:
                 raise MarkerError(f"line {number}: {END} without a {BEGIN} before it")
             in_solution = False
