@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .errors import LabError
+
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -43,7 +45,7 @@ HOW_TO_GET_DATA = f"""Ways to get Fashion-MNIST (any one is enough):
   4. be online: torchvision downloads them into the data folder."""
 
 
-class DataError(RuntimeError):
+class DataError(LabError, RuntimeError):
     """The dataset files are missing, unreadable or not what they claim to be."""
 
 

@@ -12,7 +12,7 @@ import torch
 
 from fmnist_lab.data import DEBIAN_DIR, pixel_stats
 from fmnist_lab.experiment import run
-from fmnist_lab.train import TrainConfig
+from fmnist_lab.config import TrainConfig
 
 pytestmark = pytest.mark.real_data
 
