@@ -61,7 +61,7 @@ def test_label_out_of_range(tmp_path):
 
 def test_explicit_folder_comes_first(tiny_counts, isolated_sources, tmp_path):
     explicit = tmp_path / "mine"
-    written = write_idx_set(explicit, seed=1)
+    written = write_idx_set(explicit)
     write_idx_set(isolated_sources["project"] / "FashionMNIST" / "raw", seed=2)
     data = load_fashion_mnist(explicit, verbose=False)
     assert data.source.startswith("explicit folder")
