@@ -24,9 +24,8 @@ import torch  # noqa: E402
 
 from fmnist_lab.checkpoint import atomic_write_text  # noqa: E402
 from fmnist_lab.data import load_fashion_mnist  # noqa: E402
-from fmnist_lab.experiment import make_config, run  # noqa: E402
-
-REPORT_LR = 0.155  # what the report's sweep printed; its method is `--recipe report` without --lr
+from fmnist_lab.config import RECIPES, make_config  # noqa: E402
+from fmnist_lab.experiment import run  # noqa: E402
 
 
 def machine() -> str:
@@ -37,7 +36,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", nargs="+", default=["report", "fast", "default"], choices=["report", "fast", "default"])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--report-seeds", nargs="+", type=int, help="seeds for the report's recipe (default: --seeds)")
     parser.add_argument("--out", default="benchmarks/results")
@@ -48,8 +47,8 @@ def main() -> None:
     for recipe in args.recipes:
         seeds = args.report_seeds if recipe == "report" and args.report_seeds else args.seeds
         for seed in seeds:
-            config = make_config(recipe, seed=seed, lr=REPORT_LR if recipe == "report" else None)
-            result = run(config, data, recipe, progress=False, log=lambda line: None)
+            config = make_config(recipe, seed=seed)  # the LR from the recipe's own rule, inside the minutes
+            result = run(config, data, progress=False, log=lambda line: None)
             runs.append({"recipe": recipe, "seed": seed, "test_accuracy": result.test_accuracy, "minutes": result.minutes,
                          "epochs": len(result.history), "best_epoch": result.history.best_epoch, "lr": result.lr,
                          "history": result.history.records()})
@@ -66,7 +65,7 @@ def main() -> None:
                      "minutes": statistics.mean(r["minutes"] for r in mine)})
     table = ["| recipe | test accuracy (mean) | epochs | minutes | seeds | command |", "|---|---|---|---|---|---|"]
     for row in rows:
-        command = f"fmnist-lab train --recipe {row['recipe']}" + (f" --lr {REPORT_LR}" if row["recipe"] == "report" else "")
+        command = f"fmnist-lab train --recipe {row['recipe']}"
         table.append(f"| {row['recipe']} | {100 * row['test_accuracy']:.2f}% | {row['epochs']:g} | {row['minutes']:.1f} | "
                      f"{row['seeds']} | `{command}` |")
     table.append(f"\nMachine: {machine()}.")

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets, transforms
 
+from fmnist_lab.config import TrainConfig
 from fmnist_lab.data import Batches, default_data_dir, load_fashion_mnist, pixel_stats
 from fmnist_lab.model import Net
-from fmnist_lab.train import TrainConfig, to_device, autocast, make_optimizer, make_splits
+from fmnist_lab.train import make_optimizer, make_splits, train_step
 
 
 def report_pipeline(data_dir: str, mean: float, std: float):
@@ -44,17 +45,7 @@ def lab_pipeline(data):
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
     model = Net().to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config, 0.05)
-    device = torch.device("cpu")
-
-    def step(x, y):
-        x, y = to_device(x, y, device, config.channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, config.bf16):
-            output = model(x)
-        F.cross_entropy(output.float(), y).backward()
-        optimizer.step()
-
-    return batches, step
+    return batches, lambda x, y: train_step(model, x, y, optimizer, config)
 
 
 def images_per_second(batches, step, images: int) -> float:

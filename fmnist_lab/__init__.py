@@ -1,10 +1,24 @@
-"""fmnist-lab: a Fashion-MNIST teaching lab around one small CNN."""
+"""fmnist-lab: a Fashion-MNIST teaching lab around one small CNN.
 
-from .data import CLASS_NAMES, Batches, DataError, FashionMNIST, load_fashion_mnist, pixel_stats, train_val_split
-from .model import Net, count_parameters
+Everything a notebook needs is importable from here: ``from fmnist_lab import ...``.
+"""
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import RECIPES, TrainConfig, make_config
+from .data import CLASS_NAMES, Batches, DataError, FashionMNIST, load_fashion_mnist, normalize, pixel_stats, train_val_split
+from .errors import ConfigError, LabError, TrainingDiverged
+from .experiment import RunFolderError, resume, run
+from .lr_finder import find_lr, sweep_lrs
+from .model import Net, count_parameters, layer_shapes
+from .quick import QUICK
+from .train import (EvalResult, History, evaluate, fit, format_eval, make_optimizer, make_scheduler, make_splits,
+                    pick_device, train_epoch, train_step)
 
 __version__ = "0.1.0"
 __all__ = [
-    "CLASS_NAMES", "Batches", "DataError", "FashionMNIST", "Net", "count_parameters",
-    "load_fashion_mnist", "pixel_stats", "train_val_split",
+    "CLASS_NAMES", "QUICK", "RECIPES", "Batches", "CheckpointError", "ConfigError", "DataError", "EvalResult",
+    "FashionMNIST", "History", "LabError", "Net", "RunFolderError", "TrainConfig", "TrainingDiverged",
+    "count_parameters", "evaluate", "find_lr", "fit", "format_eval", "layer_shapes", "load_checkpoint",
+    "load_fashion_mnist", "make_config", "make_optimizer", "make_scheduler", "make_splits", "normalize", "pick_device",
+    "pixel_stats", "resume", "run", "sweep_lrs", "train_epoch", "train_step", "train_val_split",
 ]

@@ -1,34 +1,35 @@
-"""Checkpoints: weights together with what is needed to use them, written atomically.
+"""Model files: weights together with what is needed to use them, written atomically, read with checks.
 
-A checkpoint holds the model weights, the normalisation statistics, the class names,
-the training configuration and final metrics. ``last.pt`` additionally holds the
-optimizer, schedule and random-number states so an interrupted run can resume exactly.
+A checkpoint holds the model weights, the normalisation statistics, the class names, the
+training configuration and metrics. A run's ``last.pt`` also holds the training state
+(optimizer, schedule, random states, history) under ``"training_state"``, to resume.
+Which files a run writes, and when, is ``experiment.py``'s business.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import torch
 from torch import nn
 
+from .config import TrainConfig
 from .data import CLASS_NAMES
+from .errors import LabError
 from .model import Net
 
-if TYPE_CHECKING:
-    from .train import History, TrainConfig
-
 FORMAT = "fmnist-lab checkpoint"
-VERSION = 1
+VERSION = 2  # 2: training state under "training_state", as TrainingState.state_dict() gives it
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(LabError, RuntimeError):
     """A checkpoint file is missing, broken, or from another architecture."""
 
 
@@ -42,14 +43,6 @@ class Checkpoint:
     metrics: dict[str, Any]
 
 
-@dataclass
-class TrainingState:
-    """What ``fit`` needs to continue: the History so far and the best weights so far."""
-
-    history: History
-    best_model: dict[str, torch.Tensor] | None = None
-
-
 def _atomic_write(path: str | Path, mode: str, write: Callable[[IO], None]) -> None:
     """Write to a temporary file in the same folder, then rename it into place.
 
@@ -59,6 +52,7 @@ def _atomic_write(path: str | Path, mode: str, write: Callable[[IO], None]) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode any other file gets
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -67,6 +61,12 @@ def _atomic_write(path: str | Path, mode: str, write: Callable[[IO], None]) -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -79,21 +79,25 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     _atomic_write(path, "w", lambda f: f.write(text))
 
 
-def _payload(model: nn.Module, mean: float, std: float, config: TrainConfig, metrics: dict) -> dict:
-    return {
+def save_checkpoint(path: str | Path, model: nn.Module, mean: float, std: float, config: TrainConfig,
+                    metrics: dict[str, Any], training_state: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint (with ``training_state``, one a run can resume from)."""
+    payload = {
         "format": FORMAT, "version": VERSION,
         "model_state": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "mean": mean, "std": std, "classes": list(CLASS_NAMES),
         "config": dataclasses.asdict(config), "metrics": metrics,
     }
+    if training_state is not None:
+        payload["training_state"] = training_state
+    atomic_save(payload, path)
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, mean: float, std: float, config: TrainConfig, metrics: dict) -> None:
-    atomic_save(_payload(model, mean, std, config, metrics), path)
-
-
-def _read(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents, every entry checked; a CheckpointError names what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass the checkpoint file in it (best.pt or last.pt).")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file. Train one with `fmnist-lab train --out DIR` "
                               f"and pass DIR/best.pt.")
@@ -110,72 +114,49 @@ def _read(path: str | Path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: a PyTorch file, but not an fmnist-lab checkpoint (it has no "
                               f"'format': {FORMAT!r} entry). Pass the best.pt or last.pt that training wrote.")
+    problem = _problem(payload)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}. The file was damaged or edited; use another copy, or train again.")
     return payload
 
 
-def _load_weights(model: nn.Module, state: dict, path: str | Path) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: the checkpoint was saved from a different architecture than the "
-                              f"lab's Net, so its weights do not fit:\n{err}") from err
+def _problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's contents, or None."""
+    if payload.get("version") != VERSION:
+        return (f"written by another version of the lab (checkpoint version {payload.get('version')!r}, "
+                f"this lab reads version {VERSION})")
+    for key in ("model_state", "mean", "std", "classes", "config", "metrics"):
+        if key not in payload:
+            return f"it has no {key!r} entry"
+    mean, std, classes = payload["mean"], payload["std"], payload["classes"]
+    if not isinstance(mean, (int, float)) or not math.isfinite(mean):
+        return f"its normalisation mean is {mean!r}, not a finite number"
+    if not isinstance(std, (int, float)) or not (math.isfinite(std) and std > 0):
+        return f"its normalisation std is {std!r}, not a finite positive number"
+    if not (isinstance(classes, (list, tuple)) and len(classes) == 10 and all(isinstance(c, str) for c in classes)):
+        return f"its class names are {classes!r}, not a list of 10 names"
+    for key in ("config", "metrics"):
+        if not isinstance(payload[key], dict):
+            return f"its {key!r} entry is a {type(payload[key]).__name__}, not a dict"
+    state = payload["model_state"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return "its 'model_state' is not a dict of tensors"
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return f"the weights {name!r} hold NaN or infinite values"
+        if name.endswith("running_var") and (tensor < 0).any():
+            return f"the BatchNorm variances {name!r} hold negative values"
+    return None
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint into a fresh ``Net`` in eval mode, with clear errors for bad files."""
-    payload = _read(path)
+    payload = read_checkpoint(path)
     model = Net()
-    _load_weights(model, payload["model_state"], path)
-    return Checkpoint(model=model.to(device).eval(), mean=payload["mean"], std=payload["std"],
+    try:
+        model.load_state_dict(payload["model_state"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the checkpoint was saved from a different architecture than the "
+                              f"lab's Net, so its weights do not fit:\n{err}") from err
+    return Checkpoint(model=model.to(device).eval(), mean=float(payload["mean"]), std=float(payload["std"]),
                       classes=tuple(payload["classes"]), config=payload["config"], metrics=payload["metrics"])
-
-
-def save_training_state(
-    path: str | Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    generator: torch.Generator,
-    state: TrainingState,
-    config: TrainConfig,
-    mean: float,
-    std: float,
-    ema: nn.Module | None = None,
-) -> None:
-    """Write ``last.pt``: a checkpoint plus everything needed to resume training."""
-    payload = _payload(model, mean, std, config, {"epoch": len(state.history)})
-    payload["resume"] = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "batch_generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "history": dataclasses.asdict(state.history),
-        "best_model": state.best_model,
-        "ema": ema.state_dict() if ema is not None else None,
-    }
-    atomic_save(payload, path)
-
-
-def load_training_state(
-    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
-    ema: nn.Module | None = None,
-) -> TrainingState:
-    """Restore model, optimizer, schedule and random states from ``last.pt``."""
-    from .train import History
-
-    payload = _read(path)
-    if "resume" not in payload:
-        raise CheckpointError(f"{path}: a checkpoint without training state; resume from the run's last.pt.")
-    resume = payload["resume"]
-    _load_weights(model, payload["model_state"], path)
-    optimizer.load_state_dict(resume["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(resume["scheduler"])
-    if ema is not None:
-        ema.load_state_dict(resume["ema"])
-    generator.set_state(resume["batch_generator"])
-    torch.set_rng_state(resume["torch_rng"])
-    if resume["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(resume["cuda_rng"])
-    return TrainingState(History(**resume["history"]), resume["best_model"])

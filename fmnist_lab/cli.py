@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from .data import DataError
+from .config import RECIPES, cli_settings, make_config
+from .errors import ConfigError, LabError
+
+DEFAULT_OUT = "runs/latest"
 
 
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or a positive whole number, got {text}")
     return value
 
 
@@ -32,11 +31,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be zero or a positive number, got {text}")
-    return value
+def flag_type(setting: dataclasses.Field) -> Callable[[str], Any]:
+    """int, float or str, from the setting's annotation ("int | None" -> int); TrainConfig checks the value."""
+    return {"int": int, "float": float, "str": str}[str(setting.type).split(" |")[0]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,28 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", help="folder with the dataset files")
 
     train = commands.add_parser("train", help="train the network, write best.pt, last.pt and metrics.json")
-    common(train)
-    train.add_argument("--recipe", choices=["default", "fast", "report"], default="default",
+    train.add_argument("--data-dir", help="folder with the dataset files (default: $FMNIST_DATA_DIR or the project's data/)")
+    train.add_argument("--recipe", choices=list(RECIPES),
                        help="default: the lab's recipe; fast: a few minutes on a CPU; report: the report's own")
-    train.add_argument("--epochs", type=positive_int)
-    train.add_argument("--batch-size", type=positive_int)
-    train.add_argument("--lr", type=positive_float, help="peak learning rate (default: from the LR finder)")
-    train.add_argument("--weight-decay", type=non_negative_float)
-    train.add_argument("--label-smoothing", type=non_negative_float)
-    train.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
-    train.add_argument("--max-shift", type=non_negative_int, metavar="PIXELS", help="augmentation: random shifts of up to PIXELS")
-    train.add_argument("--flip", action="store_true", default=None, help="augmentation: random horizontal flips")
-    train.add_argument("--ema-decay", type=positive_float, metavar="DECAY",
-                       help="validate and keep an exponential moving average of the weights (e.g. 0.999)")
-    train.add_argument("--flip-tta", action="store_true", default=None,
-                       help="test-time augmentation: average each image's prediction with its mirror image's")
-    train.add_argument("--fp32", action="store_true", help="train in float32 instead of bfloat16 autocast")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--limit-train", type=positive_int, metavar="N", help="use only N training images (quick runs)")
-    train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
+    # one flag per TrainConfig setting; unset flags keep the recipe's value
+    for f in cli_settings():
+        flag = "--" + f.name.replace("_", "-")
+        if str(f.type) == "bool":
+            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+        else:
+            train.add_argument(flag, type=flag_type(f), default=None, help=f.metadata["help"])
+    train.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT})")
+    train.add_argument("--overwrite", action="store_true", help="replace the run that the output folder holds")
     train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own settings")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-
     evaluate = commands.add_parser("evaluate", help="test loss, accuracy and per-class accuracy of a checkpoint")
     common(evaluate)
     evaluate.add_argument("checkpoint")
@@ -101,12 +90,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return COMMANDS[args.command](args, parser)
-    except (DataError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except ConfigError as err:
+        print(f"fmnist-lab {args.command}: error: {flags_message(err)}", file=sys.stderr)
+        return 1
+    except LabError as err:
         print(f"fmnist-lab {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"fmnist-lab {args.command}: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fmnist-lab: interrupted", file=sys.stderr)
         return 130
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def flags_message(err: ConfigError) -> str:
+    """The library names arguments (``lr=0``); the command line names flags (``--lr 0``)."""
+    return "; ".join(f"{flag(name)} {value}: {rule}" for name, value, rule in err.problems)
 
 
 def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -125,25 +129,25 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .data import load_fashion_mnist
-    from .experiment import make_config, read_run_settings, resume, run
+    from .experiment import RunFolder, run
 
+    changes = {f.name: getattr(args, f.name) for f in cli_settings() if getattr(args, f.name) is not None}
     if args.resume:
-        read_run_settings(args.resume)  # fail before loading anything
-        data = load_fashion_mnist(args.data_dir)
-        result = resume(args.resume, data, progress=not args.no_progress)
-        out = args.resume
+        given = [flag(name) for name in changes] + [f"--{name}" for name in ("recipe", "out", "overwrite")
+                                                     if getattr(args, name) not in (None, False)]
+        if given:
+            parser.error(f"--resume continues a run with its own settings, in its own folder; drop {', '.join(given)}")
+        out = Path(args.resume)
+        config = RunFolder(out).read_settings()[1]
     else:
         try:
-            config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                                 patience=args.patience, max_shift=args.max_shift, flip=args.flip,
-                                 ema_decay=args.ema_decay, flip_tta=args.flip_tta, bf16=False if args.fp32 else None,
-                                 seed=args.seed, limit_train=args.limit_train, device=args.device)
-        except ValueError as err:
-            parser.error(str(err))
-        data = load_fashion_mnist(args.data_dir)
-        result = run(config, data, args.recipe, args.out, progress=not args.no_progress)
-        out = args.out
+            config = make_config(args.recipe or "default", **changes)
+        except ConfigError as err:
+            parser.error(flags_message(err))
+        out = Path(args.out or DEFAULT_OUT)
+    RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)  # before any data is loaded
+    data = load_fashion_mnist(args.data_dir)
+    result = run(config, data, out, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.no_progress)
     print(f"Test accuracy: {100 * result.test_accuracy:.2f}% (best epoch {result.history.best_epoch} of "
           f"{len(result.history)} on the validation split, {result.minutes:.1f} min). Files in {out}/")
     return 0
@@ -170,22 +174,22 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
+    from .config import TrainConfig
     from .data import Batches, load_fashion_mnist
     from .lr_finder import find_lr
     from .model import Net
-    from .train import TrainConfig, make_splits, pick_device
+    from .train import make_splits
 
     if args.start_lr >= args.end_lr:
         parser.error(f"--start-lr ({args.start_lr}) must be below --end-lr ({args.end_lr})")
     try:
         config = TrainConfig(batch_size=args.batch_size, seed=args.seed, limit_train=args.limit_train, device=args.device)
-    except ValueError as err:
-        parser.error(str(err))
+    except ConfigError as err:
+        parser.error(flags_message(err))
     data = load_fashion_mnist(args.data_dir)
-    device = pick_device(config.device)
-    splits = make_splits(data, config, device)
+    splits = make_splits(data, config)
     torch.manual_seed(config.seed)
-    model = Net().to(device)
+    model = Net().to(splits.train_x.device)
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
     result = find_lr(model, batches, args.start_lr, args.end_lr, args.steps, args.mode, config=config)
     print(f"Sweep: {args.mode}, {len(result.lrs)} steps; {result.stop_reason}")
@@ -193,7 +197,8 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         print(f"  {name:<11} {lr:.3g}")
     if result.one_cycle_lr is not None:
         print(f"  one-cycle peak LR: {result.one_cycle_lr:.3g}")
-    print(f"  (the report's rule, lowest raw loss / 4: {result.report_lr:.3g})")
+    print(f"  (lowest raw loss at LR {result.lowest_raw_loss_lr:.3g}; the report's rule, divided by 4: "
+          f"{result.report_lr:.3g})")
     if args.plot:
         import matplotlib
 

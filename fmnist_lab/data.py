@@ -9,15 +9,20 @@ makes every notebook in the lab quick to run on a laptop CPU.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
-import shutil
 import struct
+import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import torch
 from torch import Tensor
+
+from .errors import LabError
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -31,8 +36,21 @@ FILES: dict[str, tuple[int, int]] = {
     "t10k-images-idx3-ubyte": (0x0803, 10_000),
     "t10k-labels-idx1-ubyte": (0x0801, 10_000),
 }
+# file stem -> SHA-256 of the decompressed file, the original dataset's bytes. Computed once with
+#   gunzip -c /usr/share/datasets/fashion-mnist/<stem>.gz | sha256sum
+# (Debian's dataset-fashion-mnist); other projects derive the same values from Zalando's archives.
+# A file with the right header and size can still hold the wrong images (an interrupted copy
+# once left 19,559 all-zero training images), and only the content's hash catches that.
+SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_DIR_ENV = "FMNIST_DATA_DIR"
+ALLOW_OTHER_DATA_ENV = "FMNIST_LAB_ALLOW_OTHER_DATA"
+REINSTALL_DEBIAN = "sudo apt-get install --reinstall dataset-fashion-mnist"
 HOW_TO_GET_DATA = f"""Ways to get Fashion-MNIST (any one is enough):
   1. point the lab at a folder holding the four files: set {DATA_DIR_ENV}=/path/to/folder
      (or pass data_dir=... / --data-dir ...);
@@ -43,7 +61,7 @@ HOW_TO_GET_DATA = f"""Ways to get Fashion-MNIST (any one is enough):
   4. be online: torchvision downloads them into the data folder."""
 
 
-class DataError(RuntimeError):
+class DataError(LabError, RuntimeError):
     """The dataset files are missing, unreadable or not what they claim to be."""
 
 
@@ -67,8 +85,26 @@ class FashionMNIST:
     classes: tuple[str, ...] = CLASS_NAMES
 
 
-def read_idx(path: Path, magic: int, count: int) -> Tensor:
-    """Read one (optionally gzipped) IDX file and check magic number, count and size."""
+def _checksums_wanted(verify_checksums: bool | None) -> bool:
+    """The argument where given, else True unless ``$FMNIST_LAB_ALLOW_OTHER_DATA`` is set (and not 0)."""
+    if verify_checksums is not None:
+        return verify_checksums
+    return os.environ.get(ALLOW_OTHER_DATA_ENV, "0") in ("", "0")
+
+
+def _checksum_error(path: Path, found: str, expected: str, fix: str) -> DataError:
+    return DataError(
+        f"{path}: right format and size, but not the original Fashion-MNIST file: its SHA-256 is {found}, "
+        f"expected {expected}. The content is corrupt (for example an interrupted or mixed-up copy). {fix} "
+        f"(To use a different dataset in this format on purpose, set {ALLOW_OTHER_DATA_ENV}=1.)"
+    )
+
+
+def read_idx(path: Path, magic: int, count: int, sha256: str | None = None) -> Tensor:
+    """Read one (optionally gzipped) IDX file and check magic number, count, size and, if given, SHA-256.
+
+    The hash is of the decompressed bytes, the ones already read: no second pass over the file.
+    """
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
@@ -90,6 +126,9 @@ def read_idx(path: Path, magic: int, count: int) -> Tensor:
     expected_bytes = header + count * (1 if dims == 1 else IMAGE_SIZE * IMAGE_SIZE)
     if len(raw) != expected_bytes:
         raise DataError(f"{path}: {len(raw)} bytes, expected {expected_bytes}. {fix}")
+    if sha256 is not None and (found := hashlib.sha256(raw).hexdigest()) != sha256:
+        raise _checksum_error(path, found, sha256, f"Delete the dataset files in {path.parent} and load the "
+                                                 f"data again (e.g. `fmnist-lab data`) to stage fresh copies.")
     data = torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(shape)
     if dims == 1:
         data = data.long()
@@ -124,26 +163,55 @@ def _complete(folder: Path) -> dict[str, Path] | None:
     return found
 
 
-def _stage_from_debian(data_dir: Path) -> dict[str, Path]:
+def _copy_and_hash(src: IO[bytes], dst: IO[bytes]) -> str:
+    """Copy ``src`` to ``dst`` in chunks; the SHA-256 of what was copied."""
+    digest = hashlib.sha256()
+    while chunk := src.read(1 << 20):
+        digest.update(chunk)
+        dst.write(chunk)
+    return digest.hexdigest()
+
+
+def _stage_from_debian(data_dir: Path, verify_checksums: bool = True) -> dict[str, Path]:
+    """Decompress Debian's four files into ``data_dir``, each verified before it takes its real name.
+
+    Each file is written to its own temporary file (``mkstemp``: a fresh name, opened with O_EXCL,
+    so it is never shared with a concurrent staging and never a pre-placed symlink), flushed to
+    disk, checked, and renamed into place: the real name only ever holds a complete, verified
+    file. ``os.replace`` swaps a symlink at the real name for the file instead of writing through it.
+    """
     raw_dir = data_dir / "FashionMNIST" / "raw"
     try:
         raw_dir.mkdir(parents=True, exist_ok=True)
-        probe = raw_dir / ".write-test"
-        probe.touch()
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=raw_dir):  # a unique probe file: concurrent stagings never share one
+            pass
     except OSError as err:
         raise DataError(f"The data folder {data_dir} is not writable ({err}). "
                         f"Set {DATA_DIR_ENV} to a folder you can write to.") from err
+    umask = os.umask(0)
+    os.umask(umask)
     for stem in FILES:
-        source, tmp = DEBIAN_DIR / f"{stem}.gz", raw_dir / f".{stem}.partial"
+        source = DEBIAN_DIR / f"{stem}.gz"
+        fd, tmp_name = tempfile.mkstemp(dir=raw_dir, prefix=f".{stem}.", suffix=".partial")
+        tmp = Path(tmp_name)
         try:
-            with gzip.open(source, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        except (OSError, EOFError) as err:
+            try:
+                with os.fdopen(fd, "wb") as dst:
+                    with gzip.open(source, "rb") as src:
+                        found = _copy_and_hash(src, dst)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                    os.fchmod(dst.fileno(), 0o666 & ~umask)  # mkstemp's 0600 would hide the data from the group
+            except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+                raise DataError(f"{source}: cannot be decompressed ({err}). Reinstall it: {REINSTALL_DEBIAN}") from err
+            except OSError as err:
+                raise DataError(f"Staging {source} into {raw_dir} failed ({err}).") from err
+            if verify_checksums and found != SHA256[stem]:
+                raise _checksum_error(source, found, SHA256[stem], f"Reinstall the package: {REINSTALL_DEBIAN}")
+            os.replace(tmp, raw_dir / stem)
+        except BaseException:
             tmp.unlink(missing_ok=True)
-            raise DataError(f"{source}: cannot be decompressed ({err}). Reinstall it: "
-                            f"sudo apt-get install --reinstall dataset-fashion-mnist") from err
-        os.replace(tmp, raw_dir / stem)  # atomic: never a half-written file under its real name
+            raise
     return {stem: raw_dir / stem for stem in FILES}
 
 
@@ -155,11 +223,14 @@ def _download_with_torchvision(data_dir: Path) -> dict[str, Path]:
     return {stem: data_dir / "FashionMNIST" / "raw" / stem for stem in FILES}
 
 
-def locate_files(data_dir: str | os.PathLike | None = None, download: bool = True) -> tuple[dict[str, Path], str]:
+def locate_files(
+    data_dir: str | os.PathLike | None = None, download: bool = True, verify_checksums: bool | None = None
+) -> tuple[dict[str, Path], str]:
     """Find (and if needed stage) the four files; returns them and where they came from.
 
     Search order: the explicit folder (argument or ``$FMNIST_DATA_DIR``), the project's
     data folder, Debian's ``dataset-fashion-mnist`` package, torchvision's download.
+    ``verify_checksums``: as in ``load_fashion_mnist``; staged files are checked before they land.
     """
     explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     project_dir = default_data_dir()
@@ -169,7 +240,8 @@ def locate_files(data_dir: str | os.PathLike | None = None, download: bool = Tru
     if files := _complete(project_dir):
         return files, f"project data folder {project_dir}"
     if all((DEBIAN_DIR / f"{stem}.gz").is_file() for stem in FILES):
-        return _stage_from_debian(target), f"Debian package dataset-fashion-mnist ({DEBIAN_DIR}), staged into {target}"
+        staged = _stage_from_debian(target, _checksums_wanted(verify_checksums))
+        return staged, f"Debian package dataset-fashion-mnist ({DEBIAN_DIR}), staged into {target}"
     if download:
         try:
             return _download_with_torchvision(target), f"torchvision download into {target}"
@@ -178,10 +250,21 @@ def locate_files(data_dir: str | os.PathLike | None = None, download: bool = Tru
     raise DataError(f"Fashion-MNIST not found.\n{HOW_TO_GET_DATA}")
 
 
-def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = True, verbose: bool = True) -> FashionMNIST:
-    """Load and verify the whole dataset into memory, saying where it came from."""
-    files, source = locate_files(data_dir, download)
-    arrays = {stem: read_idx(path, *FILES[stem]) for stem, path in files.items()}
+def load_fashion_mnist(
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    verbose: bool = True,
+    verify_checksums: bool | None = None,
+) -> FashionMNIST:
+    """Load and verify the whole dataset into memory, saying where it came from.
+
+    Each file must be the original Fashion-MNIST (SHA-256 of its decompressed bytes). For a
+    different dataset in the same format pass ``verify_checksums=False``, or set
+    ``FMNIST_LAB_ALLOW_OTHER_DATA=1`` (what the command line reads; the argument wins where given).
+    """
+    verify = _checksums_wanted(verify_checksums)
+    files, source = locate_files(data_dir, download, verify)
+    arrays = {stem: read_idx(path, *FILES[stem], sha256=SHA256[stem] if verify else None) for stem, path in files.items()}
     if verbose:
         print(f"Fashion-MNIST from {source}")
     return FashionMNIST(

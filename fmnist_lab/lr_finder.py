@@ -1,13 +1,14 @@
 """The learning-rate range test (Leslie Smith, 2015), done so that students can trust it.
 
-What the report did, and what we do instead:
-- its sweep was linear from 1e-4 to 1, so 99 of 100 points sat above 1e-2; ours is
-  exponential (equal steps in log LR) by default;
-- it took the LR of the lowest *raw* loss, which is mostly noise; we smooth the loss
-  (bias-corrected exponential moving average) and read suggestions off the smoothed curve;
-- it then called ``reset_parameters()``, so training began from a different
-  initialisation than the one measured; we restore weights, BatchNorm statistics,
-  optimizer and random-number states exactly, in a ``finally``.
+What the report did (``report_sweep`` replays it), and what ``find_lr`` does instead:
+- its sweep was linear from 1e-4 to 1, so 99 of its 100 points sat above 1e-2 and 90 above
+  0.1; ours is exponential (equal steps in log LR) by default;
+- it took the LR of the lowest *raw* mini-batch loss, divided by 4; one mini-batch's loss is
+  mostly noise, so we smooth the loss (bias-corrected exponential moving average) and read
+  labelled suggestions off the smoothed curve;
+- it then re-initialised the conv and linear layers but not BatchNorm, whose scale, shift and
+  running statistics training then inherited from the sweep's last steps at LRs near 1; we
+  restore weights, BatchNorm statistics, optimizer and random-number states exactly.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from .train import TrainConfig, to_device, autocast, make_optimizer
+from .config import TrainConfig
+from .data import Batches
+from .errors import TrainingDiverged
+from .model import Net
+from .train import Splits, make_optimizer, train_step
 
 SKIP_START_FRACTION = 0.1  # the first steps are dominated by the initial loss drop
 SKIP_END_FRACTION = 0.05  # the last steps are where the loss blows up
@@ -137,7 +140,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[dict[str, float], 
 
 def find_lr(
     model: nn.Module,
-    batches: Iterable[tuple[Tensor, Tensor]],
+    batches: Batches,
     start_lr: float = 1e-6,
     end_lr: float = 1.0,
     num_steps: int = 200,
@@ -146,62 +149,55 @@ def find_lr(
     diverge_factor: float = 4.0,
     config: TrainConfig | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    device: torch.device | None = None,
+    restore: bool = True,
 ) -> LRFinderResult:
     """Train for up to ``num_steps`` mini-batches with a rising LR and record the loss.
 
     Stops early when the smoothed loss exceeds ``diverge_factor`` times its best or the
-    loss is NaN/inf. Afterwards the model, its BatchNorm statistics, the optimizer and
-    the random-number states are exactly as before the sweep.
+    loss is NaN/inf. The sweep is capped at one pass over ``batches``. With ``restore``
+    (the default) the model, its BatchNorm statistics, the optimizer and the random-number
+    states are afterwards exactly as before the sweep.
     """
     config = config or TrainConfig()
+    if num_steps > len(batches):
+        warnings.warn(f"The sweep is capped at one pass over the training data: {len(batches)} steps instead of "
+                      f"{num_steps}. With so little data the suggestions are rough.", LRFinderWarning, stacklevel=2)
+        num_steps = len(batches)
     lrs = sweep_lrs(start_lr, end_lr, num_steps, mode)
-    device = device or next(model.parameters()).device
     optimizer = optimizer or make_optimizer(model, config, lrs[0])
-    saved_model = copy.deepcopy(model.state_dict())
-    saved_optimizer = copy.deepcopy(optimizer.state_dict())
-    saved_rng = torch.get_rng_state()
-    saved_cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    generator = getattr(batches, "generator", None)
-    saved_generator = generator.get_state() if generator is not None else None
+    saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), torch.get_rng_state(),
+             torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [], batches.generator.get_state())
     used_lrs: list[float] = []
     losses: list[float] = []
     stop_reason = f"completed all {num_steps} steps"
     avg, best = 0.0, math.inf
     try:
         model.train()
-        data = _cycle(batches)
-        for step, lr in enumerate(lrs, start=1):
+        for step, (lr, (x, y)) in enumerate(zip(lrs, batches), start=1):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = to_device(*next(data), device, config.channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, config.bf16):
-                output = model(x)
-            loss = F.cross_entropy(output.float(), y, label_smoothing=config.label_smoothing)
-            value = loss.item()
-            if not math.isfinite(value):
-                stop_reason = f"stopped at step {step}: the loss became {value} at LR {lr:.3g}"
+            try:
+                loss = train_step(model, x, y, optimizer, config)
+            except TrainingDiverged as err:
+                stop_reason = f"stopped at step {step}: the loss became {err.loss} at LR {lr:.3g}"
                 break
             used_lrs.append(lr)
-            losses.append(value)
-            avg = beta * avg + (1 - beta) * value
+            losses.append(loss)
+            avg = beta * avg + (1 - beta) * loss
             smoothed = avg / (1 - beta**step)
             best = min(best, smoothed)
             if smoothed > diverge_factor * best:
                 stop_reason = (f"stopped at step {step}: the smoothed loss {smoothed:.3g} exceeded "
                                f"{diverge_factor:g}x its best ({best:.3g}) at LR {lr:.3g}")
                 break
-            loss.backward()
-            optimizer.step()
     finally:
-        model.load_state_dict(saved_model)
-        optimizer.load_state_dict(saved_optimizer)
-        torch.set_rng_state(saved_rng)
-        if saved_cuda_rng:
-            torch.cuda.set_rng_state_all(saved_cuda_rng)
-        if generator is not None:
-            generator.set_state(saved_generator)
+        if restore:
+            model.load_state_dict(saved[0])
+            optimizer.load_state_dict(saved[1])
+        torch.set_rng_state(saved[2])
+        if saved[3]:
+            torch.cuda.set_rng_state_all(saved[3])
+        batches.generator.set_state(saved[4])
     smoothed_losses = smooth(losses, beta)
     suggestions, problems = suggest(used_lrs, smoothed_losses)
     for problem in problems:
@@ -209,12 +205,15 @@ def find_lr(
     return LRFinderResult(used_lrs, losses, smoothed_losses, stop_reason, mode, suggestions, problems)
 
 
-def _cycle(batches: Iterable[tuple[Tensor, Tensor]]):
-    """Yield batches forever, starting a new pass (reshuffled) when one ends."""
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("the LR finder got no batches: the training set is empty")
+def report_sweep(model: Net, splits: Splits, config: TrainConfig) -> LRFinderResult:
+    """The report's LR search, replayed: then take ``result.report_lr`` (lowest raw loss / 4).
+
+    A linear sweep from 1e-4 to 1 over 100 mini-batches with ``config``'s optimizer (the
+    report recipe's: plain SGD, float32, batch 64), not undone afterwards; then, as in the
+    report, ``reset_parameters`` re-initialises the conv and linear layers only, so BatchNorm
+    keeps the scale, shift and running statistics that the sweep (up to LR 1) left.
+    """
+    batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
+    result = find_lr(model, batches, 1e-4, 1.0, 100, mode="linear", config=config, restore=False)
+    model.reset_parameters(batchnorm=False)
+    return result

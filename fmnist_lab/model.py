@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -34,12 +35,45 @@ class Net(nn.Module):
         x = self.drop(F.leaky_relu(self.fc_1(x), 0.01))
         return F.log_softmax(self.fc_2(x), dim=1)
 
-    def reset_parameters(self) -> None:
-        """Re-initialise every layer, BatchNorm's running mean and variance included."""
+    def reset_parameters(self, batchnorm: bool = True) -> None:
+        """Re-initialise every layer, BatchNorm's scale, shift and running statistics included.
+
+        ``batchnorm=False`` re-initialises only the conv and linear layers, as the report's did.
+        """
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
+            if isinstance(module, (nn.Conv2d, nn.Linear)) or (batchnorm and isinstance(module, nn.BatchNorm2d)):
                 module.reset_parameters()
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def layer_shapes(model: nn.Module, image: Tensor | None = None) -> list[tuple[str, tuple[int, ...], tuple[int, ...], int]]:
+    """(layer name, input shape, output shape, parameter count) for each layer call, in order.
+
+    One image (default: zeros, 1x28x28) goes through ``model`` in eval mode, with a forward hook
+    on every layer; shapes are per image (no batch dimension). Functional steps in ``forward``
+    (LeakyReLU, max-pool, flatten) have no hooks: they show as the change between one row's
+    output and the next row's input.
+    """
+    image = torch.zeros(1, 28, 28) if image is None else image
+    rows = []
+
+    def record(name: str):
+        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+            params = sum(p.numel() for p in module.parameters())
+            rows.append((name, tuple(inputs[0].shape[1:]), tuple(output.shape[1:]), params))
+        return hook
+
+    handles = [module.register_forward_hook(record(name)) for name, module in model.named_children()]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(image.unsqueeze(0).to(next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return rows

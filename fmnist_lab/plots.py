@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .data import CLASS_NAMES
 from .lr_finder import LRFinderResult
-from .train import History
+from .train import History, TrainingState
 
 SUGGESTION_MARKERS = {"steepest": "v", "valley": "o", "minimum/10": "s"}
 
@@ -74,7 +74,7 @@ def plot_history(history: History, fig: Figure | None = None) -> Figure:
 class LiveHistoryPlot:
     """Training curves that redraw in place after every epoch (one figure, not one per epoch).
 
-    Pass ``live.update`` as ``on_epoch_end`` to ``fit``. Outside a notebook it does nothing.
+    Pass ``live.update`` as ``on_epoch_end`` to ``run`` or ``fit``. Outside a notebook it does nothing.
     """
 
     def __init__(self) -> None:
@@ -82,12 +82,12 @@ class LiveHistoryPlot:
         plt.close(self.fig)  # shown through the display handle only
         self.handle = None
 
-    def update(self, history: History) -> None:
+    def update(self, state: TrainingState) -> None:
         try:
             from IPython.display import display
         except ImportError:
             return
-        plot_history(history, self.fig)
+        plot_history(state.history, self.fig)
         if self.handle is None:
             self.handle = display(self.fig, display_id=True)
         else:

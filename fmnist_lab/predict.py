@@ -8,6 +8,7 @@ of a shoe on a white table is the opposite (dark on light), so we invert it firs
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,15 @@ from .checkpoint import Checkpoint
 from .data import IMAGE_SIZE, normalize
 
 
+# Larger images are refused before their pixels are decoded: a 50-megapixel photo already takes
+# about half a gigabyte on its way to 28x28, and a small file can claim billions of pixels.
+MAX_MEGAPIXELS = 50
+# An object must stand out from its background by this many grey levels (of 255); below that
+# the image is blank or nearly so, and scaling its noise up to full contrast would give a
+# confident-looking answer about nothing.
+MIN_CONTRAST = 16
+
+
 class ImageError(ValueError):
     """A file that cannot be used as an image."""
 
@@ -27,13 +37,24 @@ class ImageError(ValueError):
 def load_image(path: str | os.PathLike) -> Image.Image:
     """Open an image file, with a clear error for anything that is not a readable image."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; pass image files (for example {path / '*.jpg'})")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes); pass a PNG or JPEG image")
+    too_large = f"more than the {MAX_MEGAPIXELS} megapixels the lab decodes; shrink it first (the model sees 28x28 pixels)"
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # PIL's "decompression bomb" warning: our own limit below is lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            width, height = image.size  # from the header: nothing is decoded yet
+            if width * height > MAX_MEGAPIXELS * 1_000_000:
+                raise ImageError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), {too_large}")
             image.load()
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{path}: far {too_large} ({err})") from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageError(f"{path}: not an image the lab can read ({err}); pass a PNG or JPEG file") from err
     return image
@@ -48,14 +69,23 @@ def greyscale(image: Image.Image) -> Image.Image:
 
 
 def to_fashion_mnist(image: Image.Image) -> Tensor:
-    """Any image -> uint8 (28, 28): light object on black, trimmed, scaled, centred."""
+    """Any image -> uint8 (28, 28): light object on black, trimmed, scaled, centred.
+
+    An image with (almost) no contrast is an ``ImageError``: there is nothing to classify.
+    """
     grey = torch.from_numpy(np.asarray(greyscale(image), dtype=np.float32))
     border = torch.cat([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if border.median() > 127:  # light background: invert so the object is the light part
         grey = 255 - grey
     background = torch.cat([grey[0], grey[-1], grey[:, 0], grey[:, -1]]).median()
     grey = (grey - background).clamp(min=0)
-    mask = grey > 0.15 * grey.max() if grey.max() > 0 else torch.ones_like(grey, dtype=torch.bool)
+    contrast = int(grey.max())
+    if contrast < MIN_CONTRAST:
+        name = getattr(image, "filename", "") or "the image"  # PIL keeps the path of an opened file
+        raise ImageError(f"{name}: (almost) no contrast, so nothing to classify: nothing stands out from the "
+                         f"background by {MIN_CONTRAST} grey levels or more (the most is {contrast} of 255). "
+                         f"Pass a photo of one garment against a plain background.")
+    mask = grey > 0.15 * grey.max()
     rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
     grey = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     grey = grey * (255.0 / grey.max().clamp(min=1))

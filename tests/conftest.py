@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -42,29 +43,43 @@ def idx_bytes(array: torch.Tensor) -> bytes:
     return header + array.to(torch.uint8).numpy().tobytes()
 
 
+def tiny_idx_files(seed: int = 0) -> dict[str, tuple[torch.Tensor, bytes]]:
+    """The four tiny IDX files for ``seed``: file stem -> (array, file bytes)."""
+    g = torch.Generator().manual_seed(seed)
+    files = {}
+    for prefix, n in TINY_COUNTS.items():
+        labels = torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8)
+        images = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+        for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+            files[stem] = (array, idx_bytes(array))
+    return files
+
+
 @pytest.fixture
 def tiny_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Make the loader expect tiny files instead of 60,000/10,000 images."""
+    """Make the loader expect tiny files instead of 60,000/10,000 images.
+
+    The checksums it verifies become those of the seed-0 set (``write_idx_set``'s default),
+    hashed here from the bytes; a set written with another seed is well-formed but "corrupt".
+    """
     files = {stem: (magic, TINY_COUNTS[stem.split("-")[0]]) for stem, (magic, _) in data_module.FILES.items()}
     monkeypatch.setattr(data_module, "FILES", files)
+    checksums = {stem: hashlib.sha256(raw).hexdigest() for stem, (_, raw) in tiny_idx_files(seed=0).items()}
+    monkeypatch.setattr(data_module, "SHA256", checksums)
+    monkeypatch.delenv(data_module.ALLOW_OTHER_DATA_ENV, raising=False)
     return TINY_COUNTS
 
 
 def write_idx_set(folder: Path, gz: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
     """Write the four tiny IDX files into ``folder``; returns what was written."""
     folder.mkdir(parents=True, exist_ok=True)
-    g = torch.Generator().manual_seed(seed)
     written = {}
-    for prefix, n in TINY_COUNTS.items():
-        labels = torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8)
-        images = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
-        for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
-            raw = idx_bytes(array)
-            if gz:
-                (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
-            else:
-                (folder / stem).write_bytes(raw)
-            written[stem] = array
+    for stem, (array, raw) in tiny_idx_files(seed).items():
+        if gz:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / stem).write_bytes(raw)
+        written[stem] = array
     return written
 
 

@@ -5,25 +5,27 @@ import torch
 from PIL import Image
 
 from fmnist_lab.checkpoint import save_checkpoint
-from fmnist_lab.cli import main
-from fmnist_lab.experiment import make_config
+from fmnist_lab.cli import build_parser, main
+from fmnist_lab.config import RECIPES, TrainConfig, cli_settings, make_config
 from fmnist_lab.model import Net
 from fmnist_lab.predict import ImageError, load_image, to_fashion_mnist
-from fmnist_lab.train import History, TrainConfig
+from fmnist_lab.train import History
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--epochs", "-3"], "--epochs: must be a positive whole number, got -3"),
-        (["train", "--batch-size", "0"], "--batch-size: must be a positive whole number, got 0"),
-        (["train", "--lr", "0"], "--lr: must be a positive number, got 0"),
-        (["train", "--lr", "-0.1"], "--lr: must be a positive number"),
-        (["train", "--limit-train", "70000"], "limit_train must be between 1 and 55000"),
-        (["train", "--epochs", "many"], "--epochs: invalid positive_int value"),
+        (["train", "--epochs", "-3"], "--epochs -3: must be at least 1"),
+        (["train", "--batch-size", "0"], "--batch-size 0: must be at least 1"),
+        (["train", "--lr", "0"], "--lr 0.0: must be a positive number"),
+        (["train", "--lr", "-0.1"], "--lr -0.1: must be a positive number"),
+        (["train", "--limit-train", "70000"], "--limit-train 70000: must be between 1 and 55000"),
+        (["train", "--epochs", "many"], "--epochs: invalid int value: 'many'"),
         (["train", "--recipe", "turbo"], "invalid choice: 'turbo'"),
-        (["train", "--max-shift", "-1"], "--max-shift: must be zero or a positive whole number, got -1"),
-        (["train", "--ema-decay", "1.5"], "ema_decay must be between 0 and 1, got 1.5"),
+        (["train", "--max-shift", "-1"], "--max-shift -1: must be >= 0"),
+        (["train", "--schedule", "cosine"], "--schedule cosine: must be one of onecycle, step, exponential, constant"),
+        (["train", "--resume", "runs/x", "--epochs", "50", "--lr", "3", "--out", "elsewhere"],
+         "--resume continues a run with its own settings, in its own folder; drop --epochs, --lr, --out"),
         (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--start-lr (1.0) must be below --end-lr (0.1)"),
         (["evaluate"], "the following arguments are required: checkpoint"),
     ],
@@ -39,30 +41,60 @@ def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkey
     assert message in capsys.readouterr().err
 
 
-def test_recipe_switches_reach_the_training_config(monkeypatch, capsys):
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Replace data loading and training: what reaches ``run`` is recorded in the returned dict."""
     seen = {}
 
-    def fake_run(config, data, recipe, out_dir, progress):
-        seen.update(config=config, recipe=recipe)
+    def fake_run(config, data, out_dir, resume, overwrite, progress):
+        seen.update(config=config, out_dir=out_dir, resume=resume, overwrite=overwrite)
         history = History(train_loss=[0.5], val_loss=[0.4], val_accuracy=[0.9], lr=[0.1], seconds=[1.0])
         return SimpleNamespace(test_accuracy=0.9, history=history, minutes=0.1)
 
     monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", lambda data_dir: None)
     monkeypatch.setattr("fmnist_lab.experiment.run", fake_run)
-    assert main(["train", "--recipe", "fast", "--max-shift", "2", "--flip", "--ema-decay", "0.99", "--flip-tta",
-                 "--fp32", "--no-progress"]) == 0
-    config = seen["config"]
-    assert (config.max_shift, config.flip, config.ema_decay, config.flip_tta, config.bf16) == (2, True, 0.99, True, False)
+    return seen
+
+
+def test_every_setting_is_a_flag_and_reaches_the_training_config(fake_training, tmp_path):
+    assert main(["train", "--recipe", "fast", "--max-shift", "2", "--flip", "--no-bf16", "--momentum", "0.5",
+                 "--no-progress", "--out", str(tmp_path / "a")]) == 0
+    config = fake_training["config"]
+    assert (config.max_shift, config.flip, config.bf16, config.momentum) == (2, True, False, 0.5)
     assert config.epochs == make_config("fast").epochs  # the recipe's own value where no flag was given
 
-    main(["train", "--no-progress"])
-    default = make_config("default")
-    assert (seen["config"].max_shift, seen["config"].flip, seen["config"].bf16) == (default.max_shift, default.flip, True)
+    main(["train", "--no-progress", "--out", str(tmp_path / "b")])
+    assert fake_training["config"] == make_config("default")
+    parser_flags = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
+    for setting in cli_settings():
+        assert "--" + setting.name.replace("_", "-") in parser_flags, setting.name
+
+
+def test_recipe_names_come_from_the_recipes(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "{" + ",".join(RECIPES) + "}" in capsys.readouterr().out
 
 
 def test_resume_from_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path)]) == 1
     assert "is not the output folder of an interrupted fmnist-lab run" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
+    (tmp_path / "taken").write_text("a file")
+    assert main(["train", "--out", str(tmp_path / "taken")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback(fake_training, monkeypatch, tmp_path):
+    def broken_run(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (64x1152 and 1024x512)")
+
+    monkeypatch.setattr("fmnist_lab.experiment.run", broken_run)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):  # not a one-line "error:" message
+        main(["train", "--no-progress", "--out", str(tmp_path / "run")])
 
 
 def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path, capsys):

@@ -8,14 +8,15 @@ from fmnist_lab.data import Batches
 from fmnist_lab.experiment import run
 from fmnist_lab.lr_finder import find_lr
 from fmnist_lab.model import Net
-from fmnist_lab.train import TrainConfig, bf16_is_fast, evaluate, make_splits, pick_device
+from fmnist_lab.config import TrainConfig
+from fmnist_lab.train import bf16_is_native, evaluate, make_splits, pick_device
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def test_auto_device_is_cuda_and_bf16_is_used():
     assert pick_device("auto").type == "cuda"
-    assert bf16_is_fast(torch.device("cuda"))
+    assert bf16_is_native(torch.device("cuda")) == (torch.cuda.get_device_capability() >= (8, 0))
 
 
 def test_training_on_cuda_learns_and_checkpoint_loads_on_cpu(tiny_data, tmp_path):
@@ -33,11 +34,12 @@ def test_training_on_cuda_learns_and_checkpoint_loads_on_cpu(tiny_data, tmp_path
 
 def test_lr_finder_on_cuda_restores_everything(tiny_data):
     config = TrainConfig(batch_size=32, val_size=200, device="cuda")
-    splits = make_splits(tiny_data, config, torch.device("cuda"))
+    splits = make_splits(tiny_data, config)
+    assert splits.train_x.is_cuda  # the configured device is honoured
     model = Net().cuda()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cuda_rng = torch.cuda.get_rng_state()
-    result = find_lr(model, Batches(splits.train_x, splits.train_y, 32, shuffle=True), 1e-5, 10.0, 80, config=config)
+    result = find_lr(model, Batches(splits.train_x, splits.train_y, 32, shuffle=True), 1e-5, 10.0, 30, config=config)
     assert len(result.lrs) > 10
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(cuda_rng, torch.cuda.get_rng_state())

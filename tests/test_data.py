@@ -1,4 +1,6 @@
 import gzip
+import os
+import stat
 
 import pytest
 import torch
@@ -61,7 +63,7 @@ def test_label_out_of_range(tmp_path):
 
 def test_explicit_folder_comes_first(tiny_counts, isolated_sources, tmp_path):
     explicit = tmp_path / "mine"
-    written = write_idx_set(explicit, seed=1)
+    written = write_idx_set(explicit)
     write_idx_set(isolated_sources["project"] / "FashionMNIST" / "raw", seed=2)
     data = load_fashion_mnist(explicit, verbose=False)
     assert data.source.startswith("explicit folder")
@@ -186,3 +188,135 @@ def test_augmentation_flips_and_shifts_with_background():
     assert (shifted == -1.0).any()  # padding uses the background value
     positions = {tuple((s[0] == 1.0).nonzero().tolist()[0]) for s in shifted if (s == 1.0).any()}
     assert len(positions) > 3 and all(abs(r - 10) <= 2 and c <= 2 for r, c in positions)
+
+
+def zero_last_images(path, n):
+    """Overwrite the last ``n`` images with zeros, keeping the header and the size."""
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) - n * 28 * 28 :] = bytes(n * 28 * 28)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("zeroed", [40, 120], ids=["last-third-zero", "all-zero"])
+def test_well_formed_file_with_wrong_images_is_refused_by_checksum(tiny_counts, isolated_sources, tmp_path, zeroed):
+    write_idx_set(tmp_path / "mine")
+    path = tmp_path / "mine" / "train-images-idx3-ubyte"
+    zero_last_images(path, zeroed)
+    assert read_idx(path, 0x0803, 120).shape == (120, 28, 28)  # header, size and shape are all right
+    with pytest.raises(DataError, match="not the original Fashion-MNIST file") as err:
+        load_fashion_mnist(tmp_path / "mine", verbose=False)
+    text = str(err.value)
+    assert str(path) in text and f"expected {data_module.SHA256['train-images-idx3-ubyte']}" in text
+    assert "Delete the dataset files" in text and "FMNIST_LAB_ALLOW_OTHER_DATA=1" in text
+
+
+def test_gzipped_files_are_checked_on_their_decompressed_bytes(tiny_counts, isolated_sources, tmp_path):
+    write_idx_set(tmp_path / "good", gz=True)
+    assert load_fashion_mnist(tmp_path / "good", verbose=False).train_images.shape == (120, 28, 28)
+    labels = tmp_path / "good" / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(gzip.compress(idx_bytes(torch.zeros(40, dtype=torch.uint8))))  # all "T-shirt/top"
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: right format and size"):
+        load_fashion_mnist(tmp_path / "good", verbose=False)
+
+
+def test_a_different_dataset_needs_the_opt_out(tiny_counts, isolated_sources, tmp_path, monkeypatch):
+    written = write_idx_set(tmp_path / "digits", seed=7)
+    with pytest.raises(DataError, match="SHA-256"):
+        load_fashion_mnist(tmp_path / "digits", verbose=False)
+    data = load_fashion_mnist(tmp_path / "digits", verbose=False, verify_checksums=False)
+    assert torch.equal(data.train_images, written["train-images-idx3-ubyte"])
+    monkeypatch.setenv("FMNIST_LAB_ALLOW_OTHER_DATA", "1")
+    assert torch.equal(load_fashion_mnist(tmp_path / "digits", verbose=False).test_images, written["t10k-images-idx3-ubyte"])
+    with pytest.raises(DataError, match="SHA-256"):  # the argument wins over the variable
+        load_fashion_mnist(tmp_path / "digits", verbose=False, verify_checksums=True)
+
+
+def hidden_files(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_staging_refuses_a_corrupt_debian_file_before_it_lands(tiny_counts, isolated_sources):
+    write_idx_set(isolated_sources["debian"], gz=True)
+    other = write_idx_set(isolated_sources["project"].parent / "other", seed=3)["t10k-images-idx3-ubyte"]
+    (isolated_sources["debian"] / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(other)))
+    with pytest.raises(DataError, match="sudo apt-get install --reinstall dataset-fashion-mnist") as err:
+        load_fashion_mnist(verbose=False)
+    assert str(isolated_sources["debian"] / "t10k-images-idx3-ubyte.gz") in str(err.value)
+    raw = isolated_sources["project"] / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+
+
+def test_interrupted_staging_leaves_no_file_under_the_real_name_and_the_next_one_works(
+    tiny_counts, isolated_sources, monkeypatch
+):
+    written = write_idx_set(isolated_sources["debian"], gz=True)
+    raw = isolated_sources["project"] / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    # What an interrupted run of the old code left: its fixed temporary name, right header and size, zero images.
+    stale = raw / ".train-images-idx3-ubyte.partial"
+    stale.write_bytes(idx_bytes(torch.zeros(120, 28, 28, dtype=torch.uint8)))
+    real_copy = data_module._copy_and_hash
+
+    def interrupted_half_way(src, dst):
+        dst.write(src.read(784 * 60 + 16))  # the header and half of the images
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_module, "_copy_and_hash", interrupted_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        load_fashion_mnist(verbose=False)
+    assert list(raw.iterdir()) == [stale]  # nothing under a real name, and no new temporary file
+
+    monkeypatch.setattr(data_module, "_copy_and_hash", real_copy)
+    data = load_fashion_mnist(verbose=False)
+    assert torch.equal(data.train_images, written["train-images-idx3-ubyte"])  # the stale file played no part
+    assert stale.read_bytes()[16:] == bytes(120 * 784)
+
+
+def test_two_stagings_at_once_write_separate_temporary_files(tiny_counts, isolated_sources, monkeypatch):
+    written = write_idx_set(isolated_sources["debian"], gz=True)
+    raw = isolated_sources["project"] / "FashionMNIST" / "raw"
+    real_copy = data_module._copy_and_hash
+    temporaries_seen = []
+
+    def with_a_second_staging_in_between(src, dst):
+        if not temporaries_seen:
+            temporaries_seen.append(hidden_files(raw))
+            data_module._stage_from_debian(isolated_sources["project"])  # runs while the first is mid-file
+        elif len(temporaries_seen) == 1:
+            temporaries_seen.append(hidden_files(raw))
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(data_module, "_copy_and_hash", with_a_second_staging_in_between)
+    data_module._stage_from_debian(isolated_sources["project"])
+    first, second = temporaries_seen
+    assert len(first) == 1 and len(second) == 2 and first[0] in second  # each staging had its own file
+    assert first[0].startswith(".train-images-idx3-ubyte.") and first[0].endswith(".partial")
+    assert hidden_files(raw) == []
+    data = load_fashion_mnist(verbose=False)  # checksums included: both writers left whole files
+    assert torch.equal(data.train_images, written["train-images-idx3-ubyte"])
+
+
+def test_staging_never_writes_through_a_symlink(tiny_counts, isolated_sources, tmp_path):
+    write_idx_set(isolated_sources["debian"], gz=True)
+    raw = isolated_sources["project"] / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("do not overwrite")
+    (raw / ".train-images-idx3-ubyte.partial").symlink_to(victim)  # the old fixed temporary name
+    (raw / "train-images-idx3-ubyte").symlink_to(victim)  # the real name
+    data_module._stage_from_debian(isolated_sources["project"])
+    assert victim.read_text() == "do not overwrite"
+    staged = raw / "train-images-idx3-ubyte"
+    assert not staged.is_symlink() and staged.stat().st_size == 16 + 120 * 784
+    assert load_fashion_mnist(verbose=False).train_images.shape == (120, 28, 28)
+
+
+def test_staged_files_follow_the_umask_not_mkstemps_0600(tiny_counts, isolated_sources):
+    write_idx_set(isolated_sources["debian"], gz=True)
+    old = os.umask(0o022)
+    try:
+        data_module._stage_from_debian(isolated_sources["project"])
+    finally:
+        os.umask(old)
+    raw = isolated_sources["project"] / "FashionMNIST" / "raw"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in raw.iterdir()} == {0o644}

@@ -6,11 +6,12 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from fmnist_lab.config import TrainConfig, make_config
 from fmnist_lab.data import Batches
-from fmnist_lab.lr_finder import LRFinderResult, LRFinderWarning, find_lr, smooth, suggest, sweep_lrs
+from fmnist_lab.lr_finder import LRFinderResult, LRFinderWarning, find_lr, report_sweep, smooth, suggest, sweep_lrs
 from fmnist_lab.model import Net
 from fmnist_lab.plots import plot_lr_finder
-from fmnist_lab.train import TrainConfig, make_optimizer, make_splits
+from fmnist_lab.train import make_optimizer, make_splits
 
 
 def synthetic_curve(lrs, best_lr=0.1, noise=0.0, seed=0):
@@ -91,11 +92,11 @@ def test_rising_curve_warns():
 
 @pytest.fixture
 def sweep_setup(tiny_data):
-    config = TrainConfig(batch_size=32, val_size=200, bf16=False, device="cpu")
+    config = TrainConfig(batch_size=16, val_size=200, bf16=False, device="cpu")
     splits = make_splits(tiny_data, config)
     torch.manual_seed(0)
     model = Net()
-    batches = Batches(splits.train_x, splits.train_y, 32, shuffle=True, seed=0)
+    batches = Batches(splits.train_x, splits.train_y, 16, shuffle=True, seed=0)  # 63 batches
     return model, batches, config
 
 
@@ -170,3 +171,33 @@ def test_report_rule_divides_the_lowest_raw_loss_lr_by_four():
     result = LRFinderResult(lrs, losses, smooth(losses), "completed", "linear")
     assert result.lowest_raw_loss_lr == pytest.approx(0.620038)
     assert result.report_lr == pytest.approx(0.15500949999999986)
+
+
+def test_sweep_is_capped_at_one_pass_over_the_data(sweep_setup):
+    model, batches, config = sweep_setup
+    with pytest.warns(LRFinderWarning, match="capped at one pass over the training data: 63 steps instead of 500"):
+        result = find_lr(model, batches, 1e-5, 1e-2, 500, config=config)
+    assert len(result.lrs) == 63 and result.lrs[-1] == pytest.approx(1e-2)
+
+
+def test_report_sweep_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny_data):
+    config = make_config("report", val_size=200, device="cpu")
+    splits = make_splits(tiny_data, config)
+    torch.manual_seed(0)
+    model = Net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)  # 16 batches of 64 here, not the report's 100
+        result = report_sweep(model, splits, config)
+    assert result.mode == "linear" and result.lrs[:2] == pytest.approx([1e-4, 1e-4 + 0.9999 / 16])
+    assert result.report_lr == pytest.approx(result.lowest_raw_loss_lr / 4)
+    after = model.state_dict()
+    # BatchNorm: the sweep's running statistics and learned scale stay (the report's reset skipped them)
+    assert int(after["b1.num_batches_tracked"]) >= len(result.lrs)
+    assert not torch.equal(after["b1.running_mean"], before["b1.running_mean"])
+    assert not torch.equal(after["b2.weight"], before["b2.weight"])
+    # conv and linear layers: freshly initialised, at the scale of a new layer, not the swept weights
+    fresh = Net()
+    for name in ("c1.weight", "fc_1.weight", "fc_2.weight"):
+        assert not torch.equal(after[name], before[name])
+        assert float(after[name].std()) == pytest.approx(float(fresh.state_dict()[name].std()), rel=0.2)

@@ -4,6 +4,8 @@ Outputs are stripped, except in cells marked ``# NBVAL_CHECK_OUTPUT``, whose sto
 nbval compares with a fresh run. Those outputs must exist, and be plain text.
 """
 
+import importlib
+import re
 from pathlib import Path
 
 import nbformat
@@ -35,6 +37,28 @@ def test_notebooks_import_the_package_not_copies_of_it(path):
     notebook = nbformat.read(path, as_version=4)
     sources = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
     assert "fmnist_lab" in sources
-    for definition in ("class Net(", "def find_lr(", "def train_epoch(", "def evaluate("):
+    for definition in ("class Net(", "def find_lr(", "def train_step(", "def train_epoch(", "def fit(", "def evaluate("):
         assert definition not in sources
     assert sum(c.cell_type == "markdown" for c in notebook.cells) >= 6  # they teach, not only run
+
+
+LESSON = re.compile(r"# LESSON: .*the package's version is (fmnist_lab(?:\.\w+)+)")
+
+
+def without_solutions(source: str) -> str:
+    """A cell's code outside nbgrader's solution markers (exercise solutions may train too)."""
+    return re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "", source, flags=re.S)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_training_loop_is_written_out_at_most_once_as_a_marked_lesson(path):
+    """A lesson may write the loop once to show it; it must say which package function it mirrors."""
+    notebook = nbformat.read(path, as_version=4)
+    loops = [c.source for c in notebook.cells
+             if c.cell_type == "code" and ".backward()" in without_solutions(c.source)]
+    assert len(loops) <= 1, f"{path.name} writes a training loop {len(loops)} times"
+    for source in loops:
+        lesson = LESSON.search(source)
+        assert lesson, f"{path.name}: a training loop without a '# LESSON: ... the package's version is ...' line"
+        module, _, name = lesson.group(1).rpartition(".")
+        assert hasattr(importlib.import_module(module), name), f"{lesson.group(1)} does not exist"

@@ -1,6 +1,7 @@
 """On the real Fashion-MNIST files. Skipped on a machine without them, never in CI."""
 
 import gzip
+import hashlib
 import os
 import struct
 import subprocess
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist_lab.data import DEBIAN_DIR, pixel_stats
+from fmnist_lab.data import DEBIAN_DIR, FILES, SHA256, DataError, load_fashion_mnist, locate_files, pixel_stats, read_idx
 from fmnist_lab.experiment import run
-from fmnist_lab.train import TrainConfig
+from fmnist_lab.config import TrainConfig
 
 pytestmark = pytest.mark.real_data
 
@@ -27,11 +28,15 @@ def independent_idx_reader(path: Path) -> torch.Tensor:
     return torch.tensor(bytearray(body), dtype=torch.uint8).reshape(shape)
 
 
-def test_loader_equals_an_independent_reader_of_the_debian_files(real_data):
-    if not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file():
+def require_debian_files() -> None:
+    if not all((DEBIAN_DIR / f"{stem}.gz").is_file() for stem in FILES):
         if os.environ.get("CI"):
             pytest.fail("CI installs dataset-fashion-mnist, but its files are missing")
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
+
+
+def test_loader_equals_an_independent_reader_of_the_debian_files(real_data):
+    require_debian_files()
     expected = {
         "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
         "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
@@ -39,6 +44,31 @@ def test_loader_equals_an_independent_reader_of_the_debian_files(real_data):
     for field, stem in expected.items():
         reference = independent_idx_reader(DEBIAN_DIR / f"{stem}.gz")
         assert torch.equal(getattr(real_data, field).to(reference.dtype), reference), field
+
+
+def test_the_real_files_have_the_checksums_in_the_code(real_data):
+    require_debian_files()
+    for stem in FILES:
+        with gzip.open(DEBIAN_DIR / f"{stem}.gz") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == SHA256[stem], stem
+    files, _ = locate_files(download=False)  # the staged (or found) copies the lab loads
+    for stem, path in files.items():
+        read_idx(path, *FILES[stem], sha256=SHA256[stem])
+
+
+def test_training_images_with_zeroed_tail_are_refused(tmp_path):
+    """What an interrupted concurrent staging once left: right header and size, 19,559 zero images."""
+    require_debian_files()
+    for stem in FILES:
+        with gzip.open(DEBIAN_DIR / f"{stem}.gz") as f:
+            raw = bytearray(f.read())
+        if stem == "train-images-idx3-ubyte":
+            raw[len(raw) - 19_559 * 784 :] = bytes(19_559 * 784)
+        (tmp_path / stem).write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="train-images-idx3-ubyte: right format and size, but not the original"):
+        load_fashion_mnist(tmp_path, download=False, verbose=False)
+    zeroed = load_fashion_mnist(tmp_path, download=False, verbose=False, verify_checksums=False).train_images
+    assert zeroed.shape == (60_000, 28, 28) and pixel_stats(zeroed)[0] < 0.2  # 0.2860 on the real images
 
 
 def test_counts_balance_and_statistics(real_data):

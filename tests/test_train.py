@@ -6,9 +6,11 @@ import torch
 
 from fmnist_lab import checkpoint as checkpoint_module
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from fmnist_lab.experiment import make_config, resume, run
+from fmnist_lab.config import RECIPES, TrainConfig, make_config
+from fmnist_lab.errors import ConfigError, TrainingDiverged
+from fmnist_lab.experiment import resume, run
 from fmnist_lab.model import Net
-from fmnist_lab.train import History, TrainConfig, TrainingDiverged, format_eval, pick_device
+from fmnist_lab.train import History, bf16_is_native, format_eval, pick_device
 
 QUICK = dict(epochs=3, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
 
@@ -131,28 +133,28 @@ def test_crash_during_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
 
 def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
     config = TrainConfig(**{**QUICK, "epochs": 4, "lr": 0.05})
-    run(config, tiny_data, out_dir=tmp_path, progress=False, log=lambda line: None)
-    before = (tmp_path / "best.pt").read_bytes()
+    run(config, tiny_data, out_dir=tmp_path / "good", progress=False, log=lambda line: None)
+    before = (tmp_path / "good" / "best.pt").read_bytes()
     with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+, at learning rate 1e\+06.*lower it"):
         run(TrainConfig(**{**QUICK, "lr": 1e6, "schedule": "constant"}), tiny_data, out_dir=tmp_path / "bad",
             progress=False, log=lambda line: None)
-    assert (tmp_path / "best.pt").read_bytes() == before
+    assert (tmp_path / "good" / "best.pt").read_bytes() == before
     assert not (tmp_path / "bad" / "best.pt").exists()
 
 
 def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path):
-    extras = dict(epochs=4, max_shift=2, flip=True, ema_decay=0.9, flip_tta=True)
+    extras = dict(epochs=4, max_shift=2, flip=True)
     full = tiny_run(tiny_data, tmp_path / "full", **extras)
 
     class Interrupt:
-        def __call__(self, history):
-            if len(history) == 2:
+        def __call__(self, state):
+            if len(state.history) == 2:
                 raise KeyboardInterrupt
 
     config = TrainConfig(**{**QUICK, **extras})
     with pytest.raises(KeyboardInterrupt):
         run(config, tiny_data, out_dir=tmp_path / "cut", progress=False, on_epoch_end=Interrupt(), log=lambda line: None)
-    assert load_checkpoint(tmp_path / "cut" / "last.pt").metrics == {"epoch": 2}
+    assert load_checkpoint(tmp_path / "cut" / "last.pt").metrics["epoch"] == 2
     resumed = resume(tmp_path / "cut", tiny_data, progress=False, log=lambda line: None)
     assert without_seconds(resumed.history) == without_seconds(full.history)
     assert resumed.test_accuracy == full.test_accuracy
@@ -169,31 +171,41 @@ def test_early_stopping_stops_after_patience(tiny_data):
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("epochs", 0, "epochs must be at least 1"), ("batch_size", 0, "batch_size must be at least 1"),
-     ("lr", 0.0, "lr must be a positive number"), ("lr", math.nan, "lr must be a positive"),
-     ("limit_train", 60_000, "limit_train must be between 1 and 55000"), ("schedule", "cosine", "schedule must be one of"),
-     ("weight_decay", -1.0, "weight_decay must be >= 0")],
+    [("epochs", 0, "epochs=0: must be at least 1"), ("batch_size", 0, "batch_size=0: must be at least 1"),
+     ("lr", 0.0, "lr=0.0: must be a positive number"), ("lr", math.nan, "lr=nan: must be a positive"),
+     ("limit_train", 60_000, "limit_train=60000: must be between 1 and 55000"),
+     ("schedule", "cosine", "schedule='cosine': must be one of"), ("weight_decay", -1.0, "weight_decay=-1.0: must be >= 0")],
 )
 def test_bad_config_is_refused(field, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message) as err:
         TrainConfig(**{field: value})
+    assert err.value.problems[0][0] == field  # the library names the argument; the CLI turns it into a flag
 
 
 def test_unknown_recipe():
-    with pytest.raises(ValueError, match="unknown recipe 'slow'"):
+    with pytest.raises(ConfigError, match="recipe='slow': unknown; choose one of default, fast, report"):
         make_config("slow")
 
 
 def test_report_recipe_is_the_reports():
     config = make_config("report")
-    assert (config.epochs, config.batch_size, config.momentum, config.weight_decay, config.schedule) == (23, 64, 0.0, 0.0, "step")
+    assert (config.epochs, config.batch_size, config.momentum, config.weight_decay, config.lr_rule) == (23, 64, 0.0, 0.0, "report")
+    assert (config.bf16, config.nesterov) == (False, False)
+
+
+def test_recipes_are_values_and_changes_do_not_leak():
+    fast = make_config("fast", epochs=3)
+    assert fast.epochs == 3 and RECIPES["fast"].epochs == 10
+    assert make_config("fast", lr=None) == RECIPES["fast"]  # None means "keep the recipe's value"
+    with pytest.raises(Exception):
+        RECIPES["default"].epochs = 1  # frozen: nobody changes a recipe by accident
 
 
 def test_pick_device():
     assert pick_device("cpu").type == "cpu"
     assert pick_device("auto").type in {"cpu", "cuda", "mps"}
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA GPU"):
+        with pytest.raises(ConfigError, match="device='cuda': PyTorch sees no CUDA GPU"):
             pick_device("cuda")
 
 
@@ -203,21 +215,31 @@ def test_history_records():
     assert h.best_epoch == 2
 
 
-def test_flip_tta_averages_the_probabilities_of_image_and_mirror():
-    from fmnist_lab.train import evaluate
+@pytest.mark.parametrize("schedule, changes, expected", [
+    ("step", {"step_size": 1, "gamma": 0.7}, [0.1, 0.07, 0.049, 0.0343]),
+    ("step", {"step_size": 2, "gamma": 0.5}, [0.1, 0.1, 0.05, 0.05]),
+    ("exponential", {"gamma": 0.9}, [0.1, 0.09, 0.081, 0.0729]),
+    ("constant", {}, [0.1, 0.1, 0.1, 0.1]),
+])
+def test_per_epoch_schedules(schedule, changes, expected):
+    from fmnist_lab.train import make_optimizer, make_scheduler
 
-    torch.manual_seed(0)
-    model = Net().eval()
-    x, y = torch.randn(6, 1, 28, 28), torch.arange(6)
-    result = evaluate(model, [(x, y)], torch.device("cpu"), bf16=False, flip_tta=True)
-    with torch.no_grad():
-        expected = (model(x).exp() + model(x.flip(3)).exp()) / 2
-    assert torch.allclose(result.probabilities, expected, atol=1e-6)
+    config = TrainConfig(schedule=schedule, **changes)
+    optimizer = make_optimizer(Net(), config, 0.1)
+    scheduler, per_batch = make_scheduler(optimizer, config, 0.1, steps_per_epoch=10)
+    assert not per_batch
+    lrs = []
+    for _ in expected:
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    assert lrs == pytest.approx(expected)
 
 
-def test_ema_checkpoint_holds_the_averaged_weights(tiny_data, tmp_path):
-    tiny_run(tiny_data, tmp_path, epochs=1, ema_decay=0.5)
-    best = load_checkpoint(tmp_path / "best.pt").model.state_dict()
-    last = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert torch.equal(best["fc_1.weight"], last["resume"]["ema"]["module.fc_1.weight"])
-    assert not torch.equal(best["fc_1.weight"], last["model_state"]["fc_1.weight"])  # raw weights differ
+def test_bf16_only_where_the_gpu_runs_it_natively(monkeypatch):
+    """Colab's T4 (compute capability 7.5) emulates bf16: slower than float32, so the lab trains in float32."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert not bf16_is_native(torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert bf16_is_native(torch.device("cuda"))

@@ -1,0 +1,108 @@
+"""Which LR schedule did the report use? Fit candidates to its logged per-epoch test accuracy.
+
+    python benchmarks/report_replay.py [--candidates constant step-0.7 ...] [--epochs 23]
+
+The report names no scheduler, but its log holds 23 per-epoch test accuracies. Each candidate
+replays the report's recipe (its LR sweep and conv/linear-only reset, then plain SGD, batch 64,
+float32, at the LR it printed, 0.155) for 23 epochs with one schedule, and is scored on the
+TEST set after every epoch — only because that reproduces the report's own log; nothing in
+the lab chooses anything on the test set. Prints each candidate's distance to the report's
+curve (RMSE in percentage points, and the final epoch's difference) and writes
+benchmarks/results/report_replay.{json,md,png}. The closest candidate is the replay's schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from fmnist_lab.checkpoint import atomic_write_text  # noqa: E402
+from fmnist_lab.config import make_config  # noqa: E402
+from fmnist_lab.data import Batches, load_fashion_mnist  # noqa: E402
+from fmnist_lab.lr_finder import report_sweep  # noqa: E402
+from fmnist_lab.model import Net  # noqa: E402
+from fmnist_lab.train import evaluate, fit, make_splits  # noqa: E402
+
+# The report's log, "Test set: ... Accuracy: N/10000" after epochs 1..23 (../shared/seed report, its only results).
+REPORT_TEST_ACCURACY = [87.36, 88.62, 89.59, 90.71, 90.66, 91.02, 90.58, 90.50, 91.00, 91.83, 91.84, 91.64,
+                        91.10, 91.54, 91.83, 92.29, 92.27, 92.32, 91.54, 91.93, 92.00, 92.52, 92.54]
+REPORT_LR = 0.155  # "Best LR 0.15500949999999986" in its log
+CANDIDATES = {  # name: (description, TrainConfig changes)
+    "constant": ("constant LR", {"schedule": "constant"}),
+    "step-0.7": ("StepLR, x0.7 every epoch (PyTorch's MNIST example)", {"schedule": "step", "step_size": 1, "gamma": 0.7}),
+    "step-7-0.1": ("StepLR, x0.1 every 7 epochs (PyTorch's transfer-learning tutorial)",
+                   {"schedule": "step", "step_size": 7, "gamma": 0.1}),
+    "step-5-0.5": ("StepLR, x0.5 every 5 epochs", {"schedule": "step", "step_size": 5, "gamma": 0.5}),
+    "exp-0.95": ("ExponentialLR, x0.95 every epoch", {"schedule": "exponential", "gamma": 0.95}),
+}
+
+
+def replay(data, changes: dict, epochs: int, seed: int) -> list[float]:
+    """Per-epoch test accuracy (%) of the report's recipe with the given schedule."""
+    config = make_config("report", epochs=epochs, seed=seed, log_interval=10**9, **changes)
+    torch.manual_seed(config.seed)
+    splits = make_splits(data, config)
+    model = Net().to(splits.train_x.device)
+    report_sweep(model, splits, config)  # as the report did: BatchNorm keeps what the sweep left
+    test_batches = Batches(splits.test_x, splits.test_y, 1000)
+    accuracies = []
+
+    def score_test(state) -> None:  # the report's practice, reproduced here only
+        accuracies.append(100 * evaluate(state.model, test_batches, splits.test_x.device, config.bf16).accuracy)
+
+    fit(model, splits, config, REPORT_LR, on_epoch_end=score_test, progress=False, log=lambda line: None)
+    return accuracies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--epochs", type=int, default=len(REPORT_TEST_ACCURACY))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+
+    data = load_fashion_mnist()
+    report = REPORT_TEST_ACCURACY[: args.epochs]
+    rows = []
+    for key in args.candidates:
+        description, changes = CANDIDATES[key]
+        curve = replay(data, changes, args.epochs, args.seed)
+        rmse = math.sqrt(sum((a - b) ** 2 for a, b in zip(curve, report)) / len(report))
+        rows.append({"candidate": key, "description": description, "curve": curve, "rmse_pp": rmse,
+                     "final_diff_pp": curve[-1] - report[-1]})
+        print(f"{key:<12} RMSE {rmse:.2f} pp   final epoch {curve[-1]:.2f}% ({curve[-1] - report[-1]:+.2f} pp)   "
+              f"{description}", flush=True)
+    best = min(rows, key=lambda row: row["rmse_pp"])
+    print(f"closest to the report's log: {best['candidate']} ({best['description']}), RMSE {best['rmse_pp']:.2f} pp")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = ["| schedule | RMSE to the report's curve | final epoch (report: 92.54%) |", "|---|---|---|"]
+    table += [f"| {r['description']} | {r['rmse_pp']:.2f} pp | {r['curve'][-1]:.2f}% ({r['final_diff_pp']:+.2f} pp) |"
+              for r in sorted(rows, key=lambda r: r["rmse_pp"])]
+    atomic_write_text(out / "report_replay.md", "\n".join(table) + "\n")
+    atomic_write_text(out / "report_replay.json", json.dumps({"report": report, "lr": REPORT_LR, "seed": args.seed,
+                                                              "torch": torch.__version__, "rows": rows}, indent=2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    epochs = range(1, len(report) + 1)
+    ax.plot(epochs, report, "ko", label="the report's log")
+    for r in rows:
+        ax.plot(epochs, r["curve"], "-", lw=2.5 if r is best else 1, label=f"{r['description']} (RMSE {r['rmse_pp']:.2f})")
+    ax.set(xlabel="epoch", ylabel="test accuracy (%) — scored every epoch, as the report did",
+           title="Fitting the report's unnamed LR schedule")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(out / "report_replay.png", dpi=120, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()

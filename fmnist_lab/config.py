@@ -1,0 +1,108 @@
+"""Every training setting in one dataclass, and the recipes as values of it.
+
+Each field that the command line exposes carries its help text (``metadata``), so
+``fmnist-lab train``'s flags are generated from this one description of the settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+SCHEDULES = ("onecycle", "step", "exponential", "constant")
+LR_RULES = ("finder", "report")
+TRAIN_SIZE = 60_000
+
+
+def setting(default: Any, help: str) -> Any:
+    """A field that is also a ``fmnist-lab train`` flag (``--name-with-dashes``)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. The defaults are the lab's recipe."""
+
+    epochs: int = setting(30, "number of epochs")
+    batch_size: int = setting(256, "images per mini-batch")
+    lr: float | None = setting(None, "peak learning rate (default: picked by the recipe's lr_rule)")
+    # "finder": the lab's LR finder, one-cycle peak; "report": the report's sweep and rule (lowest raw loss / 4)
+    lr_rule: str = "finder"
+    schedule: str = setting("onecycle", "onecycle, step (StepLR), exponential (ExponentialLR) or constant")
+    step_size: int = setting(1, "step schedule: epochs between LR cuts")
+    gamma: float = setting(0.7, "step and exponential schedules: the LR's factor at each cut")
+    momentum: float = setting(0.9, "SGD momentum (0 for plain SGD)")
+    nesterov: bool = setting(True, "Nesterov momentum")
+    weight_decay: float = setting(5e-4, "L2 weight decay")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")
+    max_shift: int = setting(0, "augmentation: random shifts of up to this many pixels")
+    flip: bool = setting(False, "augmentation: random horizontal flips")
+    patience: int | None = setting(None, "early stopping after this many epochs without a better validation accuracy")
+    val_size: int = 5000
+    limit_train: int | None = setting(None, "use only this many training images (quick runs)")
+    seed: int = setting(0, "random seed (initialisation, shuffling, validation split)")
+    device: str = setting("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    bf16: bool = setting(True, "bfloat16 autocast where the hardware runs it natively (--no-bf16: float32)")
+    channels_last: bool = True
+    log_interval: int = 50  # batches between "Train Epoch" lines
+
+    def __post_init__(self) -> None:
+        problems = []
+
+        def check(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                problems.append((name, getattr(self, name), rule))
+
+        check(self.epochs >= 1, "epochs", "must be at least 1")
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), "lr", "must be a positive number")
+        check(self.lr_rule in LR_RULES, "lr_rule", f"must be one of {', '.join(LR_RULES)}")
+        check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
+        check(self.step_size >= 1, "step_size", "must be at least 1")
+        check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
+        check(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        check(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
+        check(self.max_shift >= 0, "max_shift", "must be >= 0")
+        check(self.patience is None or self.patience >= 1, "patience", "must be at least 1")
+        check(0 < self.val_size < TRAIN_SIZE, "val_size", f"must be between 1 and {TRAIN_SIZE - 1}")
+        left = TRAIN_SIZE - self.val_size
+        check(self.limit_train is None or 1 <= self.limit_train <= left, "limit_train",
+              f"must be between 1 and {left} (the training images left after the {self.val_size}-image validation split)")
+        check(self.log_interval >= 1, "log_interval", "must be at least 1")
+        if problems:
+            raise ConfigError(problems)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A config from ``dataclasses.asdict`` output (as stored in run.json and checkpoints)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# The recipes, as data. Each is a complete TrainConfig; make_config() applies your changes.
+RECIPES: dict[str, TrainConfig] = {
+    # The lab's recipe: Nesterov SGD, one-cycle to the LR finder's peak, weight decay, batch 256, bf16.
+    "default": TrainConfig(),
+    # The same recipe cut to 10 epochs: a few minutes on a laptop CPU.
+    "fast": TrainConfig(epochs=10),
+    # The report, replayed as written: plain SGD, batch 64, float32, its LR sweep and rule, 23 epochs.
+    "report": TrainConfig(epochs=23, batch_size=64, lr_rule="report", schedule="step", momentum=0.0, nesterov=False,
+                          weight_decay=0.0, bf16=False, channels_last=False),
+}
+
+
+def make_config(recipe: str = "default", **changes: Any) -> TrainConfig:
+    """The recipe's ``TrainConfig`` with your changes (``None`` values are ignored)."""
+    if recipe not in RECIPES:
+        raise ConfigError([("recipe", recipe, f"unknown; choose one of {', '.join(RECIPES)}")])
+    return dataclasses.replace(RECIPES[recipe], **{k: v for k, v in changes.items() if v is not None})
+
+
+def cli_settings() -> list[dataclasses.Field]:
+    """The fields that ``fmnist-lab train`` exposes as flags."""
+    return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]

@@ -1,0 +1,31 @@
+"""The lab's own exceptions: problems a user can fix, each message naming the problem and the fix.
+
+The command line prints these as one line; any other exception is a bug (or an edit to the
+code that went wrong) and keeps its full traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LabError(Exception):
+    """Base class of the errors a user of the lab can fix."""
+
+
+class ConfigError(LabError, ValueError):
+    """Settings that cannot work. ``problems`` lists (argument name, value, rule) triples."""
+
+    def __init__(self, problems: list[tuple[str, Any, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}={value!r}: {rule}" for name, value, rule in problems))
+
+
+class TrainingDiverged(LabError, RuntimeError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, loss: float, lr: float, where: str = "") -> None:
+        self.loss, self.lr = loss, lr
+        super().__init__(
+            f"Training diverged: the loss became {loss}{where}, at learning rate {lr:.4g}. The LR is too high "
+            f"for this run: lower it (try the LR finder's suggestion, `fmnist-lab lr-find`) and train again.")

@@ -1,0 +1,149 @@
+"""A run folder holds one run: nothing overwritten or mixed without being asked, nothing half-written."""
+
+import json
+import os
+import subprocess
+import pytest
+
+from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
+from fmnist_lab.cli import main
+from fmnist_lab.config import TrainConfig
+from fmnist_lab.experiment import (DegenerateRunWarning, RunFolder, RunFolderError, degenerate_settings, latest_run,
+                                   new_run_folder, resume, run)
+
+QUICK = dict(epochs=2, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
+
+
+def quiet_run(data, out_dir, config, **kwargs):
+    return run(config, data, out_dir, progress=False, log=lambda line: None, **kwargs)
+
+
+def test_a_folder_holding_a_run_is_refused_and_kept(tiny_data, tmp_path):
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    before = {name: (tmp_path / name).read_bytes() for name in ("best.pt", "last.pt", "metrics.json", "run.json")}
+    with pytest.raises(RunFolderError, match="already holds a run .*resume it .*replace it .*overwrite=True"):
+        quiet_run(tiny_data, tmp_path, TrainConfig(**{**QUICK, "seed": 1}))
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_overwrite_replaces_the_whole_run(tiny_data, tmp_path):
+    first = quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    second = quiet_run(tiny_data, tmp_path, TrainConfig(**{**QUICK, "seed": 1, "epochs": 1}), overwrite=True)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["run_id"] == second.metrics["run_id"] != first.metrics["run_id"]
+    assert load_checkpoint(tmp_path / "best.pt").metrics["run_id"] == second.metrics["run_id"]
+    assert metrics["epochs_run"] == 1
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tiny_data, tmp_path):
+    holder = RunFolder(tmp_path)
+    holder.claim()  # as a run that is still writing would
+    with pytest.raises(RunFolderError, match=f"another run \\(process {os.getpid()} on .*\\) is writing to"):
+        quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    holder.release()
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))  # free again
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(tiny_data, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no process
+    (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "started": "then"}))
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    assert (tmp_path / "metrics.json").is_file() and not (tmp_path / ".lock").exists()
+
+
+def test_the_lock_is_released_when_training_is_interrupted(tiny_data, tmp_path):
+    def interrupt(state):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK), on_epoch_end=interrupt)
+    assert not (tmp_path / ".lock").exists() and (tmp_path / "last.pt").is_file()
+
+
+def interrupted_run(data, folder, **changes):
+    def stop_after_first_epoch(state):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quiet_run(data, folder, TrainConfig(**{**QUICK, "epochs": 3, **changes}), on_epoch_end=stop_after_first_epoch)
+
+
+def test_resume_with_other_settings_is_refused(tiny_data, tmp_path):
+    interrupted_run(tiny_data, tmp_path)
+    with pytest.raises(RunFolderError, match="keeps its own settings, but these differ .*: epochs, lr"):
+        quiet_run(tiny_data, tmp_path, TrainConfig(**{**QUICK, "epochs": 50, "lr": 3.0}), resume=True)
+    assert len(resume(tmp_path, tiny_data, progress=False, log=lambda line: None).history) == 3
+
+
+def test_resume_refuses_a_last_pt_from_another_run(tiny_data, tmp_path):
+    interrupted_run(tiny_data, tmp_path / "a")
+    interrupted_run(tiny_data, tmp_path / "b")
+    (tmp_path / "b" / "last.pt").replace(tmp_path / "a" / "last.pt")
+    with pytest.raises(CheckpointError, match="does not belong to the run in run.json .*mixes two runs"):
+        resume(tmp_path / "a", tiny_data, progress=False, log=lambda line: None)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda s: "{ not json",
+    lambda s: json.dumps({**json.loads(s), "lr": "fast"}),
+    lambda s: json.dumps({**json.loads(s), "lr": float("nan")}),
+    lambda s: json.dumps({**json.loads(s), "config": {**json.loads(s)["config"], "schedule": "cosine"}}),
+    lambda s: json.dumps({**json.loads(s), "config": ["not", "a", "dict"]}),
+    lambda s: json.dumps({k: v for k, v in json.loads(s).items() if k != "run_id"}),
+], ids=["not-json", "lr-text", "lr-nan", "bad-schedule", "config-list", "no-run-id"])
+def test_a_damaged_run_json_is_refused_with_a_message(tiny_data, tmp_path, edit):
+    interrupted_run(tiny_data, tmp_path)
+    path = tmp_path / "run.json"
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(RunFolderError, match="run.json is damaged .* cannot be resumed"):
+        resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+    assert main(["train", "--resume", str(tmp_path)]) == 1  # the command line says the same, in one line
+
+
+def test_cli_refuses_an_existing_run_before_loading_data(tiny_data, tmp_path, monkeypatch, capsys):
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
+    assert main(["train", "--out", str(tmp_path)]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_files_get_the_usual_permissions(tiny_data, tmp_path):
+    old = os.umask(0o022)
+    try:
+        quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    finally:
+        os.umask(old)
+    for name in ("best.pt", "last.pt", "metrics.json", "run.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_degenerate_settings_are_named():
+    config = TrainConfig(epochs=30, patience=1, batch_size=512)
+    problems = degenerate_settings(config, train_size=1)
+    assert len(problems) == 3
+    assert "only 1 training images" in problems[0]
+    assert "batch_size=512 is not smaller than the 1 training images: one step per epoch" in problems[1]
+    assert "patience=1 is shorter than the one-cycle warm-up (9 of 30 epochs)" in problems[2]
+    assert degenerate_settings(TrainConfig(patience=10), train_size=55_000) == []
+
+
+def test_a_degenerate_run_warns(tiny_data):
+    with pytest.warns(DegenerateRunWarning, match="one step per epoch"):
+        quiet_run(tiny_data, None, TrainConfig(**{**QUICK, "epochs": 1, "batch_size": 1024}))
+
+
+def test_new_run_folders_never_collide_and_latest_finds_the_newest_finished(tiny_data, tmp_path):
+    first = new_run_folder(tmp_path)
+    first.mkdir()
+    second = new_run_folder(tmp_path)
+    assert second != first
+    assert latest_run(tmp_path) is None
+    quiet_run(tiny_data, first, TrainConfig(**QUICK))
+    quiet_run(tiny_data, second, TrainConfig(**QUICK))
+    os.utime(first / "metrics.json", (1, 1))  # an old run
+    assert latest_run(tmp_path) == second
+    interrupted_run(tiny_data, tmp_path / "unfinished")
+    assert latest_run(tmp_path) == second  # no metrics.json: not finished
