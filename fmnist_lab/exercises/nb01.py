@@ -14,7 +14,8 @@ from . import Exercise, Wrong, as_number, call, close
 def _cases() -> dict[str, Tensor]:
     """uint8 image batches the checks use besides the notebook's, each named for the messages."""
     g = torch.Generator().manual_seed(1)
-    black_and_white = torch.stack([torch.zeros(28, 28, dtype=torch.uint8), torch.full((28, 28), 255, dtype=torch.uint8)])
+    black, white = torch.zeros(28, 28, dtype=torch.uint8), torch.full((28, 28), 255, dtype=torch.uint8)
+    black_and_white = torch.stack([black, white])
     brightness = torch.tensor([20, 90, 160, 250]).view(4, 1, 1)  # images that differ in overall brightness
     varied = (torch.rand(4, 28, 28, generator=g) * brightness).to(torch.uint8)
     odd_shape = torch.randint(0, 256, (3, 5, 7), generator=g, dtype=torch.uint8)
@@ -49,7 +50,8 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None) -> str:
         if any(close(got, r * r) for r in right):
             raise Wrong(f"on {case}, you returned {got:.4f}, the variance: take its square root")
         raise Wrong(f"on {case}, the pixel std is {right[0]:.4f}, but you returned {got:.4f}")
-    praise = "your pixel_std is right on a black and a white image (0.5), on images of different brightness and on 5x7 images"
+    praise = ("your pixel_std is right on a black and a white image (0.5), on images of different brightness and "
+              "on 5x7 images")
     if train_images is not None:
         value = as_number(call(pixel_std, train_images, case="the training images"), "pixel_std", "the training images")
         praise += f". On the {len(train_images):,} training images it gives {value:.4f}"
@@ -111,7 +113,8 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
     praise = "within + between equals the variance of all pixels on each of the three cases"
     if train_images is not None:
         case = "the training images"
-        within, between = (as_number(v, "within_and_between", case) for v in call(within_and_between, train_images, case=case))
+        answer = call(within_and_between, train_images, case=case)
+        within, between = (as_number(v, "within_and_between", case) for v in answer)
         x = _pixels(train_images)
         mean_std = float(x.std(dim=1, correction=0).mean())
         praise += (f". On the training images: within {within:.4f} + between {between:.4f} = {within + between:.4f} = "

@@ -157,7 +157,8 @@ def _reset_cases() -> dict[str, nn.Module]:
     return {
         "the lab's Net after a sweep": Net(),
         "an nn.Sequential of Conv2d, BatchNorm2d, Linear and BatchNorm1d after a sweep": nn.Sequential(
-            nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 8), nn.BatchNorm1d(8)),
+            nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 8),
+            nn.BatchNorm1d(8)),
     }
 
 
@@ -167,8 +168,9 @@ def _check_full_reset(full_reset) -> str:
         before = {k: v.clone() for k, v in model.state_dict().items()}
         result = call(full_reset, model, case=case, returns=False, copy_args=False)
         if all(torch.equal(before[k], v) for k, v in model.state_dict().items()):
-            why = " (returning a new model leaves the one your code holds as it was)" if isinstance(result, nn.Module) else ""
-            raise Wrong(f"on {case}, the model you were given is unchanged: reset its layers in place{why}")
+            why = " (returning a new model leaves the one your code holds as it was)"
+            raise Wrong(f"on {case}, the model you were given is unchanged: reset its layers in place"
+                        f"{why if isinstance(result, nn.Module) else ''}")
         for name, module in model.named_modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 if any(torch.all(p == p.flatten()[0]) for p in (module.weight, module.bias)):

@@ -40,7 +40,8 @@ def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predict
         if torch.equal(got.double(), right.double()):
             continue
         if torch.equal(got.double(), right.T.double()):
-            raise Wrong(f"on {case}, your matrix is transposed: row i must be the true class, column j the predicted one")
+            raise Wrong(f"on {case}, your matrix is transposed: row i must be the true class, column j the "
+                        f"predicted one")
         if torch.allclose(got.double(), right.double() / right.sum(1, keepdim=True).clamp(min=1)):
             raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
         raise Wrong(f"on {case}, the matrix should be\n{right}\nbut yours is\n{got}")
@@ -134,7 +135,8 @@ def _precision(cm: Tensor) -> Tensor:
 
 
 def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES) -> str:
-    cases = {**_matrix_cases(), "a 3x3 matrix where class 1 is never predicted": torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])}
+    never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
+    cases = {**_matrix_cases(), "a 3x3 matrix where class 1 is never predicted": never_predicted}
     for case, matrix in cases.items():
         n = len(matrix)
         got = as_tensor(call(precision_per_class, matrix, case=case), "precision_per_class", case, (n,)).double()
