@@ -287,8 +287,8 @@ def plot_feature_maps(maps: Tensor, title: str = "", fig: Figure | None = None, 
     columns = min(columns, len(maps))
     rows = -(-len(maps) // columns)
     if fig is None:
-        fig = plt.figure(figsize=(columns * 0.6, rows * 0.6 + 0.5))
-    axes = fig.subplots(rows, columns, squeeze=False)
+        fig = plt.figure(figsize=(8, 8 * rows / columns + 0.6))
+    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.06})
     # one scale for all channels; the top 1% of values saturate, so that a few strong ones do not darken the rest
     low, high = float(maps.min()), float(maps.flatten().quantile(0.99))
     for i, ax in enumerate(axes.flat):
@@ -304,8 +304,9 @@ def show_feature_maps(image: Tensor, maps: Tensor, title: str = "") -> Figure:
     channels, height, width = maps.shape
     columns = 8 if channels <= 32 else 16
     rows = -(-channels // columns)
-    fig = plt.figure(figsize=(2.5 + columns * 0.55, max(2.6, rows * 0.55 + 0.6)))
-    image_fig, maps_fig = fig.subfigures(1, 2, width_ratios=[2.5, columns * 0.55])
+    grid_width = 5.0 if columns == 8 else 8.0
+    fig = plt.figure(figsize=(2.8 + grid_width, max(2.8, grid_width * rows / columns + 0.5)))
+    image_fig, maps_fig = fig.subfigures(1, 2, width_ratios=[2.8, grid_width])
     _draw(image_fig.subplots(), image, title)
     plot_feature_maps(maps, f"{channels} maps of {height}x{width}", maps_fig, columns)
     return fig
