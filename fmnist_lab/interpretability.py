@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import torch
@@ -20,6 +21,9 @@ from matplotlib.patches import Rectangle
 from torch import Tensor, nn
 
 from .data import CLASS_NAMES, normalize
+
+if TYPE_CHECKING:
+    import ipywidgets
 
 BLOCKS = ("block 1", "block 2", "block 3")  # conv -> BatchNorm -> LeakyReLU -> max-pool -> Dropout2d
 UPPER_BODY = (0, 2, 4, 6)  # T-shirt/top, Pullover, Coat, Shirt: the classes the network confuses most
@@ -313,7 +317,7 @@ def show_feature_maps(image: Tensor, maps: Tensor, title: str = "") -> Figure:
 
 
 def plot_attributions(images: Tensor, maps: dict[str, Tensor], titles: Sequence[str]) -> Figure:
-    """One row per image: the image, then each map over it; bright = supports the class (negative values are not shown)."""
+    """One row per image: the image, then each map over it (bright = supports the class; negatives not shown)."""
     fig, axes = plt.subplots(len(images), len(maps) + 1, figsize=(2.0 * (len(maps) + 1), 2.1 * len(images)),
                              squeeze=False)
     for i, row in enumerate(axes):
@@ -331,8 +335,7 @@ def plot_embedding(points: Tensor, labels: Tensor, classes: Sequence[str] = CLAS
                    title: str = "", focus: Sequence[int] | None = None) -> Figure:
     """A 2-D scatter coloured by class; with ``focus``, the other classes are drawn grey."""
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    fig = ax.figure
+        _, ax = plt.subplots(figsize=(6.5, 5.5))
     for c, name in enumerate(classes):
         chosen = labels == c
         if focus is not None and c not in focus:
@@ -343,7 +346,7 @@ def plot_embedding(points: Tensor, labels: Tensor, classes: Sequence[str] = CLAS
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
-    return fig
+    return ax.figure
 
 
 def plot_neighbours(images: Tensor, labels: Tensor, query: int, neighbours: Tensor, predicted: int,
@@ -351,7 +354,7 @@ def plot_neighbours(images: Tensor, labels: Tensor, query: int, neighbours: Tens
     """The query image, then its nearest neighbours in feature space with their true classes."""
     fig, axes = plt.subplots(1, len(neighbours) + 1, figsize=(1.45 * (len(neighbours) + 1), 2.0))
     _draw(axes[0], images[query], f"true: {classes[int(labels[query])]}\nsaid: {classes[predicted]}")
-    axes[0].set_title(axes[0].get_title(), fontsize=8, color="red")
+    axes[0].title.set_color("red")
     for rank, (ax, i) in enumerate(zip(axes[1:], neighbours.tolist()), 1):
         _draw(ax, images[i], f"#{rank}: {classes[int(labels[i])]}")
     fig.tight_layout()
@@ -359,13 +362,16 @@ def plot_neighbours(images: Tensor, labels: Tensor, query: int, neighbours: Tens
 
 
 def feature_map_explorer(model: nn.Module, images: Tensor, labels: Tensor, mean: float, std: float,
-                         classes: Sequence[str] = CLASS_NAMES, start: int = 0):
-    """A widget to pick an image (slider) and a block (dropdown) and see that block's feature maps."""
+                         classes: Sequence[str] = CLASS_NAMES) -> ipywidgets.VBox:
+    """A widget to pick a uint8 image (slider) and a block (menu) and see that block's feature maps.
+
+    ``mean`` and ``std`` are the statistics the model was trained with (a checkpoint's).
+    """
     import ipywidgets as widgets
 
     from .explorer import _show
 
-    slider = widgets.IntSlider(value=start, min=0, max=len(images) - 1, description="image", continuous_update=False)
+    slider = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False)
     block = widgets.Dropdown(options=BLOCKS, value=BLOCKS[0], description="block")
     status = widgets.HTML()
     output = widgets.Output()

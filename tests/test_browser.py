@@ -217,7 +217,8 @@ def test_interpretability_notebook_in_the_browser(browser, jupyter):
     page.screenshot(path=str(ARTIFACTS / "05_what_the_network_learned.png"))
     notebook = saved_notebook(jupyter, "05_what_the_network_learned.ipynb")
     assert error_outputs(notebook) == []
-    assert any("image/png" in o.get("data", {}) for o in outputs_of_cell(notebook, "plot_attributions(data.test_images[picks]"))
+    attributions = outputs_of_cell(notebook, "plot_attributions(data.test_images[picks], attributions")
+    assert any("image/png" in o.get("data", {}) for o in attributions)
 
     explorer = page.locator(".jp-OutputArea .widget-vbox", has=page.locator(".widget-slider")).first
     explorer.wait_for()

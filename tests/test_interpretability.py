@@ -8,8 +8,9 @@ from fmnist_lab import explorer as explorer_module
 from fmnist_lab.data import normalize
 from fmnist_lab.interpretability import (
     BLOCKS, block_outputs, classifier_features, feature_map_explorer, first_layer_responses, grad_cam, knn_accuracy,
-    nearest_neighbours, occlusion, pca, plot_attributions, plot_embedding, plot_feature_maps, plot_filters, plot_neighbours,
-    plot_top_activating, rank_correlation, saliency, share_on_garment, show_feature_maps, top_activating, tsne,
+    nearest_neighbours, occlusion, pca, plot_attributions, plot_embedding, plot_feature_maps, plot_filters,
+    plot_neighbours, plot_top_activating, rank_correlation, saliency, share_on_garment, show_feature_maps,
+    top_activating, tsne,
 )
 
 from .conftest import make_images
@@ -159,7 +160,8 @@ def test_occlusion_averages_the_drop_over_the_patches_covering_each_pixel():
             for left in range(0, 21, 4):
                 covered = x.clone()
                 covered[:, :, top : top + 8, left : left + 8] = -1.0
-                total[:, top : top + 8, left : left + 8] += (before - model(covered)[torch.arange(2), target])[:, None, None]
+                drop = before - model(covered)[torch.arange(2), target]
+                total[:, top : top + 8, left : left + 8] += drop[:, None, None]
                 count[top : top + 8, left : left + 8] += 1
     torch.testing.assert_close(maps, total / count)
     with pytest.raises(ValueError, match="stride must be between 1 and the window"):
