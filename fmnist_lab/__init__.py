@@ -7,7 +7,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import RECIPES, TrainConfig, make_config
 from .data import CLASS_NAMES, Batches, DataError, FashionMNIST, load_fashion_mnist, normalize, pixel_stats, train_val_split
 from .errors import ConfigError, LabError, TrainingDiverged
-from .experiment import RunFolderError, resume, run
+from .experiment import RunFolderError, latest_run, new_run_folder, resume, run
 from .lr_finder import find_lr, sweep_lrs
 from .model import Net, count_parameters, layer_shapes
 from .quick import QUICK
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CLASS_NAMES", "QUICK", "RECIPES", "Batches", "CheckpointError", "ConfigError", "DataError", "EvalResult",
     "FashionMNIST", "History", "LabError", "Net", "RunFolderError", "TrainConfig", "TrainingDiverged",
-    "count_parameters", "evaluate", "find_lr", "fit", "format_eval", "layer_shapes", "load_checkpoint",
+    "count_parameters", "evaluate", "find_lr", "fit", "format_eval", "latest_run", "layer_shapes", "load_checkpoint",
     "load_fashion_mnist", "make_config", "make_optimizer", "make_scheduler", "make_splits", "normalize", "pick_device",
-    "pixel_stats", "resume", "run", "sweep_lrs", "train_epoch", "train_step", "train_val_split",
+    "new_run_folder", "pixel_stats", "resume", "run", "sweep_lrs", "train_epoch", "train_step", "train_val_split",
 ]

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,6 +20,7 @@ from torch import nn
 from .config import TrainConfig
 from .data import CLASS_NAMES
 from .errors import LabError
+from .files import atomic_write
 from .model import Net
 
 FORMAT = "fmnist-lab checkpoint"
@@ -43,40 +41,14 @@ class Checkpoint:
     metrics: dict[str, Any]
 
 
-def _atomic_write(path: str | Path, mode: str, write: Callable[[IO], None]) -> None:
-    """Write to a temporary file in the same folder, then rename it into place.
-
-    A crash mid-write leaves the old file untouched, never a half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode any other file gets
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` that never leaves a broken file under ``path``."""
-    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
+    atomic_write(path, "wb", lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a text file (metrics, settings) atomically."""
-    _atomic_write(path, "w", lambda f: f.write(text))
+    atomic_write(path, "w", lambda f: f.write(text))
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, mean: float, std: float, config: TrainConfig,

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .errors import LabError
+from .files import atomic_write
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -175,10 +176,9 @@ def _copy_and_hash(src: IO[bytes], dst: IO[bytes]) -> str:
 def _stage_from_debian(data_dir: Path, verify_checksums: bool = True) -> dict[str, Path]:
     """Decompress Debian's four files into ``data_dir``, each verified before it takes its real name.
 
-    Each file is written to its own temporary file (``mkstemp``: a fresh name, opened with O_EXCL,
-    so it is never shared with a concurrent staging and never a pre-placed symlink), flushed to
-    disk, checked, and renamed into place: the real name only ever holds a complete, verified
-    file. ``os.replace`` swaps a symlink at the real name for the file instead of writing through it.
+    Each file is decompressed into its own temporary file, hashed as it is written, checked, and
+    only then renamed into place (``files.atomic_write``: concurrent stagings never share a
+    temporary file, and no symlink is followed).
     """
     raw_dir = data_dir / "FashionMNIST" / "raw"
     try:
@@ -188,30 +188,22 @@ def _stage_from_debian(data_dir: Path, verify_checksums: bool = True) -> dict[st
     except OSError as err:
         raise DataError(f"The data folder {data_dir} is not writable ({err}). "
                         f"Set {DATA_DIR_ENV} to a folder you can write to.") from err
-    umask = os.umask(0)
-    os.umask(umask)
     for stem in FILES:
         source = DEBIAN_DIR / f"{stem}.gz"
-        fd, tmp_name = tempfile.mkstemp(dir=raw_dir, prefix=f".{stem}.", suffix=".partial")
-        tmp = Path(tmp_name)
-        try:
+
+        def decompress_and_verify(dst: IO[bytes]) -> None:
             try:
-                with os.fdopen(fd, "wb") as dst:
-                    with gzip.open(source, "rb") as src:
-                        found = _copy_and_hash(src, dst)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                    os.fchmod(dst.fileno(), 0o666 & ~umask)  # mkstemp's 0600 would hide the data from the group
+                with gzip.open(source, "rb") as src:
+                    found = _copy_and_hash(src, dst)
             except (EOFError, zlib.error, gzip.BadGzipFile) as err:
                 raise DataError(f"{source}: cannot be decompressed ({err}). Reinstall it: {REINSTALL_DEBIAN}") from err
-            except OSError as err:
-                raise DataError(f"Staging {source} into {raw_dir} failed ({err}).") from err
             if verify_checksums and found != SHA256[stem]:
                 raise _checksum_error(source, found, SHA256[stem], f"Reinstall the package: {REINSTALL_DEBIAN}")
-            os.replace(tmp, raw_dir / stem)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+        try:
+            atomic_write(raw_dir / stem, "wb", decompress_and_verify)  # the real name only ever holds a verified file
+        except OSError as err:
+            raise DataError(f"Staging {source} into {raw_dir} failed ({err}).") from err
     return {stem: raw_dir / stem for stem in FILES}
 
 

@@ -1,7 +1,7 @@
 """The lab as students see it: JupyterLab in headless Chromium, driven by Playwright.
 
-Starts JupyterLab from this environment on 127.0.0.1 (random port and token), opens notebooks 03
-and 04 in quick mode, runs all cells through the menu and checks what a student would see.
+Starts JupyterLab from this environment on 127.0.0.1 (random port and token), opens notebooks 03,
+04 and 05 in quick mode, runs all cells through the menu and checks what a student would see.
 Screenshots go to test-artifacts/browser/ (ignored by git). Needs Debian's chromium and the
 playwright package: skipped where they are missing, except in CI, where that fails.
 """
@@ -46,14 +46,14 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def jupyter(tmp_path_factory):
-    """A JupyterLab server over a scratch copy of notebooks 03 and 04; always shut down."""
+    """A JupyterLab server over a scratch copy of notebooks 03, 04 and 05; always shut down."""
     require(Path(CHROMIUM).exists(), "Chromium is not installed (apt-get install -y chromium)")
     try:
         import playwright  # noqa: F401
     except ImportError:
         require(False, "playwright is not installed (pip install -e '.[dev]')")
     root = tmp_path_factory.mktemp("lab")
-    for name in ("03_training.ipynb", "04_evaluation_and_prediction.ipynb"):
+    for name in ("03_training.ipynb", "04_evaluation_and_prediction.ipynb", "05_what_the_network_learned.ipynb"):
         shutil.copy(ROOT / "notebooks" / name, root / name)
     lab_settings = {
         # render every cell (no windowing), start the kernel without asking, no news pop-up
@@ -209,4 +209,39 @@ def test_evaluation_notebook_in_the_browser(browser, jupyter):
     wait_until_changed(page, explorer, "img", "src", second[0])
     assert "of 529 shown" in status.inner_text()  # the 529 sneakers of the validation split (seed 0, 5,000 images)
     explorer.screenshot(path=str(ARTIFACTS / "explorer_sneakers.png"))
+    page.close()
+
+
+def test_interpretability_notebook_in_the_browser(browser, jupyter):
+    page = run_all_cells(browser, jupyter, "05_what_the_network_learned.ipynb")
+    page.screenshot(path=str(ARTIFACTS / "05_what_the_network_learned.png"))
+    notebook = saved_notebook(jupyter, "05_what_the_network_learned.ipynb")
+    assert error_outputs(notebook) == []
+    attributions = outputs_of_cell(notebook, "plot_attributions(data.test_images[picks], attributions")
+    assert any("image/png" in o.get("data", {}) for o in attributions)
+
+    explorer = page.locator(".jp-OutputArea .widget-vbox", has=page.locator(".widget-slider")).first
+    explorer.wait_for()
+    explorer.scroll_into_view_if_needed()
+    image = explorer.locator(".jp-OutputArea-output img, .widget-output img").first
+    image.wait_for()
+    status = explorer.locator(".widget-html-content").first
+    first = (image.get_attribute("src"), status.inner_text())
+    assert first[1].startswith("image #0 (Ankle boot), block 1: 32 maps of 14x14")
+    explorer.screenshot(path=str(ARTIFACTS / "feature_maps.png"))
+    # pick test image 2 (typed into the slider's readout): the picture and the caption change
+    readout = explorer.locator(".widget-slider .widget-readout").first
+    readout.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("2")
+    page.keyboard.press("Enter")
+    wait_until_changed(page, explorer, "img", "src", first[0])
+    second = (image.get_attribute("src"), status.inner_text())
+    assert second[1].startswith("image #2 (Trouser), block 1: 32 maps of 14x14")
+    # pick block 3: 128 maps of 3x3 for the same image
+    explorer.locator("select").first.select_option("block 3")
+    wait_until_changed(page, explorer, "img", "src", second[0])
+    wait_until_changed(page, explorer, ".widget-html-content", "innerText", second[1])
+    assert status.inner_text().startswith("image #2 (Trouser), block 3: 128 maps of 3x3")
+    explorer.screenshot(path=str(ARTIFACTS / "feature_maps_block3.png"))
     page.close()

@@ -15,9 +15,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 MARKER = "# NBVAL_CHECK_OUTPUT"
 
 
-def test_the_four_notebooks_exist():
+def test_the_five_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == [
-        "01_data_inspection", "02_lr_sweep", "03_training", "04_evaluation_and_prediction"]
+        "01_data_inspection", "02_lr_sweep", "03_training", "04_evaluation_and_prediction",
+        "05_what_the_network_learned"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
