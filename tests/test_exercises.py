@@ -26,7 +26,7 @@ ALL = [(module.__name__.rsplit(".", 1)[1], name, value) for module in MODULES
 
 def solution_function(exercise: Exercise):
     """The function that ``exercise.solution()`` prints, defined for real."""
-    namespace = {"torch": torch, "nn": nn}
+    namespace = {"torch": torch, "nn": nn, "F": torch.nn.functional}
     before = set(namespace)
     exec(exercise.solution_text, namespace)
     (name,) = [k for k in namespace if k not in before and k != "__builtins__"]
@@ -303,3 +303,85 @@ def test_the_notebook_solutions_pass_their_checks_and_every_exercise_is_used(pat
     for nb, q, function in calls:
         result = getattr(exercise_module, q).verdict(namespace[function])
         assert result.passed, f"{path.name}: the solution of {nb}.{q} fails its check: {result.message}"
+
+
+# notebook 03
+
+def epoch_loop(zero_grad=True, train_mode=True, weighted=True):
+    """train_one_epoch with one of the usual slips switched on."""
+    import torch.nn.functional as F
+
+    def train_one_epoch(model, batches, optimizer):
+        if train_mode:
+            model.train()
+        losses, sizes = [], []
+        for x, y in batches:
+            if zero_grad:
+                optimizer.zero_grad()
+            loss = F.nll_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            sizes.append(len(y))
+        if weighted:
+            return sum(l * n for l, n in zip(losses, sizes)) / sum(sizes)
+        return sum(losses) / len(losses)
+    return train_one_epoch
+
+
+def test_train_one_epoch_wrong_answers():
+    from fmnist_lab.exercises.nb03 import q1
+    assert verdict(q1, epoch_loop()).status == CORRECT
+    assert "is optimizer.zero_grad() called before every backward()" in wrong(q1, epoch_loop(zero_grad=False))
+    assert "still in eval mode" in wrong(q1, epoch_loop(train_mode=False))
+    assert "weight each batch by its size" in wrong(q1, epoch_loop(weighted=False))
+    assert "the weights did not change" in wrong(q1, lambda model, batches, optimizer: 2.3)
+
+
+def test_should_stop_wrong_answers_and_the_run_it_replays():
+    from fmnist_lab.exercises.nb03 import q2
+    right = lambda acc, p: bool(acc) and len(acc) - 1 - acc.index(max(acc)) >= p  # noqa: E731
+    assert verdict(q2, right).status == CORRECT
+    last_best = lambda acc, p: bool(acc) and len(acc) - 1 - (len(acc) - 1 - acc[::-1].index(max(acc))) >= p  # noqa: E731
+    assert "a tie is no improvement" in wrong(q2, last_best)
+    assert "should return True or False" in wrong(q2, lambda acc, p: 1 if acc else 0)
+    off_by_one = lambda acc, p: bool(acc) and len(acc) - acc.index(max(acc)) >= p  # noqa: E731
+    assert "training should go on" in wrong(q2, off_by_one)
+    stopped_early = [0.5, 0.6, 0.58, 0.59]  # fit with patience 2 stops after epoch 4
+    assert "stops after the same epoch as fit" in verdict(q2, right, stopped_early, 2).message
+    assert "stops after epoch 4, but fit ran 5 epochs" in wrong(q2, right, stopped_early + [0.55], 2)  # fit would have stopped earlier
+
+
+# notebook 05
+
+def test_saliency_wrong_answers():
+    from fmnist_lab.exercises.nb05 import q1
+
+    def saliency(mode="eval", absolute=True, of_probability=False):
+        def my_saliency(model, image, target):
+            model.train(mode == "train")
+            x = image[None].clone().requires_grad_(True)
+            out = model(x)[0, target]
+            (out.exp() if of_probability else out).backward()
+            return x.grad[0, 0].abs() if absolute else x.grad[0, 0]
+        return my_saliency
+
+    assert verdict(q1, saliency()).status == CORRECT
+    assert "take the absolute value" in wrong(q1, saliency(absolute=False))
+    assert "not of its exp(), the probability" in wrong(q1, saliency(of_probability=True))
+    assert "did you call model.eval() first" in wrong(q1, saliency(mode="train"))
+    assert "should return shape (28, 28)" in wrong(q1, lambda model, image, target: torch.zeros(1, 28, 28))
+
+
+def test_nearest_wrong_answers():
+    from fmnist_lab.exercises.nb05 import q2
+
+    def distances(features, query):
+        return (features - features[query]).norm(dim=1)
+
+    assert verdict(q2, lambda f, q, k: distances(f, q).argsort(stable=True)[1:k + 1]).status == CORRECT  # self sorts first
+    assert "holds the query itself" in wrong(q2, lambda f, q, k: distances(f, q).argsort()[:k])
+    farthest_last = lambda f, q, k: distances(f, q).where(torch.arange(len(f)) != q, torch.tensor(float("inf"))).argsort()[:k].flip(0)  # noqa: E731
+    assert "in the wrong order: nearest first" in wrong(q2, farthest_last)
+    cosine = lambda f, q, k: (-torch.nn.functional.cosine_similarity(f, f[q][None])).index_fill(0, torch.tensor([q]), 9).argsort()[:k]  # noqa: E731
+    assert "by Euclidean distance" in wrong(q2, cosine)

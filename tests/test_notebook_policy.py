@@ -24,6 +24,7 @@ def test_the_five_notebooks_exist():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_outputs_only_in_checked_cells(path):
     notebook = nbformat.read(path, as_version=4)
+    assert "widgets" not in notebook.metadata, "saved widget state: run tools/clean_notebooks.py"
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
     for cell in code_cells:
         if MARKER in cell.source:

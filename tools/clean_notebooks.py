@@ -26,6 +26,7 @@ def clean(path: str) -> None:
         else:
             cell.outputs, cell.execution_count = [], None
         cell.metadata = {}
+    notebook.metadata.pop("widgets", None)  # saved widget state: bulky, and outputs by another name
     nbformat.write(notebook, path)
 
 

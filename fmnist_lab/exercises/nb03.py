@@ -1,0 +1,145 @@
+"""Exercises of notebook 03: the training loop written by you, and early stopping's rule."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import Net
+from . import Exercise, Wrong, as_number, call
+
+
+def _reference_epoch(model: nn.Module, batches: list, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
+    """The right answer: the mean loss over images; and the mean over batches (a common slip)."""
+    model.train()
+    losses, sizes = [], []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        sizes.append(len(y))
+    return sum(l * n for l, n in zip(losses, sizes)) / sum(sizes), sum(losses) / len(losses)
+
+
+def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
+    """A fresh network and optimizer with momentum (so a forgotten zero_grad shows), and a few batches."""
+    torch.manual_seed(seed)
+    model = Net()
+    if not train_mode:
+        model.eval()  # the student's function must switch it back to training mode itself
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(seed)
+    batches = [(torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)) for n in batch_sizes]
+    return model, optimizer, batches
+
+
+def _run(train_one_epoch, seed, batch_sizes, train_mode, case):
+    model, optimizer, batches = _setup(seed, batch_sizes, train_mode)
+    torch.manual_seed(seed)  # the same dropout masks for the student's run and the reference
+    loss = as_number(call(train_one_epoch, model, batches, optimizer, case=case, copy_args=False),
+                     "train_one_epoch", case)
+    return loss, model
+
+
+def _check_train_one_epoch(train_one_epoch) -> str:
+    cases = {"3 batches of 8 random images, starting in eval mode": (0, (8, 8, 8), False),
+             "batches of 16, 4 and 12 images (an uneven last batch)": (1, (16, 4, 12), True)}
+    for case, (seed, sizes, train_mode) in cases.items():
+        loss, model = _run(train_one_epoch, seed, sizes, train_mode, case)
+        reference, optimizer, batches = _setup(seed, sizes, train_mode)
+        torch.manual_seed(seed)
+        expected, batch_mean = _reference_epoch(reference, batches, optimizer)
+        fresh = _setup(seed, sizes, train_mode)[0]
+        if all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters())):
+            raise Wrong(f"on {case}, the weights did not change: call loss.backward() and optimizer.step() for "
+                        f"every batch")
+        if not model.training:
+            raise Wrong(f"on {case}, the model is still in eval mode afterwards: call model.train() before the loop, "
+                        f"or dropout and BatchNorm behave as in testing")
+        if not all(torch.allclose(a, b, atol=1e-5) for a, b in zip(model.parameters(), reference.parameters())):
+            raise Wrong(f"on {case}, the weights end up different from one SGD step per batch: is "
+                        f"optimizer.zero_grad() called before every backward()? (gradients add up otherwise)")
+        if abs(loss - expected) > 1e-4 * max(1.0, abs(expected)):
+            if abs(loss - batch_mean) < 1e-4 * max(1.0, abs(batch_mean)):
+                raise Wrong(f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch "
+                            f"by its size so the last, smaller batch counts less (expected {expected:.4f})")
+            raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
+    return ("your loop trains exactly like the lab's: same weights after the epoch, the right mean loss, the model "
+            "in training mode.")
+
+
+q1 = Exercise(
+    "nb03.q1", _check_train_one_epoch,
+    hint_text="It is the loop of section 3 without the printing: model.train(); then for x, y in batches: "
+              "zero_grad, forward, F.nll_loss, backward, step. Add loss.item() * len(y) to a total and divide by "
+              "the number of images at the end.",
+    solution_text='''
+def train_one_epoch(model, batches, optimizer):
+    model.train()
+    total_loss, seen = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(y)
+        seen += len(y)
+    return total_loss / seen
+''',
+)
+
+
+def _expected_stop(accuracies: list[float], patience: int) -> bool:
+    if not accuracies:
+        return False
+    best = max(range(len(accuracies)), key=lambda i: (accuracies[i], -i))  # earliest best on ties
+    return len(accuracies) - 1 - best >= patience
+
+
+STOP_CASES = {
+    "no epochs yet, patience 2": ([], 2),
+    "[0.80, 0.85, 0.84, 0.83], patience 2": ([0.80, 0.85, 0.84, 0.83], 2),
+    "[0.80, 0.85, 0.84, 0.83], patience 3": ([0.80, 0.85, 0.84, 0.83], 3),
+    "[0.80, 0.85, 0.85, 0.85], patience 2 (a tie is no improvement)": ([0.80, 0.85, 0.85, 0.85], 2),
+    "[0.80, 0.82, 0.84, 0.86], patience 1 (still improving)": ([0.80, 0.82, 0.84, 0.86], 1),
+    "[0.90, 0.70, 0.75, 0.80], patience 3": ([0.90, 0.70, 0.75, 0.80], 3),
+}
+
+
+def _check_should_stop(should_stop, val_accuracies: list[float] | None = None, patience: int | None = None) -> str:
+    for case, (accuracies, p) in STOP_CASES.items():
+        got = call(should_stop, list(accuracies), p, case=case)
+        if not isinstance(got, bool):
+            raise Wrong(f"`should_stop` should return True or False, but on {case} it returned {type(got).__name__}")
+        if got != _expected_stop(accuracies, p):
+            verb = "stop" if _expected_stop(accuracies, p) else "go on"
+            raise Wrong(f"on {case}, training should {verb}, but you returned {got}")
+    praise = "your rule agrees with fit's early stopping on every case, ties included"
+    if val_accuracies is not None and patience is not None:
+        stop = next((n for n in range(1, len(val_accuracies) + 1)
+                     if call(should_stop, list(val_accuracies[:n]), patience, case="the run above")), None)
+        if stop is not None and stop != len(val_accuracies):
+            raise Wrong(f"on the run above, your rule stops after epoch {stop}, but fit ran {len(val_accuracies)} "
+                        f"epochs with the same patience")
+        if stop is not None:
+            praise += "; on the constant-LR run above it stops after the same epoch as fit did"
+    return praise + "."
+
+
+q2 = Exercise(
+    "nb03.q2", _check_should_stop,
+    hint_text="Find the epoch of the best accuracy (the first one, if several tie), then count the epochs since "
+              "then: len(val_accuracies) - 1 - best_index. Stop when that count reaches patience.",
+    solution_text='''
+def should_stop(val_accuracies, patience):
+    if not val_accuracies:
+        return False
+    best_index = val_accuracies.index(max(val_accuracies))  # .index finds the first of equal values
+    return len(val_accuracies) - 1 - best_index >= patience
+''',
+)
