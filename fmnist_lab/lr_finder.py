@@ -55,9 +55,9 @@ class LRFinderResult:
     def one_cycle_lr(self) -> float | None:
         """The peak LR to hand to a one-cycle schedule: the LR of the smoothed minimum.
 
-        A constant LR must stay well below the minimum (hence "minimum/10"), but one-cycle
-        only visits its peak briefly, after a warm-up, and anneals from it: Smith (2018)
-        takes the LR where the loss stops falling as the upper bound of the cycle.
+        A constant LR must be safe from the first step (hence "minimum/10"); one-cycle reaches
+        its peak only after warming up over 30% of the steps, and anneals away from it at once:
+        Smith (2018) takes the LR where the loss stops falling as the upper bound of the cycle.
         """
         return self.suggestions["minimum/10"] * 10 if self.suggestions else None
 
