@@ -157,6 +157,14 @@ def wait_until_changed(page, root, selector: str, prop: str, before: str) -> Non
         arg=[root.element_handle(), selector, prop, before], timeout=30_000)
 
 
+def type_into_slider(page, widget, value: str) -> None:
+    """Set the first slider under ``widget`` by typing into its readout, as a student can."""
+    widget.locator(".widget-slider .widget-readout").first.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(value)
+    page.keyboard.press("Enter")
+
+
 def test_training_notebook_in_the_browser(browser, jupyter):
     page = run_all_cells(browser, jupyter, "03_training.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -195,11 +203,7 @@ def test_evaluation_notebook_in_the_browser(browser, jupyter):
     first = shown()
     explorer.screenshot(path=str(ARTIFACTS / "explorer.png"))
     # move the slider to image 5 (typed into its readout): the image and its probabilities change
-    readout = explorer.locator(".widget-slider .widget-readout").first
-    readout.click()
-    page.keyboard.press("Control+a")
-    page.keyboard.type("5")
-    page.keyboard.press("Enter")
+    type_into_slider(page, explorer, "5")
     wait_until_changed(page, explorer, "img", "src", first[0])
     second = shown()
     assert second[1] != first[1] and "#5 " in second[1]
@@ -230,11 +234,7 @@ def test_interpretability_notebook_in_the_browser(browser, jupyter):
     assert first[1].startswith("image #0 (Ankle boot), block 1: 32 maps of 14x14")
     explorer.screenshot(path=str(ARTIFACTS / "feature_maps.png"))
     # pick test image 2 (typed into the slider's readout): the picture and the caption change
-    readout = explorer.locator(".widget-slider .widget-readout").first
-    readout.click()
-    page.keyboard.press("Control+a")
-    page.keyboard.type("2")
-    page.keyboard.press("Enter")
+    type_into_slider(page, explorer, "2")
     wait_until_changed(page, explorer, "img", "src", first[0])
     second = (image.get_attribute("src"), status.inner_text())
     assert second[1].startswith("image #2 (Trouser), block 1: 32 maps of 14x14")
