@@ -69,7 +69,7 @@ def _check_train_one_epoch(train_one_epoch) -> str:
                 raise Wrong(f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch "
                             f"by its size so the last, smaller batch counts less (expected {expected:.4f})")
             raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
-    return ("your loop trains exactly like the lab's: same weights after the epoch, the right mean loss, the model "
+    return ("your loop trains exactly like the loop of section 3: same weights after the epoch, the right mean loss, the model "
             "in training mode.")
 
 
