@@ -53,11 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: the lab's recipe; fast: a few minutes on a CPU; report: the report's own")
     # one flag per TrainConfig setting; unset flags keep the recipe's value
     for f in cli_settings():
-        flag = "--" + f.name.replace("_", "-")
         if str(f.type) == "bool":
-            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+            train.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None,
+                               help=f.metadata["help"])
         else:
-            train.add_argument(flag, type=flag_type(f), default=None, help=f.metadata["help"])
+            train.add_argument(flag(f.name), type=flag_type(f), default=None, help=f.metadata["help"])
     train.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT})")
     train.add_argument("--overwrite", action="store_true", help="replace the run that the output folder holds")
     train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own settings")
@@ -133,7 +133,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     changes = {f.name: getattr(args, f.name) for f in cli_settings() if getattr(args, f.name) is not None}
     if args.resume:
-        given = [flag(name) for name in changes] + [f"--{name}" for name in ("recipe", "out", "overwrite")
+        given = [flag(name) for name in changes] + [flag(name) for name in ("recipe", "out", "overwrite")
                                                      if getattr(args, name) not in (None, False)]
         if given:
             parser.error(f"--resume continues a run with its own settings, in its own folder; drop {', '.join(given)}")

@@ -32,7 +32,7 @@ from .data import Batches, FashionMNIST
 from .errors import ConfigError, LabError
 from .lr_finder import find_lr, report_sweep
 from .model import Net
-from .train import History, Splits, TrainingState, evaluate, fit, format_eval, make_splits, pick_device
+from .train import History, Splits, TrainingState, evaluate, fit, format_eval, make_splits
 
 RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.json")
 

@@ -165,8 +165,10 @@ def find_lr(
         num_steps = len(batches)
     lrs = sweep_lrs(start_lr, end_lr, num_steps, mode)
     optimizer = optimizer or make_optimizer(model, config, lrs[0])
-    saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), torch.get_rng_state(),
-             torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [], batches.generator.get_state())
+    saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    saved_rng = torch.get_rng_state()
+    saved_cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    saved_generator = batches.generator.get_state()
     used_lrs: list[float] = []
     losses: list[float] = []
     stop_reason = f"completed all {num_steps} steps"
@@ -192,12 +194,12 @@ def find_lr(
                 break
     finally:
         if restore:
-            model.load_state_dict(saved[0])
-            optimizer.load_state_dict(saved[1])
-        torch.set_rng_state(saved[2])
-        if saved[3]:
-            torch.cuda.set_rng_state_all(saved[3])
-        batches.generator.set_state(saved[4])
+            model.load_state_dict(saved_model)
+            optimizer.load_state_dict(saved_optimizer)
+        torch.set_rng_state(saved_rng)
+        if saved_cuda_rng:
+            torch.cuda.set_rng_state_all(saved_cuda_rng)
+        batches.generator.set_state(saved_generator)
     smoothed_losses = smooth(losses, beta)
     suggestions, problems = suggest(used_lrs, smoothed_losses)
     for problem in problems:

@@ -157,6 +157,16 @@ def wait_until_changed(page, root, selector: str, prop: str, before: str) -> Non
         arg=[root.element_handle(), selector, prop, before], timeout=30_000)
 
 
+def slider_widget(page):
+    """The first widget with a slider in the notebook's outputs: (the widget, its image, its status line)."""
+    widget = page.locator(".jp-OutputArea .widget-vbox", has=page.locator(".widget-slider")).first
+    widget.wait_for()
+    widget.scroll_into_view_if_needed()
+    image = widget.locator(".jp-OutputArea-output img, .widget-output img").first
+    image.wait_for()
+    return widget, image, widget.locator(".widget-html-content").first
+
+
 def type_into_slider(page, widget, value: str) -> None:
     """Set the first slider under ``widget`` by typing into its readout, as a student can."""
     widget.locator(".widget-slider .widget-readout").first.click()
@@ -190,12 +200,7 @@ def test_evaluation_notebook_in_the_browser(browser, jupyter):
     assert error_outputs(notebook) == []
     assert any("image/png" in o.get("data", {}) for o in outputs_of_cell(notebook, "plot_confusion_matrix(cm"))
 
-    explorer = page.locator(".jp-OutputArea .widget-vbox", has=page.locator(".widget-slider")).first
-    explorer.wait_for()
-    explorer.scroll_into_view_if_needed()
-    image = explorer.locator(".jp-OutputArea-output img, .widget-output img").first
-    image.wait_for()
-    status = explorer.locator(".widget-html-content").first
+    explorer, image, status = slider_widget(page)
 
     def shown() -> tuple[str, str]:
         return image.get_attribute("src"), status.inner_text()
@@ -224,12 +229,7 @@ def test_interpretability_notebook_in_the_browser(browser, jupyter):
     attributions = outputs_of_cell(notebook, "plot_attributions(data.test_images[picks], attributions")
     assert any("image/png" in o.get("data", {}) for o in attributions)
 
-    explorer = page.locator(".jp-OutputArea .widget-vbox", has=page.locator(".widget-slider")).first
-    explorer.wait_for()
-    explorer.scroll_into_view_if_needed()
-    image = explorer.locator(".jp-OutputArea-output img, .widget-output img").first
-    image.wait_for()
-    status = explorer.locator(".widget-html-content").first
+    explorer, image, status = slider_widget(page)
     first = (image.get_attribute("src"), status.inner_text())
     assert first[1].startswith("image #0 (Ankle boot), block 1: 32 maps of 14x14")
     explorer.screenshot(path=str(ARTIFACTS / "feature_maps.png"))

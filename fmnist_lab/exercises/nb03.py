@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 
 import torch
 import torch.nn.functional as F
