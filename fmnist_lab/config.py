@@ -32,6 +32,8 @@ class TrainConfig:
     lr: float | None = setting(None, "peak learning rate (default: picked by the recipe's lr_rule)")
     # "finder": the lab's LR finder, one-cycle peak; "report": the report's sweep and rule (lowest raw loss / 4)
     lr_rule: str = "finder"
+    # The report's find_lr(model, train_loader, 1e-4, 1, 100, 30): 30 mini-batches per LR, their mean loss logged
+    report_sweep_batches: int = setting(30, "report LR rule: mini-batches trained at each LR of its sweep")
     schedule: str = setting("onecycle", "onecycle, step (StepLR), exponential (ExponentialLR) or constant")
     step_size: int = setting(1, "step schedule: epochs between LR cuts")
     gamma: float = setting(0.7, "step and exponential schedules: the LR's factor at each cut")
@@ -61,6 +63,7 @@ class TrainConfig:
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
         check(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), "lr", "must be a positive number")
         check(self.lr_rule in LR_RULES, "lr_rule", f"must be one of {', '.join(LR_RULES)}")
+        check(self.report_sweep_batches >= 1, "report_sweep_batches", "must be at least 1")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
         check(self.step_size >= 1, "step_size", "must be at least 1")
         check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")

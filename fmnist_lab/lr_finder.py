@@ -3,9 +3,11 @@
 What the report did (``report_sweep`` replays it), and what ``find_lr`` does instead:
 - its sweep was linear from 1e-4 to 1, so 99 of its 100 points sat above 1e-2 and 90 above
   0.1; ours is exponential (equal steps in log LR) by default;
-- it took the LR of the lowest *raw* mini-batch loss, divided by 4; one mini-batch's loss is
-  mostly noise, so we smooth the loss (bias-corrected exponential moving average) and read
-  labelled suggestions off the smoothed curve;
+- it trained 30 mini-batches at each LR and logged their mean loss (our reading of its
+  ``find_lr(model, train_loader, 1e-4, 1, 100, 30)``: it matches the first steps of its log,
+  see benchmarks/report_sweep_probe.py), then took the LR of the lowest logged loss, divided
+  by 4; a single point of a noisy curve decides, so we smooth the loss (bias-corrected
+  exponential moving average) and read labelled suggestions off the smoothed curve;
 - it then re-initialised the conv and linear layers but not BatchNorm, whose scale, shift and
   running statistics training then inherited from the sweep's last steps at LRs near 1; we
   restore weights, BatchNorm statistics, optimizer and random-number states exactly.
@@ -35,6 +37,7 @@ MIN_POINTS = 10
 DEFAULT_BETA = 0.9
 FLAT_RELATIVE_CHANGE = 0.05
 REPORT_DIVISOR = 4
+REPORT_SWEEP_STEPS = 100
 
 
 class LRFinderWarning(UserWarning):
@@ -44,7 +47,7 @@ class LRFinderWarning(UserWarning):
 @dataclass
 class LRFinderResult:
     lrs: list[float]
-    losses: list[float]  # raw mini-batch losses
+    losses: list[float]  # raw losses: one per LR (the mean of its mini-batches when there are several)
     smoothed: list[float]  # bias-corrected EMA of the losses
     stop_reason: str
     mode: str = "exp"
@@ -63,12 +66,12 @@ class LRFinderResult:
 
     @property
     def lowest_raw_loss_lr(self) -> float:
-        """The LR of the lowest raw (noisy) mini-batch loss."""
+        """The LR of the lowest raw (unsmoothed, noisy) loss."""
         return self.lrs[min(range(len(self.losses)), key=self.losses.__getitem__)]
 
     @property
     def report_lr(self) -> float:
-        """The report's rule: the LR of the lowest raw loss, divided by 4 (its log: 0.620038 / 4 = 0.155)."""
+        """The report's rule: the LR of the lowest logged loss, divided by 4 (its log: 0.620038 / 4 = 0.155)."""
         return self.lowest_raw_loss_lr / REPORT_DIVISOR
 
 
@@ -150,19 +153,26 @@ def find_lr(
     config: TrainConfig | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     restore: bool = True,
+    batches_per_step: int = 1,
+    max_passes: int = 1,
 ) -> LRFinderResult:
-    """Train for up to ``num_steps`` mini-batches with a rising LR and record the loss.
+    """Train at ``num_steps`` rising LRs, ``batches_per_step`` mini-batches each, and record the (mean) loss.
 
     Stops early when the smoothed loss exceeds ``diverge_factor`` times its best or the
-    loss is NaN/inf. The sweep is capped at one pass over ``batches``. With ``restore``
-    (the default) the model, its BatchNorm statistics, the optimizer and the random-number
-    states are afterwards exactly as before the sweep.
+    loss is NaN/inf. The sweep is capped at ``max_passes`` passes over ``batches`` (each
+    pass reshuffled, as a DataLoader's). With ``restore`` (the default) the model, its
+    BatchNorm statistics, the optimizer and the random-number states are afterwards exactly
+    as before the sweep.
     """
     config = config or TrainConfig()
-    if num_steps > len(batches):
-        warnings.warn(f"The sweep is capped at one pass over the training data: {len(batches)} steps instead of "
+    if batches_per_step < 1 or max_passes < 1:
+        raise ValueError(f"batches_per_step and max_passes must be at least 1, got {batches_per_step} and {max_passes}")
+    affordable = max_passes * len(batches) // batches_per_step
+    if num_steps > affordable:
+        passes = "one pass" if max_passes == 1 else f"{max_passes} passes"
+        warnings.warn(f"The sweep is capped at {passes} over the training data: {affordable} steps instead of "
                       f"{num_steps}. With so little data the suggestions are rough.", LRFinderWarning, stacklevel=2)
-        num_steps = len(batches)
+        num_steps = affordable
     lrs = sweep_lrs(start_lr, end_lr, num_steps, mode)
     optimizer = optimizer or make_optimizer(model, config, lrs[0])
     saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
@@ -175,11 +185,13 @@ def find_lr(
     avg, best = 0.0, math.inf
     try:
         model.train()
-        for step, (lr, (x, y)) in enumerate(zip(lrs, batches), start=1):
+        stream = (batch for _ in range(max_passes) for batch in batches)
+        for step, lr in enumerate(lrs, start=1):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             try:
-                loss = train_step(model, x, y, optimizer, config)
+                loss = sum(train_step(model, *next(stream), optimizer, config)
+                           for _ in range(batches_per_step)) / batches_per_step
             except TrainingDiverged as err:
                 stop_reason = f"stopped at step {step}: the loss became {err.loss} at LR {lr:.3g}"
                 break
@@ -207,15 +219,27 @@ def find_lr(
     return LRFinderResult(used_lrs, losses, smoothed_losses, stop_reason, mode, suggestions, problems)
 
 
-def report_sweep(model: Net, splits: Splits, config: TrainConfig) -> LRFinderResult:
-    """The report's LR search, replayed: then take ``result.report_lr`` (lowest raw loss / 4).
+def report_lr_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restore: bool = True) -> LRFinderResult:
+    """The report's sweep: 100 LRs linear from 1e-4 to 1, ``config.report_sweep_batches`` mini-batches each.
 
-    A linear sweep from 1e-4 to 1 over 100 mini-batches with ``config``'s optimizer (the
-    report recipe's: plain SGD, float32, batch 64), not undone afterwards; then, as in the
-    report, ``reset_parameters`` re-initialises the conv and linear layers only, so BatchNorm
-    keeps the scale, shift and running statistics that the sweep (up to LR 1) left.
+    With ``config``'s optimizer (the report recipe's: plain SGD, float32, batch 64). Each
+    point is the mean loss of its mini-batches; the data is reshuffled and reused as often as
+    the sweep needs (30 x 100 batches of 64 are 3.4 passes over 55,000 images), as the
+    report's loop over its DataLoader did to log 100 steps.
+    """
+    per_step = config.report_sweep_batches
+    return find_lr(model, batches, 1e-4, 1.0, REPORT_SWEEP_STEPS, mode="linear", config=config, restore=restore,
+                   batches_per_step=per_step, max_passes=math.ceil(REPORT_SWEEP_STEPS * per_step / len(batches)))
+
+
+def report_sweep(model: Net, splits: Splits, config: TrainConfig) -> LRFinderResult:
+    """The report's LR search, replayed: then take ``result.report_lr`` (lowest logged loss / 4).
+
+    ``report_lr_sweep``, not undone afterwards; then, as in the report, ``reset_parameters``
+    re-initialises the conv and linear layers only, so BatchNorm keeps the scale, shift and
+    running statistics that the sweep (up to LR 1) left.
     """
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
-    result = find_lr(model, batches, 1e-4, 1.0, 100, mode="linear", config=config, restore=False)
+    result = report_lr_sweep(model, batches, config, restore=False)
     model.reset_parameters(batchnorm=False)
     return result

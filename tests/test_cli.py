@@ -23,6 +23,7 @@ from fmnist_lab.train import History
         (["train", "--epochs", "many"], "--epochs: invalid int value: 'many'"),
         (["train", "--recipe", "turbo"], "invalid choice: 'turbo'"),
         (["train", "--max-shift", "-1"], "--max-shift -1: must be >= 0"),
+        (["train", "--report-sweep-batches", "0"], "--report-sweep-batches 0: must be at least 1"),
         (["train", "--schedule", "cosine"], "--schedule cosine: must be one of onecycle, step, exponential, constant"),
         (["train", "--resume", "runs/x", "--epochs", "50", "--lr", "3", "--out", "elsewhere"],
          "--resume continues a run with its own settings, in its own folder; drop --epochs, --lr, --out"),

@@ -1,3 +1,4 @@
+import copy
 import math
 import random
 import warnings
@@ -8,10 +9,11 @@ import torch
 
 from fmnist_lab.config import TrainConfig, make_config
 from fmnist_lab.data import Batches
-from fmnist_lab.lr_finder import LRFinderResult, LRFinderWarning, find_lr, report_sweep, smooth, suggest, sweep_lrs
+from fmnist_lab.lr_finder import (LRFinderResult, LRFinderWarning, find_lr, report_lr_sweep, report_sweep, smooth, suggest,
+                                  sweep_lrs)
 from fmnist_lab.model import Net
 from fmnist_lab.plots import plot_lr_finder
-from fmnist_lab.train import make_optimizer, make_splits
+from fmnist_lab.train import make_optimizer, make_splits, train_step
 
 
 def synthetic_curve(lrs, best_lr=0.1, noise=0.0, seed=0):
@@ -180,20 +182,48 @@ def test_sweep_is_capped_at_one_pass_over_the_data(sweep_setup):
     assert len(result.lrs) == 63 and result.lrs[-1] == pytest.approx(1e-2)
 
 
+def test_several_batches_per_step_log_their_mean_loss(sweep_setup):
+    model, batches, config = sweep_setup
+    replica = copy.deepcopy(model)
+    torch.manual_seed(1)
+    with pytest.warns(LRFinderWarning, match="too short to suggest"):
+        result = find_lr(model, batches, 1e-3, 1e-1, 4, mode="linear", config=config, batches_per_step=3,
+                         restore=False)
+    # the same 12 mini-batches trained by hand, 3 at each LR
+    torch.manual_seed(1)
+    optimizer, stream, expected = make_optimizer(replica, config, 1e-3), iter(batches), []
+    for lr in result.lrs:
+        optimizer.param_groups[0]["lr"] = lr
+        expected.append(sum(train_step(replica, *next(stream), optimizer, config) for _ in range(3)) / 3)
+    assert result.losses == pytest.approx(expected, rel=1e-5)
+    assert torch.equal(model.c1.weight, replica.c1.weight)
+
+
+def test_a_sweep_may_take_several_passes_when_allowed(sweep_setup):
+    model, batches, config = sweep_setup  # 63 batches per pass
+    result = find_lr(model, batches, 1e-5, 1e-2, 50, config=config, batches_per_step=3, max_passes=3)
+    assert len(result.lrs) == 50  # 150 mini-batches: the data reshuffled twice
+    with pytest.warns(LRFinderWarning, match="capped at 2 passes over the training data: 42 steps instead of 50"):
+        find_lr(model, batches, 1e-5, 1e-2, 50, config=config, batches_per_step=3, max_passes=2)
+    with pytest.raises(ValueError, match="batches_per_step and max_passes must be at least 1"):
+        find_lr(model, batches, config=config, batches_per_step=0)
+
+
 def test_report_sweep_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny_data):
-    config = make_config("report", val_size=200, device="cpu")
+    # 2 mini-batches per LR here instead of the report's 30: 200 batches of 64, the 1,000 images reused
+    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2)
     splits = make_splits(tiny_data, config)
     torch.manual_seed(0)
     model = Net()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LRFinderWarning)  # 16 batches of 64 here, not the report's 100
-        result = report_sweep(model, splits, config)
-    assert result.mode == "linear" and result.lrs[:2] == pytest.approx([1e-4, 1e-4 + 0.9999 / 16])
+    result = report_sweep(model, splits, config)
+    # all 100 of the report's linear LRs, however small the data
+    assert result.mode == "linear" and len(result.lrs) == 100
+    assert result.lrs[:2] == pytest.approx([1e-4, 1e-4 + 0.9999 / 100])
     assert result.report_lr == pytest.approx(result.lowest_raw_loss_lr / 4)
     after = model.state_dict()
     # BatchNorm: the sweep's running statistics and learned scale stay (the report's reset skipped them)
-    assert int(after["b1.num_batches_tracked"]) >= len(result.lrs)
+    assert int(after["b1.num_batches_tracked"]) == 2 * len(result.lrs)
     assert not torch.equal(after["b1.running_mean"], before["b1.running_mean"])
     assert not torch.equal(after["b2.weight"], before["b2.weight"])
     # conv and linear layers: freshly initialised, at the scale of a new layer, not the swept weights
