@@ -9,8 +9,15 @@ import torch
 
 from fmnist_lab.config import TrainConfig, make_config
 from fmnist_lab.data import Batches
-from fmnist_lab.lr_finder import (LRFinderResult, LRFinderWarning, find_lr, report_lr_sweep, report_sweep, smooth, suggest,
-                                  sweep_lrs)
+from fmnist_lab.lr_finder import (
+    LRFinderResult,
+    LRFinderWarning,
+    find_lr,
+    report_sweep,
+    smooth,
+    suggest,
+    sweep_lrs,
+)
 from fmnist_lab.model import Net
 from fmnist_lab.plots import plot_lr_finder
 from fmnist_lab.train import make_optimizer, make_splits, train_step
