@@ -30,7 +30,7 @@ class TrainConfig:
     epochs: int = setting(30, "number of epochs")
     batch_size: int = setting(256, "images per mini-batch")
     lr: float | None = setting(None, "peak learning rate (default: picked by the recipe's lr_rule)")
-    # "finder": the lab's LR finder, one-cycle peak; "report": the report's sweep and rule (lowest raw loss / 4)
+    # "finder": the lab's LR finder, one-cycle peak; "report": the report's sweep and rule (lowest logged loss / 4)
     lr_rule: str = "finder"
     # The report's find_lr(model, train_loader, 1e-4, 1, 100, 30): 30 mini-batches per LR, their mean loss logged
     report_sweep_batches: int = setting(30, "report LR rule: mini-batches trained at each LR of its sweep")

@@ -65,7 +65,8 @@ def pick_lr(model: Net, splits: Splits, config: TrainConfig, log: Callable[[str]
     """The learning rate that ``config.lr_rule`` picks (the model is left ready to train)."""
     if config.lr_rule == "report":
         result = report_sweep(model, splits, config)
-        log(f"Report's LR sweep: lowest raw loss {min(result.losses):.4f} at LR {result.lowest_raw_loss_lr:.6f}; "
+        log(f"Report's LR sweep ({len(result.lrs)} LRs, {config.report_sweep_batches} mini-batches each): lowest "
+            f"logged loss {min(result.losses):.4f} at LR {result.lowest_raw_loss_lr:.6f}; "
             f"divided by 4: LR {result.report_lr:.6g}")
         return result.report_lr
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)

@@ -1,6 +1,7 @@
 import copy
 import math
 import random
+import re
 import warnings
 
 import matplotlib.pyplot as plt
@@ -9,6 +10,7 @@ import torch
 
 from fmnist_lab.config import TrainConfig, make_config
 from fmnist_lab.data import Batches
+from fmnist_lab.experiment import pick_lr
 from fmnist_lab.lr_finder import (
     LRFinderResult,
     LRFinderWarning,
@@ -238,3 +240,15 @@ def test_report_sweep_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny
     for name in ("c1.weight", "fc_1.weight", "fc_2.weight"):
         assert not torch.equal(after[name], before[name])
         assert float(after[name].std()) == pytest.approx(float(fresh.state_dict()[name].std()), rel=0.2)
+
+
+def test_the_report_rule_prints_its_sweep_and_the_pick_divided_by_four(tiny_data):
+    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2)
+    splits = make_splits(tiny_data, config)
+    torch.manual_seed(0)
+    lines = []
+    lr = pick_lr(Net(), splits, config, log=lines.append)
+    found = re.fullmatch(r"Report's LR sweep \(100 LRs, 2 mini-batches each\): lowest logged loss [\d.]+ "
+                         r"at LR ([\d.]+); divided by 4: LR ([\d.e-]+)", lines[0])
+    assert found, lines
+    assert float(found[2]) == pytest.approx(float(found[1]) / 4, rel=1e-4) and lr == pytest.approx(float(found[2]), rel=1e-4)
