@@ -191,7 +191,7 @@ def test_unknown_recipe():
 def test_report_recipe_is_the_reports():
     config = make_config("report")
     assert (config.epochs, config.batch_size, config.momentum, config.weight_decay, config.lr_rule) == (23, 64, 0.0, 0.0, "report")
-    assert (config.bf16, config.nesterov) == (False, False)
+    assert (config.bf16, config.nesterov, config.schedule) == (False, False, "constant")
 
 
 def test_recipes_are_values_and_changes_do_not_leak():
