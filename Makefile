@@ -42,17 +42,17 @@ test: data browser
 notebooks: data
 	mkdir -p build/notebooks
 	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-		--output-dir build/notebooks notebooks/*.ipynb
-	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/notebooks/*.ipynb
+		--output-dir build/notebooks instructor/*.ipynb
+	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/instructor/*.ipynb
 
 ## notebook-outputs: maintainers: refresh the stored outputs of the checked cells (quick mode), strip the rest
 notebook-outputs: data
-	FMNIST_LAB_QUICK=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
-	$(BIN)/python tools/clean_notebooks.py notebooks/*.ipynb
+	FMNIST_LAB_QUICK=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace instructor/*.ipynb
+	$(BIN)/python tools/clean_notebooks.py instructor/*.ipynb
 
 ## student: instructors: the student edition in build/student (solutions replaced by stubs, outputs cleared)
 student: setup
 	$(BIN)/python tools/make_student_edition.py --out build/student
 
 clean:
-	rm -rf build runs notebooks/runs
+	rm -rf build runs notebooks/runs instructor/runs

@@ -53,8 +53,8 @@ def jupyter(tmp_path_factory):
     except ImportError:
         require(False, "playwright is not installed (pip install -e '.[dev]')")
     root = tmp_path_factory.mktemp("lab")
-    for name in ("03_training.ipynb", "04_evaluation_and_prediction.ipynb", "05_what_the_network_learned.ipynb"):
-        shutil.copy(ROOT / "notebooks" / name, root / name)
+    for name in ("03_training_loop.ipynb", "06_evaluation_and_prediction.ipynb", "07_what_the_network_learned.ipynb"):
+        shutil.copy(ROOT / "instructor" / name, root / name)
     lab_settings = {
         # render every cell (no windowing), start the kernel without asking, no news pop-up
         "notebook-extension/tracker": {"windowingMode": "none"},
@@ -176,10 +176,10 @@ def type_into_slider(page, widget, value: str) -> None:
 
 
 def test_training_notebook_in_the_browser(browser, jupyter):
-    page = run_all_cells(browser, jupyter, "03_training.ipynb")
+    page = run_all_cells(browser, jupyter, "03_training_loop.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "03_training.png"))
-    notebook = saved_notebook(jupyter, "03_training.ipynb")
+    notebook = saved_notebook(jupyter, "03_training_loop.ipynb")
     assert error_outputs(notebook) == []
     # the tqdm widget bar over the epochs rendered and reached 100%
     bar = page.locator(".jp-OutputArea .widget-hbox", has_text="Training").filter(has_text="100%")
@@ -194,9 +194,9 @@ def test_training_notebook_in_the_browser(browser, jupyter):
 
 
 def test_evaluation_notebook_in_the_browser(browser, jupyter):
-    page = run_all_cells(browser, jupyter, "04_evaluation_and_prediction.ipynb")
+    page = run_all_cells(browser, jupyter, "06_evaluation_and_prediction.ipynb")
     page.screenshot(path=str(ARTIFACTS / "04_evaluation.png"))
-    notebook = saved_notebook(jupyter, "04_evaluation_and_prediction.ipynb")
+    notebook = saved_notebook(jupyter, "06_evaluation_and_prediction.ipynb")
     assert error_outputs(notebook) == []
     assert any("image/png" in o.get("data", {}) for o in outputs_of_cell(notebook, "plot_confusion_matrix(cm"))
 
@@ -222,9 +222,9 @@ def test_evaluation_notebook_in_the_browser(browser, jupyter):
 
 
 def test_interpretability_notebook_in_the_browser(browser, jupyter):
-    page = run_all_cells(browser, jupyter, "05_what_the_network_learned.ipynb")
+    page = run_all_cells(browser, jupyter, "07_what_the_network_learned.ipynb")
     page.screenshot(path=str(ARTIFACTS / "05_what_the_network_learned.png"))
-    notebook = saved_notebook(jupyter, "05_what_the_network_learned.ipynb")
+    notebook = saved_notebook(jupyter, "07_what_the_network_learned.ipynb")
     assert error_outputs(notebook) == []
     attributions = outputs_of_cell(notebook, "plot_attributions(data.test_images[picks], attributions")
     assert any("image/png" in o.get("data", {}) for o in attributions)

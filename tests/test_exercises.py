@@ -157,10 +157,10 @@ def test_closest_pair_wrong_answers():
     assert result.status == CORRECT and "are Pullover and Coat" in result.message
 
 
-# notebook 02
+# notebook 04
 
 def test_smooth_losses_wrong_answers():
-    from fmnist_lab.exercises.nb02 import q1
+    from fmnist_lab.exercises.nb04 import q1
 
     def ema(losses, beta, new_weight=None, correct=True, offset=0):
         new_weight = 1 - beta if new_weight is None else new_weight
@@ -179,7 +179,7 @@ def test_smooth_losses_wrong_answers():
 
 
 def test_smooth_losses_compares_with_the_lab_sweep():
-    from fmnist_lab.exercises.nb02 import q1
+    from fmnist_lab.exercises.nb04 import q1
     from fmnist_lab.lr_finder import LRFinderResult, smooth
     losses = [2.3, 2.0, 1.5, 1.2, 1.0, 0.9, 1.4, 3.0]
     sweep = LRFinderResult(lrs=[10.0 ** -k for k in range(8, 0, -1)], losses=losses, smoothed=smooth(losses, 0.9),
@@ -189,7 +189,7 @@ def test_smooth_losses_compares_with_the_lab_sweep():
 
 
 def test_lag_factor_wrong_answers():
-    from fmnist_lab.exercises.nb02 import q2
+    from fmnist_lab.exercises.nb04 import q2
 
     def lag(start, end, n, beta, between=None, steps=None, out="factor"):
         decades = __import__("math").log10(end / start) * (beta / (1 - beta) if steps is None else steps) / (between or n - 1)
@@ -204,7 +204,7 @@ def test_lag_factor_wrong_answers():
 
 
 def test_full_reset_wrong_answers():
-    from fmnist_lab.exercises.nb02 import q3
+    from fmnist_lab.exercises.nb04 import q3
 
     def report_reset(model):  # the report's: convolutions and linear layers only
         for m in model.modules():
@@ -234,10 +234,10 @@ def test_full_reset_wrong_answers():
     assert "raised AttributeError" in wrong(q3, lambda model: model.reset_parameters())
 
 
-# notebook 04
+# notebook 06
 
 def test_confusion_matrix_wrong_answers():
-    from fmnist_lab.exercises.nb04 import q1
+    from fmnist_lab.exercises.nb06 import q1
     from fmnist_lab.metrics import confusion_matrix
     assert "transposed" in wrong(q1, lambda t, p, n: confusion_matrix(t, p, n).T)
     assert "even when a class never appears" in wrong(q1, lambda t, p, n: confusion_matrix(t, p, int(max(t.max(), p.max())) + 1))
@@ -247,7 +247,7 @@ def test_confusion_matrix_wrong_answers():
 
 
 def test_most_confused_pair_wrong_answers():
-    from fmnist_lab.exercises.nb04 import q2
+    from fmnist_lab.exercises.nb06 import q2
 
     def argmax_pair(cm):
         return divmod(int(cm.argmax()), len(cm))
@@ -269,7 +269,7 @@ def test_most_confused_pair_wrong_answers():
 
 
 def test_precision_wrong_answers():
-    from fmnist_lab.exercises.nb04 import q3
+    from fmnist_lab.exercises.nb06 import q3
     assert "that is recall" in wrong(q3, lambda cm: cm.diag().double() / cm.sum(1).clamp(min=1))
     assert "NaN" in wrong(q3, lambda cm: cm.diag().double() / cm.sum(0))
     assert "percentages" in wrong(q3, lambda cm: 100 * cm.diag().double() / cm.sum(0).clamp(min=1))
@@ -281,7 +281,7 @@ def test_precision_wrong_answers():
 
 # the notebooks (the instructor's edition)
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "instructor").glob("*.ipynb"))
 CHECK_CALL = re.compile(r"\b(nb\d\d)\.(q\d+)\.check\((\w+)")
 
 
@@ -352,10 +352,10 @@ def test_should_stop_wrong_answers_and_the_run_it_replays():
     assert "stops after epoch 4, but fit ran 5 epochs" in wrong(q2, right, stopped_early + [0.55], 2)  # fit would have stopped earlier
 
 
-# notebook 05
+# notebook 07
 
 def test_saliency_wrong_answers():
-    from fmnist_lab.exercises.nb05 import q1
+    from fmnist_lab.exercises.nb07 import q1
 
     def saliency(mode="eval", absolute=True, of_probability=False):
         def my_saliency(model, image, target):
@@ -374,7 +374,7 @@ def test_saliency_wrong_answers():
 
 
 def test_nearest_wrong_answers():
-    from fmnist_lab.exercises.nb05 import q2
+    from fmnist_lab.exercises.nb07 import q2
 
     def distances(features, query):
         return (features - features[query]).norm(dim=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "instructor").glob("*.ipynb"))
 MARKER = "# NBVAL_CHECK_OUTPUT"
 
 

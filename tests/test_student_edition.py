@@ -1,7 +1,7 @@
 """The student edition (`make student`): no solution text left, every cell runs, every check says "not done yet".
 
 The student notebooks are executed here in quick mode, one after another in one folder (so
-notebook 04 finds the checkpoint that notebook 03 wrote, as on a student's machine).
+notebook 06 finds the checkpoint that notebook 03 wrote, as on a student's machine).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "instructor").glob("*.ipynb"))
 SPEC = importlib.util.spec_from_file_location("make_student_edition", ROOT / "tools" / "make_student_edition.py")
 tool = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(tool)

@@ -1,7 +1,7 @@
 """Build the student edition of the notebooks: every solution replaced by a stub, every output cleared.
 
 Usage: python tools/make_student_edition.py [--out build/student] [NOTEBOOK ...]
-(`make student` runs it on all of notebooks/*.ipynb.)
+(`make student` runs it on all of instructor/*.ipynb.)
 
 It follows nbgrader's ClearSolutions convention, with the same markers and stubs, but is not
 nbgrader: nbgrader 0.9 brings a database and server stack (SQLAlchemy, alembic, notebook<8,
@@ -96,9 +96,9 @@ def build(notebooks: list[Path], out_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "student", help="folder for the student edition")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to convert (default: notebooks/*.ipynb)")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to convert (default: instructor/*.ipynb)")
     args = parser.parse_args(argv)
-    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    notebooks = args.notebooks or sorted((ROOT / "instructor").glob("*.ipynb"))
     try:
         written = build(notebooks, args.out)
     except (MarkerError, OSError) as err:

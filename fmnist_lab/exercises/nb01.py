@@ -186,7 +186,7 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
     if class_means is not None:
         i, j = sorted(int(v) for v in call(closest_pair, class_means, case="the training set's average images"))
         praise += (f". On Fashion-MNIST the closest average images are {classes[i]} and {classes[j]}: "
-                   f"watch that pair in notebook 04's confusion matrix")
+                   f"watch that pair in notebook 06's confusion matrix")
     return praise + "."
 
 

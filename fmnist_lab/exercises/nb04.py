@@ -1,175 +1,208 @@
-"""Exercises of notebook 04: a confusion matrix by hand, the most-confused pair, precision per class."""
+"""Exercises of notebook 04: the bias-corrected moving average, its lag in LR, and a reset that covers BatchNorm."""
 
 from __future__ import annotations
 
+import math
+import random
+
 import torch
-from torch import Tensor
+from torch import nn
 
-from ..data import CLASS_NAMES
-from ..metrics import confusion_matrix
-from . import Exercise, Wrong, as_tensor, call
+from ..lr_finder import LRFinderResult, smooth
+from ..model import Net
+from . import Exercise, Wrong, as_number, as_tensor, call, close
 
 
-def _prediction_cases() -> dict[str, tuple[Tensor, Tensor, int]]:
-    g = torch.Generator().manual_seed(4)
-    targets = torch.randint(0, 10, (300,), generator=g)
-    predictions = torch.where(torch.rand(300, generator=g) < 0.7, targets, torch.randint(0, 10, (300,), generator=g))
+# q1: the bias-corrected exponential moving average
+
+def _ema(losses: list[float], beta: float, new_weight: float, correction_offset: int | None) -> list[float]:
+    """A moving average with the given weight on the new loss; bias-corrected with 1 - beta**(t + offset)."""
+    avg, out = 0.0, []
+    for t, loss in enumerate(losses, start=1):
+        avg = (1 - new_weight) * avg + new_weight * loss
+        out.append(avg if correction_offset is None else avg / (1 - beta ** (t + correction_offset)))
+    return out
+
+
+def _smoothing_cases() -> dict[str, tuple[list[float], float]]:
+    rng = random.Random(3)
     return {
-        "targets [0, 0, 1, 2, 2, 2] and predictions [0, 1, 1, 2, 0, 0] with 3 classes":
-            (torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 0]), 3),
-        "targets [0, 1, 2, 2] and predictions [0, 2, 2, 1] with 4 classes (class 3 never appears)":
-            (torch.tensor([0, 1, 2, 2]), torch.tensor([0, 2, 2, 1]), 4),
-        "300 random predictions of 10 classes": (targets, predictions, 10),
+        "five losses of 2.0 with beta 0.9": ([2.0] * 5, 0.9),
+        "the losses [1, 2, 3, 4] with beta 0.5": ([1.0, 2.0, 3.0, 4.0], 0.5),
+        "60 noisy losses with beta 0.98": ([2.3 - 0.02 * i + rng.gauss(0, 0.1) for i in range(60)], 0.98),
     }
 
 
-# q1: the confusion matrix from predictions
-
-def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None) -> str:
-    for case, (t, p, n) in _prediction_cases().items():
-        got = call(my_confusion_matrix, t, p, n, case=case)
-        try:
-            got = torch.as_tensor(got)
-        except (TypeError, ValueError, RuntimeError):
-            raise Wrong(f"`my_confusion_matrix` should return a {n}x{n} tensor, but on {case} it returned "
-                        f"{type(got).__name__}") from None
-        right = confusion_matrix(t, p, n)
-        if got.shape != right.shape:
-            raise Wrong(f"on {case}, your matrix has shape {tuple(got.shape)}: it must be num_classes x num_classes "
-                        f"({n}x{n}) even when a class never appears")
-        if torch.equal(got.double(), right.double()):
+def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None) -> str:
+    for case, (losses, beta) in _smoothing_cases().items():
+        got = as_tensor(call(smooth_losses, losses, beta, case=case), "smooth_losses", case, (len(losses),)).tolist()
+        right = smooth(losses, beta)
+        if all(close(g, r) for g, r in zip(got, right)):
             continue
-        if torch.equal(got.double(), right.T.double()):
-            raise Wrong(f"on {case}, your matrix is transposed: row i must be the true class, column j the "
-                        f"predicted one")
-        if torch.allclose(got.double(), right.double() / right.sum(1, keepdim=True).clamp(min=1)):
-            raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
-        raise Wrong(f"on {case}, the matrix should be\n{right}\nbut yours is\n{got}")
-    praise = "your matrix is right on a 3-class case, with a class that never appears, and on 300 random predictions"
-    if targets is not None and predictions is not None:
-        mine = torch.as_tensor(call(my_confusion_matrix, targets, predictions, 10, case="the validation split"))
-        if not torch.equal(mine.double(), confusion_matrix(targets, predictions).double()):
-            raise Wrong("on the validation split your matrix differs from fmnist_lab.metrics.confusion_matrix")
-        praise += (f"; on the validation split it holds {int(mine.diag().sum()):,} right answers of {len(targets):,} "
-                   f"on its diagonal")
+        mistakes = {
+            "your values are the plain moving average: it starts at (1 - beta) x the first loss and is dragged "
+            "towards 0; divide it by 1 - beta**t at step t (t = 1, 2, ...), the bias correction":
+                _ema(losses, beta, 1 - beta, None),
+            "the running average keeps weight beta and the new loss gets 1 - beta, not the other way round":
+                _ema(losses, beta, beta, 0),
+            "the bias correction at step t is 1 - beta**t with t starting at 1 (your exponent is off by one)":
+                _ema(losses, beta, 1 - beta, 1),
+        }
+        for message, wrong in mistakes.items():
+            if all(close(g, w) for g, w in zip(got, wrong)):
+                raise Wrong(f"on {case}, {message}")
+        first = next(i for i, (g, r) in enumerate(zip(got, right)) if not close(g, r))
+        raise Wrong(f"on {case}, value {first} should be {right[first]:.6f}, but yours is {got[first]:.6f}")
+    praise = "your smooth_losses matches the lab's on constant, short and noisy losses"
+    if sweep is not None:
+        mine = call(smooth_losses, sweep.losses, 0.9, case="the lab's sweep")
+        if not all(close(float(m), s) for m, s in zip(mine, sweep.smoothed)):
+            raise Wrong("on the lab's sweep your beta = 0.9 curve differs from find_lr's smoothed curve")
+        lowest = min(range(len(mine)), key=lambda i: float(mine[i]))
+        praise += (f"; on the lab's sweep your beta = 0.9 curve is find_lr's, lowest at step {lowest + 1} "
+                   f"(LR {sweep.lrs[lowest]:.3g})")
     return praise + "."
 
 
 q1 = Exercise(
-    "nb04.q1", _check_confusion,
-    hint_text="Start from cm = torch.zeros(num_classes, num_classes, dtype=torch.long) and add 1 at cm[t, p] for "
-              "every pair (t, p) in zip(targets.tolist(), predictions.tolist()). The row is the true class.",
+    "nb04.q1", _check_smooth_losses,
+    hint_text="Keep a running average avg = 0. For each loss at step t = 1, 2, ...: avg = beta * avg + (1 - beta) "
+              "* loss, then append avg / (1 - beta ** t). The division undoes the pull towards the starting 0.",
     solution_text='''
-def my_confusion_matrix(targets, predictions, num_classes):
-    """cm[i, j] = how many images of true class i were predicted as class j."""
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for t, p in zip(targets.tolist(), predictions.tolist()):
-        cm[t, p] += 1
-    return cm
+def smooth_losses(losses, beta):
+    """The bias-corrected exponential moving average of the losses (one value per loss)."""
+    avg, smoothed = 0.0, []
+    for t, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        smoothed.append(avg / (1 - beta**t))
+    return smoothed
 ''',
 )
 
 
-# q2: the most-confused pair
+# q2: the moving average's lag, as a factor in LR
 
-def _matrix_cases() -> dict[str, Tensor]:
-    g = torch.Generator().manual_seed(5)
-    random = torch.randint(0, 40, (10, 10), generator=g) + torch.diag(torch.full((10,), 400))
-    random[6, 0] = 97  # a unique largest off-diagonal count, with a smaller one the other way
-    return {
-        "a 3x3 matrix where class 2 is taken for class 0 seven times and class 0 for class 2 three times":
-            torch.tensor([[50, 1, 3], [2, 60, 0], [7, 4, 40]]),
-        "a 10x10 matrix with large counts on the diagonal": random,
-    }
+def _lag_factor(start_lr: float, end_lr: float, num_steps: int, beta: float, steps_between: int | None = None,
+                lag: float | None = None) -> float:
+    steps_between = num_steps - 1 if steps_between is None else steps_between
+    lag = beta / (1 - beta) if lag is None else lag
+    return (end_lr / start_lr) ** (lag / steps_between)
 
 
-def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
-    off = cm.clone().fill_diagonal_(-1)
-    return divmod(int(off.argmax()), len(cm))
+LAG_CASES = {
+    "a 100-step sweep from 1e-6 to 1 with beta 0.98": (1e-6, 1.0, 100, 0.98),
+    "a 200-step sweep from 1e-6 to 1 with beta 0.9": (1e-6, 1.0, 200, 0.9),
+    "a 50-step sweep from 1e-3 to 10 with beta 0.8": (1e-3, 10.0, 50, 0.8),
+}
 
 
-def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES) -> str:
-    for case, matrix in _matrix_cases().items():
-        got = call(most_confused_pair, matrix, case=case)
-        try:
-            i, j = (int(v) for v in got)
-        except (TypeError, ValueError):
-            raise Wrong(f"`most_confused_pair` should return (true class, predicted class), but on {case} it returned "
-                        f"{type(got).__name__} {str(got)[:60]}") from None
-        right = _largest_off_diagonal(matrix)
-        if (i, j) == right:
+def _check_lag_factor(lag_factor) -> str:
+    for case, args in LAG_CASES.items():
+        got = as_number(call(lag_factor, *args, case=case), "lag_factor", case)
+        right = _lag_factor(*args)
+        if close(got, right):
             continue
-        if i == j:
-            raise Wrong(f"on {case}, you returned ({i}, {j}), a cell of the diagonal: those are the right answers. "
-                        f"Leave the diagonal out")
-        if (j, i) == right:
-            raise Wrong(f"on {case}, you returned ({i}, {j}): the pair is right but in the wrong order; return (true "
-                        f"class, predicted class), the row first")
-        raise Wrong(f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
-                    f"returned ({i}, {j})")
-    praise = "your most_confused_pair finds the largest count off the diagonal, row first, on both cases"
-    if cm is not None:
-        i, j = (int(v) for v in call(most_confused_pair, cm, case="the validation split's matrix"))
-        praise += f"; on the validation split: {classes[i]} taken for {classes[j]}, {int(cm[i, j])} times"
-    return praise + "."
+        start_lr, end_lr, num_steps, beta = args
+        steps = beta / (1 - beta)
+        mistakes = {
+            f"{num_steps} LRs have {num_steps - 1} steps between them, not {num_steps}":
+                _lag_factor(*args, steps_between=num_steps),
+            f"the average lags beta / (1 - beta) = {steps:.3g} steps, not 1 / (1 - beta) = {1 / (1 - beta):.3g}":
+                _lag_factor(*args, lag=1 / (1 - beta)),
+            "that is the lag in decades (a log10); return the factor, 10 to that power": math.log10(right),
+            "that is the lag in steps; convert it into a factor in LR": steps,
+        }
+        for message, wrong in mistakes.items():
+            if close(got, wrong):
+                raise Wrong(f"on {case}, you returned {got:.4g}: {message}")
+        raise Wrong(f"on {case}, the lag is a factor of {right:.4g} in LR, but you returned {got:.4g}")
+    def factor(case: str, *args) -> float:
+        return as_number(call(lag_factor, *args, case=case), "lag_factor", case)
+
+    report_like = factor("a 100-step sweep from 1e-6 to 1", 1e-6, 1.0, 100, 0.98)
+    lab_98 = factor("the lab's sweep with beta 0.98", 1e-6, 1.0, 200, 0.98)
+    lab_90 = factor("the lab's sweep with beta 0.9", 1e-6, 1.0, 200, 0.9)
+    return (f"beta = 0.98 lags 49 steps, a factor of {report_like:.0f} in LR on a 100-step sweep over six decades "
+            f"and {lab_98:.0f} on the lab's 200-step sweep; the lab's beta = 0.9 lags 9 steps there, a factor of "
+            f"{lab_90:.1f}.")
 
 
 q2 = Exercise(
-    "nb04.q2", _check_most_confused_pair,
-    hint_text="Copy the matrix and overwrite its diagonal (off = cm.clone(); off.fill_diagonal_(-1)), then take "
-              "off.argmax() and turn the flat index into (row, column) with divmod(index, len(cm)).",
+    "nb04.q2", _check_lag_factor,
+    hint_text="An exponential sweep multiplies the LR by the same factor at every step: (end_lr / start_lr) ** (1 / "
+              "(num_steps - 1)). A lag of beta / (1 - beta) steps is that factor raised to the number of steps.",
     solution_text='''
-def most_confused_pair(cm):
-    """(true class, predicted class) of the largest count off the diagonal."""
-    off_diagonal = cm.clone()
-    off_diagonal.fill_diagonal_(-1)
-    return divmod(int(off_diagonal.argmax()), len(cm))
+def lag_factor(start_lr, end_lr, num_steps, beta):
+    """How many times higher the LR is when the moving average catches up (a lag of beta / (1 - beta) steps)."""
+    per_step = (end_lr / start_lr) ** (1 / (num_steps - 1))
+    return per_step ** (beta / (1 - beta))
 ''',
 )
 
 
-# q3: precision per class
+# q3: a reset that covers BatchNorm too
 
-def _precision(cm: Tensor) -> Tensor:
-    return cm.diag().double() / cm.sum(0).clamp(min=1).double()
+def _scrambled(model: nn.Module) -> nn.Module:
+    """The model as a sweep to LR 1 might leave it: every parameter and BatchNorm statistic moved."""
+    with torch.no_grad():
+        for i, tensor in enumerate(model.state_dict().values()):
+            if tensor.is_floating_point():
+                tensor.fill_(3.0 + i)
+            else:
+                tensor.fill_(500)  # num_batches_tracked
+    return model
 
 
-def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES) -> str:
-    never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
-    cases = {**_matrix_cases(), "a 3x3 matrix where class 1 is never predicted": never_predicted}
-    for case, matrix in cases.items():
-        n = len(matrix)
-        got = as_tensor(call(precision_per_class, matrix, case=case), "precision_per_class", case, (n,)).double()
-        right = _precision(matrix)
-        if torch.allclose(got, right, rtol=0, atol=1e-9):
-            continue
-        if got.isnan().any():
-            raise Wrong(f"on {case}, you returned NaN for a class the model never predicts (0 / 0): give it 0")
-        recall = matrix.diag().double() / matrix.sum(1).clamp(min=1).double()
-        if torch.allclose(got, recall, rtol=0, atol=1e-9):
-            raise Wrong(f"on {case}, you divided by the row sums: that is recall (per_class_accuracy). Precision "
-                        f"divides by the column sums, the images predicted as each class")
-        if torch.allclose(got, 100 * right, rtol=0, atol=1e-7):
-            raise Wrong(f"on {case}, you returned percentages: return fractions between 0 and 1")
-        raise Wrong(f"on {case}, the precision should be {[round(v, 4) for v in right.tolist()]}, but yours is "
-                    f"{[round(v, 4) for v in got.tolist()]}")
-    praise = "your precision_per_class is right, also for a class that is never predicted"
-    if cm is not None:
-        mine = torch.as_tensor(call(precision_per_class, cm, case="the validation split's matrix")).double()
-        worst = int(mine.argmin())
-        praise += (f"; on the validation split the least precise class is {classes[worst]}: when the model says "
-                   f"{classes[worst]} it is right {100 * float(mine[worst]):.1f}% of the time")
-    return praise + "."
+def _reset_cases() -> dict[str, nn.Module]:
+    return {
+        "the lab's Net after a sweep": Net(),
+        "an nn.Sequential of Conv2d, BatchNorm2d, Linear and BatchNorm1d after a sweep": nn.Sequential(
+            nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 8),
+            nn.BatchNorm1d(8)),
+    }
+
+
+def _check_full_reset(full_reset) -> str:
+    for case, model in _reset_cases().items():
+        model = _scrambled(model)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        result = call(full_reset, model, case=case, returns=False, copy_args=False)
+        if all(torch.equal(before[k], v) for k, v in model.state_dict().items()):
+            why = " (returning a new model leaves the one your code holds as it was)"
+            raise Wrong(f"on {case}, the model you were given is unchanged: reset its layers in place"
+                        f"{why if isinstance(result, nn.Module) else ''}")
+        for name, module in model.named_modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                if any(torch.all(p == p.flatten()[0]) for p in (module.weight, module.bias)):
+                    raise Wrong(f"on {case}, layer {name} ({type(module).__name__}) still holds the sweep's weights: "
+                                f"re-initialise the convolutional and linear layers (their reset_parameters())")
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                stats_kept = not (torch.all(module.running_mean == 0) and torch.all(module.running_var == 1)
+                                  and module.num_batches_tracked == 0)
+                affine_kept = not (torch.all(module.weight == 1) and torch.all(module.bias == 0))
+                if stats_kept and affine_kept:
+                    raise Wrong(f"on {case}, BatchNorm layer {name} still holds what the sweep left, its weight, bias "
+                                f"and running statistics (the report's defect): reset BatchNorm layers too")
+                if stats_kept:
+                    raise Wrong(f"on {case}, BatchNorm layer {name} still holds the sweep's running mean and variance: "
+                                f"reset its running statistics too (reset_parameters() does both)")
+                if affine_kept:
+                    raise Wrong(f"on {case}, BatchNorm layer {name} still holds the sweep's weight and bias (gamma and "
+                                f"beta): reset them to 1 and 0 (reset_parameters() does both)")
+    return ("your full_reset re-initialises convolutions and linear layers and puts every BatchNorm back to weight 1, "
+            "bias 0, running mean 0 and variance 1, in the lab's Net and in any other model.")
 
 
 q3 = Exercise(
-    "nb04.q3", _check_precision,
-    hint_text="Precision of class j: the right answers cm[j, j] over all images predicted as j, the column sum "
-              "cm[:, j]. cm.diag() / cm.sum(0) does all classes at once; clamp the sums with .clamp(min=1) so that "
-              "a class never predicted gives 0 instead of 0 / 0.",
+    "nb04.q3", _check_full_reset,
+    hint_text="Loop over model.modules(). Conv2d, Linear and every BatchNorm layer have a reset_parameters() method; "
+              "for BatchNorm it also resets the running mean, variance and batch count. Skip the model itself and "
+              "layers without parameters (ReLU, Flatten, Dropout).",
     solution_text='''
-def precision_per_class(cm):
-    """For each class j: of the images predicted as j, the fraction that really are j."""
-    return cm.diag().double() / cm.sum(0).clamp(min=1).double()
+def full_reset(model):
+    """Re-initialise every layer in place, BatchNorm's weights and running statistics included."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+            module.reset_parameters()
 ''',
 )

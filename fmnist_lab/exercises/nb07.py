@@ -1,4 +1,4 @@
-"""Exercises of notebook 05: a saliency map by hand, and nearest neighbours in feature space."""
+"""Exercises of notebook 07: a saliency map by hand, and nearest neighbours in feature space."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _check_saliency(my_saliency, model: Net | None = None, image: Tensor | None 
 
 
 q1 = Exercise(
-    "nb05.q1", _check_saliency,
+    "nb07.q1", _check_saliency,
     hint_text="model.eval(); x = image[None].clone().requires_grad_(True); log_probs = model(x); "
               "log_probs[0, target].backward(); the map is x.grad[0, 0].abs().",
     solution_text='''
@@ -93,7 +93,7 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
 
 
 q2 = Exercise(
-    "nb05.q2", _check_nearest,
+    "nb07.q2", _check_nearest,
     hint_text="distances = (features - features[query]).norm(dim=1) gives every point's distance to the query. "
               "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
               "distances.topk(k, largest=False).indices (or argsort()[:k]).",

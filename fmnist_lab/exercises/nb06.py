@@ -1,0 +1,175 @@
+"""Exercises of notebook 06: a confusion matrix by hand, the most-confused pair, precision per class."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..data import CLASS_NAMES
+from ..metrics import confusion_matrix
+from . import Exercise, Wrong, as_tensor, call
+
+
+def _prediction_cases() -> dict[str, tuple[Tensor, Tensor, int]]:
+    g = torch.Generator().manual_seed(4)
+    targets = torch.randint(0, 10, (300,), generator=g)
+    predictions = torch.where(torch.rand(300, generator=g) < 0.7, targets, torch.randint(0, 10, (300,), generator=g))
+    return {
+        "targets [0, 0, 1, 2, 2, 2] and predictions [0, 1, 1, 2, 0, 0] with 3 classes":
+            (torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 0]), 3),
+        "targets [0, 1, 2, 2] and predictions [0, 2, 2, 1] with 4 classes (class 3 never appears)":
+            (torch.tensor([0, 1, 2, 2]), torch.tensor([0, 2, 2, 1]), 4),
+        "300 random predictions of 10 classes": (targets, predictions, 10),
+    }
+
+
+# q1: the confusion matrix from predictions
+
+def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None) -> str:
+    for case, (t, p, n) in _prediction_cases().items():
+        got = call(my_confusion_matrix, t, p, n, case=case)
+        try:
+            got = torch.as_tensor(got)
+        except (TypeError, ValueError, RuntimeError):
+            raise Wrong(f"`my_confusion_matrix` should return a {n}x{n} tensor, but on {case} it returned "
+                        f"{type(got).__name__}") from None
+        right = confusion_matrix(t, p, n)
+        if got.shape != right.shape:
+            raise Wrong(f"on {case}, your matrix has shape {tuple(got.shape)}: it must be num_classes x num_classes "
+                        f"({n}x{n}) even when a class never appears")
+        if torch.equal(got.double(), right.double()):
+            continue
+        if torch.equal(got.double(), right.T.double()):
+            raise Wrong(f"on {case}, your matrix is transposed: row i must be the true class, column j the "
+                        f"predicted one")
+        if torch.allclose(got.double(), right.double() / right.sum(1, keepdim=True).clamp(min=1)):
+            raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
+        raise Wrong(f"on {case}, the matrix should be\n{right}\nbut yours is\n{got}")
+    praise = "your matrix is right on a 3-class case, with a class that never appears, and on 300 random predictions"
+    if targets is not None and predictions is not None:
+        mine = torch.as_tensor(call(my_confusion_matrix, targets, predictions, 10, case="the validation split"))
+        if not torch.equal(mine.double(), confusion_matrix(targets, predictions).double()):
+            raise Wrong("on the validation split your matrix differs from fmnist_lab.metrics.confusion_matrix")
+        praise += (f"; on the validation split it holds {int(mine.diag().sum()):,} right answers of {len(targets):,} "
+                   f"on its diagonal")
+    return praise + "."
+
+
+q1 = Exercise(
+    "nb06.q1", _check_confusion,
+    hint_text="Start from cm = torch.zeros(num_classes, num_classes, dtype=torch.long) and add 1 at cm[t, p] for "
+              "every pair (t, p) in zip(targets.tolist(), predictions.tolist()). The row is the true class.",
+    solution_text='''
+def my_confusion_matrix(targets, predictions, num_classes):
+    """cm[i, j] = how many images of true class i were predicted as class j."""
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    for t, p in zip(targets.tolist(), predictions.tolist()):
+        cm[t, p] += 1
+    return cm
+''',
+)
+
+
+# q2: the most-confused pair
+
+def _matrix_cases() -> dict[str, Tensor]:
+    g = torch.Generator().manual_seed(5)
+    random = torch.randint(0, 40, (10, 10), generator=g) + torch.diag(torch.full((10,), 400))
+    random[6, 0] = 97  # a unique largest off-diagonal count, with a smaller one the other way
+    return {
+        "a 3x3 matrix where class 2 is taken for class 0 seven times and class 0 for class 2 three times":
+            torch.tensor([[50, 1, 3], [2, 60, 0], [7, 4, 40]]),
+        "a 10x10 matrix with large counts on the diagonal": random,
+    }
+
+
+def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
+    off = cm.clone().fill_diagonal_(-1)
+    return divmod(int(off.argmax()), len(cm))
+
+
+def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES) -> str:
+    for case, matrix in _matrix_cases().items():
+        got = call(most_confused_pair, matrix, case=case)
+        try:
+            i, j = (int(v) for v in got)
+        except (TypeError, ValueError):
+            raise Wrong(f"`most_confused_pair` should return (true class, predicted class), but on {case} it returned "
+                        f"{type(got).__name__} {str(got)[:60]}") from None
+        right = _largest_off_diagonal(matrix)
+        if (i, j) == right:
+            continue
+        if i == j:
+            raise Wrong(f"on {case}, you returned ({i}, {j}), a cell of the diagonal: those are the right answers. "
+                        f"Leave the diagonal out")
+        if (j, i) == right:
+            raise Wrong(f"on {case}, you returned ({i}, {j}): the pair is right but in the wrong order; return (true "
+                        f"class, predicted class), the row first")
+        raise Wrong(f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
+                    f"returned ({i}, {j})")
+    praise = "your most_confused_pair finds the largest count off the diagonal, row first, on both cases"
+    if cm is not None:
+        i, j = (int(v) for v in call(most_confused_pair, cm, case="the validation split's matrix"))
+        praise += f"; on the validation split: {classes[i]} taken for {classes[j]}, {int(cm[i, j])} times"
+    return praise + "."
+
+
+q2 = Exercise(
+    "nb06.q2", _check_most_confused_pair,
+    hint_text="Copy the matrix and overwrite its diagonal (off = cm.clone(); off.fill_diagonal_(-1)), then take "
+              "off.argmax() and turn the flat index into (row, column) with divmod(index, len(cm)).",
+    solution_text='''
+def most_confused_pair(cm):
+    """(true class, predicted class) of the largest count off the diagonal."""
+    off_diagonal = cm.clone()
+    off_diagonal.fill_diagonal_(-1)
+    return divmod(int(off_diagonal.argmax()), len(cm))
+''',
+)
+
+
+# q3: precision per class
+
+def _precision(cm: Tensor) -> Tensor:
+    return cm.diag().double() / cm.sum(0).clamp(min=1).double()
+
+
+def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES) -> str:
+    never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
+    cases = {**_matrix_cases(), "a 3x3 matrix where class 1 is never predicted": never_predicted}
+    for case, matrix in cases.items():
+        n = len(matrix)
+        got = as_tensor(call(precision_per_class, matrix, case=case), "precision_per_class", case, (n,)).double()
+        right = _precision(matrix)
+        if torch.allclose(got, right, rtol=0, atol=1e-9):
+            continue
+        if got.isnan().any():
+            raise Wrong(f"on {case}, you returned NaN for a class the model never predicts (0 / 0): give it 0")
+        recall = matrix.diag().double() / matrix.sum(1).clamp(min=1).double()
+        if torch.allclose(got, recall, rtol=0, atol=1e-9):
+            raise Wrong(f"on {case}, you divided by the row sums: that is recall (per_class_accuracy). Precision "
+                        f"divides by the column sums, the images predicted as each class")
+        if torch.allclose(got, 100 * right, rtol=0, atol=1e-7):
+            raise Wrong(f"on {case}, you returned percentages: return fractions between 0 and 1")
+        raise Wrong(f"on {case}, the precision should be {[round(v, 4) for v in right.tolist()]}, but yours is "
+                    f"{[round(v, 4) for v in got.tolist()]}")
+    praise = "your precision_per_class is right, also for a class that is never predicted"
+    if cm is not None:
+        mine = torch.as_tensor(call(precision_per_class, cm, case="the validation split's matrix")).double()
+        worst = int(mine.argmin())
+        praise += (f"; on the validation split the least precise class is {classes[worst]}: when the model says "
+                   f"{classes[worst]} it is right {100 * float(mine[worst]):.1f}% of the time")
+    return praise + "."
+
+
+q3 = Exercise(
+    "nb06.q3", _check_precision,
+    hint_text="Precision of class j: the right answers cm[j, j] over all images predicted as j, the column sum "
+              "cm[:, j]. cm.diag() / cm.sum(0) does all classes at once; clamp the sums with .clamp(min=1) so that "
+              "a class never predicted gives 0 instead of 0 / 0.",
+    solution_text='''
+def precision_per_class(cm):
+    """For each class j: of the images predicted as j, the fraction that really are j."""
+    return cm.diag().double() / cm.sum(0).clamp(min=1).double()
+''',
+)
