@@ -15,10 +15,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "instructor").glob(
 MARKER = "# NBVAL_CHECK_OUTPUT"
 
 
-def test_the_five_notebooks_exist():
+def test_the_notebooks_exist_in_the_order_a_student_learns():
     assert [p.stem for p in NOTEBOOKS] == [
-        "01_data_inspection", "02_lr_sweep", "03_training", "04_evaluation_and_prediction",
-        "05_what_the_network_learned"]
+        "01_data_inspection", "03_training_loop", "04_lr_sweep", "06_evaluation_and_prediction",
+        "07_what_the_network_learned"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -124,8 +124,8 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
     return praise + "."
 
 
-q2 = Exercise(
-    "nb01.q2", _check_within_and_between,
+q3 = Exercise(
+    "nb01.q3", _check_within_and_between,
     hint_text="x = images.double().flatten(1) / 255 gives one row per image. Within: x.var(dim=1, correction=0)"
               ".mean() (the spread inside each image, averaged). Between: x.mean(dim=1).var(correction=0) (how much "
               "the images' average brightness varies). Return both as floats, in that order.",
@@ -190,8 +190,8 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
     return praise + "."
 
 
-q3 = Exercise(
-    "nb01.q3", _check_closest_pair,
+q5 = Exercise(
+    "nb01.q5", _check_closest_pair,
     hint_text="Flatten each average image into a vector: flat = class_means.flatten(1). torch.cdist(flat, flat) "
               "gives every pairwise Euclidean distance. Put infinity on the diagonal (a class against itself) "
               "and take the argmin; divmod(index, number_of_classes) turns it into (i, j).",

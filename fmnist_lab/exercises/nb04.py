@@ -193,8 +193,8 @@ def _check_full_reset(full_reset) -> str:
             "bias 0, running mean 0 and variance 1, in the lab's Net and in any other model.")
 
 
-q3 = Exercise(
-    "nb04.q3", _check_full_reset,
+q4 = Exercise(
+    "nb04.q4", _check_full_reset,
     hint_text="Loop over model.modules(). Conv2d, Linear and every BatchNorm layer have a reset_parameters() method; "
               "for BatchNorm it also resets the running mean, variance and batch count. Skip the model itself and "
               "layers without parameters (ReLU, Flatten, Dropout).",

@@ -45,8 +45,8 @@ def _check_saliency(my_saliency, model: Net | None = None, image: Tensor | None 
     return praise + "."
 
 
-q1 = Exercise(
-    "nb07.q1", _check_saliency,
+q2 = Exercise(
+    "nb07.q2", _check_saliency,
     hint_text="model.eval(); x = image[None].clone().requires_grad_(True); log_probs = model(x); "
               "log_probs[0, target].backward(); the map is x.grad[0, 0].abs().",
     solution_text='''
@@ -92,8 +92,8 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
     return praise + "."
 
 
-q2 = Exercise(
-    "nb07.q2", _check_nearest,
+q3 = Exercise(
+    "nb07.q3", _check_nearest,
     hint_text="distances = (features - features[query]).norm(dim=1) gives every point's distance to the query. "
               "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
               "distances.topk(k, largest=False).indices (or argsort()[:k]).",
