@@ -9,6 +9,7 @@ out by hand before it uses these functions.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -93,13 +94,27 @@ def bf16_is_native(device: torch.device) -> bool:
     """GPUs from Ampere on (compute capability 8.0), CPUs with AVX512-BF16 or AMX.
 
     Not ``torch.cuda.is_bf16_supported()``: it also says yes where bf16 is only emulated
-    (Colab's T4, capability 7.5), which is slower than float32.
+    (Colab's T4, capability 7.5), which is slower than float32. ``FMNIST_LAB_BF16=0`` answers
+    no everywhere, so a machine with native bf16 can time what most laptops run (float32).
     """
+    if not bf16_allowed():
+        return False
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == "cpu":
         return torch.backends.mkldnn.is_available() and _cpu_has_native_bf16()
     return False
+
+
+def bf16_allowed() -> bool:
+    """False when the environment variable ``FMNIST_LAB_BF16`` is 0; unset or 1, the hardware decides.
+
+    Read at each call, not at import, so a notebook or test can set it after importing the lab.
+    """
+    setting = os.environ.get("FMNIST_LAB_BF16", "1").strip()
+    if setting not in ("0", "1", ""):
+        raise ConfigError([("FMNIST_LAB_BF16", setting, "must be 0 (float32 everywhere) or 1 (bfloat16 where native)")])
+    return setting != "0"
 
 
 def _cpu_has_native_bf16() -> bool:

@@ -244,3 +244,27 @@ def test_bf16_only_where_the_gpu_runs_it_natively(monkeypatch):
     assert not bf16_is_native(torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     assert bf16_is_native(torch.device("cuda"))
+
+
+def test_bf16_off_switch_makes_every_device_float32(monkeypatch):
+    """FMNIST_LAB_BF16=0 times what most laptops run, even on hardware with native bf16."""
+    from fmnist_lab import train as train_module
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.delenv("FMNIST_LAB_BF16", raising=False)
+    assert bf16_is_native(torch.device("cuda")) and bf16_is_native(torch.device("cpu"))
+    monkeypatch.setenv("FMNIST_LAB_BF16", "0")
+    assert not bf16_is_native(torch.device("cuda")) and not bf16_is_native(torch.device("cpu"))
+    with train_module.autocast(torch.device("cpu"), bf16=True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    monkeypatch.setenv("FMNIST_LAB_BF16", "1")
+    with train_module.autocast(torch.device("cpu"), bf16=True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_bf16_switch_refuses_other_values(monkeypatch):
+    monkeypatch.setenv("FMNIST_LAB_BF16", "off")
+    with pytest.raises(ConfigError, match="FMNIST_LAB_BF16='off': must be 0"):
+        bf16_is_native(torch.device("cpu"))
