@@ -24,15 +24,6 @@ ALL = [(module.__name__.rsplit(".", 1)[1], name, value) for module in MODULES
        for name, value in vars(module).items() if isinstance(value, Exercise)]
 
 
-def solution_function(exercise: Exercise):
-    """The function that ``exercise.solution()`` prints, defined for real."""
-    namespace = {"torch": torch, "nn": nn, "F": torch.nn.functional}
-    before = set(namespace)
-    exec(exercise.solution_text, namespace)
-    (name,) = [k for k in namespace if k not in before and k != "__builtins__"]
-    return namespace[name]
-
-
 def stub(*args):
     # YOUR CODE HERE
     raise NotImplementedError()
@@ -78,22 +69,6 @@ def test_call_turns_a_stub_into_not_done_and_a_bug_into_wrong():
         call(stub, 1, case="a case")
     with pytest.raises(Wrong, match=r"`<lambda>` raised ZeroDivisionError \(division by zero\) when called on a case"):
         call(lambda v: v / 0, 1, case="a case")
-
-
-def test_hint_and_solution_print(capsys):
-    nb01.q1.hint()
-    nb01.q1.solution()
-    out = capsys.readouterr().out
-    assert out.startswith("Hint: ") and "One solution:" in out and "def pixel_std(images):" in out
-
-
-@pytest.mark.parametrize("notebook, name, exercise", ALL, ids=[f"{nb}.{name}" for nb, name, _ in ALL])
-def test_every_printed_solution_passes_and_every_stub_is_not_done(notebook, name, exercise):
-    assert exercise.label == f"{notebook}.{name}"
-    assert exercise.hint_text and exercise.solution_text
-    assert verdict(exercise, solution_function(exercise)).status == CORRECT
-    result = verdict(exercise, stub)
-    assert result.status == NOT_DONE and "still raises NotImplementedError" in result.message
 
 
 def wrong(exercise: Exercise, answer, *data) -> str:

@@ -1,39 +1,70 @@
 """Exercises that the lab checks on the spot, one module per notebook.
 
     from fmnist_lab.exercises import nb01
-    nb01.q1.check(pixel_std)     # prints one sentence
-    nb01.q1.hint()               # prints a hint
-    nb01.q1.solution()           # prints a model answer
+    nb01.q1.check(pixel_std)                         # prints one sentence
+    nb01.q1.check(pixel_std, strict=True, seed=7)    # grading: silent if right, AssertionError otherwise
+    nb01.q1.hint()                                   # prints a hint
+    nb01.q1.solution()                               # prints the instructor notebook's solution
 
-The contract of every exercise's ``check(answer, *data)``:
+The contract of every exercise's ``check(answer, *data, strict=False, seed=None)``:
 
-- it runs ``answer`` (usually the student's function) on cases of its own, not only the
-  notebook's, and prints exactly one sentence that starts with
-  ``Correct:`` (all cases passed), ``Not yet:`` (what is wrong, on which case) or
-  ``Not done yet:`` (the answer is still the stub that raises ``NotImplementedError``);
+- it runs ``answer`` (usually the student's function) on cases of its own, not only the notebook's, and
+  prints exactly one sentence that starts with ``Correct:`` (all cases passed), ``Not yet:`` (what is
+  wrong, on which case) or ``Not done yet:`` (the answer is still the stub that raises
+  ``NotImplementedError``);
 - it never raises for a wrong or unfinished answer: the student's exceptions become sentences;
-- ``data`` (optional) is the notebook's real data: once the answer has passed its own cases,
-  the sentence also says what the answer gives there;
-- ``verdict(answer, *data)`` returns the same outcome without printing, for tests and scripts.
+- ``data`` (optional) is the notebook's real data: once the answer has passed its own cases, the sentence
+  also says what the answer gives there. The answer only ever sees copies of it;
+- ``seed`` (an int) adds random cases drawn from ``torch.Generator().manual_seed(seed)``: the grader's
+  hidden cases, different from the fixed cases a student sees;
+- ``strict=True`` prints nothing when the answer is correct and raises ``AssertionError(sentence)``
+  otherwise: nbgrader's autograded cells call ``nbNN.qK.check(fn, strict=True, seed=S)``;
+- each call of the answer has a time limit (``call``); a time-out and a Ctrl-C each give one sentence;
+- ``verdict(answer, *data, seed=None)`` returns the same outcome without printing, for tests and scripts.
 
-The notebooks hold the instructor's solutions between nbgrader's ``### BEGIN SOLUTION`` /
-``### END SOLUTION`` markers inside function bodies; ``tools/make_student_edition.py`` swaps
-them for ``raise NotImplementedError()``, which ``check`` reports as "not done yet".
+A checker is ``checker(answer, *data, generator=None) -> str``: it returns the praise (one sentence
+without the "Correct: " prefix) or raises ``Wrong`` / ``NotDone``. With a generator it also runs the
+random cases drawn from it.
+
+The instructor notebooks (``instructor/NN_*.ipynb``) hold the solutions between nbgrader's
+``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers inside function bodies; ``solution()`` prints that
+region, so each answer is written once, in its notebook. The student edition (tools/make_student_edition.py)
+swaps the regions for ``raise NotImplementedError()``, which ``check`` reports as "not done yet".
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import numbers
-from collections.abc import Callable
+import re
+import signal
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-CORRECT, WRONG, NOT_DONE = "correct", "wrong", "not done"
-PREFIXES = {CORRECT: "Correct: ", WRONG: "Not yet: ", NOT_DONE: "Not done yet: "}
+CORRECT, WRONG, NOT_DONE, INTERRUPTED = "correct", "wrong", "not done", "interrupted"
+PREFIXES = {CORRECT: "Correct: ", WRONG: "Not yet: ", NOT_DONE: "Not done yet: ", INTERRUPTED: "Stopped: "}
+
+# Where solution() looks for the instructor notebooks: next to the package in a repository checkout
+# (an editable install); a wheel installs the package alone, so there is no such folder there.
+INSTRUCTOR_DIR = Path(__file__).resolve().parent.parent.parent / "instructor"
+REPOSITORY = "https://github.com/fmnist-lab/fmnist-lab.git"
+
+# The time limit of one call of an answer: TIME_FACTOR times the reference's time on that case, at least
+# TIME_FLOOR_S (a floor, because a tiny reference time says little about a slow but fair answer).
+TIME_FLOOR_S = 5.0
+TIME_FACTOR = 20.0
 
 
 class Wrong(Exception):
@@ -44,10 +75,18 @@ class NotDone(Exception):
     """Raised by a checker: the answer is still the stub that raises NotImplementedError."""
 
 
+class TooSlow(Wrong):
+    """Raised by ``call``: the answer ran past its time limit (the message is the whole sentence)."""
+
+
+class _TimeUp(BaseException):
+    """Raised inside the answer by the alarm; a BaseException so that an ``except Exception`` cannot swallow it."""
+
+
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # CORRECT, WRONG or NOT_DONE
-    message: str  # one sentence, starting with "Correct:", "Not yet:" or "Not done yet:"
+    status: str  # CORRECT, WRONG, NOT_DONE or INTERRUPTED
+    message: str  # one sentence, starting with "Correct:", "Not yet:", "Not done yet:" or "Stopped:"
 
     @property
     def passed(self) -> bool:
@@ -56,85 +95,321 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise: ``checker(answer, *data)`` returns the praise or raises Wrong/NotDone."""
+    """One exercise: ``checker(answer, *data, generator=None)`` returns the praise or raises Wrong/NotDone.
+
+    ``lab_functions`` are functions of the lab that do the exercise's work: an answer that calls one of
+    them is refused, since the exercise asks the student to write that computation.
+    """
 
     label: str  # how the notebook refers to it, e.g. "nb01.q1"
     checker: Callable[..., str]
     hint_text: str
-    solution_text: str
+    lab_functions: tuple[Callable[..., Any], ...] = ()
 
-    def verdict(self, answer: Any, *data: Any) -> Verdict:
+    def verdict(self, answer: Any, *data: Any, seed: int | None = None) -> Verdict:
+        """The outcome of checking ``answer`` (on the hidden cases of ``seed`` too), without printing."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed must be an int (the grader's hidden cases), not {describe(seed)}")
+        generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         try:
-            praise = self.checker(answer, *data)
+            if callable(answer):
+                refuse_lab_functions(answer, self.lab_functions)
+            praise = self.checker(answer, *data, generator=generator)
         except NotDone as err:
             return Verdict(NOT_DONE, PREFIXES[NOT_DONE] + str(err))
+        except TooSlow as err:
+            return Verdict(WRONG, f"{PREFIXES[WRONG]}{err}.")
         except Wrong as err:
             return Verdict(WRONG, f"{PREFIXES[WRONG]}{err}. Stuck? Run {self.label}.hint().")
+        except KeyboardInterrupt:  # Ctrl-C or the notebook's stop button: one sentence, no traceback
+            return Verdict(INTERRUPTED, f"{PREFIXES[INTERRUPTED]}you interrupted the check of {self.label} before "
+                                        f"it finished; run it again to get its verdict.")
         return Verdict(CORRECT, PREFIXES[CORRECT] + praise)
 
-    def check(self, answer: Any, *data: Any) -> None:
-        """Print whether ``answer`` is correct, wrong (and how) or not done yet."""
-        print(self.verdict(answer, *data).message)
+    def check(self, answer: Any, *data: Any, strict: bool = False, seed: int | None = None) -> None:
+        """Print whether ``answer`` is correct, wrong (and how) or not done yet.
+
+        ``strict``: print nothing when correct and raise AssertionError(the sentence) otherwise (grading).
+        ``seed``: also run the random cases drawn from ``torch.Generator().manual_seed(seed)``.
+        """
+        result = self.verdict(answer, *data, seed=seed)
+        if not strict:
+            print(result.message)
+        elif not result.passed:
+            raise AssertionError(result.message)
 
     def hint(self) -> None:
+        """Print a hint."""
         print("Hint: " + self.hint_text)
 
     def solution(self) -> None:
-        print("One solution:\n\n" + self.solution_text.strip())
+        """Print the solution written in the instructor notebook, or why this installation has none."""
+        print(solution_code(self.label))
 
 
-def call(function: Any, *args: Any, case: str, returns: bool = True, copy_args: bool = True) -> Any:
+def solution_code(label: str, instructor_dir: Path | None = None) -> str:
+    """The text ``solution()`` prints for ``label`` ("nbNN.qK"): the instructor notebook's solution cell.
+
+    That is the nearest code cell holding ``### BEGIN SOLUTION`` before the cell that calls
+    ``nbNN.qK.check(``, with the marker lines removed (the def line stays, so it reads as a whole function).
+    """
+    folder = INSTRUCTOR_DIR if instructor_dir is None else instructor_dir
+    number = label[2:].split(".")[0]
+    notebooks = sorted(folder.glob("*.ipynb"), key=lambda path: not path.name.startswith(f"{number}_"))
+    if not notebooks:
+        return ("The solutions are not part of this installation, because in a graded course they stay with the "
+                f"instructors; studying on your own, clone {REPOSITORY} and install it with `pip install -e .` "
+                "(an editable install), and solution() prints them.")
+    check_call = re.compile(rf"\b{re.escape(label)}\.check\(")
+    for notebook in notebooks:  # its own notebook first; any other while exercises move between notebooks
+        sources = _code_cells(notebook)
+        calling = next((i for i, source in enumerate(sources) if check_call.search(source)), None)
+        if calling is not None:
+            break
+    else:
+        return f"No notebook in {folder} calls {label}.check(...), so there is no solution to show."
+    solved = next((i for i in range(calling - 1, -1, -1) if "### BEGIN SOLUTION" in sources[i]), None)
+    if solved is None:
+        return f"{notebook.name} has no solution cell before its call of {label}.check(...)."
+    lines = [line for line in sources[solved].split("\n")
+             if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+    return "One solution:\n\n" + "\n".join(lines).strip()
+
+
+def _code_cells(notebook: Path) -> list[str]:
+    """The sources of the notebook's code cells (read as JSON: nbformat is not a dependency of the package)."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return ["".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for cell in cells if cell["cell_type"] == "code"]
+
+
+# calling the student's function
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise _TimeUp in the code of the with-block once it has run ``seconds``.
+
+    SIGALRM interrupts the answer where it is (Linux and macOS kernels run cells in the main thread).
+    Elsewhere (Windows, a check called from another thread) the answer cannot be stopped: it runs to its
+    end and is then refused as too slow if it took longer. Either way a single long C operation (one huge
+    matrix product) ends before the alarm is seen.
+    """
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        def alarm(signum: int, frame: Any) -> None:
+            raise _TimeUp
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    else:
+        start = time.perf_counter()
+        yield
+        if time.perf_counter() - start > seconds:
+            raise _TimeUp
+
+
+def timed(function: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``function(*args)`` and the seconds it took: a reference's time, to set the answer's time limit."""
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def time_limit(reference_s: float = 0.0) -> float:
+    """The seconds an answer may take on a case where the reference took ``reference_s``."""
+    return max(TIME_FLOOR_S, TIME_FACTOR * reference_s)
+
+
+def call(function: Any, *args: Any, case: str, returns: bool = True, copy_args: bool = True,
+         reference_s: float = 0.0, keep_input: str | None = None) -> Any:
     """Call the student's ``function`` on one of the exercise's cases (described by ``case``).
 
-    Its arguments are copies (unless ``copy_args`` is False, for answers that must change their
-    input in place), so an answer that changes its input cannot spoil later cases.
-    NotImplementedError becomes NotDone, any other exception and a forgotten ``return``
-    (when ``returns``) become Wrong, each with a sentence that names the case.
+    Its arguments are deep copies (unless ``copy_args`` is False, for the checker's own objects that the
+    answer must change in place), so an answer never reaches the notebook's data, model or optimizer and
+    cannot spoil later cases. With ``keep_input`` (the advice to give), an answer that changed its input
+    in place is Wrong. NotImplementedError becomes NotDone; any other exception, a forgotten ``return``
+    (when ``returns``) and a run past ``time_limit(reference_s)`` become Wrong, each naming the case.
     """
     if not callable(function):
         raise Wrong(f"pass your function itself to check(), without calling it; it got {describe(function)}")
     name = getattr(function, "__name__", "your function")
+    given = [copy.deepcopy(a) for a in args] if copy_args else list(args)
+    limit = time_limit(reference_s)
     try:
-        result = function(*[copy.deepcopy(a) for a in args] if copy_args else args)
+        with _time_limit(limit):
+            result = function(*given)
+    except _TimeUp:
+        raise TooSlow(f"your function ran longer than {limit:g} s on {case}") from None
     except NotImplementedError:
         raise NotDone(f"`{name}` still raises NotImplementedError. Replace `raise NotImplementedError()` with "
                       f"your code, run that cell, then run this check again.") from None
     except Exception as err:  # the student's bug, reported as a sentence instead of a traceback
         raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}") from None
+    if keep_input is not None and not all(_same(a, b) for a, b in zip(args, given)):
+        raise Wrong(f"on {case}, `{name}` changed the input it was given: {keep_input}")
     if returns and result is None:
         raise Wrong(f"`{name}` returned None on {case}: did you forget the `return`?")
     return result
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether ``b`` still equals ``a`` (tensors element by element, NaN equal to NaN)."""
+    if isinstance(a, Tensor):
+        return isinstance(b, Tensor) and a.shape == b.shape and bool(torch.equal(a, b) or
+                                                                     torch.allclose(a, b, equal_nan=True))
+    return bool(a == b)
+
+
+def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callable[..., Any], ...]) -> None:
+    """Wrong if ``answer`` calls one of ``lab_functions``, however it reaches it.
+
+    The names its code uses (nested functions, lambdas and comprehensions included) are looked up where
+    the answer would find them: its globals, its closure, and attributes of the modules among them (so
+    ``lab.smooth`` counts too). Functions of the notebook that it calls are searched the same way.
+    """
+    if not lab_functions:
+        return
+    seen: set[int] = set()
+    pending = [answer]
+    while pending:
+        function = pending.pop()
+        code = getattr(function, "__code__", None)
+        if code is None or id(code) in seen:
+            continue
+        seen.add(id(code))
+        scope = dict(getattr(function, "__globals__", {}))
+        for variable, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
+            try:
+                scope[variable] = cell.cell_contents
+            except ValueError:  # a closure variable not yet assigned
+                pass
+        names = _names(code)
+        found = [scope[name] for name in names if name in scope]
+        modules = [value for value in found if isinstance(value, types.ModuleType)]
+        while modules:  # lab.smooth, fmnist_lab.lr_finder.smooth, ...
+            module = modules.pop()
+            for name in names:
+                value = getattr(module, name, None)
+                if value is not None and value not in found:
+                    found.append(value)
+                    if isinstance(value, types.ModuleType):
+                        modules.append(value)
+        for value in found:
+            if any(value is lab for lab in lab_functions):
+                raise Wrong(f"`{getattr(answer, '__name__', 'your function')}` calls the lab's own "
+                            f"`{value.__name__}` ({value.__module__}.{value.__name__}); this exercise asks you to "
+                            f"compute it yourself")
+            if isinstance(value, types.FunctionType) and not value.__module__.startswith(("fmnist_lab", "torch")):
+                pending.append(value)  # a helper written in the notebook
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global and attribute names used by ``code`` and by the code objects nested in it."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names(constant)
+    return names
+
+
+# turning answers into numbers
+
 def describe(value: Any) -> str:
-    """A short description of a value for a sentence: its type and a glimpse of it."""
+    """A short description of a value for a sentence: what it is, and a glimpse of it."""
     if isinstance(value, Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a NumPy {value.dtype} array of shape {value.shape}"
+    if isinstance(value, types.GeneratorType):
+        return "a generator"
     text = repr(value)
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
+def _numbers(value: Any) -> Tensor:
+    """``value`` as a float64 tensor: tensors of any dtype, NumPy arrays and scalars, Python numbers, and
+    lists, tuples and generators of them (stacked). TypeError/ValueError if it holds anything else."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise TypeError("a truth value is not a number")
+    if isinstance(value, Tensor):
+        return value.detach().cpu().double()
+    if isinstance(value, (np.ndarray, np.generic)):
+        if not np.issubdtype(np.asarray(value).dtype, np.number):
+            raise TypeError("not a numeric array")
+        return torch.from_numpy(np.array(value, dtype=np.float64))
+    if isinstance(value, numbers.Real):
+        return torch.tensor(float(value), dtype=torch.float64)
+    if isinstance(value, (list, tuple, types.GeneratorType, map, zip, range)):
+        items = [_numbers(item) for item in value]
+        if not items:
+            return torch.zeros(0, dtype=torch.float64)
+        return torch.stack(items)  # RuntimeError if their shapes differ
+    raise TypeError(f"{type(value).__name__} is not a number")
+
+
+def _refuse_non_finite(values: Tensor, name: str, case: str) -> None:
+    if values.isnan().any():
+        raise Wrong(f"`{name}` returned NaN (not a number) on {case}: look for a 0 / 0, or a mean of nothing")
+    if values.isinf().any():
+        raise Wrong(f"`{name}` returned infinity on {case}: look for a division by 0, or a log of 0")
+
+
 def as_number(value: Any, name: str, case: str) -> float:
-    """The answer as a float; a one-element tensor counts, anything else is Wrong."""
-    if isinstance(value, Tensor) and value.numel() == 1:
-        return float(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    raise Wrong(f"`{name}` should return one number, but on {case} it returned {describe(value)}")
+    """The answer as a finite float; a one-element tensor or array counts, anything else is Wrong."""
+    try:
+        number = _numbers(value)
+    except (TypeError, ValueError, RuntimeError):
+        number = None
+    if number is None or number.numel() != 1:
+        raise Wrong(f"`{name}` should return one number, but on {case} it returned {describe(value)}")
+    _refuse_non_finite(number, name, case)
+    return float(number.reshape(()))
 
 
 def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...]) -> Tensor:
-    """The answer as a tensor of the given shape (lists and NumPy arrays are accepted)."""
+    """The answer as a finite float64 tensor of ``shape``: a tensor of any dtype, a NumPy array, a list or
+    tuple (of numbers, 0-d tensors or arrays) or a generator of them; anything else is Wrong."""
     try:
-        tensor = torch.as_tensor(value)
+        tensor = _numbers(value)
     except (TypeError, ValueError, RuntimeError):
         raise Wrong(f"`{name}` should return a tensor of shape {shape}, but on {case} it returned "
                     f"{describe(value)}") from None
     if tuple(tensor.shape) != shape:
-        raise Wrong(f"`{name}` should return shape {shape} on {case}, but returned shape {tuple(tensor.shape)}")
+        if [n for n in tensor.shape if n != 1] == [n for n in shape if n != 1]:
+            tensor = tensor.reshape(shape)  # only dimensions of size 1 differ, e.g. (1, 28, 28) for (28, 28)
+        else:
+            raise Wrong(f"`{name}` should return shape {shape} on {case}, but returned shape {tuple(tensor.shape)}")
+    _refuse_non_finite(tensor, name, case)
     return tensor
 
 
-def close(a: float, b: float, tolerance: float = 1e-6) -> bool:
-    """Equal up to a relative (or, near zero, absolute) tolerance."""
-    return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
+def as_bool(value: Any, name: str, case: str) -> bool:
+    """The answer as True or False: Python's bool, NumPy's bool_ and a one-element bool tensor count."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, Tensor) and value.dtype == torch.bool and value.numel() == 1:
+        return bool(value)
+    raise Wrong(f"`{name}` should return True or False, but on {case} it returned {describe(value)}")
+
+
+def close(a: float, b: float, tolerance: float = 1e-4, scale: float = 0.0) -> bool:
+    """Equal up to ``tolerance`` relative to the quantity's scale: the larger of |a|, |b| and ``scale``
+    (pass the size of the values the quantity is one of, so that a value near 0 is not judged alone).
+    Never true for NaN or infinity."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    return abs(a - b) <= tolerance * max(abs(a), abs(b), scale)
+
+
+def all_close(got: Tensor, expected: Tensor, tolerance: float = 1e-4) -> bool:
+    """Element by element ``close``, each relative to the scale of ``expected`` (its largest magnitude)."""
+    got, expected = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(expected, dtype=torch.float64)
+    if got.shape != expected.shape or not (got.isfinite().all() and expected.isfinite().all()):
+        return False
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    return bool(((got - expected).abs() <= tolerance * torch.maximum(got.abs().maximum(expected.abs()),
+                                                                      torch.tensor(scale))).all())

@@ -32,7 +32,7 @@ def _pixels(images: Tensor) -> Tensor:
 
 # q1: the std of all pixels
 
-def _check_pixel_std(pixel_std, train_images: Tensor | None = None) -> str:
+def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=None) -> str:
     for case, images in _cases().items():
         got = as_number(call(pixel_std, images, case=case), "pixel_std", case)
         x = _pixels(images)
@@ -62,11 +62,6 @@ q1 = Exercise(
     "nb01.q1", _check_pixel_std,
     hint_text="Turn the bytes into floats in [0, 1] with images.double() / 255, then take .std() of the whole "
               "tensor (no dim argument: one std over all pixels). Return a float with .item() or float().",
-    solution_text='''
-def pixel_std(images):
-    """The standard deviation of all pixels of a uint8 image batch, in [0, 1] units."""
-    return (images.double() / 255).std().item()
-''',
 )
 
 
@@ -86,7 +81,7 @@ _SPLIT_MISTAKES = (  # (what the student did, what it gives from a [0, 1] pixel 
 )
 
 
-def _check_within_and_between(within_and_between, train_images: Tensor | None = None) -> str:
+def _check_within_and_between(within_and_between, train_images: Tensor | None = None, generator=None) -> str:
     answers, pixels = [], []
     for case, images in _cases().items():
         got = call(within_and_between, images, case=case)
@@ -129,14 +124,6 @@ q3 = Exercise(
     hint_text="x = images.double().flatten(1) / 255 gives one row per image. Within: x.var(dim=1, correction=0)"
               ".mean() (the spread inside each image, averaged). Between: x.mean(dim=1).var(correction=0) (how much "
               "the images' average brightness varies). Return both as floats, in that order.",
-    solution_text='''
-def within_and_between(images):
-    """(mean of the per-image pixel variances, variance of the per-image mean pixels), in [0, 1] units."""
-    x = images.double().flatten(1) / 255
-    within = x.var(dim=1, correction=0).mean().item()
-    between = x.mean(dim=1).var(correction=0).item()
-    return within, between
-''',
 )
 
 
@@ -161,7 +148,7 @@ def _mean_image_cases() -> dict[str, Tensor]:
             "6 random 28x28 average images": noisy}
 
 
-def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes=CLASS_NAMES) -> str:
+def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     for case, means in _mean_image_cases().items():
         got = call(closest_pair, means, case=case)
         try:
@@ -195,12 +182,4 @@ q5 = Exercise(
     hint_text="Flatten each average image into a vector: flat = class_means.flatten(1). torch.cdist(flat, flat) "
               "gives every pairwise Euclidean distance. Put infinity on the diagonal (a class against itself) "
               "and take the argmin; divmod(index, number_of_classes) turns it into (i, j).",
-    solution_text='''
-def closest_pair(class_means):
-    """(i, j): the two different classes whose average images are nearest (Euclidean distance)."""
-    flat = class_means.double().flatten(1)
-    distances = torch.cdist(flat, flat)
-    distances.fill_diagonal_(float("inf"))
-    return divmod(int(distances.argmin()), len(class_means))
-''',
 )

@@ -22,7 +22,7 @@ STOP_CASES = {
 }
 
 
-def _check_should_stop(should_stop, val_accuracies: list[float] | None = None, patience: int | None = None) -> str:
+def _check_should_stop(should_stop, val_accuracies: list[float] | None = None, patience: int | None = None, generator=None) -> str:
     for case, (accuracies, p) in STOP_CASES.items():
         got = call(should_stop, list(accuracies), p, case=case)
         if not isinstance(got, bool):
@@ -46,11 +46,4 @@ q1 = Exercise(
     "nb05.q1", _check_should_stop,
     hint_text="Find the epoch of the best accuracy (the first one, if several tie), then count the epochs since "
               "then: len(val_accuracies) - 1 - best_index. Stop when that count reaches patience.",
-    solution_text='''
-def should_stop(val_accuracies, patience):
-    if not val_accuracies:
-        return False
-    best_index = val_accuracies.index(max(val_accuracies))  # .index finds the first of equal values
-    return len(val_accuracies) - 1 - best_index >= patience
-''',
 )

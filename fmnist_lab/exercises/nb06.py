@@ -25,7 +25,7 @@ def _prediction_cases() -> dict[str, tuple[Tensor, Tensor, int]]:
 
 # q1: the confusion matrix from predictions
 
-def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None) -> str:
+def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None, generator=None) -> str:
     for case, (t, p, n) in _prediction_cases().items():
         got = call(my_confusion_matrix, t, p, n, case=case)
         try:
@@ -59,14 +59,6 @@ q1 = Exercise(
     "nb06.q1", _check_confusion,
     hint_text="Start from cm = torch.zeros(num_classes, num_classes, dtype=torch.long) and add 1 at cm[t, p] for "
               "every pair (t, p) in zip(targets.tolist(), predictions.tolist()). The row is the true class.",
-    solution_text='''
-def my_confusion_matrix(targets, predictions, num_classes):
-    """cm[i, j] = how many images of true class i were predicted as class j."""
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for t, p in zip(targets.tolist(), predictions.tolist()):
-        cm[t, p] += 1
-    return cm
-''',
 )
 
 
@@ -88,7 +80,7 @@ def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
     return divmod(int(off.argmax()), len(cm))
 
 
-def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES) -> str:
+def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     for case, matrix in _matrix_cases().items():
         got = call(most_confused_pair, matrix, case=case)
         try:
@@ -118,13 +110,6 @@ q2 = Exercise(
     "nb06.q2", _check_most_confused_pair,
     hint_text="Copy the matrix and overwrite its diagonal (off = cm.clone(); off.fill_diagonal_(-1)), then take "
               "off.argmax() and turn the flat index into (row, column) with divmod(index, len(cm)).",
-    solution_text='''
-def most_confused_pair(cm):
-    """(true class, predicted class) of the largest count off the diagonal."""
-    off_diagonal = cm.clone()
-    off_diagonal.fill_diagonal_(-1)
-    return divmod(int(off_diagonal.argmax()), len(cm))
-''',
 )
 
 
@@ -134,7 +119,7 @@ def _precision(cm: Tensor) -> Tensor:
     return cm.diag().double() / cm.sum(0).clamp(min=1).double()
 
 
-def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES) -> str:
+def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
     cases = {**_matrix_cases(), "a 3x3 matrix where class 1 is never predicted": never_predicted}
     for case, matrix in cases.items():
@@ -167,9 +152,4 @@ q3 = Exercise(
     hint_text="Precision of class j: the right answers cm[j, j] over all images predicted as j, the column sum "
               "cm[:, j]. cm.diag() / cm.sum(0) does all classes at once; clamp the sums with .clamp(min=1) so that "
               "a class never predicted gives 0 instead of 0 / 0.",
-    solution_text='''
-def precision_per_class(cm):
-    """For each class j: of the images predicted as j, the fraction that really are j."""
-    return cm.diag().double() / cm.sum(0).clamp(min=1).double()
-''',
 )
