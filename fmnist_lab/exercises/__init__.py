@@ -79,6 +79,10 @@ class TooSlow(Wrong):
     """Raised by ``call``: the answer ran past its time limit (the message is the whole sentence)."""
 
 
+class Misused(Wrong):
+    """Raised by a checker: ``check`` was handed the wrong data (the message names what it expects)."""
+
+
 class _TimeUp(BaseException):
     """Raised inside the answer by the alarm; a BaseException so that an ``except Exception`` cannot swallow it."""
 
@@ -117,7 +121,7 @@ class Exercise:
             praise = self.checker(answer, *data, generator=generator)
         except NotDone as err:
             return Verdict(NOT_DONE, PREFIXES[NOT_DONE] + str(err))
-        except TooSlow as err:
+        except (TooSlow, Misused) as err:  # no hint: it is not the answer's code that needs one
             return Verdict(WRONG, f"{PREFIXES[WRONG]}{err}.")
         except Wrong as err:
             return Verdict(WRONG, f"{PREFIXES[WRONG]}{err}. Stuck? Run {self.label}.hint().")
@@ -247,7 +251,7 @@ def call(function: Any, *args: Any, case: str, returns: bool = True, copy_args: 
     except NotImplementedError:
         raise NotDone(f"`{name}` still raises NotImplementedError. Replace `raise NotImplementedError()` with "
                       f"your code, run that cell, then run this check again.") from None
-    except Exception as err:  # the student's bug, reported as a sentence instead of a traceback
+    except Exception as err:  # noqa: BLE001 -- the student's bug, reported as a sentence, not a traceback
         raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}") from None
     if keep_input is not None and not all(_same(a, b) for a, b in zip(args, given)):
         raise Wrong(f"on {case}, `{name}` changed the input it was given: {keep_input}")
@@ -326,8 +330,31 @@ def describe(value: Any) -> str:
         return f"a NumPy {value.dtype} array of shape {value.shape}"
     if isinstance(value, types.GeneratorType):
         return "a generator"
-    text = repr(value)
-    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+    if isinstance(value, (list, tuple)):
+        text = repr(value)
+        return f"a {type(value).__name__} of {len(value)} items {text[:60]}{'...' if len(text) > 60 else ''}"
+    if value is None or isinstance(value, (numbers.Number, str, np.generic)):
+        return f"{type(value).__name__} {value!r}"[:80]
+    return f"a {type(value).__name__} object"
+
+
+def describe_images(images: Tensor) -> str:
+    """Which images these are, told from their count: Fashion-MNIST's training or test set, or how many."""
+    count = len(images)
+    return {60_000: "the 60,000 training images", 10_000: "the 10,000 test images"}.get(count, f"{count:,} images")
+
+
+def expect_data(value: Any, expected: type | tuple[type, ...], what: str) -> None:
+    """Misused unless the data handed to ``check`` is an instance of ``expected`` (``what`` names it)."""
+    if not isinstance(value, expected):
+        raise Misused(f"check() expects {what} after your function, but it got {describe(value)}")
+
+
+@contextmanager
+def own_random_state() -> Iterator[None]:
+    """Seeds set inside (for a case's network and dropout) leave the notebook's random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        yield
 
 
 def _numbers(value: Any) -> Tensor:
@@ -370,9 +397,10 @@ def as_number(value: Any, name: str, case: str) -> float:
     return float(number.reshape(()))
 
 
-def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...]) -> Tensor:
-    """The answer as a finite float64 tensor of ``shape``: a tensor of any dtype, a NumPy array, a list or
-    tuple (of numbers, 0-d tensors or arrays) or a generator of them; anything else is Wrong."""
+def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...], finite: bool = True) -> Tensor:
+    """The answer as a float64 tensor of ``shape``: a tensor of any dtype, a NumPy array, a list or tuple
+    (of numbers, 0-d tensors or arrays) or a generator of them; anything else is Wrong. Dimensions of size 1
+    may differ. NaN and infinity are Wrong too, unless ``finite`` is False (the checker then names them)."""
     try:
         tensor = _numbers(value)
     except (TypeError, ValueError, RuntimeError):
@@ -383,7 +411,8 @@ def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...]) -> Tenso
             tensor = tensor.reshape(shape)  # only dimensions of size 1 differ, e.g. (1, 28, 28) for (28, 28)
         else:
             raise Wrong(f"`{name}` should return shape {shape} on {case}, but returned shape {tuple(tensor.shape)}")
-    _refuse_non_finite(tensor, name, case)
+    if finite:
+        _refuse_non_finite(tensor, name, case)
     return tensor
 
 
@@ -400,6 +429,7 @@ def close(a: float, b: float, tolerance: float = 1e-4, scale: float = 0.0) -> bo
     """Equal up to ``tolerance`` relative to the quantity's scale: the larger of |a|, |b| and ``scale``
     (pass the size of the values the quantity is one of, so that a value near 0 is not judged alone).
     Never true for NaN or infinity."""
+    a, b = float(a), float(b)
     if not (math.isfinite(a) and math.isfinite(b)):
         return False
     return abs(a - b) <= tolerance * max(abs(a), abs(b), scale)

@@ -3,58 +3,90 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ..data import CLASS_NAMES
-from . import Exercise, Wrong, as_number, call, close
+from ..data import CLASS_NAMES, pixel_stats
+from . import Exercise, Wrong, as_number, as_tensor, call, close, describe_images, expect_data, timed
 
 
-def _cases() -> dict[str, Tensor]:
-    """uint8 image batches the checks use besides the notebook's, each named for the messages."""
+def _cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """uint8 image batches the checks use besides the notebook's, each named for the messages; with a
+    generator, also random batches drawn from it (the grader's hidden cases)."""
     g = torch.Generator().manual_seed(1)
     black, white = torch.zeros(28, 28, dtype=torch.uint8), torch.full((28, 28), 255, dtype=torch.uint8)
-    black_and_white = torch.stack([black, white])
     brightness = torch.tensor([20, 90, 160, 250]).view(4, 1, 1)  # images that differ in overall brightness
-    varied = (torch.rand(4, 28, 28, generator=g) * brightness).to(torch.uint8)
-    odd_shape = torch.randint(0, 256, (3, 5, 7), generator=g, dtype=torch.uint8)
-    return {
-        "a batch of one black and one white 28x28 image": black_and_white,
-        "4 random images of different brightness": varied,
-        "3 random images of 5x7 pixels": odd_shape,
+    cases = {
+        "a batch of one black and one white 28x28 image": torch.stack([black, white]),
+        "4 random images of different brightness": (torch.rand(4, 28, 28, generator=g) * brightness).to(torch.uint8),
+        "3 random images of 5x7 pixels": torch.randint(0, 256, (3, 5, 7), generator=g, dtype=torch.uint8),
     }
+    if generator is not None:
+        for n in range(3):
+            count, height, width = (int(v) for v in torch.randint(2, 12, (3,), generator=generator))
+            top = torch.randint(1, 256, (count, 1, 1), generator=generator)  # a brightness of its own per image
+            images = (torch.rand(count, height, width, generator=generator) * top).to(torch.uint8)
+            cases[f"hidden case {n + 1}: {count} random images of {height}x{width} pixels"] = images
+    return cases
 
 
 def _pixels(images: Tensor) -> Tensor:
     return images.double().flatten(1) / 255  # one row of [0, 1] pixels per image
 
 
+def _expect_images(images: object) -> None:
+    expect_data(images, Tensor, "a batch of images such as data.train_images (a uint8 tensor), not the dataset "
+                                "object itself,")
+
+
+def _diagnose(answers: dict[str, tuple[float, ...]], mistakes: dict[str, Callable[[Tensor], tuple[float, ...]]],
+              cases: dict[str, Tensor]) -> str | None:
+    """The first mistake whose computed result matches the answer on every case, or None: a mistake is
+    named only when it explains all of the answer, not one number that happens to agree."""
+    for message, wrong in mistakes.items():
+        if all(all(close(g, w, scale=1e-3) for g, w in zip(answers[case], wrong(cases[case]))) for case in answers):
+            return message
+    return None
+
+
 # q1: the std of all pixels
 
 def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=None) -> str:
-    for case, images in _cases().items():
+    if train_images is not None:
+        _expect_images(train_images)
+    cases = _cases(generator)
+    answers, first_wrong = {}, None
+    for case, images in cases.items():
         got = as_number(call(pixel_std, images, case=case), "pixel_std", case)
+        answers[case] = (got,)
         x = _pixels(images)
-        right = (float(x.std(correction=0)), float(x.std()))  # either correction is fine
-        if any(close(got, r) for r in right):
-            continue
-        per_image = (float(x.std(dim=1, correction=0).mean()), float(x.std(dim=1).mean()))
-        if any(close(got, r) for r in per_image):
-            raise Wrong(f"on {case}, you returned {got:.4f}, the mean of the per-image standard deviations (the "
-                        f"report's 0.3202 statistic), not the std of all pixels ({right[0]:.4f}). Take one std over "
-                        f"every pixel of every image at once")
-        if any(close(got, 255 * r, 1e-4) for r in right):
-            raise Wrong(f"on {case}, you returned {got:.4f}, 255 times too large: scale the bytes to [0, 1] "
-                        f"(divide by 255) first")
-        if any(close(got, r * r) for r in right):
-            raise Wrong(f"on {case}, you returned {got:.4f}, the variance: take its square root")
-        raise Wrong(f"on {case}, the pixel std is {right[0]:.4f}, but you returned {got:.4f}")
+        if first_wrong is None and not any(close(got, r, scale=1e-3) for r in (x.std(correction=0), x.std())):
+            first_wrong = case  # either correction is fine
+    if first_wrong is not None:
+        mistake = _diagnose(answers, {
+            "the mean of the per-image standard deviations (the report's 0.3202 statistic), not the std of all "
+            "pixels: take one std over every pixel of every image at once": lambda x: (x.std(dim=1).mean(),),
+            "the per-image standard deviations' mean, with correction=0: take one std over every pixel of every "
+            "image at once": lambda x: (x.std(dim=1, correction=0).mean(),),
+            "255 times too large: scale the bytes to [0, 1] (divide by 255) first": lambda x: (255 * x.std(),),
+            "the variance: take its square root": lambda x: (x.var(),),
+            "the std of the images' mean brightness, not of all pixels": lambda x: (x.mean(dim=1).std(),),
+        }, {case: _pixels(images) for case, images in cases.items()})
+        got, right = answers[first_wrong][0], float(_pixels(cases[first_wrong]).std())
+        if mistake is not None:
+            raise Wrong(f"on {first_wrong}, you returned {got:.4f}, {mistake}")
+        raise Wrong(f"on {first_wrong}, the pixel std is {right:.4f}, but you returned {got:.4f}")
     praise = ("your pixel_std is right on a black and a white image (0.5), on images of different brightness and "
               "on 5x7 images")
     if train_images is not None:
-        value = as_number(call(pixel_std, train_images, case="the training images"), "pixel_std", "the training images")
-        praise += f". On the {len(train_images):,} training images it gives {value:.4f}"
+        what = describe_images(train_images)
+        right, seconds = timed(lambda: float(_pixels(train_images).std()))
+        value = as_number(call(pixel_std, train_images, case=what, reference_s=seconds), "pixel_std", what)
+        if not close(value, right, scale=1e-3):
+            raise Wrong(f"on {what}, the pixel std is {right:.4f}, but you returned {value:.4f}")
+        praise += f". On {what} it gives {value:.4f}"
     return praise + "."
 
 
@@ -62,57 +94,56 @@ q1 = Exercise(
     "nb01.q1", _check_pixel_std,
     hint_text="Turn the bytes into floats in [0, 1] with images.double() / 255, then take .std() of the whole "
               "tensor (no dim argument: one std over all pixels). Return a float with .item() or float().",
+    lab_functions=(pixel_stats,),
 )
 
 
-# q2: the variance of all pixels = within images + between images
+# q3: the variance of all pixels = within images + between images
 
-_SPLIT_MISTAKES = (  # (what the student did, what it gives from a [0, 1] pixel batch x)
-    ("your two numbers are swapped: return (within, between)",
-     lambda x: (x.mean(dim=1).var(correction=0), x.var(dim=1, correction=0).mean())),
-    ("you used the sample variance (correction=1); the parts add up to the variance of all pixels only with the "
-     "population variance: pass correction=0 to var()", lambda x: (x.var(dim=1).mean(), x.mean(dim=1).var())),
-    ("you returned standard deviations: return variances, which add up",
-     lambda x: (x.std(dim=1, correction=0).mean(), x.mean(dim=1).std(correction=0))),
-    ("you returned standard deviations: return variances, which add up",
-     lambda x: (x.var(dim=1, correction=0).mean().sqrt(), x.mean(dim=1).std(correction=0))),
-    ("your numbers are far too large: divide the bytes by 255 first",
-     lambda x: (255**2 * x.var(dim=1, correction=0).mean(), 255**2 * x.mean(dim=1).var(correction=0))),
-)
+def _split(x: Tensor) -> tuple[Tensor, Tensor]:
+    return x.var(dim=1, correction=0).mean(), x.mean(dim=1).var(correction=0)
+
+
+_SPLIT_MISTAKES = {  # what the student did: what it gives from a [0, 1] pixel batch x
+    "your two numbers are swapped: return (within, between)": lambda x: _split(x)[::-1],
+    "you used the sample variance (correction=1); the parts add up to the variance of all pixels only with the "
+    "population variance: pass correction=0 to var()": lambda x: (x.var(dim=1).mean(), x.mean(dim=1).var()),
+    "you returned standard deviations: return variances, which add up":
+        lambda x: (x.std(dim=1, correction=0).mean(), x.mean(dim=1).std(correction=0)),
+    "you returned the square root of the within part and the std of the means: return variances, which add up":
+        lambda x: (x.var(dim=1, correction=0).mean().sqrt(), x.mean(dim=1).std(correction=0)),
+    "your numbers are far too large: divide the bytes by 255 first":
+        lambda x: tuple(255**2 * v for v in _split(x)),
+}
 
 
 def _check_within_and_between(within_and_between, train_images: Tensor | None = None, generator=None) -> str:
-    answers, pixels = [], []
-    for case, images in _cases().items():
-        got = call(within_and_between, images, case=case)
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise Wrong(f"`within_and_between` should return two numbers (within, between), but on {case}, it "
-                        f"returned {type(got).__name__} {str(got)[:60]}")
-        answers.append(tuple(as_number(v, "within_and_between", case) for v in got))
-        pixels.append(_pixels(images))
-
-    def matches(rule) -> list[bool]:
-        return [all(close(g, float(v), 1e-4) for g, v in zip(answer, rule(x))) for answer, x in zip(answers, pixels)]
-
-    right = matches(lambda x: (x.var(dim=1, correction=0).mean(), x.mean(dim=1).var(correction=0)))
-    if not all(right):
-        first = right.index(False)
-        case = list(_cases())[first]
-        for message, rule in _SPLIT_MISTAKES:  # a mistake explains the answer only if it does so on every case
-            if all(matches(rule)):
-                raise Wrong(f"on {case}, {message}")
-        x = pixels[first]
-        raise Wrong(f"on {case}, the within-image variance is {float(x.var(dim=1, correction=0).mean()):.5f} and the "
-                    f"between-image variance {float(x.mean(dim=1).var(correction=0)):.5f}, but you returned "
-                    f"{answers[first][0]:.5f} and {answers[first][1]:.5f}")
+    if train_images is not None:
+        _expect_images(train_images)
+    cases = _cases(generator)
+    answers, first_wrong = {}, None
+    for case, images in cases.items():
+        got = as_tensor(call(within_and_between, images, case=case), "within_and_between", case, (2,))
+        answers[case] = tuple(got.tolist())
+        if first_wrong is None and not all(close(g, float(r), scale=1e-3)
+                                           for g, r in zip(answers[case], _split(_pixels(images)))):
+            first_wrong = case
+    if first_wrong is not None:
+        mistake = _diagnose(answers, _SPLIT_MISTAKES, {case: _pixels(images) for case, images in cases.items()})
+        if mistake is not None:
+            raise Wrong(f"on {first_wrong}, {mistake}")
+        within, between = (float(v) for v in _split(_pixels(cases[first_wrong])))
+        got = answers[first_wrong]
+        raise Wrong(f"on {first_wrong}, the within-image variance is {within:.5f} and the between-image variance "
+                    f"{between:.5f}, but you returned {got[0]:.5f} and {got[1]:.5f}")
     praise = "within + between equals the variance of all pixels on each of the three cases"
     if train_images is not None:
-        case = "the training images"
-        answer = call(within_and_between, train_images, case=case)
-        within, between = (as_number(v, "within_and_between", case) for v in answer)
-        x = _pixels(train_images)
+        what = describe_images(train_images)
+        x, seconds = timed(_pixels, train_images)
+        answer = call(within_and_between, train_images, case=what, reference_s=seconds)
+        within, between = as_tensor(answer, "within_and_between", what, (2,)).tolist()
         mean_std = float(x.std(dim=1, correction=0).mean())
-        praise += (f". On the training images: within {within:.4f} + between {between:.4f} = {within + between:.4f} = "
+        praise += (f". On {what}: within {within:.4f} + between {between:.4f} = {within + between:.4f} = "
                    f"{math.sqrt(within + between):.4f}², the pixel variance. The per-image stds see only the within "
                    f"part, √{within:.4f} = {math.sqrt(within):.4f}, and their mean, {mean_std:.4f}, is smaller still "
                    f"(a mean of square roots is at most the square root of the mean)")
@@ -127,51 +158,62 @@ q3 = Exercise(
 )
 
 
-# q3: the two classes whose average images are closest
+# q5: the two classes whose average images are closest
 
-def _closest(means: Tensor) -> tuple[tuple[int, int], Tensor]:
+def _distances(means: Tensor) -> Tensor:
     flat = means.double().flatten(1)
-    distances = torch.cdist(flat, flat)
-    distances.fill_diagonal_(math.inf)
+    return torch.cdist(flat, flat)
+
+
+def _closest(means: Tensor) -> tuple[int, int]:
+    distances = _distances(means).fill_diagonal_(math.inf)
     i, j = divmod(int(distances.argmin()), len(means))
-    return (min(i, j), max(i, j)), distances
+    return min(i, j), max(i, j)
 
 
-def _mean_image_cases() -> dict[str, Tensor]:
+def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
     g = torch.Generator().manual_seed(2)
-    far_apart = torch.arange(4, dtype=torch.float64).view(4, 1, 1).expand(4, 6, 6) * 10  # classes 10 units apart
-    far_apart = far_apart.clone()
+    far_apart = (torch.arange(4, dtype=torch.float64).view(4, 1, 1).expand(4, 6, 6) * 10).clone()  # 10 units apart
     far_apart[3] = far_apart[1] + 0.5  # classes 1 and 3 (not neighbours in the index) nearly alike
     noisy = torch.rand(6, 28, 28, generator=g, dtype=torch.float64)
     noisy[4] = noisy[0] + 0.01 * torch.rand(28, 28, generator=g, dtype=torch.float64)
-    return {"4 average images where classes 1 and 3 are alike": far_apart,
-            "6 random 28x28 average images": noisy}
+    cases = {"4 average images where classes 1 and 3 are alike": far_apart, "6 random 28x28 average images": noisy}
+    if generator is not None:
+        for n in range(2):
+            classes = int(torch.randint(3, 11, (1,), generator=generator))
+            cases[f"hidden case {n + 1}: {classes} random 28x28 average images"] = torch.rand(
+                classes, 28, 28, generator=generator, dtype=torch.float64)
+    return cases
 
 
 def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
-    for case, means in _mean_image_cases().items():
-        got = call(closest_pair, means, case=case)
-        try:
-            i, j = (int(v) for v in got)
-        except (TypeError, ValueError):
+    if class_means is not None:
+        expect_data(class_means, Tensor, "the average image of each class (class_means, a tensor)")
+    for case, means in _mean_image_cases(generator).items():
+        got = as_tensor(call(closest_pair, means, case=case), "closest_pair", case, (2,))
+        if (got != got.round()).any():
             raise Wrong(f"`closest_pair` should return two class indices (i, j), but on {case} it returned "
-                        f"{type(got).__name__} {str(got)[:60]}") from None
-        right, distances = _closest(means)
+                        f"{got.tolist()}")
+        i, j = (int(v) for v in got)
+        right = _closest(means)
         if (min(i, j), max(i, j)) == right:
             continue
-        if i == j:
-            raise Wrong(f"on {case}, you returned ({i}, {j}): every class is at distance 0 from itself, so compare "
-                        f"only different classes")
         if not (0 <= i < len(means) and 0 <= j < len(means)):
             raise Wrong(f"on {case}, ({i}, {j}) are not class indices between 0 and {len(means) - 1}")
-        finite = distances.masked_fill(distances.isinf(), -1)
-        if distances[i, j] == finite.max():
+        distances = _distances(means)
+        if i == j:
+            raise Wrong(f"on {case}, you returned ({i}, {j}), a class and itself, at distance 0: compare only "
+                        f"different classes (put infinity on the diagonal before the argmin)")
+        if distances[i, j] == distances.max():
             raise Wrong(f"on {case}, ({i}, {j}) is the pair farthest apart; look for the smallest distance")
         raise Wrong(f"on {case}, the closest pair is {right} at distance {distances[right]:.3f}, but you returned "
                     f"({i}, {j}) at distance {distances[i, j]:.3f}")
     praise = "your closest_pair finds the nearest pair of average images on both test cases"
     if class_means is not None:
-        i, j = sorted(int(v) for v in call(closest_pair, class_means, case="the training set's average images"))
+        what = "the training set's average images"
+        i, j = sorted(int(v) for v in as_tensor(call(closest_pair, class_means, case=what), "closest_pair", what, (2,)))
+        if (i, j) != _closest(class_means):
+            raise Wrong(f"on {what}, the closest pair is {_closest(class_means)}, but you returned ({i}, {j})")
         praise += (f". On Fashion-MNIST the closest average images are {classes[i]} and {classes[j]}: "
                    f"watch that pair in notebook 06's confusion matrix")
     return praise + "."

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import Batches
 from ..model import Net
-from . import Exercise, Wrong, as_number, call
+from . import Exercise, Wrong, as_number, call, close, own_random_state, timed
 
 
-def _reference_epoch(model: nn.Module, batches: list, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
-    """The right answer: the mean loss over images; and the mean over batches (a common slip)."""
-    model.train()
+def _epoch(model: nn.Module, batches: list, optimizer: torch.optim.Optimizer, train_mode: bool = True,
+           zero_grad: bool = True) -> tuple[float, float]:
+    """One epoch as the exercise asks (or with a slip switched off): (mean loss over images, mean over batches)."""
+    if train_mode:
+        model.train()
     losses, sizes = [], []
     for x, y in batches:
-        optimizer.zero_grad()
+        if zero_grad:
+            optimizer.zero_grad()
         loss = F.nll_loss(model(x), y)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
         sizes.append(len(y))
-    return sum(l * n for l, n in zip(losses, sizes)) / sum(sizes), sum(losses) / len(losses)
+    return sum(loss * n for loss, n in zip(losses, sizes)) / sum(sizes), sum(losses) / len(losses)
 
 
 def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
@@ -36,39 +42,83 @@ def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
     return model, optimizer, batches
 
 
-def _run(train_one_epoch, seed, batch_sizes, train_mode, case):
-    model, optimizer, batches = _setup(seed, batch_sizes, train_mode)
-    torch.manual_seed(seed)  # the same dropout masks for the student's run and the reference
-    loss = as_number(call(train_one_epoch, model, batches, optimizer, case=case, copy_args=False),
-                     "train_one_epoch", case)
-    return loss, model
+def _variant(seed: int, sizes: tuple[int, ...], starts_training: bool, switch_to_train: bool = True,
+             zero_grad: bool = True) -> tuple[nn.Module, float, float, float]:
+    """The network after one epoch of ``_epoch`` (right, or with a slip), its two mean losses and its time."""
+    model, optimizer, batches = _setup(seed, sizes, starts_training)
+    torch.manual_seed(seed)  # the same dropout masks as the student's run
+    (by_image, by_batch), seconds = timed(_epoch, model, batches, optimizer, switch_to_train, zero_grad)
+    return model, by_image, by_batch, seconds
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.allclose(p, q, rtol=1e-4, atol=1e-5) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def _notebook_objects(answer) -> list[str]:
+    """The notebook's models, optimizers and batches that the answer's code names instead of its arguments."""
+    code, scope = getattr(answer, "__code__", None), getattr(answer, "__globals__", {})
+    if code is None:
+        return []
+    names = set(code.co_names)
+    for constant in code.co_consts:  # comprehensions and nested functions
+        names |= set(getattr(constant, "co_names", ()))
+    kinds = (torch.optim.Optimizer, Batches, torch.utils.data.DataLoader)
+    return sorted(f"`{name}`" for name in names if name in scope and (
+        isinstance(scope[name], kinds) or (isinstance(scope[name], nn.Module) and any(scope[name].parameters()))))
+
+
+def _cases(generator: torch.Generator | None) -> dict[str, tuple[int, tuple[int, ...], bool]]:
+    cases = {"3 batches of 8 random images, starting in eval mode": (0, (8, 8, 8), False),
+             "batches of 16, 4 and 12 images (an uneven last batch)": (1, (16, 4, 12), True)}
+    if generator is not None:
+        seed = int(torch.randint(2, 10_000, (1,), generator=generator))
+        sizes = tuple(int(n) for n in torch.randint(2, 20, (3,), generator=generator))
+        cases[f"hidden case: batches of {', '.join(map(str, sizes))} random images"] = (seed, sizes, False)
+    return cases
 
 
 def _check_train_one_epoch(train_one_epoch, generator=None) -> str:
-    cases = {"3 batches of 8 random images, starting in eval mode": (0, (8, 8, 8), False),
-             "batches of 16, 4 and 12 images (an uneven last batch)": (1, (16, 4, 12), True)}
-    for case, (seed, sizes, train_mode) in cases.items():
-        loss, model = _run(train_one_epoch, seed, sizes, train_mode, case)
-        reference, optimizer, batches = _setup(seed, sizes, train_mode)
-        torch.manual_seed(seed)
-        expected, batch_mean = _reference_epoch(reference, batches, optimizer)
-        fresh = _setup(seed, sizes, train_mode)[0]
-        if all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters())):
-            raise Wrong(f"on {case}, the weights did not change: call loss.backward() and optimizer.step() for "
-                        f"every batch")
-        if not model.training:
-            raise Wrong(f"on {case}, the model is still in eval mode afterwards: call model.train() before the loop, "
-                        f"or dropout and BatchNorm behave as in testing")
-        if not all(torch.allclose(a, b, atol=1e-5) for a, b in zip(model.parameters(), reference.parameters())):
-            raise Wrong(f"on {case}, the weights end up different from one SGD step per batch: is "
-                        f"optimizer.zero_grad() called before every backward()? (gradients add up otherwise)")
-        if abs(loss - expected) > 1e-4 * max(1.0, abs(expected)):
-            if abs(loss - batch_mean) < 1e-4 * max(1.0, abs(batch_mean)):
-                raise Wrong(f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch "
-                            f"by its size so the last, smaller batch counts less (expected {expected:.4f})")
-            raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
-    return ("your loop trains exactly like the loop of section 3: same weights after the epoch, the right mean loss, the model "
-            "in training mode.")
+    globals_used = _notebook_objects(train_one_epoch)
+    if globals_used:
+        raise Wrong(f"`train_one_epoch` uses the notebook's {', '.join(globals_used)}: train the `model` on the "
+                    f"`batches` with the `optimizer` it is given (its arguments), not the notebook's own")
+    with own_random_state():  # the cases' seeds leave the notebook's random numbers as they were
+        for case, (seed, sizes, train_mode) in _cases(generator).items():
+            _check_case(train_one_epoch, case, seed, sizes, train_mode)
+    return ("your loop trains exactly like the loop of section 3: same weights after the epoch, the right mean "
+            "loss, the model in training mode.")
+
+
+def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], train_mode: bool) -> None:
+    reference, expected, batch_mean, seconds = _variant(seed, sizes, train_mode)
+    model, optimizer, batches = _setup(seed, sizes, train_mode)
+    before = copy.deepcopy(model)
+    torch.manual_seed(seed)  # the same dropout masks for the student's run and the reference
+    loss = as_number(call(train_one_epoch, model, batches, optimizer, case=case, copy_args=False,
+                          reference_s=seconds), "train_one_epoch", case)
+    if _same_weights(model, before):
+        if not optimizer.state:
+            raise Wrong(f"on {case}, the weights did not change and the optimizer it was given never took a step: "
+                        f"call loss.backward() and optimizer.step() for every batch")
+        raise Wrong(f"on {case}, the weights did not change: compute the loss with the `model` it is given")
+    if not _same_weights(model, reference):
+        if _same_weights(model, _variant(seed, sizes, train_mode, zero_grad=False)[0]):
+            raise Wrong(f"on {case}, the weights end up as without optimizer.zero_grad(): call it before every "
+                        f"backward(), or the gradients of all batches so far add up")
+        if not train_mode and _same_weights(model, _variant(seed, sizes, False, switch_to_train=False)[0]):
+            raise Wrong(f"on {case}, the network trained in eval mode (no dropout, BatchNorm's running statistics): "
+                        f"call model.train() before the loop")
+        raise Wrong(f"on {case}, the weights end up different from one SGD step per batch (loss = F.nll_loss of the "
+                    f"model's output, then backward() and step())")
+    if not model.training:
+        raise Wrong(f"on {case}, the weights are right but the model is left in eval mode: leave it in training "
+                    f"mode (no model.eval() at the end; evaluation switches modes itself)")
+    if not close(loss, expected):
+        if close(loss, batch_mean):
+            raise Wrong(f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch by "
+                        f"its size so the last, smaller batch counts less (expected {expected:.4f})")
+        raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
 
 
 q2 = Exercise(

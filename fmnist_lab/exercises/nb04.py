@@ -10,10 +10,10 @@ from torch import nn
 
 from ..lr_finder import LRFinderResult, smooth
 from ..model import Net
-from . import Exercise, Wrong, as_number, as_tensor, call, close
-
+from . import Exercise, Wrong, all_close, as_number, as_tensor, call, close, expect_data, own_random_state
 
 # q1: the bias-corrected exponential moving average
+
 
 def _ema(losses: list[float], beta: float, new_weight: float, correction_offset: int | None) -> list[float]:
     """A moving average with the given weight on the new loss; bias-corrected with 1 - beta**(t + offset)."""
@@ -24,20 +24,28 @@ def _ema(losses: list[float], beta: float, new_weight: float, correction_offset:
     return out
 
 
-def _smoothing_cases() -> dict[str, tuple[list[float], float]]:
+def _smoothing_cases(generator: torch.Generator | None = None) -> dict[str, tuple[list[float], float]]:
     rng = random.Random(3)
-    return {
+    cases = {
         "five losses of 2.0 with beta 0.9": ([2.0] * 5, 0.9),
         "the losses [1, 2, 3, 4] with beta 0.5": ([1.0, 2.0, 3.0, 4.0], 0.5),
         "60 noisy losses with beta 0.98": ([2.3 - 0.02 * i + rng.gauss(0, 0.1) for i in range(60)], 0.98),
     }
+    if generator is not None:
+        count = int(torch.randint(5, 80, (1,), generator=generator))
+        beta = round(float(torch.rand(1, generator=generator)) * 0.9 + 0.05, 3)
+        losses = (torch.rand(count, generator=generator, dtype=torch.float64) * 3).tolist()
+        cases[f"hidden case: {count} random losses with beta {beta}"] = (losses, beta)
+    return cases
 
 
 def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, generator=None) -> str:
-    for case, (losses, beta) in _smoothing_cases().items():
-        got = as_tensor(call(smooth_losses, losses, beta, case=case), "smooth_losses", case, (len(losses),)).tolist()
-        right = smooth(losses, beta)
-        if all(close(g, r) for g, r in zip(got, right)):
+    if sweep is not None:
+        expect_data(sweep, LRFinderResult, "the sweep's result (lab_sweep, what find_lr returned)")
+    for case, (losses, beta) in _smoothing_cases(generator).items():
+        got = as_tensor(call(smooth_losses, losses, beta, case=case), "smooth_losses", case, (len(losses),))
+        right = torch.tensor(smooth(losses, beta), dtype=torch.float64)
+        if all_close(got, right):
             continue
         mistakes = {
             "your values are the plain moving average: it starts at (1 - beta) x the first loss and is dragged "
@@ -49,16 +57,18 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
                 _ema(losses, beta, 1 - beta, 1),
         }
         for message, wrong in mistakes.items():
-            if all(close(g, w) for g, w in zip(got, wrong)):
+            if all_close(got, torch.tensor(wrong, dtype=torch.float64)):
                 raise Wrong(f"on {case}, {message}")
-        first = next(i for i, (g, r) in enumerate(zip(got, right)) if not close(g, r))
+        first = next(i for i, (g, r) in enumerate(zip(got.tolist(), right.tolist())) if not close(g, r, scale=1))
         raise Wrong(f"on {case}, value {first} should be {right[first]:.6f}, but yours is {got[first]:.6f}")
     praise = "your smooth_losses matches the lab's on constant, short and noisy losses"
     if sweep is not None:
-        mine = call(smooth_losses, sweep.losses, 0.9, case="the lab's sweep")
-        if not all(close(float(m), s) for m, s in zip(mine, sweep.smoothed)):
+        case = "the lab's sweep"
+        mine = as_tensor(call(smooth_losses, list(sweep.losses), 0.9, case=case), "smooth_losses", case,
+                         (len(sweep.losses),))
+        if not all_close(mine, torch.tensor(sweep.smoothed, dtype=torch.float64)):
             raise Wrong("on the lab's sweep your beta = 0.9 curve differs from find_lr's smoothed curve")
-        lowest = min(range(len(mine)), key=lambda i: float(mine[i]))
+        lowest = int(mine.argmin())
         praise += (f"; on the lab's sweep your beta = 0.9 curve is find_lr's, lowest at step {lowest + 1} "
                    f"(LR {sweep.lrs[lowest]:.3g})")
     return praise + "."
@@ -68,6 +78,7 @@ q1 = Exercise(
     "nb04.q1", _check_smooth_losses,
     hint_text="Keep a running average avg = 0. For each loss at step t = 1, 2, ...: avg = beta * avg + (1 - beta) "
               "* loss, then append avg / (1 - beta ** t). The division undoes the pull towards the starting 0.",
+    lab_functions=(smooth,),
 )
 
 
@@ -80,20 +91,29 @@ def _lag_factor(start_lr: float, end_lr: float, num_steps: int, beta: float, ste
     return (end_lr / start_lr) ** (lag / steps_between)
 
 
-LAG_CASES = {
-    "a 100-step sweep from 1e-6 to 1 with beta 0.98": (1e-6, 1.0, 100, 0.98),
-    "a 200-step sweep from 1e-6 to 1 with beta 0.9": (1e-6, 1.0, 200, 0.9),
-    "a 50-step sweep from 1e-3 to 10 with beta 0.8": (1e-3, 10.0, 50, 0.8),
-}
+def _lag_cases(generator: torch.Generator | None) -> dict[str, tuple[float, float, int, float]]:
+    cases = {
+        "a 100-step sweep from 1e-6 to 1 with beta 0.98": (1e-6, 1.0, 100, 0.98),
+        "a 200-step sweep from 1e-6 to 1 with beta 0.9": (1e-6, 1.0, 200, 0.9),
+        "a 50-step sweep from 1e-3 to 10 with beta 0.8": (1e-3, 10.0, 50, 0.8),
+    }
+    if generator is not None:
+        start = 10.0 ** -int(torch.randint(3, 8, (1,), generator=generator))
+        end = 10.0 ** int(torch.randint(-1, 2, (1,), generator=generator))
+        steps = int(torch.randint(40, 300, (1,), generator=generator))
+        beta = round(float(torch.rand(1, generator=generator)) * 0.15 + 0.8, 3)
+        cases[f"hidden case: a {steps}-step sweep from {start:g} to {end:g} with beta {beta}"] = (start, end, steps,
+                                                                                                  beta)
+    return cases
 
 
 def _check_lag_factor(lag_factor, generator=None) -> str:
-    for case, args in LAG_CASES.items():
+    for case, args in _lag_cases(generator).items():
         got = as_number(call(lag_factor, *args, case=case), "lag_factor", case)
         right = _lag_factor(*args)
         if close(got, right):
             continue
-        start_lr, end_lr, num_steps, beta = args
+        _, _, num_steps, beta = args
         steps = beta / (1 - beta)
         mistakes = {
             f"{num_steps} LRs have {num_steps - 1} steps between them, not {num_steps}":
@@ -102,11 +122,13 @@ def _check_lag_factor(lag_factor, generator=None) -> str:
                 _lag_factor(*args, lag=1 / (1 - beta)),
             "that is the lag in decades (a log10); return the factor, 10 to that power": math.log10(right),
             "that is the lag in steps; convert it into a factor in LR": steps,
+            "that is the factor of one step; raise it to the lag, beta / (1 - beta) steps": _lag_factor(*args, lag=1),
         }
         for message, wrong in mistakes.items():
             if close(got, wrong):
                 raise Wrong(f"on {case}, you returned {got:.4g}: {message}")
         raise Wrong(f"on {case}, the lag is a factor of {right:.4g} in LR, but you returned {got:.4g}")
+
     def factor(case: str, *args) -> float:
         return as_number(call(lag_factor, *args, case=case), "lag_factor", case)
 
@@ -125,57 +147,106 @@ q2 = Exercise(
 )
 
 
-# q3: a reset that covers BatchNorm too
+# q4: a reset that covers BatchNorm too
 
-def _scrambled(model: nn.Module) -> nn.Module:
-    """The model as a sweep to LR 1 might leave it: every parameter and BatchNorm statistic moved."""
+def _swept(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """The model as a sweep to LR 1 might leave it: every parameter and BatchNorm statistic moved far from a
+    fresh initialisation (to constants, or with a generator to large random values)."""
     with torch.no_grad():
         for i, tensor in enumerate(model.state_dict().values()):
-            if tensor.is_floating_point():
+            if not tensor.is_floating_point():
+                tensor.fill_(500)  # num_batches_tracked
+            elif generator is None:
                 tensor.fill_(3.0 + i)
             else:
-                tensor.fill_(500)  # num_batches_tracked
+                tensor.copy_(3.0 + 2 * torch.randn(tensor.shape, generator=generator))
     return model
 
 
-def _reset_cases() -> dict[str, nn.Module]:
-    return {
-        "the lab's Net after a sweep": Net(),
-        "an nn.Sequential of Conv2d, BatchNorm2d, Linear and BatchNorm1d after a sweep": nn.Sequential(
+def _reset_cases(generator: torch.Generator | None) -> dict[str, nn.Module]:
+    cases = {
+        "the lab's Net after a sweep": _swept(Net()),
+        "an nn.Sequential of Conv2d, BatchNorm2d, Linear and BatchNorm1d after a sweep": _swept(nn.Sequential(
             nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 8),
-            nn.BatchNorm1d(8)),
+            nn.BatchNorm1d(8))),
     }
+    if generator is not None:
+        width = int(torch.randint(3, 40, (1,), generator=generator))
+        cases[f"hidden case: a Linear-BatchNorm1d-Linear network ({width} units) after a random sweep"] = _swept(
+            nn.Sequential(nn.Linear(20, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, 5)), generator)
+    return cases
+
+
+def _fresh_weight_problem(weight: torch.Tensor, before: torch.Tensor) -> str | None:
+    """Why ``weight`` is not a standard fresh initialisation (None if it is one).
+
+    The standard ones (PyTorch's default, Kaiming/He, Xavier/Glorot, orthogonal, uniform or normal) draw
+    values centred on 0 with a spread between about 0.1 and 2 over the square root of the fan-in.
+    """
+    fan_in = weight[0].numel()
+    if torch.allclose(weight, before, rtol=0.01, atol=1e-3):
+        return f"still holds the sweep's weights (changed by at most {float((weight - before).abs().max()):.2g})"
+    spread = float(weight.std()) * math.sqrt(fan_in)
+    if spread == 0:
+        return "has all its weights equal: then every unit computes the same and learns the same"
+    if not 0.05 <= spread <= 3 or abs(float(weight.mean())) > float(weight.std()):
+        return (f"has weights of mean {float(weight.mean()):.3g} and std {float(weight.std()):.3g}, not a fresh "
+                f"initialisation's (centred on 0, std near 1 / sqrt(fan-in) = {1 / math.sqrt(fan_in):.3g})")
+    return None
+
+
+def _fresh_bias_problem(bias: torch.Tensor, before: torch.Tensor, fan_in: int) -> str | None:
+    if torch.allclose(bias, before, rtol=0.01, atol=1e-3):
+        return "still holds the sweep's bias"
+    if bias.abs().max() > 3 / math.sqrt(fan_in):
+        return f"has a bias up to {float(bias.abs().max()):.3g}, not a fresh one (0, or below 1 / sqrt(fan-in))"
+    return None
 
 
 def _check_full_reset(full_reset, generator=None) -> str:
-    for case, model in _reset_cases().items():
-        model = _scrambled(model)
-        before = {k: v.clone() for k, v in model.state_dict().items()}
-        result = call(full_reset, model, case=case, returns=False, copy_args=False)
-        if all(torch.equal(before[k], v) for k, v in model.state_dict().items()):
-            why = " (returning a new model leaves the one your code holds as it was)"
-            raise Wrong(f"on {case}, the model you were given is unchanged: reset its layers in place"
-                        f"{why if isinstance(result, nn.Module) else ''}")
-        for name, module in model.named_modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                if any(torch.all(p == p.flatten()[0]) for p in (module.weight, module.bias)):
-                    raise Wrong(f"on {case}, layer {name} ({type(module).__name__}) still holds the sweep's weights: "
-                                f"re-initialise the convolutional and linear layers (their reset_parameters())")
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                stats_kept = not (torch.all(module.running_mean == 0) and torch.all(module.running_var == 1)
-                                  and module.num_batches_tracked == 0)
-                affine_kept = not (torch.all(module.weight == 1) and torch.all(module.bias == 0))
-                if stats_kept and affine_kept:
-                    raise Wrong(f"on {case}, BatchNorm layer {name} still holds what the sweep left, its weight, bias "
-                                f"and running statistics (the report's defect): reset BatchNorm layers too")
-                if stats_kept:
-                    raise Wrong(f"on {case}, BatchNorm layer {name} still holds the sweep's running mean and variance: "
-                                f"reset its running statistics too (reset_parameters() does both)")
-                if affine_kept:
-                    raise Wrong(f"on {case}, BatchNorm layer {name} still holds the sweep's weight and bias (gamma and "
-                                f"beta): reset them to 1 and 0 (reset_parameters() does both)")
+    with own_random_state():  # whatever the answer draws leaves the notebook's random numbers as they were
+        for case, model in _reset_cases(generator).items():
+            _check_reset_case(full_reset, case, model)
     return ("your full_reset re-initialises convolutions and linear layers and puts every BatchNorm back to weight 1, "
-            "bias 0, running mean 0 and variance 1, in the lab's Net and in any other model.")
+            "bias 0, running mean 0, variance 1 and a batch count of 0, in the lab's Net and in any other model.")
+
+
+def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = call(full_reset, model, case=case, returns=False, copy_args=False)
+    after = model.state_dict()
+    if all(torch.equal(before[k], v) for k, v in after.items()):
+        why = " (returning a new model leaves the one your code holds as it was)" if isinstance(
+            result, nn.Module) else ""
+        raise Wrong(f"on {case}, the model you were given is unchanged: reset its layers in place{why}")
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            problem = _fresh_weight_problem(module.weight.detach(), before[f"{name}.weight"])
+            if problem is None and module.bias is not None:
+                problem = _fresh_bias_problem(module.bias.detach(), before[f"{name}.bias"], module.weight[0].numel())
+            if problem is not None:
+                raise Wrong(f"on {case}, layer {name} ({type(module).__name__}) {problem}: re-initialise the "
+                            f"convolutional and linear layers (their reset_parameters())")
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            _check_batchnorm(case, name, module)
+
+
+def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNorm) -> None:
+    kept = []  # what still holds the sweep's values, each checked on its own
+    if not (torch.all(module.weight == 1) and torch.all(module.bias == 0)):
+        kept.append("its weight and bias (gamma and beta; fresh: 1 and 0)")
+    if not (torch.all(module.running_mean == 0) and torch.all(module.running_var == 1)):
+        kept.append("its running mean and variance (fresh: 0 and 1)")
+    if module.num_batches_tracked != 0:
+        kept.append(f"its batch count, num_batches_tracked = {int(module.num_batches_tracked)} (fresh: 0)")
+    if not kept:
+        return
+    advice = {3: "reset BatchNorm layers too (the report's defect): reset_parameters() resets all of it",
+              2: "reset_parameters() resets all of it"}.get(len(kept), "reset_parameters() resets it too")
+    if len(kept) == 1 and "batch count" in kept[0]:
+        advice = "reset_running_stats() (or reset_parameters()) sets it back to 0 with the statistics"
+    raise Wrong(f"on {case}, BatchNorm layer {name} still holds what the sweep left in "
+                f"{' and in '.join(kept)}: {advice}")
 
 
 q4 = Exercise(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from . import Exercise, Wrong, call
+import numbers
+
+import numpy as np
+import torch
+
+from . import Exercise, Misused, Wrong, as_bool, call, describe
 
 
 def _expected_stop(accuracies: list[float], patience: int) -> bool:
@@ -12,28 +17,52 @@ def _expected_stop(accuracies: list[float], patience: int) -> bool:
     return len(accuracies) - 1 - best >= patience
 
 
-STOP_CASES = {
-    "no epochs yet, patience 2": ([], 2),
-    "[0.80, 0.85, 0.84, 0.83], patience 2": ([0.80, 0.85, 0.84, 0.83], 2),
-    "[0.80, 0.85, 0.84, 0.83], patience 3": ([0.80, 0.85, 0.84, 0.83], 3),
-    "[0.80, 0.85, 0.85, 0.85], patience 2 (a tie is no improvement)": ([0.80, 0.85, 0.85, 0.85], 2),
-    "[0.80, 0.82, 0.84, 0.86], patience 1 (still improving)": ([0.80, 0.82, 0.84, 0.86], 1),
-    "[0.90, 0.70, 0.75, 0.80], patience 3": ([0.90, 0.70, 0.75, 0.80], 3),
-}
+def _stop_cases(generator: torch.Generator | None) -> dict[str, tuple[list[float], int]]:
+    cases = {
+        "no epochs yet, patience 2": ([], 2),
+        "[0.80, 0.85, 0.84, 0.83], patience 2": ([0.80, 0.85, 0.84, 0.83], 2),
+        "[0.80, 0.85, 0.84, 0.83], patience 3": ([0.80, 0.85, 0.84, 0.83], 3),
+        "[0.80, 0.85, 0.85, 0.85], patience 2 (a tie is no improvement)": ([0.80, 0.85, 0.85, 0.85], 2),
+        "[0.80, 0.85, 0.85], patience 2 (a tie is no improvement)": ([0.80, 0.85, 0.85], 2),
+        "[0.80, 0.82, 0.84, 0.86], patience 1 (still improving)": ([0.80, 0.82, 0.84, 0.86], 1),
+        "[0.90, 0.70, 0.75, 0.80], patience 3": ([0.90, 0.70, 0.75, 0.80], 3),
+    }
+    if generator is not None:
+        for n in range(4):
+            epochs = int(torch.randint(1, 15, (1,), generator=generator))
+            # accuracies on a coarse grid, so that ties happen
+            accuracies = [round(0.8 + 0.01 * int(v), 2) for v in torch.randint(0, 8, (epochs,), generator=generator)]
+            patience = int(torch.randint(1, 5, (1,), generator=generator))
+            cases[f"hidden case {n + 1}: {accuracies}, patience {patience}"] = (accuracies, patience)
+    return cases
 
 
-def _check_should_stop(should_stop, val_accuracies: list[float] | None = None, patience: int | None = None, generator=None) -> str:
-    for case, (accuracies, p) in STOP_CASES.items():
-        got = call(should_stop, list(accuracies), p, case=case)
-        if not isinstance(got, bool):
-            raise Wrong(f"`should_stop` should return True or False, but on {case} it returned {type(got).__name__}")
+def _expect_accuracies(val_accuracies: object, patience: object) -> None:
+    is_number = (numbers.Real, np.floating)
+    if not isinstance(val_accuracies, (list, tuple)) or not all(isinstance(a, is_number) for a in val_accuracies):
+        hint = " (its .val_accuracy)" if hasattr(val_accuracies, "val_accuracy") else ""
+        raise Misused(f"check() expects the run's list of validation accuracies{hint} after your function, then the "
+                      f"patience, but it got {describe(val_accuracies)}")
+    if isinstance(patience, bool) or not isinstance(patience, numbers.Integral):
+        raise Misused(f"check() expects the patience (an int) after the validation accuracies, but it got "
+                      f"{describe(patience)}")
+
+
+def _check_should_stop(should_stop, val_accuracies: list[float] | None = None, patience: int | None = None,
+                       generator=None) -> str:
+    if val_accuracies is not None:
+        _expect_accuracies(val_accuracies, patience)
+    for case, (accuracies, p) in _stop_cases(generator).items():
+        got = as_bool(call(should_stop, list(accuracies), p, case=case), "should_stop", case)
         if got != _expected_stop(accuracies, p):
             verb = "stop" if _expected_stop(accuracies, p) else "go on"
             raise Wrong(f"on {case}, training should {verb}, but you returned {got}")
     praise = "your rule agrees with fit's early stopping on every case, ties included"
-    if val_accuracies is not None and patience is not None:
+    if val_accuracies is not None:
+        case = "the run above"
         stop = next((n for n in range(1, len(val_accuracies) + 1)
-                     if call(should_stop, list(val_accuracies[:n]), patience, case="the run above")), None)
+                     if as_bool(call(should_stop, list(val_accuracies[:n]), patience, case=case), "should_stop",
+                                case)), None)
         if stop is not None and stop != len(val_accuracies):
             raise Wrong(f"on the run above, your rule stops after epoch {stop}, but fit ran {len(val_accuracies)} "
                         f"epochs with the same patience")

@@ -7,48 +7,64 @@ from torch import Tensor
 
 from ..data import CLASS_NAMES
 from ..metrics import confusion_matrix
-from . import Exercise, Wrong, as_tensor, call
+from . import Exercise, Wrong, all_close, as_tensor, call, expect_data
 
 
-def _prediction_cases() -> dict[str, tuple[Tensor, Tensor, int]]:
+def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor, int]]:
     g = torch.Generator().manual_seed(4)
     targets = torch.randint(0, 10, (300,), generator=g)
     predictions = torch.where(torch.rand(300, generator=g) < 0.7, targets, torch.randint(0, 10, (300,), generator=g))
-    return {
+    cases = {
         "targets [0, 0, 1, 2, 2, 2] and predictions [0, 1, 1, 2, 0, 0] with 3 classes":
             (torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 0]), 3),
         "targets [0, 1, 2, 2] and predictions [0, 2, 2, 1] with 4 classes (class 3 never appears)":
             (torch.tensor([0, 1, 2, 2]), torch.tensor([0, 2, 2, 1]), 4),
         "300 random predictions of 10 classes": (targets, predictions, 10),
     }
+    if generator is not None:
+        n = int(torch.randint(2, 12, (1,), generator=generator))
+        count = int(torch.randint(1, 200, (1,), generator=generator))
+        cases[f"hidden case: {count} random predictions of {n} classes"] = (
+            torch.randint(0, n, (count,), generator=generator), torch.randint(0, n, (count,), generator=generator), n)
+    return cases
+
+
+def _expect_labels(targets: object, predictions: object) -> None:
+    for value, name in ((targets, "targets"), (predictions, "predictions")):
+        expect_data(value, Tensor, f"the {name} (a tensor of class indices, e.g. val.{name})")
 
 
 # q1: the confusion matrix from predictions
 
-def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None, generator=None) -> str:
-    for case, (t, p, n) in _prediction_cases().items():
+def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None,
+                     generator=None) -> str:
+    if targets is not None or predictions is not None:
+        _expect_labels(targets, predictions)
+    for case, (t, p, n) in _prediction_cases(generator).items():
         got = call(my_confusion_matrix, t, p, n, case=case)
+        right = confusion_matrix(t, p, n).double()
         try:
-            got = torch.as_tensor(got)
-        except (TypeError, ValueError, RuntimeError):
-            raise Wrong(f"`my_confusion_matrix` should return a {n}x{n} tensor, but on {case} it returned "
-                        f"{type(got).__name__}") from None
-        right = confusion_matrix(t, p, n)
-        if got.shape != right.shape:
-            raise Wrong(f"on {case}, your matrix has shape {tuple(got.shape)}: it must be num_classes x num_classes "
-                        f"({n}x{n}) even when a class never appears")
-        if torch.equal(got.double(), right.double()):
+            got = as_tensor(got, "my_confusion_matrix", case, (n, n))
+        except Wrong:
+            shape = getattr(got, "shape", None)
+            if shape is not None and len(shape) == 2:
+                raise Wrong(f"on {case}, your matrix has shape {tuple(shape)}: it must be num_classes x num_classes "
+                            f"({n}x{n}) even when a class never appears") from None
+            raise
+        if torch.equal(got, right):
             continue
-        if torch.equal(got.double(), right.T.double()):
+        if torch.equal(got, right.T):
             raise Wrong(f"on {case}, your matrix is transposed: row i must be the true class, column j the "
                         f"predicted one")
-        if torch.allclose(got.double(), right.double() / right.sum(1, keepdim=True).clamp(min=1)):
+        if all_close(got, right / right.sum(1, keepdim=True).clamp(min=1)):
             raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
-        raise Wrong(f"on {case}, the matrix should be\n{right}\nbut yours is\n{got}")
+        raise Wrong(f"on {case}, the matrix should be\n{right.long()}\nbut yours is\n{got}")
     praise = "your matrix is right on a 3-class case, with a class that never appears, and on 300 random predictions"
-    if targets is not None and predictions is not None:
-        mine = torch.as_tensor(call(my_confusion_matrix, targets, predictions, 10, case="the validation split"))
-        if not torch.equal(mine.double(), confusion_matrix(targets, predictions).double()):
+    if targets is not None:
+        case = "the validation split"
+        mine = as_tensor(call(my_confusion_matrix, targets, predictions, 10, case=case), "my_confusion_matrix", case,
+                         (10, 10))
+        if not torch.equal(mine, confusion_matrix(targets, predictions).double()):
             raise Wrong("on the validation split your matrix differs from fmnist_lab.metrics.confusion_matrix")
         praise += (f"; on the validation split it holds {int(mine.diag().sum()):,} right answers of {len(targets):,} "
                    f"on its diagonal")
@@ -59,35 +75,46 @@ q1 = Exercise(
     "nb06.q1", _check_confusion,
     hint_text="Start from cm = torch.zeros(num_classes, num_classes, dtype=torch.long) and add 1 at cm[t, p] for "
               "every pair (t, p) in zip(targets.tolist(), predictions.tolist()). The row is the true class.",
+    lab_functions=(confusion_matrix,),
 )
 
 
 # q2: the most-confused pair
 
-def _matrix_cases() -> dict[str, Tensor]:
+def _matrix_cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
     g = torch.Generator().manual_seed(5)
     random = torch.randint(0, 40, (10, 10), generator=g) + torch.diag(torch.full((10,), 400))
     random[6, 0] = 97  # a unique largest off-diagonal count, with a smaller one the other way
-    return {
+    cases = {
         "a 3x3 matrix where class 2 is taken for class 0 seven times and class 0 for class 2 three times":
             torch.tensor([[50, 1, 3], [2, 60, 0], [7, 4, 40]]),
         "a 10x10 matrix with large counts on the diagonal": random,
+        # the largest count (30 of 930 images of class 0) is not the largest rate (5 of 17 images of class 1)
+        "a 3x3 matrix where a common class has the largest count and a rare one the largest rate":
+            torch.tensor([[900, 30, 0], [2, 10, 5], [1, 3, 80]]),
     }
+    if generator is not None:
+        n = int(torch.randint(3, 11, (1,), generator=generator))
+        matrix = torch.randint(0, 50, (n, n), generator=generator) + torch.diag(torch.full((n,), 300))
+        i, j = (int(v) for v in torch.randperm(n, generator=generator)[:2])
+        matrix[i, j] = 60  # a unique largest count off the diagonal
+        cases[f"hidden case: a random {n}x{n} matrix"] = matrix
+    return cases
 
 
 def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
-    off = cm.clone().fill_diagonal_(-1)
+    off = cm.double().clone().fill_diagonal_(-1)
     return divmod(int(off.argmax()), len(cm))
 
 
-def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
-    for case, matrix in _matrix_cases().items():
-        got = call(most_confused_pair, matrix, case=case)
-        try:
-            i, j = (int(v) for v in got)
-        except (TypeError, ValueError):
-            raise Wrong(f"`most_confused_pair` should return (true class, predicted class), but on {case} it returned "
-                        f"{type(got).__name__} {str(got)[:60]}") from None
+def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES,
+                              generator=None) -> str:
+    if cm is not None:
+        expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
+    for case, matrix in _matrix_cases(generator).items():
+        got = as_tensor(call(most_confused_pair, matrix, case=case, keep_input="work on a copy (off = cm.clone()), "
+                             "so the matrix itself keeps its diagonal"), "most_confused_pair", case, (2,))
+        i, j = (int(v) for v in got)
         right = _largest_off_diagonal(matrix)
         if (i, j) == right:
             continue
@@ -97,11 +124,16 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
         if (j, i) == right:
             raise Wrong(f"on {case}, you returned ({i}, {j}): the pair is right but in the wrong order; return (true "
                         f"class, predicted class), the row first")
+        if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(1, keepdim=True)):
+            raise Wrong(f"on {case}, you returned the largest rate (each row divided by its sum), cm[{i}, {j}] = "
+                        f"{int(matrix[i, j])}; the question asks for the largest count, cm{right} = "
+                        f"{int(matrix[right])}")
         raise Wrong(f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
                     f"returned ({i}, {j})")
-    praise = "your most_confused_pair finds the largest count off the diagonal, row first, on both cases"
+    praise = "your most_confused_pair finds the largest count off the diagonal, row first, on every case"
     if cm is not None:
-        i, j = (int(v) for v in call(most_confused_pair, cm, case="the validation split's matrix"))
+        case = "the validation split's matrix"
+        i, j = (int(v) for v in as_tensor(call(most_confused_pair, cm, case=case), "most_confused_pair", case, (2,)))
         praise += f"; on the validation split: {classes[i]} taken for {classes[j]}, {int(cm[i, j])} times"
     return praise + "."
 
@@ -120,27 +152,34 @@ def _precision(cm: Tensor) -> Tensor:
 
 
 def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
+    if cm is not None:
+        expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
     never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
-    cases = {**_matrix_cases(), "a 3x3 matrix where class 1 is never predicted": never_predicted}
+    cases = {**_matrix_cases(generator), "a 3x3 matrix where class 1 is never predicted": never_predicted}
     for case, matrix in cases.items():
-        n = len(matrix)
-        got = as_tensor(call(precision_per_class, matrix, case=case), "precision_per_class", case, (n,)).double()
+        got = as_tensor(call(precision_per_class, matrix, case=case), "precision_per_class", case, (len(matrix),),
+                        finite=False)
         right = _precision(matrix)
-        if torch.allclose(got, right, rtol=0, atol=1e-9):
+        if all_close(got, right):
             continue
         if got.isnan().any():
             raise Wrong(f"on {case}, you returned NaN for a class the model never predicts (0 / 0): give it 0")
         recall = matrix.diag().double() / matrix.sum(1).clamp(min=1).double()
-        if torch.allclose(got, recall, rtol=0, atol=1e-9):
+        if all_close(got, recall):
             raise Wrong(f"on {case}, you divided by the row sums: that is recall (per_class_accuracy). Precision "
                         f"divides by the column sums, the images predicted as each class")
-        if torch.allclose(got, 100 * right, rtol=0, atol=1e-7):
+        if all_close(got, 100 * right):
             raise Wrong(f"on {case}, you returned percentages: return fractions between 0 and 1")
+        if all_close(got, matrix.diag().double() / matrix.sum()):
+            raise Wrong(f"on {case}, you divided by the number of all images; precision divides each class's right "
+                        f"answers by the images predicted as that class, the column sum")
+        as_tensor(got, "precision_per_class", case, (len(matrix),))  # infinity gets its own sentence
         raise Wrong(f"on {case}, the precision should be {[round(v, 4) for v in right.tolist()]}, but yours is "
                     f"{[round(v, 4) for v in got.tolist()]}")
     praise = "your precision_per_class is right, also for a class that is never predicted"
     if cm is not None:
-        mine = torch.as_tensor(call(precision_per_class, cm, case="the validation split's matrix")).double()
+        case = "the validation split's matrix"
+        mine = as_tensor(call(precision_per_class, cm, case=case), "precision_per_class", case, (len(cm),))
         worst = int(mine.argmin())
         praise += (f"; on the validation split the least precise class is {classes[worst]}: when the model says "
                    f"{classes[worst]} it is right {100 * float(mine[worst]):.1f}% of the time")

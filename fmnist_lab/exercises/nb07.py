@@ -2,83 +2,150 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..interpretability import nearest_neighbours, saliency
 from ..model import Net
-from . import Exercise, Wrong, as_tensor, call
+from . import Exercise, Wrong, all_close, as_tensor, call, expect_data, own_random_state, timed
+
+# q2: a saliency map by hand
 
 
-def _saliency_cases() -> dict[str, tuple[Net, Tensor, int]]:
+def _saliency_cases(generator: torch.Generator | None) -> dict[str, tuple[Net, Tensor, int]]:
     cases = {}
-    for seed, target in ((0, 3), (1, 9)):
+    seeds = [(0, 3), (1, 9)]
+    if generator is not None:
+        seeds.append((int(torch.randint(2, 10_000, (1,), generator=generator)),
+                      int(torch.randint(0, 10, (1,), generator=generator))))
+    for n, (seed, target) in enumerate(seeds):
         torch.manual_seed(seed)
         model = Net()  # left in training mode: the answer has to switch to eval mode itself
         image = torch.randn(1, 28, 28, generator=torch.Generator().manual_seed(seed))
-        cases[f"a random network (seed {seed}) and a random image, class {target}"] = (model, image, target)
+        name = "hidden case: a random network" if n == 2 else f"a random network (seed {seed})"
+        cases[f"{name} and a random image, class {target}"] = (model, image, target)
     return cases
 
 
-def _check_saliency(my_saliency, model: Net | None = None, image: Tensor | None = None, target: int | None = None, generator=None) -> str:
-    for case, (net, x, t) in _saliency_cases().items():
-        got = as_tensor(call(my_saliency, net, x, t, case=case, copy_args=False), "my_saliency", case, (28, 28)).float()
-        right = saliency(net, x[None], t)[0]
-        if torch.allclose(got, right, rtol=1e-3, atol=1e-6):
-            continue
-        if torch.allclose(got.abs(), right, rtol=1e-3, atol=1e-6):
-            raise Wrong(f"on {case}, your map has negative values: take the absolute value of the gradient")
-        ratio = got.abs().sum() / right.sum().clamp(min=1e-12)
-        if torch.allclose(got.abs(), ratio * right, rtol=1e-2, atol=1e-6) and not torch.isclose(ratio, torch.tensor(1.0)):
-            raise Wrong(f"on {case}, your map is the right one times {float(ratio):.3g}: take the gradient of the "
-                        f"log-probability, the model's output itself (not of its exp(), the probability)")
-        raise Wrong(f"on {case}, your map differs from the lab's (largest difference "
-                    f"{float((got - right).abs().max()):.3g}); did you call model.eval() first? In training mode "
-                    f"dropout makes every map different")
+def _map(model: nn.Module, image: Tensor, target: int, probability: bool = False) -> Tensor:
+    """d log p(target) / d pixel (or of p itself) in eval mode, signed: the variants the check compares with."""
+    model = copy.deepcopy(model).eval()
+    x = image[None].clone().requires_grad_(True)
+    out = model(x)[0, target]
+    (out.exp() if probability else out).backward()
+    return x.grad[0, 0]
+
+
+def _check_saliency(my_saliency, model: Net | None = None, image: Tensor | None = None, target: int | None = None,
+                    generator=None) -> str:
+    if model is not None:
+        expect_data(model, nn.Module, "the trained network (model)")
+        expect_data(image, Tensor, "one normalised image (1, 28, 28) after the model")
+    with own_random_state():  # the cases' seeds and the answer's dropout leave the notebook's random state alone
+        for case, (net, x, t) in _saliency_cases(generator).items():
+            maps, seconds = timed(saliency, net, x[None], t)
+            right = maps[0]
+            got = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case,
+                            (28, 28))
+            if all_close(got, right, 1e-3):
+                continue
+            again = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case,
+                              (28, 28))
+            if not all_close(got, again, 1e-3):
+                raise Wrong(f"on {case}, your map changes from call to call: call model.eval() first, or dropout "
+                            f"drops different units every time")
+            _diagnose_saliency(case, got, net, x, t)
     praise = "your saliency map equals the lab's (Captum's) on two random networks, from training mode"
-    if model is not None and image is not None and target is not None:
-        mine = as_tensor(call(my_saliency, model, image, target, case="the ankle boot", copy_args=False),
-                         "my_saliency", "the ankle boot", (28, 28)).float()
-        if not torch.allclose(mine, saliency(model, image[None], target)[0], rtol=1e-3, atol=1e-6):
-            raise Wrong("on the ankle boot your map differs from the lab's")
-        praise += "; on the ankle boot too"
+    if model is not None:
+        case = "the image above"
+        mine = as_tensor(call(my_saliency, model, image, target, case=case), "my_saliency", case, (28, 28))
+        if not all_close(mine, saliency(model, image[None], target)[0], 1e-3):
+            raise Wrong(f"on {case} your map differs from the lab's")
+        praise += "; on the image above too"
     return praise + "."
+
+
+def _diagnose_saliency(case: str, got: Tensor, net: nn.Module, x: Tensor, t: int) -> None:
+    signed = _map(net, x, t)
+    if all_close(got, signed, 1e-3):
+        raise Wrong(f"on {case}, your map has negative values: take the absolute value of the gradient")
+    if all_close(got.abs(), _map(net, x, t, probability=True).abs(), 1e-3):
+        raise Wrong(f"on {case}, you took the gradient of the probability (the exp() of the output); take it of "
+                    f"the log-probability, the model's output itself")
+    other = next((k for k in range(10) if k != t and all_close(got.abs(), _map(net, x, k).abs(), 1e-3)), None)
+    if other is not None:
+        raise Wrong(f"on {case}, your map is the one of class {other}, not of the target class {t}: take the output "
+                    f"at [0, target]")
+    right = saliency(net, x[None], t)[0].double()
+    raise Wrong(f"on {case}, your map differs from |d log p(class {t}) / d pixel| (largest difference "
+                f"{float((got - right).abs().max()):.3g})")
 
 
 q2 = Exercise(
     "nb07.q2", _check_saliency,
     hint_text="model.eval(); x = image[None].clone().requires_grad_(True); log_probs = model(x); "
               "log_probs[0, target].backward(); the map is x.grad[0, 0].abs().",
+    lab_functions=(saliency,),
 )
 
 
-def _neighbour_cases() -> dict[str, tuple[Tensor, int, int]]:
+# q3: nearest neighbours in feature space
+
+def _neighbour_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, int, int]]:
     line = torch.tensor([[0.0], [1.0], [3.0], [7.0], [10.0]])
-    twins = torch.tensor([[0.0, 0.0], [5.0, 5.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    # point 1 sits exactly on the query, point 3, and comes before it: sorting by distance puts the twin first,
+    # so an answer that drops the first of the sorted points (assuming that is the query) keeps the query
+    twins = torch.tensor([[5.0, 5.0], [0.0, 0.0], [0.0, 2.5], [0.0, 0.0], [1.0, 0.0]])
     g = torch.Generator().manual_seed(5)
-    return {
+    cases = {
         "five points on a line (0, 1, 3, 7, 10), the point at 3, k=3": (line, 2, 3),
-        "2-D points where another point sits exactly on the query, k=2": (twins, 0, 2),
+        "2-D points where an earlier point sits exactly on the query (point 3), k=2": (twins, 3, 2),
         "200 random points in 16 dimensions, k=8": (torch.randn(200, 16, generator=g), 17, 8),
     }
+    if generator is not None:
+        count, dims = int(torch.randint(10, 300, (1,), generator=generator)), int(torch.randint(1, 40, (1,),
+                                                                                               generator=generator))
+        query, k = int(torch.randint(0, count, (1,), generator=generator)), int(torch.randint(1, 9, (1,),
+                                                                                             generator=generator))
+        cases[f"hidden case: {count} random points in {dims} dimensions, k={k}"] = (
+            torch.randn(count, dims, generator=generator), query, k)
+    return cases
+
+
+def _order(points: Tensor, query: int, p: float = 2.0) -> list[int]:
+    distances = (points - points[query]).norm(p=p, dim=1)
+    return [int(i) for i in torch.argsort(distances, stable=True)]
 
 
 def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None = None, generator=None) -> str:
-    for case, (points, q, k) in _neighbour_cases().items():
-        got = call(my_nearest, points, q, k, case=case)
-        got = [int(i) for i in as_tensor(got, "my_nearest", case, (k,))]
+    if features is not None:
+        expect_data(features, Tensor, "the features (a tensor, one row per image)")
+    for case, (points, q, k) in _neighbour_cases(generator).items():
+        got = [int(i) for i in as_tensor(call(my_nearest, points, q, k, case=case), "my_nearest", case, (k,))]
         right = nearest_neighbours(points, q, k).tolist()
         if got == right:
             continue
+        if got == _order(points, q)[1:k + 1]:
+            raise Wrong(f"on {case}, you dropped the first of the sorted points, but that is not always the query: "
+                        f"here another point sits at distance 0 too. Leave out the index `query` itself")
         if q in got:
             raise Wrong(f"on {case}, your list holds the query itself (index {q}): leave it out, its distance is 0")
         if sorted(got) == sorted(right):
-            raise Wrong(f"on {case}, you found the right neighbours {sorted(right)} but in the wrong order: nearest first")
+            raise Wrong(f"on {case}, you found the right neighbours {sorted(right)} but in the wrong order: nearest "
+                        f"first")
+        if got == [i for i in _order(points, q)[::-1] if i != q][:k]:
+            raise Wrong(f"on {case}, you returned the farthest points: take the smallest distances")
+        if got == [i for i in _order(points, q, p=1) if i != q][:k]:
+            raise Wrong(f"on {case}, you ranked the points by the sum of absolute differences (L1); rank them by the "
+                        f"Euclidean distance, .norm(dim=1)")
         raise Wrong(f"on {case}, the {k} nearest points are {right} (nearest first, by Euclidean distance), "
                     f"but you returned {got}")
     praise = "your my_nearest finds the nearest points, nearest first, itself left out, on all three cases"
-    if features is not None and query is not None:
-        mine = [int(i) for i in call(my_nearest, features, query, 8, case="the validation features")]
+    if features is not None:
+        case = "the validation features"
+        mine = [int(i) for i in as_tensor(call(my_nearest, features, query, 8, case=case), "my_nearest", case, (8,))]
         if mine != nearest_neighbours(features, query, 8).tolist():
             raise Wrong("on the validation features your eight neighbours differ from the lab's nearest_neighbours")
         praise += "; on the fc_1 features of the validation images it gives the neighbours shown above"
@@ -90,4 +157,5 @@ q3 = Exercise(
     hint_text="distances = (features - features[query]).norm(dim=1) gives every point's distance to the query. "
               "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
               "distances.topk(k, largest=False).indices (or argsort()[:k]).",
+    lab_functions=(nearest_neighbours,),
 )
