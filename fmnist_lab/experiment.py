@@ -148,18 +148,32 @@ def run(config: TrainConfig, data: FashionMNIST, out_dir: str | os.PathLike | No
 
 
 def latest_run(parent: str | os.PathLike) -> Path | None:
-    """The newest finished run (a folder with metrics.json) in ``parent``, or None."""
-    finished = [p.parent for p in Path(parent).glob("*/metrics.json")]
+    """The newest finished run directly in ``parent``, or None.
+
+    Finished: its folder holds metrics.json (written last) and no .lock (no run is writing there now, such
+    as an --overwrite rerun). Only ``parent``'s own subfolders count, so a notebook that reads
+    ``runs/notebook03`` never gets a run that another notebook wrote into its own folder.
+    """
+    finished = [p.parent for p in Path(parent).glob("*/metrics.json") if not (p.parent / ".lock").exists()]
     return max(finished, key=lambda p: (p / "metrics.json").stat().st_mtime, default=None)
 
 
 def new_run_folder(parent: str | os.PathLike) -> Path:
-    """A fresh folder name in ``parent`` for a new run, so that a rerun never replaces an old one."""
+    """A new, empty folder in ``parent`` for a new run (created here), so that a rerun never replaces an old one.
+
+    The name is the time, with -1, -2, ... on a clash. Each name is claimed by an exclusive mkdir, which
+    fails if the folder exists, so two runs started at once (two notebooks, two threads) never share one.
+    """
+    Path(parent).mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = Path(parent) / stamp, 1
-    while path.exists():
-        path, n = Path(parent) / f"{stamp}-{n}", n + 1
-    return path
+    for n in range(10_000):
+        path = Path(parent) / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunFolderError(f"{parent} already holds 10,000 run folders named {stamp}-*; choose another parent folder")
 
 
 def resume(out_dir: str | os.PathLike, data: FashionMNIST, **kwargs: Any) -> RunResult:

@@ -3,6 +3,11 @@
 import json
 import os
 import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
@@ -137,9 +142,9 @@ def test_a_degenerate_run_warns(tiny_data):
 
 def test_new_run_folders_never_collide_and_latest_finds_the_newest_finished(tiny_data, tmp_path):
     first = new_run_folder(tmp_path)
-    first.mkdir()
+    assert first.is_dir() and not any(first.iterdir())  # created, empty: a run can use it
     second = new_run_folder(tmp_path)
-    assert second != first
+    assert second != first and second.is_dir()
     assert latest_run(tmp_path) is None
     quiet_run(tiny_data, first, TrainConfig(**QUICK))
     quiet_run(tiny_data, second, TrainConfig(**QUICK))
@@ -147,3 +152,40 @@ def test_new_run_folders_never_collide_and_latest_finds_the_newest_finished(tiny
     assert latest_run(tmp_path) == second
     interrupted_run(tiny_data, tmp_path / "unfinished")
     assert latest_run(tmp_path) == second  # no metrics.json: not finished
+
+
+def test_a_folder_name_taken_by_someone_else_is_skipped_not_shared(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-120000")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "20260101-120000").mkdir()  # another notebook claimed this second's name first
+    (tmp_path / "runs" / "20260101-120000-1").mkdir()
+    assert new_run_folder(tmp_path / "runs") == tmp_path / "runs" / "20260101-120000-2"
+
+
+def test_runs_started_at_once_in_many_threads_each_get_a_folder_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-120000")  # all in the same second
+    start = threading.Barrier(8)
+
+    def claim(_):
+        start.wait()
+        return new_run_folder(tmp_path / "runs")
+
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(claim, range(8)))
+    assert len(set(folders)) == 8 and all(folder.is_dir() for folder in folders)
+
+
+def test_latest_run_reads_only_finished_runs_of_its_own_parent(tmp_path):
+    def finished(folder: Path, mtime: int) -> Path:
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text("{}")
+        os.utime(folder / "metrics.json", (mtime, mtime))
+        return folder
+
+    own = finished(tmp_path / "notebook03" / "a", 100)
+    finished(tmp_path / "notebook06-fallback" / "b", 200)  # newer, but another notebook's fallback
+    finished(tmp_path / "notebook03" / "a" / "nested", 300)  # not a run folder of notebook03 itself
+    rerun = finished(tmp_path / "notebook03" / "c", 400)
+    (rerun / ".lock").write_text("{}")  # an --overwrite rerun is writing there now
+    assert latest_run(tmp_path / "notebook03") == own
+    assert latest_run(tmp_path / "notebook05") is None
