@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-import fmnist_lab.exercises as exercises
-from fmnist_lab.exercises import CORRECT, NOT_DONE, WRONG, Exercise, Wrong, solution_code
+from fmnist_lab import exercises
+from fmnist_lab.exercises import (
+    CORRECT,
+    NOT_DONE,
+    WRONG,
+    Exercise,
+    Wrong,
+    all_close,
+    as_bool,
+    as_number,
+    as_tensor,
+    call,
+    close,
+    describe_images,
+    nb01,
+    solution_code,
+)
 
 MODULES = [importlib.import_module(f"fmnist_lab.exercises.{m.name}") for m in pkgutil.iter_modules(exercises.__path__)]
 ALL = [value for module in MODULES for value in vars(module).values() if isinstance(value, Exercise)]
@@ -26,7 +48,7 @@ def defined(code: str):
     """The one function that ``code`` (a printed solution) defines, defined for real."""
     namespace = {"torch": torch, "nn": nn, "F": torch.nn.functional}
     before = set(namespace)
-    exec(code, namespace)
+    exec(code, namespace)  # noqa: S102 -- code written in this test
     (name,) = [k for k in namespace if k not in before and k != "__builtins__"]
     return namespace[name]
 
@@ -108,3 +130,249 @@ def test_wrong_ends_with_the_hint_pointer():
 
     result = Exercise("nb09.q1", checker, "a hint").verdict(abs)
     assert result.status == WRONG and result.message == "Not yet: on a case, it is off. Stuck? Run nb09.q1.hint()."
+
+
+# the solutions written in the instructor notebooks
+
+NOTEBOOKS = sorted(exercises.INSTRUCTOR_DIR.glob("*.ipynb"))
+CHECK_CALL = re.compile(r"\b(nb\d\d)\.(q\d+)\.check\((\w+)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_module_is_checked_by_its_notebook(path):
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    module = f"nb{path.name[:2]}"
+    if not (Path(exercises.__file__).parent / f"{module}.py").exists():
+        pytest.skip(f"{path.name} has no exercise module yet (tests/test_student_edition.py requires exercises)")
+    labels = {value.label for value in vars(importlib.import_module(f"fmnist_lab.exercises.{module}")).values()
+              if isinstance(value, Exercise)}
+    called = {f"{nb}.{q}" for notebook in NOTEBOOKS for nb, q, _ in CHECK_CALL.findall(
+        "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"))}
+    assert labels <= called, f"{sorted(labels - called)} are checked by no notebook"
+    assert all(label.startswith(module) for label in labels)
+    assert CHECK_CALL.search(code) or not labels
+
+
+# one comparison for every check
+
+@pytest.mark.parametrize("value", [
+    0.25, np.float32(0.25), np.float64(0.25), np.array(0.25), np.array([0.25]), torch.tensor(0.25),
+    torch.tensor([0.25], dtype=torch.float16), torch.tensor(0.25, dtype=torch.bfloat16), [0.25], (torch.tensor(0.25),),
+], ids=repr)
+def test_as_number_takes_any_kind_of_number(value):
+    assert as_number(value, "f", "a case") == 0.25  # 0.25 is exact in every float dtype
+
+
+def test_as_number_takes_integers_too():
+    assert as_number(1, "f", "a case") == as_number(np.int64(1), "f", "a case") == as_number(torch.tensor(1), "f",
+                                                                                             "a case") == 1.0
+
+
+@pytest.mark.parametrize("value, sentence", [
+    (float("nan"), "`f` returned NaN (not a number) on a case"),
+    (np.float32("inf"), "`f` returned infinity on a case"),
+    (torch.tensor(-float("inf")), "`f` returned infinity on a case"),
+    (True, "`f` should return one number, but on a case it returned bool True"),
+    ("0.25", "`f` should return one number, but on a case it returned str '0.25'"),
+    (torch.ones(2), "`f` should return one number, but on a case it returned a torch.float32 tensor of shape (2,)"),
+    ({"std": 0.3}, "`f` should return one number, but on a case it returned a dict object"),
+])
+def test_as_number_refuses_with_a_sentence(value, sentence):
+    with pytest.raises(Wrong) as refused:
+        as_number(value, "f", "a case")
+    assert str(refused.value).startswith(sentence)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: [1.0, 2.0, 3.0], lambda: (1, 2, 3), lambda: (v for v in [1.0, 2.0, 3.0]), lambda: np.array([1, 2, 3.0]),
+    lambda: torch.tensor([1.0, 2.0, 3.0], dtype=torch.float16), lambda: torch.stack([torch.tensor(1.0),
+                                                                                     torch.tensor(2.0),
+                                                                                     torch.tensor(3.0)]),
+    lambda: [np.float32(1), torch.tensor(2.0), 3], lambda: torch.tensor([[1.0, 2.0, 3.0]]),
+], ids=["list", "tuple", "generator", "numpy", "float16", "stacked", "mixed", "extra dimension of 1"])
+def test_as_tensor_takes_any_container_of_numbers(make):
+    assert torch.equal(as_tensor(make(), "f", "a case", (3,)), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+
+
+def test_as_tensor_refuses_with_a_sentence():
+    with pytest.raises(Wrong, match=r"^`f` should return shape \(3,\) on a case, but returned shape \(2,\)$"):
+        as_tensor([1, 2], "f", "a case", (3,))
+    with pytest.raises(Wrong, match=r"^`f` returned NaN \(not a number\) on a case"):
+        as_tensor([1, float("nan"), 2], "f", "a case", (3,))
+    with pytest.raises(Wrong, match=r"^`f` should return a tensor of shape \(3,\), but on a case it returned str"):
+        as_tensor("abc", "f", "a case", (3,))
+    assert as_tensor([1, float("nan"), 2], "f", "a case", (3,), finite=False).isnan().sum() == 1
+
+
+def test_as_bool_takes_numpy_and_torch_truth_values_but_not_numbers():
+    assert as_bool(np.bool_(True), "f", "a case") is True
+    assert as_bool(torch.tensor(False), "f", "a case") is False
+    with pytest.raises(Wrong, match="should return True or False, but on a case it returned int 1"):
+        as_bool(1, "f", "a case")
+
+
+def test_close_never_accepts_nan_or_infinity():
+    inf = float("inf")
+    assert not close(inf, 1.0) and not close(1.0, inf) and not close(inf, inf) and not close(float("nan"), 0.0)
+    assert not all_close(torch.tensor([inf, 1.0]), torch.tensor([1.0, 1.0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-1e6, 1e6, allow_nan=False).filter(lambda v: abs(v) > 1e-6), st.floats(1e-3, 1e-1))
+def test_close_is_relative_to_the_quantitys_scale(value, relative_error):
+    assert close(value * (1 + 1e-6), value)  # float32 rounding of a right answer
+    assert not close(value * (1 + relative_error), value)  # a real difference, at any scale
+    assert close(1e-9, 0.0, scale=1.0) and not close(1e-9, 0.0)  # near 0, judged against the vector's scale
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3).filter(lambda v: v == 0 or abs(v) > 1e-30), min_size=1, max_size=20))
+def test_all_close_takes_float32_results_and_refuses_a_changed_entry(values):
+    exact = torch.tensor(values, dtype=torch.float64)
+    assert all_close(exact.float(), exact)
+    changed = exact.clone()
+    changed[len(values) // 2] += 0.01 * (1 + exact.abs().max())
+    assert not all_close(changed, exact)
+
+
+# answers see copies, and no more than the time limit
+
+def test_call_passes_copies_and_can_refuse_an_answer_that_changes_its_input():
+    x = torch.zeros(3)
+    call(lambda t: t.add_(1), x, case="a case")
+    assert torch.equal(x, torch.zeros(3))
+    with pytest.raises(Wrong, match=r"^on a case, `<lambda>` changed the input it was given: work on a copy$"):
+        call(lambda t: t.add_(1), x, case="a case", keep_input="work on a copy")
+
+
+def test_the_notebooks_data_is_never_changed_by_an_answer():
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    kept = images.clone()
+
+    def pixel_std(batch):
+        value = (batch.double() / 255).std().item()
+        batch.zero_()  # spoils its input: the notebook's images must not change
+        return value
+
+    assert nb01.q1.verdict(pixel_std, images).passed
+    assert torch.equal(images, kept)
+
+
+def loops_forever(*args):
+    while True:
+        try:
+            time.sleep(0.01)
+        except Exception:  # noqa: BLE001, S110 -- an answer that swallows every error must still be stopped
+            pass
+
+
+def test_a_looping_answer_is_stopped_by_the_time_limit_with_one_sentence(monkeypatch, capsys):
+    monkeypatch.setattr(exercises, "TIME_FLOOR_S", 0.3)
+    started = time.perf_counter()
+    nb01.q1.check(loops_forever)
+    assert time.perf_counter() - started < 5
+    assert capsys.readouterr().out == ("Not yet: your function ran longer than 0.3 s on a batch of one black and one "
+                                       "white 28x28 image.\n")
+
+
+def test_the_limit_is_several_times_the_references_time_with_a_floor():
+    assert exercises.time_limit(0.0) == exercises.TIME_FLOOR_S
+    assert exercises.time_limit(1.0) == exercises.TIME_FACTOR * 1.0 > exercises.TIME_FLOOR_S
+
+
+def test_outside_the_main_thread_a_slow_answer_is_refused_once_it_returns(monkeypatch):
+    monkeypatch.setattr(exercises, "TIME_FLOOR_S", 0.1)
+
+    def slow(images):
+        time.sleep(0.3)
+        return 0.5
+
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(nb01.q1.verdict, slow).result()
+    assert result.message.startswith("Not yet: your function ran longer than 0.1 s on a batch of one black")
+
+
+def test_an_interrupt_during_a_check_prints_one_sentence(capsys):
+    def interrupted(images):
+        raise KeyboardInterrupt
+
+    nb01.q1.check(interrupted)
+    assert capsys.readouterr().out == ("Stopped: you interrupted the check of nb01.q1 before it finished; run it "
+                                       "again to get its verdict.\n")
+    with pytest.raises(AssertionError, match="^Stopped: you interrupted"):
+        nb01.q1.check(interrupted, strict=True)
+
+
+# an answer must not call the lab's own function for the exercise
+
+NOTEBOOK_CODE = '''
+import fmnist_lab
+import fmnist_lab.data as lab_data
+from fmnist_lab.data import pixel_stats
+
+def direct(images):
+    return pixel_stats(images)[1]
+
+def through_a_module(images):
+    return lab_data.pixel_stats(images)[1]
+
+def through_the_package(images):
+    return fmnist_lab.data.pixel_stats(images)[1]
+
+def in_a_lambda(images):
+    get = lambda x: pixel_stats(x)[1]
+    return get(images)
+
+def in_a_comprehension(images):
+    return [pixel_stats(x)[1] for x in [images]][0]
+
+def helper(images):
+    return pixel_stats(images)
+
+def through_a_helper(images):
+    return helper(images)[1]
+
+def own(images, pixel_stats=None):
+    pixel_stats = (images.double() / 255).std().item()  # a local of that name is the student's own
+    return pixel_stats
+'''
+
+
+@pytest.mark.parametrize("name", ["direct", "through_a_module", "through_the_package", "in_a_lambda",
+                                  "in_a_comprehension", "through_a_helper"])
+def test_an_answer_that_calls_the_lab_function_is_refused(name):
+    namespace = {}
+    exec(NOTEBOOK_CODE, namespace)  # noqa: S102 -- code written in this test
+    result = nb01.q1.verdict(namespace[name])
+    assert result.status == WRONG
+    assert result.message.startswith(f"Not yet: `{name}` calls the lab's own `pixel_stats` "
+                                     f"(fmnist_lab.data.pixel_stats); this exercise asks you to compute it yourself")
+
+
+def test_an_own_variable_named_like_the_lab_function_is_not_refused():
+    namespace = {}
+    exec(NOTEBOOK_CODE, namespace)  # noqa: S102 -- code written in this test
+    assert nb01.q1.verdict(namespace["own"]).passed
+
+
+@pytest.mark.parametrize("exercise, call_code", [
+    ("nb04.q1", "from fmnist_lab.lr_finder import smooth\ndef f(losses, beta):\n    return smooth(losses, beta)"),
+    ("nb06.q1", ("from fmnist_lab.metrics import confusion_matrix\n"
+                 "def f(t, p, n):\n    return confusion_matrix(t, p, n)")),
+    ("nb07.q2", ("from fmnist_lab.interpretability import saliency\n"
+                 "def f(model, image, target):\n    return saliency(model, image[None], target)[0]")),
+    ("nb07.q3", ("import fmnist_lab.interpretability as lab\n"
+                 "def f(features, query, k):\n    return lab.nearest_neighbours(features, query, k)")),
+])
+def test_each_exercise_refuses_its_lab_shortcut(exercise, call_code):
+    namespace = {}
+    exec(call_code, namespace)  # noqa: S102 -- code written in this test
+    module, label = exercise.split(".")
+    result = getattr(importlib.import_module(f"fmnist_lab.exercises.{module}"), label).verdict(namespace["f"])
+    assert result.status == WRONG and "calls the lab's own" in result.message, result.message
+
+
+def test_images_are_described_by_what_they_are():
+    assert describe_images(torch.zeros(60_000, 1, 1)) == "the 60,000 training images"
+    assert describe_images(torch.zeros(10_000, 1, 1)) == "the 10,000 test images"
+    assert describe_images(torch.zeros(5, 1, 1)) == "5 images"
