@@ -341,7 +341,8 @@ def describe(value: Any) -> str:
 def describe_images(images: Tensor) -> str:
     """Which images these are, told from their count: Fashion-MNIST's training or test set, or how many."""
     count = len(images)
-    return {60_000: "the 60,000 training images", 10_000: "the 10,000 test images"}.get(count, f"{count:,} images")
+    named = {60_000: "the 60,000 training images", 10_000: "the 10,000 test images"}
+    return named.get(count, f"{count:,} image{'' if count == 1 else 's'}")
 
 
 def expect_data(value: Any, expected: type | tuple[type, ...], what: str) -> None:

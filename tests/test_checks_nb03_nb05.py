@@ -1,0 +1,219 @@
+"""Notebook 03's training loop and notebook 05's early-stopping rule: right answers of every kind pass, each
+wrong one gets its sentence (issue #24)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fmnist_lab.exercises import nb03, nb05
+from fmnist_lab.model import Net
+from tests.checks_support import assert_right, assert_wrong
+
+
+def epoch_loop(zero_grad=True, train_mode=True, weighted=True, step=True, eval_after=False, loss_fn=F.nll_loss,
+               zero_after_step=False, as_tensor=False):
+    """train_one_epoch, right or with one of the usual slips switched on."""
+
+    def train_one_epoch(model, batches, optimizer):
+        if train_mode:
+            model.train()
+        total, seen, losses = torch.zeros(()), 0, []
+        for x, y in batches:
+            if zero_grad and not zero_after_step:
+                optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            if step:
+                optimizer.step()
+            if zero_grad and zero_after_step:
+                optimizer.zero_grad(set_to_none=False)
+            total += loss.detach() * len(y)
+            seen += len(y)
+            losses.append(loss.item())
+        if eval_after:
+            model.eval()
+        if not weighted:
+            return sum(losses) / len(losses)
+        return total / seen if as_tensor else (total / seen).item()
+
+    return train_one_epoch
+
+
+EPOCH_RIGHT = {
+    "the loop of section 3": epoch_loop(),
+    "a 0-d tensor": epoch_loop(as_tensor=True),
+    "zero_grad after the step": epoch_loop(zero_after_step=True),
+    "cross_entropy on log-probabilities": epoch_loop(loss_fn=F.cross_entropy),
+    "a NumPy number": lambda model, batches, optimizer: np.float64(epoch_loop()(model, batches, optimizer)),
+}
+
+EPOCH_WRONG = {
+    "no zero_grad": (epoch_loop(zero_grad=False), "the weights end up as without optimizer.zero_grad()"),
+    "no model.train()": (epoch_loop(train_mode=False), ("the network trained in eval mode (no dropout, BatchNorm's "
+                                                       "running statistics): call model.train() before the loop")),
+    # a trailing eval() used to be told "call model.train() before the loop"
+    "model.eval() at the end": (epoch_loop(eval_after=True), "the weights are right but the model is left in eval mode"),
+    "mean over batches": (epoch_loop(weighted=False), "you returned the mean of the batch losses"),
+    # the notebook's optimizer used to be told "call loss.backward() and optimizer.step()"
+    "no step": (epoch_loop(step=False), "the optimizer it was given never took a step"),
+    "last batch's loss": (lambda model, batches, optimizer: epoch_loop()(model, batches[-1:], optimizer),
+                          "the weights end up different from one SGD step per batch"),
+}
+
+
+@pytest.mark.parametrize("answer", EPOCH_RIGHT.values(), ids=EPOCH_RIGHT)
+def test_train_one_epoch_right_answers_pass(answer):
+    assert_right(nb03.q2, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", EPOCH_WRONG.values(), ids=EPOCH_WRONG)
+def test_train_one_epoch_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb03.q2, answer, sentence)
+
+
+NOTEBOOK_CODE = '''
+import torch
+import torch.nn.functional as F
+
+def with_the_notebooks_optimizer(model, batches, optimizer):
+    model.train()
+    for x, y in batches:
+        opt.zero_grad()
+        F.nll_loss(model(x), y).backward()
+        opt.step()
+    return 1.0
+
+def over_the_notebooks_batches(model, batches, optimizer):
+    model.train()
+    total = 0.0
+    for x, y in train_batches:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total
+'''
+
+
+@pytest.mark.parametrize("name, sentence", [
+    ("with_the_notebooks_optimizer", ("`train_one_epoch` uses the notebook's `opt`: train the `model` on the "
+                                     "`batches` with the `optimizer` it is given")),
+    ("over_the_notebooks_batches", "`train_one_epoch` uses the notebook's `train_batches`"),
+])
+def test_train_one_epoch_names_the_notebooks_objects_it_uses_without_running_them(name, sentence):
+    notebook_model = Net()
+    namespace = {"opt": torch.optim.SGD(notebook_model.parameters(), lr=0.1),
+                 "train_batches": torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
+                     torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))), batch_size=8)}
+    exec(NOTEBOOK_CODE, namespace)  # noqa: S102 -- a notebook's globals, written in this test
+    before = [p.clone() for p in notebook_model.parameters()]
+    assert_wrong(nb03.q2, namespace[name], sentence)
+    assert all(torch.equal(a, b) for a, b in zip(before, notebook_model.parameters()))
+
+
+def test_checking_the_loop_leaves_the_notebooks_random_numbers_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert_right(nb03.q2, EPOCH_RIGHT["the loop of section 3"])
+    assert torch.equal(torch.rand(3), expected)
+
+
+# notebook 05: should_stop
+
+def should_stop(val_accuracies, patience):
+    if not val_accuracies:
+        return False
+    best_index = val_accuracies.index(max(val_accuracies))
+    return len(val_accuracies) - 1 - best_index >= patience
+
+
+def stop_by_loop(val_accuracies, patience):
+    best, since = None, 0
+    for accuracy in val_accuracies:
+        if best is None or accuracy > best:
+            best, since = accuracy, 0
+        else:
+            since += 1
+    return since >= patience
+
+
+STOP_RIGHT = {
+    ".index of the max": should_stop,
+    "NumPy's argmax (a numpy.bool_)": lambda acc, patience: len(acc) > 0 and (len(acc) - 1 - np.argmax(acc) >= patience),
+    "a bool tensor": lambda acc, patience: torch.tensor(len(acc) > 0) & (
+        len(acc) - 1 - torch.tensor(acc + [0.0]).argmax() >= patience if acc else torch.tensor(False)),
+    "counting epochs since the best": stop_by_loop,
+    "best before the last patience epochs": lambda acc, patience: len(acc) > patience and max(
+        acc[:-patience]) >= max(acc[-patience:]),
+}
+
+STOP_WRONG = {
+    "a tie counts as improvement": (
+        lambda acc, patience: bool(acc) and len(acc) - 1 - max(i for i, a in enumerate(acc) if a == max(acc)) >= patience,
+        ("on [0.80, 0.85, 0.85, 0.85], patience 2 (a tie is no improvement), training should stop, but you returned "
+        "False")),
+    "off by one": (lambda acc, patience: bool(acc) and len(acc) - 1 - acc.index(max(acc)) > patience,
+                   "on [0.80, 0.85, 0.84, 0.83], patience 2, training should stop, but you returned False"),
+    "only the last two epochs": (lambda acc, patience: len(acc) >= 2 and acc[-1] <= acc[-2],
+                                 ("on [0.80, 0.85, 0.84, 0.83], patience 3, training should go on, but you returned "
+                                 "True")),
+    "an int": (lambda acc, patience: int(should_stop(acc, patience)),
+               "`should_stop` should return True or False, but on no epochs yet, patience 2 it returned int 0"),
+    "never": (lambda acc, patience: False, "training should stop, but you returned False"),
+}
+
+
+@pytest.mark.parametrize("answer", STOP_RIGHT.values(), ids=STOP_RIGHT)
+def test_should_stop_right_answers_pass(answer):
+    assert_right(nb05.q1, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", STOP_WRONG.values(), ids=STOP_WRONG)
+def test_should_stop_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb05.q1, answer, sentence)
+
+
+def test_should_stop_replays_the_notebooks_run():
+    praise = assert_right(nb05.q1, should_stop, [0.80, 0.85, 0.84, 0.83], 2)
+    assert "it stops after the same epoch as fit did" in praise
+    assert_wrong(nb05.q1, should_stop, "on the run above, your rule stops after epoch 4, but fit ran 5 epochs",
+                 [0.80, 0.85, 0.84, 0.83, 0.82], 2)
+
+
+def test_should_stop_handed_the_history_names_the_list_it_expects():
+    from fmnist_lab.train import History
+    history = History(val_accuracy=[0.8, 0.85])
+    message = nb05.q1.verdict(should_stop, history, 2).message
+    assert message == ("Not yet: check() expects the run's list of validation accuracies (its .val_accuracy) after "
+                       "your function, then the patience, but it got a History object.")
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_train_one_epoch_on_hidden_cases(seed):
+    assert_right(nb03.q2, EPOCH_RIGHT["the loop of section 3"], seed=seed)
+    assert_wrong(nb03.q2, EPOCH_WRONG["mean over batches"][0], "", seed=seed)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_should_stop_on_hidden_cases(seed):
+    for answer in STOP_RIGHT.values():
+        assert_right(nb05.q1, answer, seed=seed)
+    for answer, _ in STOP_WRONG.values():
+        assert_wrong(nb05.q1, answer, "", seed=seed)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([0.8, 0.81, 0.82, 0.83]), max_size=12), st.integers(1, 5))
+def test_the_rule_the_check_holds_is_fits_rule(accuracies, patience):
+    """The check's expected answer, against an independent statement of it: no new best in the last `patience`."""
+    expected = len(accuracies) > patience and max(accuracies[:-patience]) >= max(accuracies[-patience:])
+    assert nb05._expected_stop(accuracies, patience) == expected
