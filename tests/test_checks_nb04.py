@@ -1,0 +1,252 @@
+"""Notebook 04's checks (smoothing, the lag factor, a full reset): right answers of every kind pass, each wrong
+one gets its sentence (issue #24)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from fmnist_lab.exercises import nb04
+from fmnist_lab.lr_finder import LRFinderResult, smooth
+from tests.checks_support import assert_right, assert_wrong
+
+# q1: the bias-corrected moving average
+
+
+def smooth_losses(losses, beta):
+    avg, smoothed = 0.0, []
+    for t, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        smoothed.append(avg / (1 - beta**t))
+    return smoothed
+
+
+def smooth_generator(losses, beta):
+    avg = 0.0
+    for t, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        yield avg / (1 - beta**t)
+
+
+def smooth_closed_form(losses, beta):
+    x = torch.tensor(losses, dtype=torch.float64)
+    t = torch.arange(1, len(x) + 1, dtype=torch.float64)
+    weights = (1 - beta) * beta ** (t[:, None] - t[None, :]) * (t[None, :] <= t[:, None])  # row t: weights of 1..t
+    return (weights @ x) / (1 - beta**t)
+
+
+SMOOTH_RIGHT = {
+    "a list": smooth_losses,
+    "a generator (the task asks for a list)": smooth_generator,
+    "a float32 tensor": lambda losses, beta: torch.tensor(smooth_losses(losses, beta), dtype=torch.float32),
+    "a NumPy array": lambda losses, beta: np.array(smooth_losses(losses, beta)),
+    "0-d tensors in a list": lambda losses, beta: [torch.tensor(v) for v in smooth_losses(losses, beta)],
+    "in closed form": smooth_closed_form,
+}
+
+
+def plain_ema(losses, beta):
+    avg, out = 0.0, []
+    for loss in losses:
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg)
+    return out
+
+
+SMOOTH_WRONG = {
+    "no bias correction": (plain_ema, "your values are the plain moving average"),
+    "weights swapped": (lambda losses, beta: [v for v in nb04._ema(losses, beta, beta, 0)],
+                        "the running average keeps weight beta and the new loss gets 1 - beta"),
+    "exponent off by one": (lambda losses, beta: nb04._ema(losses, beta, 1 - beta, 1),
+                            "the bias correction at step t is 1 - beta**t with t starting at 1"),
+    "one value short": (lambda losses, beta: smooth_losses(losses, beta)[1:],
+                        ("`smooth_losses` should return shape (5,) on five losses of 2.0 with beta 0.9, but returned "
+                        "shape (4,)")),
+    "NaN": (lambda losses, beta: [float("nan")] * len(losses), "`smooth_losses` returned NaN (not a number)"),
+    "the running mean": (lambda losses, beta: [sum(losses[: t + 1]) / (t + 1) for t in range(len(losses))],
+                         "on the losses [1, 2, 3, 4] with beta 0.5, value 1 should be 1.666667, but yours is 1.500000"),
+    "the lab's smooth": (lambda losses, beta: smooth(losses, beta),
+                         "`<lambda>` calls the lab's own `smooth` (fmnist_lab.lr_finder.smooth)"),
+}
+
+
+@pytest.mark.parametrize("answer", SMOOTH_RIGHT.values(), ids=SMOOTH_RIGHT)
+def test_smooth_losses_right_answers_pass(answer):
+    assert_right(nb04.q1, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", SMOOTH_WRONG.values(), ids=SMOOTH_WRONG)
+def test_smooth_losses_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb04.q1, answer, sentence)
+
+
+def sweep(count: int = 30) -> LRFinderResult:
+    losses = [2.3 - 0.05 * i + 0.1 * math.sin(i) for i in range(count)]
+    return LRFinderResult([1e-6 * 1.5**i for i in range(count)], losses, smooth(losses, 0.9), "done")
+
+
+def test_smooth_losses_compares_with_the_lab_sweep():
+    assert "on the lab's sweep your beta = 0.9 curve is find_lr's" in assert_right(nb04.q1, smooth_losses, sweep())
+
+
+def test_smooth_losses_handed_the_sweeps_losses_names_what_it_expects():
+    message = nb04.q1.verdict(smooth_losses, sweep().losses).message
+    assert message.startswith("Not yet: check() expects the sweep's result (lab_sweep, what find_lr returned) after "
+                              "your function, but it got a list of 30 items")
+
+
+# q2: the lag as a factor in LR
+
+def lag_factor(start_lr, end_lr, num_steps, beta):
+    per_step = (end_lr / start_lr) ** (1 / (num_steps - 1))
+    return per_step ** (beta / (1 - beta))
+
+
+LAG_RIGHT = {
+    "a float": lag_factor,
+    "by exp and log": lambda s, e, n, b: math.exp(math.log(e / s) * b / (1 - b) / (n - 1)),
+    "a 0-d NumPy array": lambda s, e, n, b: np.array(lag_factor(s, e, n, b)),
+    "a float32 tensor": lambda s, e, n, b: torch.tensor(lag_factor(s, e, n, b), dtype=torch.float32),
+    "in decades": lambda s, e, n, b: 10 ** (math.log10(e / s) / (n - 1) * b / (1 - b)),
+    "a NumPy float": lambda s, e, n, b: np.float64(e / s) ** (b / (1 - b) / (n - 1)),
+}
+
+LAG_WRONG = {
+    "num_steps instead of num_steps - 1": (lambda s, e, n, b: (e / s) ** (b / (1 - b) / n),
+                                           "100 LRs have 99 steps between them, not 100"),
+    "1 / (1 - beta)": (lambda s, e, n, b: (e / s) ** (1 / (1 - b) / (n - 1)),
+                       "the average lags beta / (1 - beta) = 49 steps, not 1 / (1 - beta) = 50"),
+    "decades": (lambda s, e, n, b: math.log10(lag_factor(s, e, n, b)), "that is the lag in decades"),
+    "steps": (lambda s, e, n, b: b / (1 - b), "that is the lag in steps; convert it into a factor in LR"),
+    "one step's factor": (lambda s, e, n, b: (e / s) ** (1 / (n - 1)), "that is the factor of one step"),
+    "infinity": (lambda s, e, n, b: math.inf, "`lag_factor` returned infinity"),
+}
+
+
+@pytest.mark.parametrize("answer", LAG_RIGHT.values(), ids=LAG_RIGHT)
+def test_lag_factor_right_answers_pass(answer):
+    assert_right(nb04.q2, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", LAG_WRONG.values(), ids=LAG_WRONG)
+def test_lag_factor_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb04.q2, answer, sentence)
+
+
+# q4: a reset that covers BatchNorm
+
+BATCHNORM = nn.modules.batchnorm._BatchNorm
+
+
+def reset_each(model):
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+            module.reset_parameters()
+
+
+def init_with(weight_init, bias_init=nn.init.zeros_):
+    def full_reset(model):
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                weight_init(module.weight)
+                bias_init(module.bias)
+            elif isinstance(module, BATCHNORM):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+                module.reset_running_stats()
+    return full_reset
+
+
+def without(*kinds):
+    """reset_each, except for the parts of BatchNorm named in ``kinds``."""
+    def full_reset(model):
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.reset_parameters()
+            elif isinstance(module, BATCHNORM):
+                kept = module.num_batches_tracked.clone()
+                if "affine" not in kinds:
+                    nn.init.ones_(module.weight)
+                    nn.init.zeros_(module.bias)
+                if "statistics" not in kinds:
+                    module.reset_running_stats()
+                if "count" in kinds:
+                    module.num_batches_tracked.copy_(kept)
+    return full_reset
+
+
+def nudge(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1e-3 * torch.randn_like(p))
+        for module in model.modules():
+            if isinstance(module, BATCHNORM):
+                module.reset_parameters()
+
+
+RESET_RIGHT = {
+    "reset_parameters": reset_each,
+    "apply, where there is a reset_parameters": lambda model: model.apply(
+        lambda m: m.reset_parameters() if m is not model and hasattr(m, "reset_parameters") else None),
+    "Kaiming normal and zero biases": init_with(lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
+    "Xavier uniform and zero biases": init_with(nn.init.xavier_uniform_),
+    "orthogonal and zero biases": init_with(nn.init.orthogonal_),
+    "Kaiming uniform with small uniform biases": init_with(nn.init.kaiming_uniform_,
+                                                           lambda b: nn.init.uniform_(b, -0.01, 0.01)),
+}
+
+RESET_WRONG = {
+    "BatchNorm skipped": (without("affine", "statistics", "count"), ("still holds what the sweep left in its weight and "
+                          "bias (gamma and beta; fresh: 1 and 0) and in its running mean and variance")),
+    "statistics only": (without("affine"), ("still holds what the sweep left in its weight and bias (gamma and beta; "
+                        "fresh: 1 and 0): reset_parameters() resets it too")),
+    "weight and bias only": (without("statistics", "count"), ("still holds what the sweep left in its running mean "
+                             "and variance (fresh: 0 and 1) and in its batch count")),
+    # a batch count left as it was used to be reported as "running mean and variance"
+    "batch count kept": (without("count"), ("still holds what the sweep left in its batch count, num_batches_tracked "
+                         "= 500 (fresh: 0): reset_running_stats() (or reset_parameters())")),
+    # weights nudged by tiny noise used to pass as "reset"
+    "nudged by tiny noise": (nudge, "(Conv2d) still holds the sweep's weights (changed by at most"),
+    "a new model returned": (lambda model: type(model)() if isinstance(model, nn.Module) else None,
+                             ("the model you were given is unchanged: reset its layers in place (returning a new "
+                             "model leaves the one your code holds as it was)")),
+    "zero weights": (init_with(nn.init.zeros_), "has all its weights equal"),
+}
+
+
+@pytest.mark.parametrize("answer", RESET_RIGHT.values(), ids=RESET_RIGHT)
+def test_full_reset_right_answers_pass(answer):
+    assert_right(nb04.q4, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", RESET_WRONG.values(), ids=RESET_WRONG)
+def test_full_reset_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb04.q4, answer, sentence)
+
+
+# the grader's hidden cases
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_on_hidden_cases_right_answers_still_pass_and_wrong_ones_still_fail(seed):
+    for exercise, right, wrong in ((nb04.q1, SMOOTH_RIGHT, SMOOTH_WRONG), (nb04.q2, LAG_RIGHT, LAG_WRONG),
+                                   (nb04.q4, RESET_RIGHT, RESET_WRONG)):
+        for answer in list(right.values())[:4]:
+            assert_right(exercise, answer, seed=seed)
+        for answer, _ in list(wrong.values())[:4]:
+            assert_wrong(exercise, answer, "", seed=seed)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0.01, 10), min_size=1, max_size=40), st.floats(0.05, 0.99))
+def test_smoothing_the_check_holds_is_the_bias_corrected_average(losses, beta):
+    """Independently stated: value t is the average of the first t losses weighted by beta**(t - i), normalised."""
+    expected = [sum(beta ** (t - i) * losses[i] for i in range(t + 1)) / sum(beta ** (t - i) for i in range(t + 1))
+                for t in range(len(losses))]
+    assert nb04.all_close(torch.tensor(smooth(losses, beta)), torch.tensor(expected), 1e-9)
