@@ -58,7 +58,8 @@ def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predict
                         f"predicted one")
         if all_close(got, right / right.sum(1, keepdim=True).clamp(min=1)):
             raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
-        raise Wrong(f"on {case}, the matrix should be\n{right.long()}\nbut yours is\n{got}")
+        shown = got.long() if torch.equal(got, got.round()) else got
+        raise Wrong(f"on {case}, the matrix should be\n{right.long()}\nbut yours is\n{shown}")
     praise = "your matrix is right on a 3-class case, with a class that never appears, and on 300 random predictions"
     if targets is not None:
         case = "the validation split"

@@ -1,0 +1,190 @@
+"""Notebook 06's checks (confusion matrix, most-confused pair, precision): right answers of every kind pass, each
+wrong one gets its sentence (issue #24)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
+
+from fmnist_lab.exercises import nb06
+from tests.checks_support import assert_right, assert_wrong
+
+# q1: the confusion matrix
+
+
+def by_loop(targets, predictions, num_classes):
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    for t, p in zip(targets.tolist(), predictions.tolist()):
+        cm[t, p] += 1
+    return cm
+
+
+def by_numpy(targets, predictions, num_classes):
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (targets.numpy(), predictions.numpy()), 1)
+    return cm
+
+
+CONFUSION_RIGHT = {
+    "a loop": by_loop,
+    "bincount": lambda t, p, n: torch.bincount(t * n + p, minlength=n * n).view(n, n),
+    "index_put_ with accumulate": lambda t, p, n: torch.zeros(n, n).index_put_((t, p), torch.ones(len(t)),
+                                                                               accumulate=True),
+    "NumPy's add.at": by_numpy,
+    "scikit-learn": lambda t, p, n: sklearn_confusion_matrix(t.numpy(), p.numpy(), labels=list(range(n))),
+    "lists of lists": lambda t, p, n: by_loop(t, p, n).tolist(),
+}
+
+CONFUSION_WRONG = {
+    "transposed": (lambda t, p, n: by_loop(t, p, n).T, "your matrix is transposed: row i must be the true class"),
+    "fractions of each row": (lambda t, p, n: by_loop(t, p, n) / by_loop(t, p, n).sum(1, keepdim=True).clamp(min=1),
+                              "you returned fractions of each row: return the counts"),
+    "only the classes that appear": (lambda t, p, n: by_loop(t, p, int(max(t.max(), p.max())) + 1),
+                                     ("your matrix has shape (3, 3): it must be num_classes x num_classes (4x4) even "
+                                     "when a class never appears")),
+    "one too many everywhere": (lambda t, p, n: by_loop(t, p, n) + 1, "the matrix should be\ntensor([[1, 1, 0],\n        [0, 1, 0],\n        [2, 0, 1]])\nbut yours is\ntensor([[2, 2, 1],"),
+    "the lab's confusion_matrix": (lambda t, p, n: nb06.confusion_matrix(t, p, n),
+                                   "calls the lab's own `confusion_matrix` (fmnist_lab.metrics.confusion_matrix)"),
+}
+
+
+@pytest.mark.parametrize("answer", CONFUSION_RIGHT.values(), ids=CONFUSION_RIGHT)
+def test_confusion_matrix_right_answers_pass(answer):
+    assert_right(nb06.q1, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", CONFUSION_WRONG.values(), ids=CONFUSION_WRONG)
+def test_confusion_matrix_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb06.q1, answer, sentence)
+
+
+def test_confusion_matrix_on_the_notebooks_predictions_and_a_misused_call():
+    targets, predictions = torch.randint(0, 10, (50,)), torch.randint(0, 10, (50,))
+    assert "on the validation split it holds" in assert_right(nb06.q1, by_loop, targets, predictions)
+    message = nb06.q1.verdict(by_loop, targets.tolist(), predictions).message
+    assert message.startswith("Not yet: check() expects the targets (a tensor of class indices, e.g. val.targets) "
+                              "after your function, but it got a list of 50 items")
+
+
+# q2: the most-confused pair
+
+def most_confused_pair(cm):
+    off = cm.clone()
+    off.fill_diagonal_(-1)
+    return divmod(int(off.argmax()), len(cm))
+
+
+def in_place(cm):
+    cm.fill_diagonal_(-1)  # the hint warns against this: it changes the notebook's matrix
+    return divmod(int(cm.argmax()), len(cm))
+
+
+def by_rate(cm):
+    rates = cm.double() / cm.sum(1, keepdim=True)
+    return most_confused_pair(rates)
+
+
+PAIR_RIGHT = {
+    "clone and fill_diagonal_": most_confused_pair,
+    "a mask": lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), -1).argmax()), len(cm)),
+    "NumPy": lambda cm: np.unravel_index(np.argmax(cm.numpy() - np.diag(np.diag(cm.numpy())) * 2), cm.shape),
+    "loops": lambda cm: max(((i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j),
+                            key=lambda ij: int(cm[ij])),
+    "diagonal subtracted, a tensor": lambda cm: torch.tensor(divmod(int((cm - torch.diag(cm.diag())).argmax()),
+                                                                    len(cm))),
+}
+
+PAIR_WRONG = {
+    "diagonal kept": (lambda cm: divmod(int(cm.argmax()), len(cm)), ("a cell of the diagonal: those are the right "
+                                                                    "answers. Leave the diagonal out")),
+    "column first": (lambda cm: most_confused_pair(cm)[::-1], "the pair is right but in the wrong order"),
+    # a rate where a count is asked used to pass: no case told the two apart
+    "largest rate": (by_rate, ("you returned the largest rate (each row divided by its sum), cm[1, 2] = 5; the "
+                              "question asks for the largest count, cm(0, 1) = 30")),
+    # changing the matrix in place, which the hint warns against, used to pass
+    "changes the matrix in place": (in_place, "changed the input it was given: work on a copy (off = cm.clone())"),
+    "smallest count": (lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), 10**6).argmin()),
+                                         len(cm)),
+                       "the largest count off the diagonal is cm(2, 0) = 7, but you returned (1, 2)"),
+}
+
+
+@pytest.mark.parametrize("answer", PAIR_RIGHT.values(), ids=PAIR_RIGHT)
+def test_most_confused_pair_right_answers_pass(answer):
+    assert_right(nb06.q2, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", PAIR_WRONG.values(), ids=PAIR_WRONG)
+def test_most_confused_pair_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb06.q2, answer, sentence)
+
+
+def test_most_confused_pair_never_changes_the_notebooks_matrix():
+    cm = torch.tensor([[50, 1, 3], [2, 60, 0], [7, 4, 40]])
+    kept = cm.clone()
+    nb06.q2.verdict(in_place, cm, ["a", "b", "c"])
+    assert torch.equal(cm, kept)
+
+
+# q3: precision per class
+
+PRECISION_RIGHT = {
+    "float64": lambda cm: cm.diag().double() / cm.sum(0).clamp(min=1).double(),
+    # float32, the hint's own formula, used to be refused: compared at atol=1e-9
+    "float32, the hint's formula": lambda cm: cm.diag() / cm.sum(0).clamp(min=1),
+    "NumPy": lambda cm: np.diag(cm.numpy()) / np.maximum(cm.numpy().sum(0), 1),
+    "a list": lambda cm: [float(cm[j, j]) / max(int(cm[:, j].sum()), 1) for j in range(len(cm))],
+    "where": lambda cm: torch.where(cm.sum(0) > 0, cm.diag() / cm.sum(0), torch.zeros(len(cm))),
+    "nan_to_num": lambda cm: torch.nan_to_num(cm.diag().double() / cm.sum(0).double()),
+}
+
+PRECISION_WRONG = {
+    "recall": (lambda cm: cm.diag().double() / cm.sum(1).clamp(min=1).double(),
+               "you divided by the row sums: that is recall (per_class_accuracy)"),
+    "percentages": (lambda cm: 100 * cm.diag().double() / cm.sum(0).clamp(min=1).double(),
+                    "you returned percentages: return fractions between 0 and 1"),
+    "0 / 0": (lambda cm: cm.diag().double() / cm.sum(0).double(),
+              ("on a 3x3 matrix where class 1 is never predicted, you returned NaN for a class the model never "
+              "predicts (0 / 0): give it 0")),
+    "over all images": (lambda cm: cm.diag().double() / cm.sum(), "you divided by the number of all images"),
+    "infinity": (lambda cm: cm.diag().double() / (cm.sum(0) - cm.sum(0)).double(),
+                 "`precision_per_class` returned infinity"),
+    "one class short": (lambda cm: (cm.diag().double() / cm.sum(0).clamp(min=1))[1:],
+                        "`precision_per_class` should return shape (3,)"),
+}
+
+
+@pytest.mark.parametrize("answer", PRECISION_RIGHT.values(), ids=PRECISION_RIGHT)
+def test_precision_right_answers_pass(answer):
+    assert_right(nb06.q3, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", PRECISION_WRONG.values(), ids=PRECISION_WRONG)
+def test_precision_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb06.q3, answer, sentence)
+
+
+# the grader's hidden cases
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_on_hidden_cases_right_answers_still_pass_and_wrong_ones_still_fail(seed):
+    for exercise, right, wrong in ((nb06.q1, CONFUSION_RIGHT, CONFUSION_WRONG), (nb06.q2, PAIR_RIGHT, PAIR_WRONG),
+                                   (nb06.q3, PRECISION_RIGHT, PRECISION_WRONG)):
+        for answer in right.values():
+            assert_right(exercise, answer, seed=seed)
+        for answer, _ in wrong.values():
+            assert_wrong(exercise, answer, "", seed=seed)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=60))
+def test_the_checks_precision_is_right_answers_over_predictions(pairs):
+    """Independently stated: for each class, right answers / times predicted (0 if never predicted)."""
+    cm = by_loop(torch.tensor([t for t, _ in pairs]), torch.tensor([p for _, p in pairs]), 5)
+    expected = [sum(1 for t, p in pairs if t == p == j) / max(1, sum(1 for _, p in pairs if p == j)) for j in range(5)]
+    assert nb06.all_close(nb06._precision(cm), torch.tensor(expected, dtype=torch.float64), 1e-12)
