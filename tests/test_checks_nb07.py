@@ -1,0 +1,163 @@
+"""Notebook 07's checks (a saliency map, nearest neighbours): right answers of every kind pass, each wrong one
+gets its sentence (issue #24)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fmnist_lab.exercises import nb07
+from fmnist_lab.model import Net
+from tests.checks_support import assert_right, assert_wrong
+
+# q2: a saliency map
+
+
+def gradient(model, image, target, of=lambda out: out, eval_mode=True):
+    if eval_mode:
+        model.eval()
+    x = image[None].clone().requires_grad_(True)
+    of(model(x))[0, target].backward()
+    return x.grad[0, 0]
+
+
+def by_autograd(model, image, target):
+    x = image.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model.eval()(x[None])[0, target], x)
+    return grad[0].abs()
+
+
+SALIENCY_RIGHT = {
+    "backward": lambda model, image, target: gradient(model, image, target).abs(),
+    "autograd.grad": lambda model, image, target: by_autograd(model, image, target),
+    "(1, 28, 28)": lambda model, image, target: gradient(model, image, target).abs()[None],
+    "NumPy": lambda model, image, target: gradient(model, image, target).abs().numpy(),
+    "log_softmax of the log-probabilities": lambda model, image, target: gradient(
+        model, image, target, of=lambda out: out.log_softmax(1)).abs(),
+}
+
+SALIENCY_WRONG = {
+    "signed": (lambda model, image, target: gradient(model, image, target),
+               "your map has negative values: take the absolute value of the gradient"),
+    "of the probability": (lambda model, image, target: gradient(model, image, target, of=torch.exp).abs(),
+                           "you took the gradient of the probability (the exp() of the output)"),
+    # another class used to be told "did you call model.eval() first?"
+    "another class": (lambda model, image, target: gradient(model, image, (target + 1) % 10).abs(),
+                      "your map is the one of class 4, not of the target class 3"),
+    "training mode": (lambda model, image, target: gradient(model, image, target, eval_mode=False).abs(),
+                      "your map changes from call to call: call model.eval() first"),
+    "input times gradient": (lambda model, image, target: (gradient(model, image, target) * image[0]).abs(),
+                             "your map differs from |d log p(class 3) / d pixel|"),
+    "the lab's saliency": (lambda model, image, target: nb07.saliency(model, image[None], target)[0],
+                           "calls the lab's own `saliency` (fmnist_lab.interpretability.saliency)"),
+}
+
+
+@pytest.mark.parametrize("answer", SALIENCY_RIGHT.values(), ids=SALIENCY_RIGHT)
+def test_saliency_right_answers_pass(answer):
+    assert_right(nb07.q2, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", SALIENCY_WRONG.values(), ids=SALIENCY_WRONG)
+def test_saliency_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb07.q2, answer, sentence)
+
+
+def test_saliency_hands_the_answer_a_copy_of_the_notebooks_model():
+    torch.manual_seed(0)
+    model = Net()  # the notebook's model, in training mode
+
+    def leaves_training_mode(net, image, target):
+        result = gradient(net, image, target).abs()
+        net.train()  # an answer that ends in train() used to leave the notebook's model in training mode
+        return result
+
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert "on the image above too" in assert_right(nb07.q2, leaves_training_mode, model, torch.randn(1, 28, 28), 2)
+    assert not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# q3: nearest neighbours
+
+def my_nearest(features, query, k):
+    distances = (features - features[query]).norm(dim=1)
+    distances[query] = float("inf")
+    return distances.argsort()[:k]
+
+
+def by_numpy(features, query, k):
+    x = features.numpy()
+    order = np.argsort(((x - x[query]) ** 2).sum(1), kind="stable")  # squared distances: the same order
+    return [int(i) for i in order if i != query][:k]
+
+
+NEAREST_RIGHT = {
+    "argsort": my_nearest,
+    "topk": lambda f, q, k: torch.cdist(f, f[q:q + 1])[:, 0].index_fill(0, torch.tensor(q), float("inf")).topk(
+        k, largest=False).indices,
+    "NumPy, squared distances": by_numpy,
+    "sorted in Python": lambda f, q, k: sorted((i for i in range(len(f)) if i != q),
+                                               key=lambda i: float((f[i] - f[q]).norm()))[:k],
+    "int32 tensor": lambda f, q, k: my_nearest(f, q, k).int(),
+}
+
+
+def skip_the_first(features, query, k):
+    return (features - features[query]).norm(dim=1).argsort(stable=True)[1:k + 1]
+
+
+NEAREST_WRONG = {
+    "the query kept": (lambda f, q, k: (f - f[q]).norm(dim=1).argsort()[:k],
+                       "your list holds the query itself (index 2): leave it out"),
+    # the twin point used to sort after the query, so dropping the first sorted point passed
+    "skip the first": (skip_the_first, ("you dropped the first of the sorted points, but that is not always the "
+                                       "query: here another point sits at distance 0 too")),
+    "farthest": (lambda f, q, k: (f - f[q]).norm(dim=1).argsort(descending=True)[:k],
+                 "you returned the farthest points: take the smallest distances"),
+    "unordered": (lambda f, q, k: my_nearest(f, q, k).flip(0), ("you found the right neighbours [0, 1, 3] but in the "
+                                                              "wrong order: nearest first")),
+    "L1": (lambda f, q, k: (f - f[q]).abs().sum(1).index_fill(0, torch.tensor(q), float("inf")).argsort()[:k],
+           "you ranked the points by the sum of absolute differences (L1)"),
+    "one too many": (lambda f, q, k: my_nearest(f, q, k + 1), "`my_nearest` should return shape (3,)"),
+    "the lab's nearest_neighbours": (lambda f, q, k: nb07.nearest_neighbours(f, q, k),
+                                     "calls the lab's own `nearest_neighbours`"),
+}
+
+
+@pytest.mark.parametrize("answer", NEAREST_RIGHT.values(), ids=NEAREST_RIGHT)
+def test_nearest_right_answers_pass(answer):
+    assert_right(nb07.q3, answer)
+
+
+@pytest.mark.parametrize("answer, sentence", NEAREST_WRONG.values(), ids=NEAREST_WRONG)
+def test_nearest_wrong_answers_get_their_sentence(answer, sentence):
+    assert_wrong(nb07.q3, answer, sentence)
+
+
+def test_the_twin_case_is_built_so_that_skipping_the_first_keeps_the_query():
+    points, query, k = nb07._neighbour_cases(None)["2-D points where an earlier point sits exactly on the query "
+                                                   "(point 3), k=2"]
+    assert query in skip_the_first(points, query, k).tolist()
+
+
+# the grader's hidden cases
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_saliency_on_hidden_cases(seed):
+    assert_right(nb07.q2, SALIENCY_RIGHT["backward"], seed=seed)
+    assert_wrong(nb07.q2, SALIENCY_WRONG["signed"][0], "", seed=seed)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_nearest_on_hidden_cases(seed):
+    for answer in NEAREST_RIGHT.values():
+        assert_right(nb07.q3, answer, seed=seed)
+    for answer, _ in NEAREST_WRONG.values():
+        assert_wrong(nb07.q3, answer, "", seed=seed)
