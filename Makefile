@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data browser run test notebooks notebook-outputs student clean
+.PHONY: setup data browser run test notebooks notebook-outputs student release collect autograde grades feedback clean
 
 ## setup: create .venv and install the lab with its dev tools
 setup: $(VENV)/.installed
@@ -50,9 +50,52 @@ notebook-outputs: data
 	FMNIST_LAB_QUICK=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace instructor/*.ipynb
 	$(BIN)/python tools/clean_notebooks.py instructor/*.ipynb
 
-## student: instructors: the student edition in build/student (solutions replaced by stubs, outputs cleared)
+## student: maintainers: grading metadata of instructor/ derived, then the student edition rebuilt into notebooks/ (commit both)
 student: setup
-	$(BIN)/python tools/make_student_edition.py --out build/student
+	$(BIN)/python tools/grading_metadata.py
+	$(BIN)/python tools/make_student_edition.py --out notebooks
+
+# Grading a class with nbgrader (README "For instructors"). The course folder (default course/,
+# ignored by git) holds the gradebook and the students' work; nbgrader_config.py holds the settings.
+COURSE ?= course
+INSTRUCTOR ?= instructor
+ASSIGNMENT ?= 01_data_inspection
+ASSIGNMENTS ?= $(basename $(notdir $(wildcard $(INSTRUCTOR)/*.ipynb)))
+STUDENT ?=
+SUBMISSIONS ?= submissions
+QUICK ?= 1
+TIMEOUT ?=
+# nbgrader runs alembic (its database migrations) from PATH
+NBGRADER = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader
+COURSE_FLAG = --CourseDirectory.root="$(abspath $(COURSE))"
+
+## release: instructors: the notebooks of INSTRUCTOR/ (ASSIGNMENTS, default all) released into COURSE/release/, recorded in the gradebook
+release:
+	@for name in $(ASSIGNMENTS); do \
+		test -f "$(INSTRUCTOR)/$$name.ipynb" || { echo "no $(INSTRUCTOR)/$$name.ipynb: ASSIGNMENTS names notebooks of $(INSTRUCTOR)/, without .ipynb"; exit 1; }; \
+		mkdir -p "$(COURSE)/source/$$name" && cp "$(INSTRUCTOR)/$$name.ipynb" "$(COURSE)/source/$$name/"; \
+	done
+	$(NBGRADER) generate_assignment "*" --force $(COURSE_FLAG)
+
+## collect: instructors: a folder of submissions (SUBMISSIONS=dir, one folder or zip per student id) into COURSE/submitted/
+collect:
+	@test -d "$(SUBMISSIONS)" || { echo "SUBMISSIONS=$(SUBMISSIONS) is not a folder: give the folder of submissions, one folder or zip file per student id"; exit 1; }
+	mkdir -p "$(COURSE)/downloaded/$(ASSIGNMENT)/archive"
+	cp -R "$(SUBMISSIONS)/." "$(COURSE)/downloaded/$(ASSIGNMENT)/archive/"
+	$(NBGRADER) zip_collect $(ASSIGNMENT) --force $(COURSE_FLAG)
+
+## autograde: instructors: run and score the collected submissions of ASSIGNMENT (or of STUDENT only; quick mode unless QUICK=0; TIMEOUT=s per cell)
+autograde:
+	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) --force $(COURSE_FLAG) \
+		$(if $(STUDENT),--student=$(STUDENT)) $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
+
+## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv
+grades:
+	$(NBGRADER) export --to "$(abspath $(COURSE))/grades.csv" $(COURSE_FLAG)
+
+## feedback: instructors: one HTML feedback file per autograded submission of ASSIGNMENT, in COURSE/feedback/
+feedback:
+	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
 
 clean:
 	rm -rf build runs notebooks/runs instructor/runs

@@ -1,7 +1,10 @@
 """Apply the notebooks' output policy: keep outputs only in cells marked # NBVAL_CHECK_OUTPUT.
 
-Usage: python tools/clean_notebooks.py notebooks/*.ipynb
+Usage: python tools/clean_notebooks.py instructor/*.ipynb
 (`make notebook-outputs` executes the notebooks in quick mode first, then runs this.)
+
+Cell metadata is stripped (execution timings, collapsed/scrolled state) except nbgrader's,
+which marks the solution, test, answer and locked cells (tools/grading_metadata.py).
 """
 
 import sys
@@ -9,9 +12,11 @@ import sys
 import nbformat
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+KEPT_CELL_METADATA = ("nbgrader",)
 
 
 def clean(path: str) -> None:
+    """Rewrite the notebook at ``path`` under the output policy."""
     notebook = nbformat.read(path, as_version=4)
     counter = 0
     for cell in notebook.cells:
@@ -25,7 +30,7 @@ def clean(path: str) -> None:
                     output["execution_count"] = counter
         else:
             cell.outputs, cell.execution_count = [], None
-        cell.metadata = {}
+        cell.metadata = {key: value for key, value in cell.metadata.items() if key in KEPT_CELL_METADATA}
     notebook.metadata.pop("widgets", None)  # saved widget state: bulky, and outputs by another name
     nbformat.write(notebook, path)
 

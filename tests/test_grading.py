@@ -1,0 +1,258 @@
+"""Grading a class with nbgrader, as README "For instructors" does it.
+
+The grading metadata tool on its own first; then a tiny course of notebook 01 graded end to end
+through the documented make targets (each one nbgrader command, run in a temporary course
+folder), in quick mode: the release, five simulated submissions collected from a folder, autograde,
+the CSV export and the feedback. The submissions: all correct; one wrong answer; blank (the stubs
+as released); one that rewrites a locked test cell to hide a wrong answer; one whose solution
+cell never ends (graded under a short per-cell time limit).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = importlib.util.spec_from_file_location("grading_metadata", ROOT / "tools" / "grading_metadata.py")
+tool = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(tool)
+
+ASSIGNMENT = "01_data_inspection"
+INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"
+LOOP_TIMEOUT = 20  # seconds per cell for the submission that never ends: well above any cell of notebook 01
+
+
+# the metadata tool on its own
+
+def lab_notebook() -> nbformat.NotebookNode:
+    """A small notebook that follows the lab's conventions: a lesson, a checked exercise, a prediction."""
+    new_code, new_markdown = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    return nbformat.v4.new_notebook(cells=[
+        new_markdown("# 09 · A lesson"),
+        new_code("from fmnist_lab.exercises import nb09"),
+        new_markdown("### 1 · Double it (check: `nb09.q1`)"),
+        new_code("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"),
+        new_code("# NBVAL_CHECK_OUTPUT\nnb09.q1.check(double, 21)"),
+        new_markdown("### Exercise 2 · Predict, then run"),
+        new_markdown("**My prediction:**\n\n### BEGIN SOLUTION\n42\n### END SOLUTION"),
+        new_code("print(double(21))"),
+    ])
+
+
+def test_the_cells_get_their_roles_and_readable_ids():
+    cells = tool.derive(lab_notebook(), "nb09").cells
+    roles = [(c.metadata.nbgrader["grade_id"], c.metadata.nbgrader["grade"], c.metadata.nbgrader["solution"],
+              c.metadata.nbgrader["locked"], c.metadata.nbgrader.get("points")) for c in cells]
+    assert roles[3] == ("nb09-q1-answer", False, True, False, None)  # the student's code: a solution cell
+    assert roles[4] == ("nb09-q1", True, False, True, tool.CHECK_POINTS)  # the check: an autograded test
+    assert roles[6] == ("nb09-ex2-answer", True, True, False, tool.ANSWER_POINTS)  # graded by hand
+    for index in (0, 1, 2, 5, 7):  # everything else: read-only
+        grade_id, grade, solution, locked, _ = roles[index]
+        assert re.fullmatch(r"nb09-cell-[0-9a-f]{8}", grade_id) and locked and not grade and not solution
+
+
+def test_the_check_gets_hidden_tests_once_with_a_seed_fixed_by_its_label():
+    notebook = tool.derive(lab_notebook(), "nb09")
+    check = notebook.cells[4].source
+    assert check == ("# NBVAL_CHECK_OUTPUT\nnb09.q1.check(double, 21)\n### BEGIN HIDDEN TESTS\n"
+                     f"nb09.q1.check(double, strict=True, seed={tool.seed_for('nb09.q1')})\n### END HIDDEN TESTS")
+    assert tool.seed_for("nb09.q1") != tool.seed_for("nb09.q2")
+    again = tool.derive(nbformat.from_dict(notebook), "nb09")
+    assert again == notebook  # idempotent: hidden tests are not appended twice, ids do not move
+
+
+def test_an_instructors_points_are_kept():
+    notebook = tool.derive(lab_notebook(), "nb09")
+    notebook.cells[4].metadata.nbgrader["points"] = 5
+    assert tool.derive(notebook, "nb09").cells[4].metadata.nbgrader["points"] == 5
+
+
+def test_a_lesson_cell_inserted_above_does_not_move_the_other_ids():
+    before = [c.metadata.nbgrader["grade_id"] for c in tool.derive(lab_notebook(), "nb09").cells]
+    notebook = lab_notebook()
+    notebook.cells.insert(1, nbformat.v4.new_markdown_cell("A new paragraph."))
+    after = [c.metadata.nbgrader["grade_id"] for c in tool.derive(notebook, "nb09").cells]
+    assert after[:1] + after[2:] == before
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("Solutions sit between `### BEGIN SOLUTION` and the end marker.", "on a line of its own"),
+    ("### BEGIN SOLUTION\n42", "pair every"),
+])
+def test_a_marker_nbgrader_would_misread_is_refused_with_the_cell_named(source, problem):
+    notebook = lab_notebook()
+    notebook.cells[5].source += "\n\n" + source
+    with pytest.raises(tool.ConventionError, match=rf"cell 5 \(markdown.*{problem}"):
+        tool.derive(notebook, "nb09")
+
+
+def test_the_command_names_the_notebook_and_changes_nothing_in_check_mode(tmp_path, capsys):
+    path = tmp_path / "09_lesson.ipynb"
+    nbformat.write(lab_notebook(), path)
+    original = path.read_text()
+    assert tool.main(["--check", str(path)]) == 1
+    assert path.read_text() == original and "would change: 09_lesson.ipynb" in capsys.readouterr().out
+    assert tool.main([str(path)]) == 0 and tool.main(["--check", str(path)]) == 0
+    unnumbered = tmp_path / "lesson.ipynb"
+    nbformat.write(lab_notebook(), unnumbered)
+    assert tool.main([str(unnumbered)]) == 1
+    assert "lesson.ipynb" in capsys.readouterr().err
+
+
+def test_the_instructor_notebooks_carry_the_metadata_the_tool_derives():
+    """So the student edition and a release are built from up-to-date metadata (`make student` refreshes it)."""
+    assert tool.main(["--check"]) == 0, "run `make student` (or tools/grading_metadata.py) and commit instructor/"
+
+
+# a tiny course, graded through the documented commands
+
+def make(target: str, course: Path, **variables: str) -> subprocess.CompletedProcess:
+    """Run one instructor make target on ``course``, with this interpreter's nbgrader."""
+    settings = [f"{k}={v}" for k, v in {"COURSE": course, "BIN": Path(sys.executable).parent, **variables}.items()]
+    result = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), target, *settings],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"make {target} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def by_id(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    return {c.metadata.nbgrader["grade_id"]: c for c in notebook.cells if "nbgrader" in c.metadata}
+
+
+def without_markers(source: str) -> str:
+    return "\n".join(line for line in source.split("\n") if line.strip() not in (tool.BEGIN_SOLUTION, tool.END_SOLUTION))
+
+
+def submission(released: nbformat.NotebookNode, source: nbformat.NotebookNode,
+               edits: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    """The released notebook with every solution cell written as in the source, then ``edits`` (grade id -> source)."""
+    notebook = nbformat.from_dict(released)
+    solutions = by_id(source)
+    for grade_id, cell in by_id(notebook).items():
+        if cell.metadata.nbgrader["solution"]:
+            cell.source = without_markers(solutions[grade_id].source)
+        if edits and grade_id in edits:
+            cell.source = edits[grade_id]
+    return notebook
+
+
+WRONG_PIXEL_STD = ('def pixel_std(images):\n    """The mean of the per-image stds: the report\'s mistake."""\n'
+                   '    return (images.double().flatten(1) / 255).std(dim=1).mean().item()')
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> dict:
+    """The tiny course, released, collected, autograded, exported and with feedback; what each step left."""
+    course = tmp_path_factory.mktemp("course")
+    make("release", course, ASSIGNMENTS=ASSIGNMENT)
+    released = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    submissions = {
+        "all_correct": submission(released, source),
+        "one_wrong": submission(released, source, {"nb01-q1-answer": WRONG_PIXEL_STD}),
+        "blank": nbformat.from_dict(released),
+        "tampering": submission(released, source, {
+            "nb01-q1-answer": WRONG_PIXEL_STD,
+            "nb01-q1": 'print("Correct: trust me.")'}),  # the locked test cell rewritten
+    }
+    never_ends = submission(released, source, {
+        "nb01-q1-answer": "while True:  # never ends: the per-cell time limit must stop it\n    pass\n\n"
+                          + without_markers(by_id(source)["nb01-q1-answer"].source)})
+
+    folder = tmp_path_factory.mktemp("submissions")
+    for student, notebook in submissions.items():
+        (folder / student).mkdir()
+        nbformat.write(notebook, folder / student / f"{ASSIGNMENT}.ipynb")
+    make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=folder)
+    autograde = make("autograde", course, ASSIGNMENT=ASSIGNMENT)
+
+    # a second batch, graded on its own with a short limit per cell: only one student's work
+    late = tmp_path_factory.mktemp("late")
+    (late / "never_ends").mkdir()
+    nbformat.write(never_ends, late / "never_ends" / f"{ASSIGNMENT}.ipynb")
+    make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=late)
+    make("autograde", course, ASSIGNMENT=ASSIGNMENT, STUDENT="never_ends", TIMEOUT=str(LOOP_TIMEOUT))
+
+    make("feedback", course, ASSIGNMENT=ASSIGNMENT)
+    make("grades", course)
+    with open(course / "grades.csv", newline="") as f:
+        grades = {row["student_id"]: row for row in csv.DictReader(f)}
+    return {"dir": course, "source": source, "released": released, "grades": grades,
+            "autograde_log": autograde.stdout + autograde.stderr}
+
+
+def points(source: nbformat.NotebookNode, *grade_ids: str) -> float:
+    return sum(float(by_id(source)[g].metadata.nbgrader["points"]) for g in grade_ids)
+
+
+def autograded_points(source: nbformat.NotebookNode) -> float:
+    """The points the autograder can give: those of the test cells (answers in markdown are graded by hand)."""
+    return sum(float(c.metadata.nbgrader["points"]) for c in by_id(source).values()
+               if c.metadata.nbgrader["grade"] and not c.metadata.nbgrader["solution"])
+
+
+def test_the_release_is_the_committed_student_edition(course):
+    committed = nbformat.read(ROOT / "notebooks" / f"{ASSIGNMENT}.ipynb", as_version=4)
+    assert [(c.cell_type, c.source, c.metadata) for c in course["released"].cells] == [
+        (c.cell_type, c.source, c.metadata) for c in committed.cells]
+
+
+def test_each_submission_gets_its_total_score(course):
+    source, grades = course["source"], course["grades"]
+    full = autograded_points(source)
+    q1 = points(source, "nb01-q1")
+    assert full >= 3 * tool.CHECK_POINTS  # notebook 01 has three checked exercises
+    expected = {"all_correct": full, "one_wrong": full - q1, "blank": 0.0,
+                "tampering": full - q1, "never_ends": full - q1}
+    scores = {student: float(row["score"]) for student, row in grades.items()}
+    assert scores == expected
+    written = points(source, *(g for g, c in by_id(source).items() if c.metadata.nbgrader["solution"]
+                               and c.metadata.nbgrader["grade"]))
+    assert {float(row["max_score"]) for row in grades.values()} == {full + written}
+
+
+def test_a_rewritten_test_cell_is_detected_and_restored(course):
+    """nbgrader's own checksums show the edit; autograde grades with the original test cell."""
+    from nbgrader.utils import compute_checksum
+
+    submitted = course["dir"] / "submitted"
+    changed = {}
+    for student_dir in submitted.iterdir():
+        notebook = nbformat.read(student_dir / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+        # what `nbgrader validate` reports as "THE CONTENTS OF n TEST CELL(S) HAVE CHANGED!"
+        changed[student_dir.name] = [g for g, c in by_id(notebook).items() if c.metadata.nbgrader["locked"]
+                                     and compute_checksum(c) != c.metadata.nbgrader["checksum"]]
+    assert changed == {"all_correct": [], "one_wrong": [], "blank": [], "tampering": ["nb01-q1"], "never_ends": []}
+
+    graded = nbformat.read(course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+                           as_version=4)
+    test_cell = by_id(graded)["nb01-q1"]
+    assert test_cell.source == by_id(course["source"])["nb01-q1"].source  # the original, hidden tests included
+    errors = [o for o in test_cell.outputs if o.output_type == "error"]
+    assert errors and errors[0].ename == "AssertionError"
+
+
+def test_a_cell_that_never_ends_fails_that_submission_only(course):
+    graded = nbformat.read(course["dir"] / "autograded" / "never_ends" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+                           as_version=4)
+    stopped = by_id(graded)["nb01-q1-answer"]
+    assert "CellTimeoutError" in [o.ename for o in stopped.outputs if o.output_type == "error"], stopped.outputs
+    later = [c for c in graded.cells if c.cell_type == "code" and c.outputs][-1]
+    assert "nb01.q5" in later.source  # the notebook ran on to its last check after the time-out
+
+
+def test_every_submission_has_its_feedback_page_with_its_score(course):
+    for student, row in course["grades"].items():
+        page = course["dir"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
+        assert page.is_file(), f"no feedback for {student}"
+        assert f"Score: {float(row['score'])} / {float(row['max_score'])}" in page.read_text()
