@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import math
 import signal
 import sys
@@ -62,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace the run that the output folder holds")
     train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own settings")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--nproc", type=positive_int, metavar="N",
+                       help="train on N processes with DistributedDataParallel, launched by torchrun (one per GPU "
+                            "on CUDA; batch-size is the global batch)")
     evaluate = commands.add_parser("evaluate", help="test loss, accuracy and per-class accuracy of a checkpoint")
     common(evaluate)
     evaluate.add_argument("checkpoint")
@@ -86,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` hands on to torchrun
     # a `kill` from another terminal ends training like Ctrl-C: the message says how to resume
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -128,6 +134,7 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from . import distributed
     from .data import load_fashion_mnist
     from .experiment import RunFolder, run
 
@@ -145,11 +152,21 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except ConfigError as err:
             parser.error(flags_message(err))
         out = Path(args.out or DEFAULT_OUT)
-    RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)  # before any data is loaded
-    data = load_fashion_mnist(args.data_dir)
-    result = run(config, data, out, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.no_progress)
-    print(f"Test accuracy: {100 * result.test_accuracy:.2f}% (best epoch {result.history.best_epoch} of "
-          f"{len(result.history)} on the validation split, {result.minutes:.1f} min). Files in {out}/")
+    if args.nproc is not None and not distributed.launched_by_torchrun():
+        distributed.check_settings(config, args.nproc)
+        RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)
+        return distributed.launch(args.argv, args.nproc, out)  # runs this command again on each rank
+    with distributed.process_group(config):  # nothing to join without torchrun
+        main_rank = distributed.is_main()
+        if main_rank:
+            RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)  # before any data is loaded
+        with contextlib.nullcontext() if main_rank else contextlib.redirect_stdout(io.StringIO()):
+            data = load_fashion_mnist(args.data_dir)  # says where the data came from: once, not once per rank
+        result = run(config, data, out, resume=bool(args.resume), overwrite=args.overwrite,
+                     progress=not args.no_progress)
+    if main_rank:
+        print(f"Test accuracy: {100 * result.test_accuracy:.2f}% (best epoch {result.history.best_epoch} of "
+              f"{len(result.history)} on the validation split, {result.minutes:.1f} min). Files in {out}/")
     return 0
 
 

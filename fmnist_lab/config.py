@@ -50,6 +50,8 @@ class TrainConfig:
     device: str = setting("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     bf16: bool = setting(True, "bfloat16 autocast where the hardware runs it natively (--no-bf16: float32)")
     channels_last: bool = True
+    sync_bn: bool = setting(False, "several processes on GPUs: BatchNorm statistics over the global batch "
+                                   "(SyncBatchNorm) instead of each process's own")
     log_interval: int = 50  # batches between "Train Epoch" lines
 
     def __post_init__(self) -> None:

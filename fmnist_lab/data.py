@@ -22,6 +22,7 @@ from typing import IO
 import torch
 from torch import Tensor
 
+from .distributed import pad_to_multiple
 from .errors import LabError
 from .files import atomic_write
 
@@ -322,6 +323,12 @@ class Batches:
 
     ``len()`` is the number of batches and ``dataset_size`` the number of images, as
     with a DataLoader, so the MNIST-example log lines work unchanged.
+
+    With ``world_size`` N > 1 this is one rank's view of a data-parallel epoch:
+    ``batch_size`` stays the global batch and the rank gets ``batch_size / N`` images of it
+    per step, its shard of the epoch (``distributed.shard``). Every rank draws the same
+    permutation (same seed), and augmentation is drawn for the whole global batch before it
+    is split, so N ranks together see exactly the batches that one process would.
     """
 
     def __init__(
@@ -334,9 +341,15 @@ class Batches:
         max_shift: int = 0,
         flip: bool = False,
         background: float = 0.0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} (the global batch) does not split evenly over {world_size} "
+                             f"processes; use a multiple of {world_size}")
+        self.rank, self.world_size = rank, world_size
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle = batch_size, shuffle
         self.max_shift, self.flip, self.background = max_shift, flip, background
@@ -347,9 +360,13 @@ class Batches:
         return len(self.labels)
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        padded = -(-len(self.labels) // self.world_size) * self.world_size  # distributed.shard pads to this
+        return -(-padded // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        if self.world_size > 1:
+            yield from self._shard_batches()
+            return
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):
@@ -361,3 +378,21 @@ class Batches:
             if self.max_shift or self.flip:
                 x = augment_batch(x, self.max_shift, self.flip, self.background, self.generator)
             yield x, y
+
+    def _shard_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's part of each global batch: positions rank, rank + N, ... of it.
+
+        Taken batch by batch, these parts are exactly ``distributed.shard`` of the epoch's order
+        (the global batch is a multiple of N), and their union is one process's batch.
+        """
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        padded = pad_to_multiple(order, self.world_size)
+        for start in range(0, len(padded), self.batch_size):
+            idx = padded[start : start + self.batch_size].to(self.images.device)
+            if self.max_shift or self.flip:
+                x = augment_batch(self.images[idx], self.max_shift, self.flip, self.background, self.generator)
+                yield x[self.rank :: self.world_size], self.labels[idx][self.rank :: self.world_size]
+            else:
+                mine = idx[self.rank :: self.world_size]
+                yield self.images[mine], self.labels[mine]

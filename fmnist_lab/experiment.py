@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .checkpoint import CheckpointError, atomic_write_text, read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Batches, FashionMNIST
@@ -96,30 +97,40 @@ def run(config: TrainConfig, data: FashionMNIST, out_dir: str | os.PathLike | No
 
     With ``out_dir`` the run writes the files listed in this module's docstring. A folder
     that already holds a run is refused unless you ``resume`` it (with its own config) or
-    ``overwrite`` it. Minutes count everything: LR finding, training, test.
+    ``overwrite`` it. Minutes count everything: LR finding, training, test. In a process group
+    (``distributed.process_group``) every rank calls ``run``; rank 0 alone logs and writes the folder.
     """
     start = time.perf_counter()
     if resume and out_dir is None:
         raise ConfigError([("out_dir", None, "resume=True needs the folder of the run to continue")])
+    if not distributed.is_main():
+        out_dir, progress, log = None, False, _quiet
     folder = RunFolder(Path(out_dir)) if out_dir is not None else None
     if folder is not None:
         folder.claim(resume, overwrite)
     try:
         torch.manual_seed(config.seed)
         splits = make_splits(data, config)
-        for problem in degenerate_settings(config, len(splits.train_y)):
+        for problem in degenerate_settings(config, len(splits.train_y)) if distributed.is_main() else ():
             warnings.warn(problem, DegenerateRunWarning, stacklevel=2)
         model = Net().to(splits.train_x.device)
-        resume_from, run_id = None, uuid.uuid4().hex
-        if resume:
-            run_id, lr, resume_from = folder.read_resume_state(config)
-            log(f"Resuming {folder.path} after epoch {len(resume_from['history']['train_loss'])}")
-        else:
+
+        def settings() -> tuple[str, float, dict[str, Any] | None]:
+            """Run id, LR and the state to resume: decided once (on rank 0 in a process group)."""
+            if resume:
+                run_id, lr, state = folder.read_resume_state(config)
+                log(f"Resuming {folder.path} after epoch {len(state['history']['train_loss'])}")
+                return run_id, lr, state
+            run_id = uuid.uuid4().hex
             lr = config.lr if config.lr is not None else pick_lr(model, splits, config, log)
             if folder is not None:
                 folder.write_settings(run_id, config, lr)
-        log(f"Training on {splits.train_x.device} with {len(splits.train_y)} images, "
-            f"{len(splits.val_y)} for validation; LR {lr:.4g}")
+            return run_id, lr, None
+
+        run_id, lr, resume_from = distributed.from_rank_zero(settings)
+        processes = distributed.world_size()
+        log(f"Training on {splits.train_x.device}{f' x {processes} processes' if processes > 1 else ''} with "
+            f"{len(splits.train_y)} images, {len(splits.val_y)} for validation; LR {lr:.4g}")
 
         def after_epoch(state: TrainingState) -> None:
             if folder is not None:
@@ -128,11 +139,13 @@ def run(config: TrainConfig, data: FashionMNIST, out_dir: str | os.PathLike | No
                 on_epoch_end(state)
 
         history = fit(model, splits, config, lr, resume_from, after_epoch, progress, log)
-        test = evaluate(model, Batches(splits.test_x, splits.test_y, 1000), splits.test_x.device, config.bf16)
+        test = distributed.from_rank_zero(  # every rank holds the same model: one evaluation is enough
+            lambda: evaluate(model, Batches(splits.test_x, splits.test_y, 1000), splits.test_x.device, config.bf16))
         log(format_eval("Test", test))
         metrics = {"run_id": run_id, "lr": lr, "best_epoch": history.best_epoch, "epochs_run": len(history),
                    "test_accuracy": test.accuracy, "test_loss": test.loss,
                    "minutes": (time.perf_counter() - start) / 60, "device": str(splits.train_x.device),
+                   "processes": processes,
                    "config": asdict(config), "history": history.records()}
         if folder is not None:
             atomic_write_text(folder.path / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
@@ -145,6 +158,10 @@ def run(config: TrainConfig, data: FashionMNIST, out_dir: str | os.PathLike | No
         if folder is not None:
             folder.release()
     return RunResult(model, history, lr, test.loss, test.accuracy, metrics["minutes"], metrics)
+
+
+def _quiet(line: str) -> None:
+    """The log of ranks other than 0: their lines would repeat rank 0's."""
 
 
 def latest_run(parent: str | os.PathLike) -> Path | None:
@@ -177,8 +194,9 @@ def new_run_folder(parent: str | os.PathLike) -> Path:
 
 
 def resume(out_dir: str | os.PathLike, data: FashionMNIST, **kwargs: Any) -> RunResult:
-    """Continue the interrupted run in ``out_dir`` with its own config and LR."""
-    return run(RunFolder(Path(out_dir)).read_settings()[1], data, out_dir, resume=True, **kwargs)
+    """Continue the interrupted run in ``out_dir`` with its own config and LR (read by rank 0 in a process group)."""
+    config = distributed.from_rank_zero(lambda: RunFolder(Path(out_dir)).read_settings()[1])
+    return run(config, data, out_dir, resume=True, **kwargs)
 
 
 class RunFolder:

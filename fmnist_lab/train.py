@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import TrainConfig
 from .data import Batches, FashionMNIST, normalize, pixel_stats, train_val_split
 from .errors import ConfigError, TrainingDiverged
@@ -237,9 +238,10 @@ def make_splits(data: FashionMNIST, config: TrainConfig) -> Splits:
 
 
 def training_batches(splits: Splits, config: TrainConfig) -> Batches:
-    """The shuffled (and optionally augmented) training batches of a run."""
+    """The shuffled (and optionally augmented) training batches of a run; in a process group, this rank's share."""
     return Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed,
-                   max_shift=config.max_shift, flip=config.flip, background=-splits.mean / splits.std)
+                   max_shift=config.max_shift, flip=config.flip, background=-splits.mean / splits.std,
+                   rank=distributed.rank(), world_size=distributed.world_size())
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.SGD:
@@ -299,9 +301,12 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig, lr: float, resume
 
     Stops early after ``config.patience`` epochs without improvement. ``on_epoch_end`` gets the
     TrainingState after each epoch; ``resume_from`` (a ``state_dict()`` of one) continues a run exactly.
+    In a process group (``distributed.process_group``) every rank calls ``fit``: each trains
+    the DistributedDataParallel replica on its shard, and all end with the same history and weights.
     """
     device = splits.train_x.device
     model.to(device).to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    replica = distributed.wrap(model, config.sync_bn)  # the model itself outside a process group
     batches = training_batches(splits, config)
     val_batches = Batches(splits.val_x, splits.val_y, 1000)
     optimizer = make_optimizer(model, config, lr)
@@ -317,12 +322,15 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig, lr: float, resume
                     f"(best {100 * max(history.val_accuracy):.2f}% at epoch {history.best_epoch})")
                 break
             lr_now, start = optimizer.param_groups[0]["lr"], time.perf_counter()
-            train_loss = train_epoch(model, batches, optimizer, epoch, config, scheduler if per_batch else None,
+            distributed.seed_epoch(config.seed, epoch)
+            train_loss = train_epoch(replica, batches, optimizer, epoch, config, scheduler if per_batch else None,
                                      progress, log)
+            train_loss = distributed.mean_over_ranks(train_loss)  # equal shards: the mean of means is the mean
             if scheduler is not None and not per_batch:
                 scheduler.step()
             seconds = time.perf_counter() - start
-            val = evaluate(model, val_batches, device, config.bf16)
+            distributed.sync_buffers(model)  # every rank now holds the model that rank 0 validates and saves
+            val = distributed.from_rank_zero(lambda: evaluate(model, val_batches, device, config.bf16))
             log(format_eval("Validation", val) + f"  [{seconds:.1f} s]")
             history.append(train_loss, val.loss, val.accuracy, lr_now, seconds)
             if history.best_epoch == epoch:

@@ -1,0 +1,82 @@
+"""Exercises of notebook 08: one rank's shard of an epoch, by DistributedSampler's rule."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import distributed
+from . import Exercise, Wrong, call, describe
+
+
+def _shard_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, int, int]]:
+    """case -> (order, rank, world_size)."""
+    shuffled = torch.tensor([7, 2, 9, 0, 4, 1, 8])
+    cases = {
+        "order 0..9, rank 0 of 2": (torch.arange(10), 0, 2),
+        "order 0..9, rank 1 of 2": (torch.arange(10), 1, 2),
+        "order [7, 2, 9, 0, 4, 1, 8], rank 1 of 3 (padding 2)": (shuffled, 1, 3),
+        "order [7, 2, 9, 0, 4, 1, 8], rank 2 of 3 (padding 2)": (shuffled, 2, 3),
+        "order [7, 2, 9, 0, 4, 1, 8], rank 3 of 4 (padding 1)": (shuffled, 3, 4),
+        "order [5], rank 2 of 3 (padding 2, more than the order holds)": (torch.tensor([5]), 2, 3),
+        "order 0..3, rank 0 of 1 (one process)": (torch.arange(4), 0, 1),
+    }
+    if generator is not None:
+        for n in range(4):
+            length = int(torch.randint(1, 40, (1,), generator=generator))
+            world_size = int(torch.randint(1, 9, (1,), generator=generator))
+            rank = int(torch.randint(0, world_size, (1,), generator=generator))
+            order = torch.randperm(length, generator=generator)
+            cases[f"hidden case {n + 1}: a shuffled order of {length}, rank {rank} of {world_size}"] = (
+                order, rank, world_size)
+    return cases
+
+
+def _as_indices(value: object, case: str) -> list[int]:
+    try:
+        indices = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        indices = None
+    if indices is None or indices.dim() != 1 or indices.is_floating_point() or indices.is_complex():
+        raise Wrong(f"`shard_of_epoch` should return a 1-D tensor (or list) of whole-number indices, but on {case} it "
+                    f"returned {describe(value)}")
+    return indices.tolist()
+
+
+def _diagnose(got: list[int], order: Tensor, rank: int, world_size: int, case: str) -> str:
+    """Why ``got`` is not rank ``rank``'s shard: the usual mistakes named, else the two lists."""
+    expected = distributed.shard(order, rank, world_size).tolist()
+    length = len(expected)
+    if len(got) != length:
+        return (f"on {case}, every rank should get ceil({len(order)} / {world_size}) = {length} indices (the order is "
+                f"padded so that all ranks take the same number of steps), but yours has {len(got)}")
+    if got == distributed.pad_to_multiple(order, world_size).tolist()[rank * length : (rank + 1) * length]:
+        return (f"on {case}, you returned a contiguous block of the order; DistributedSampler deals the order out "
+                f"like cards: rank r takes positions r, r + N, r + 2N, ...")
+    positions = [i % len(order) for i in range(rank, length * world_size, world_size)]
+    if got == positions:
+        return (f"on {case}, you returned positions in the order ({got}); return what the order holds there "
+                f"(order[position]): expected {expected}")
+    if got[: len(order[rank::world_size])] == order[rank::world_size].tolist():
+        return (f"on {case}, the first indices are right but the padding is not: the order is padded by repeating "
+                f"its start (order[0], order[1], ...), before the rank takes its positions; expected {expected}, "
+                f"got {got}")
+    return f"on {case}, expected {expected}, but got {got}"
+
+
+def _check_shard(shard_of_epoch, generator: torch.Generator | None = None) -> str:
+    for case, (order, rank, world_size) in _shard_cases(generator).items():
+        got = _as_indices(call(shard_of_epoch, order.clone(), rank, world_size, case=case,
+                               keep_input="leave `order` as it is: every rank shares it"), case)
+        if got != distributed.shard(order, rank, world_size).tolist():
+            raise Wrong(_diagnose(got, order, rank, world_size, case))
+    return ("your shards are DistributedSampler's: equal lengths, padded from the start of the order, rank r taking "
+            "every N-th index from position r.")
+
+
+q1 = Exercise(
+    "nb08.q1", _check_shard,
+    hint_text="First pad: total = ceil(len(order) / world_size) * world_size; repeat the order until it is at least "
+              "that long and cut it there (torch.cat or order.repeat(...)[:total]). Then slice: padded[rank::world_size].",
+    lab_functions=(distributed.shard, distributed.pad_to_multiple),
+)
