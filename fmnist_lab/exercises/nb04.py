@@ -208,7 +208,7 @@ def _check_full_reset(full_reset, generator=None) -> str:
         for case, model in _reset_cases(generator).items():
             _check_reset_case(full_reset, case, model)
     return ("your full_reset re-initialises convolutions and linear layers and puts every BatchNorm back to weight 1, "
-            "bias 0, running mean 0, variance 1 and a batch count of 0, in the lab's Net and in any other model.")
+            "bias 0, running mean 0 and variance 1, in the lab's Net and in any other model.")
 
 
 def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:

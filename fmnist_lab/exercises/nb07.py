@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from ..data import CLASS_NAMES
 from ..interpretability import nearest_neighbours, saliency
 from ..model import Net
 from . import Exercise, Wrong, all_close, as_tensor, call, expect_data, own_random_state, timed
@@ -59,11 +60,11 @@ def _check_saliency(my_saliency, model: Net | None = None, image: Tensor | None 
             _diagnose_saliency(case, got, net, x, t)
     praise = "your saliency map equals the lab's (Captum's) on two random networks, from training mode"
     if model is not None:
-        case = "the image above"
+        case = f"the {CLASS_NAMES[target].lower()}" if 0 <= target < len(CLASS_NAMES) else "the image above"
         mine = as_tensor(call(my_saliency, model, image, target, case=case), "my_saliency", case, (28, 28))
         if not all_close(mine, saliency(model, image[None], target)[0], 1e-3):
             raise Wrong(f"on {case} your map differs from the lab's")
-        praise += "; on the image above too"
+        praise += f"; on {case} too"
     return praise + "."
 
 
