@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -273,6 +274,20 @@ def test_a_looping_answer_is_stopped_by_the_time_limit_with_one_sentence(monkeyp
     assert time.perf_counter() - started < 5
     assert capsys.readouterr().out == ("Not yet: your function ran longer than 0.3 s on a batch of one black and one "
                                        "white 28x28 image.\n")
+
+
+def test_an_alarm_set_before_the_check_still_rings_after_it():
+    rang = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(signum))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        assert nb01.q1.verdict(lambda images: (images.double() / 255).std()).passed
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < remaining <= 30
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert rang == []
 
 
 def test_the_limit_is_several_times_the_references_time_with_a_floor():
