@@ -64,7 +64,7 @@ REPOSITORY = "https://github.com/fmnist-lab/fmnist-lab.git"
 # The time limit of one call of an answer: TIME_FACTOR times the reference's time on that case, at least
 # TIME_FLOOR_S (a floor, because a tiny reference time says little about a slow but fair answer).
 TIME_FLOOR_S = 5.0
-TIME_FACTOR = 20.0
+TIME_FACTOR = 10.0
 
 
 class Wrong(Exception):
