@@ -20,6 +20,7 @@ What each rank does, and why:
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -237,19 +238,20 @@ def launch(argv: list[str], processes: int, out: Path) -> int:
     # torchrun would set 1 thread per process and warn about it; share this machine's cores instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     child = subprocess.Popen(torchrun_command(argv, processes), stderr=subprocess.PIPE, env=env)
-    tail = bytearray()
+    decoder, tail = codecs.getincrementaldecoder("utf-8")(errors="replace"), ""
     try:
         while chunk := os.read(child.stderr.fileno(), 65536):
-            sys.stderr.buffer.write(chunk)  # raw chunks: the progress bar's \r updates stay live
-            sys.stderr.buffer.flush()
-            tail = (tail + chunk)[-65536:]
+            text = decoder.decode(chunk)
+            sys.stderr.write(text)  # chunks, not lines: the progress bar's \r updates stay live
+            sys.stderr.flush()
+            tail = (tail + text)[-65536:]
         returncode = child.wait()
     except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM to this process: torchrun stops its ranks
         child.send_signal(signal.SIGTERM)
         child.wait()
         raise
     if returncode != 0:
-        print(failure_message(tail.decode(errors="replace"), out, processes), file=sys.stderr)
+        print(failure_message(tail, out, processes), file=sys.stderr)
     return returncode
 
 

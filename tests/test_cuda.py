@@ -1,15 +1,23 @@
 """The CUDA path: run where a GPU is present (CI has none; see README for how it was checked)."""
 
+from __future__ import annotations
+
+import dataclasses
+
 import pytest
 import torch
+from torch import nn
 
+from fmnist_lab import distributed
 from fmnist_lab.checkpoint import load_checkpoint
 from fmnist_lab.data import Batches
 from fmnist_lab.experiment import run
 from fmnist_lab.lr_finder import find_lr
 from fmnist_lab.model import Net
 from fmnist_lab.config import TrainConfig
-from fmnist_lab.train import bf16_is_native, evaluate, make_splits, pick_device
+from fmnist_lab.errors import ConfigError
+from fmnist_lab.train import bf16_is_native, evaluate, fit, make_splits, pick_device
+from tests.test_distributed import on_processes, quiet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -43,3 +51,46 @@ def test_lr_finder_on_cuda_restores_everything(tiny_data):
     assert len(result.lrs) > 10
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(cuda_rng, torch.cuda.get_rng_state())
+
+
+class DropoutOffNet(Net):
+    """The lab's network with dropout held off; BatchNorm trains on the batch's statistics."""
+
+    def train(self, mode: bool = True) -> DropoutOffNet:
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, (nn.Dropout, nn.Dropout2d)):
+                module.eval()
+        return self
+
+
+def train_with_sync_bn(data, config: TrainConfig, result_file) -> None:
+    torch.manual_seed(0)
+    model = DropoutOffNet()
+    history = fit(model, make_splits(data, config), config, lr=0.05, progress=False, log=quiet)
+    if distributed.is_main():
+        torch.save({"weights": {name: value.cpu() for name, value in model.state_dict().items()},
+                    "history": dataclasses.asdict(history), "sync_bn": isinstance(model.b1, nn.SyncBatchNorm),
+                    "processes": distributed.world_size(), "backend": torch.distributed.get_backend()}, result_file)
+
+
+def test_ddp_with_sync_bn_on_gpus_trains_the_weights_of_one_process(tiny_data, tmp_path):
+    # one process per GPU (2 where there are 2): BatchNorm over the global batch of 128, as one process computes it
+    processes = min(2, torch.cuda.device_count())
+    config = TrainConfig(epochs=1, batch_size=128, val_size=200, limit_train=384, schedule="constant", bf16=False,
+                         device="cuda", sync_bn=True)
+    on_processes(processes, train_with_sync_bn, tiny_data, config, tmp_path / "ddp.pt")
+    ddp = torch.load(tmp_path / "ddp.pt")
+    assert (ddp["processes"], ddp["backend"], ddp["sync_bn"]) == (processes, "nccl", True)
+
+    torch.manual_seed(0)
+    model = DropoutOffNet()
+    history = fit(model, make_splits(tiny_data, config), config, lr=0.05, progress=False, log=quiet)
+    for name, weights in model.state_dict().items():
+        assert torch.allclose(ddp["weights"][name], weights.cpu(), atol=1e-4, rtol=1e-3), name
+    assert ddp["history"]["train_loss"] == pytest.approx(history.train_loss, rel=1e-4)
+
+
+def test_more_processes_than_gpus_are_refused():
+    with pytest.raises(ConfigError, match="need one GPU each, but PyTorch sees"):
+        distributed.check_settings(TrainConfig(device="cuda", batch_size=256), torch.cuda.device_count() + 1)

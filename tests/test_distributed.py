@@ -132,13 +132,14 @@ def in_process_group(rank: int, world_size: int, port: int, work, data, config: 
     """``work(data, config, path)`` as rank ``rank`` of a gloo group, with the variables torchrun would set."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))
-    torch.set_num_threads(1)  # two processes share the test machine's cores
+    torch.set_num_threads(1)  # the processes share the test machine's cores
     with distributed.process_group(config):
         work(data, config, path)
 
 
-def on_two_processes(work, data, config: TrainConfig, path: Path) -> None:
-    mp.spawn(in_process_group, args=(2, free_port(), work, data, config, path), nprocs=2, join=True)
+def on_processes(processes: int, work, data, config: TrainConfig, path: Path) -> None:
+    """``work(data, config, path)`` on ``processes`` processes of one group (gloo on CPU, nccl on CUDA)."""
+    mp.spawn(in_process_group, args=(processes, free_port(), work, data, config, path), nprocs=processes, join=True)
 
 
 def train_frozen_norm_net(data, config: TrainConfig, result_file: Path) -> None:
@@ -153,7 +154,7 @@ def test_two_processes_of_64_train_the_weights_of_one_process_of_128(tiny_data, 
     # 3 steps of 128 images, float32, no augmentation
     config = TrainConfig(epochs=1, batch_size=128, val_size=200, limit_train=384, schedule="constant", bf16=False,
                          device="cpu")
-    on_two_processes(train_frozen_norm_net, tiny_data, config, tmp_path / "result")
+    on_processes(2, train_frozen_norm_net, tiny_data, config, tmp_path / "result")
     ranks = [torch.load(tmp_path / f"result.rank{r}") for r in (0, 1)]
 
     torch.manual_seed(0)
@@ -193,7 +194,7 @@ def train_interrupt_and_resume(data, config: TrainConfig, folder: Path) -> None:
 def test_a_two_process_run_resumes_exactly(tiny_data, tmp_path):
     # the lab's own network: per-process BatchNorm, dropout on, augmentation on
     config = TrainConfig(epochs=2, batch_size=64, val_size=200, lr=0.05, max_shift=2, device="cpu")
-    on_two_processes(train_interrupt_and_resume, tiny_data, config, tmp_path)
+    on_processes(2, train_interrupt_and_resume, tiny_data, config, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     for name, weights in ranks[0]["whole"].items():
         assert torch.equal(ranks[0]["resumed"][name], weights), name  # resumed after epoch 1 = never stopped
