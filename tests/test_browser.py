@@ -1,7 +1,9 @@
 """The lab as students see it: JupyterLab in headless Chromium, driven by Playwright.
 
-Starts JupyterLab from this environment on 127.0.0.1 (random port and token), opens notebooks 03,
-04 and 05 in quick mode, runs all cells through the menu and checks what a student would see.
+Starts JupyterLab from this environment on 127.0.0.1 (random port and token), opens the notebooks
+with widgets and live plots in quick mode — 05 (training recipes: live curves, progress bar), 06
+(evaluation: the explorer) and 07 (what the network learned: the feature-map widget) — runs all
+cells through the menu and checks what a student would see.
 Screenshots go to test-artifacts/browser/ (ignored by git). Needs Debian's chromium and the
 playwright package: skipped where they are missing, except in CI, where that fails.
 """
@@ -46,14 +48,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def jupyter(tmp_path_factory):
-    """A JupyterLab server over a scratch copy of notebooks 03, 04 and 05; always shut down."""
+    """A JupyterLab server over a scratch copy of notebooks 05, 06 and 07; always shut down."""
     require(Path(CHROMIUM).exists(), "Chromium is not installed (apt-get install -y chromium)")
     try:
         import playwright  # noqa: F401
     except ImportError:
         require(False, "playwright is not installed (pip install -e '.[dev]')")
     root = tmp_path_factory.mktemp("lab")
-    for name in ("03_training_loop.ipynb", "06_evaluation_and_prediction.ipynb", "07_what_the_network_learned.ipynb"):
+    notebooks = ("05_training_recipes.ipynb", "06_evaluation_and_prediction.ipynb", "07_what_the_network_learned.ipynb")
+    for name in notebooks:
         shutil.copy(ROOT / "instructor" / name, root / name)
     lab_settings = {
         # render every cell (no windowing), start the kernel without asking, no news pop-up
@@ -175,18 +178,18 @@ def type_into_slider(page, widget, value: str) -> None:
     page.keyboard.press("Enter")
 
 
-def test_training_notebook_in_the_browser(browser, jupyter):
-    page = run_all_cells(browser, jupyter, "03_training_loop.ipynb")
+def test_training_recipes_notebook_in_the_browser(browser, jupyter):
+    page = run_all_cells(browser, jupyter, "05_training_recipes.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "03_training.png"))
-    notebook = saved_notebook(jupyter, "03_training_loop.ipynb")
+    page.screenshot(path=str(ARTIFACTS / "05_training_recipes.png"))
+    notebook = saved_notebook(jupyter, "05_training_recipes.ipynb")
     assert error_outputs(notebook) == []
     # the tqdm widget bar over the epochs rendered and reached 100%
     bar = page.locator(".jp-OutputArea .widget-hbox", has_text="Training").filter(has_text="100%")
     bar.first.wait_for(timeout=30_000)
     assert page.locator(".jp-OutputArea .widget-hbox .widget-progress, .jp-OutputArea .widget-hbox progress,"
                         " .jp-OutputArea .widget-hprogress").count() >= 1
-    bar.first.screenshot(path=str(ARTIFACTS / "03_progress_bar.png"))
+    bar.first.screenshot(path=str(ARTIFACTS / "05_progress_bar.png"))
     # the live training curves are one figure, updated in place
     live = outputs_of_cell(notebook, "LiveHistoryPlot()")
     assert sum("image/png" in o.get("data", {}) for o in live) == 1
@@ -195,7 +198,7 @@ def test_training_notebook_in_the_browser(browser, jupyter):
 
 def test_evaluation_notebook_in_the_browser(browser, jupyter):
     page = run_all_cells(browser, jupyter, "06_evaluation_and_prediction.ipynb")
-    page.screenshot(path=str(ARTIFACTS / "04_evaluation.png"))
+    page.screenshot(path=str(ARTIFACTS / "06_evaluation.png"))
     notebook = saved_notebook(jupyter, "06_evaluation_and_prediction.ipynb")
     assert error_outputs(notebook) == []
     assert any("image/png" in o.get("data", {}) for o in outputs_of_cell(notebook, "plot_confusion_matrix(cm"))
@@ -223,7 +226,7 @@ def test_evaluation_notebook_in_the_browser(browser, jupyter):
 
 def test_interpretability_notebook_in_the_browser(browser, jupyter):
     page = run_all_cells(browser, jupyter, "07_what_the_network_learned.ipynb")
-    page.screenshot(path=str(ARTIFACTS / "05_what_the_network_learned.png"))
+    page.screenshot(path=str(ARTIFACTS / "07_what_the_network_learned.png"))
     notebook = saved_notebook(jupyter, "07_what_the_network_learned.ipynb")
     assert error_outputs(notebook) == []
     attributions = outputs_of_cell(notebook, "plot_attributions(data.test_images[picks], attributions")

@@ -17,8 +17,8 @@ MARKER = "# NBVAL_CHECK_OUTPUT"
 
 def test_the_notebooks_exist_in_the_order_a_student_learns():
     assert [p.stem for p in NOTEBOOKS] == [
-        "01_data_inspection", "03_training_loop", "04_lr_sweep", "06_evaluation_and_prediction",
-        "07_what_the_network_learned"]
+        "01_data_inspection", "02_the_network", "03_training_loop", "04_lr_sweep", "05_training_recipes",
+        "06_evaluation_and_prediction", "07_what_the_network_learned", "08_more_than_one_device"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
