@@ -23,8 +23,9 @@ c.CourseDirectory.course_id = "fmnist-lab"
 
 # Each cell of a submission runs under this limit (seconds) when it is autograded: a cell that
 # exceeds it (an infinite loop, say) is interrupted and recorded as an error, the rest of that
-# notebook still runs, and so does the grading of every other submission. In quick mode (as
-# `make autograde` runs) the lab's slowest cells take well under a minute on a laptop CPU.
+# notebook still runs, and so does the grading of every other submission. 300 s is meant for
+# quick mode, as `make autograde` runs (notebook 01's slowest cell took 8 s on a busy 2-core
+# machine); in full mode (QUICK=0) a training cell runs for minutes: raise it (TIMEOUT=...).
 c.Execute.timeout = 300
 
 # `make collect`: a folder of submissions, one folder (or zip file) per student, named by the

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +67,27 @@ def test_the_check_gets_hidden_tests_once_with_a_seed_fixed_by_its_label():
     assert tool.seed_for("nb09.q1") != tool.seed_for("nb09.q2")
     again = tool.derive(nbformat.from_dict(notebook), "nb09")
     assert again == notebook  # idempotent: hidden tests are not appended twice, ids do not move
+
+
+def test_hidden_tests_follow_a_renamed_check_and_an_instructors_own_are_kept():
+    notebook = tool.derive(lab_notebook(), "nb09")
+    notebook.cells[4].source = notebook.cells[4].source.replace("check(double, 21)", "check(twice, 21)")
+    assert tool.hidden_tests("nb09.q1", "twice") in tool.derive(notebook, "nb09").cells[4].source
+    own = "nb09.q1.check(double, 21)\n### BEGIN HIDDEN TESTS\nassert double(2) == 4\n### END HIDDEN TESTS"
+    notebook.cells[4].source = own
+    assert tool.derive(notebook, "nb09").cells[4].source == own
+
+
+def test_a_prediction_in_a_lesson_section_is_named_after_the_section():
+    notebook = lab_notebook()
+    notebook.cells[1:1] = [nbformat.v4.new_markdown_cell("## 8 · An experiment\n\n### Without dropout"),
+                           nbformat.v4.new_markdown_cell("**My prediction:**\n\n"
+                                                         "### BEGIN SOLUTION\nx\n### END SOLUTION"),
+                           nbformat.v4.new_markdown_cell("## What you have seen")]
+    assert tool.derive(notebook, "nb09").cells[2].metadata.nbgrader["grade_id"] == "nb09-sec8-answer"
+    notebook.cells[3].source += "\n\n**My answer:**\n\n### BEGIN SOLUTION\ny\n### END SOLUTION"
+    with pytest.raises(tool.ConventionError, match="outside any exercise or section"):
+        tool.derive(notebook, "nb09")
 
 
 def test_an_instructors_points_are_kept():
@@ -130,7 +149,8 @@ def by_id(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
 
 
 def without_markers(source: str) -> str:
-    return "\n".join(line for line in source.split("\n") if line.strip() not in (tool.BEGIN_SOLUTION, tool.END_SOLUTION))
+    markers = (tool.BEGIN_SOLUTION, tool.END_SOLUTION)
+    return "\n".join(line for line in source.split("\n") if line.strip() not in markers)
 
 
 def submission(released: nbformat.NotebookNode, source: nbformat.NotebookNode,

@@ -9,8 +9,9 @@ Rerunning it changes nothing, so it can follow any edit of a notebook. From the 
   defines the function that check ``nbNN.qK`` is given, else ``nbNN-exE-code`` (in exercise E,
   a "### E · ..." heading) or ``nbNN-secS-code`` (in section S, a "## S · ..." heading);
 - a code cell calling ``nbNN.qK.check(fn, ...)`` is an **autograded test cell** ``nbNN-qK``
-  (locked, CHECK_POINTS points); it gets a hidden-tests region, if it has none, that runs the
-  same check strictly on cases drawn from a seed fixed per label::
+  (locked, CHECK_POINTS points); it gets a hidden-tests region, if it has none (or the one this
+  tool wrote names another check), that runs the same check strictly on cases drawn from a seed
+  fixed per label::
 
       ### BEGIN HIDDEN TESTS
       nb01.q1.check(pixel_std, strict=True, seed=4821)
@@ -27,6 +28,7 @@ afresh each run. ``--check`` changes nothing and exits 1 if a notebook would cha
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import re
 import sys
@@ -46,6 +48,8 @@ CHECK_CALL = re.compile(r"\b(nb\d\d)\.q(\d+)\.check\(\s*([A-Za-z_]\w*)")
 # "### 2 · ..." or "### Exercise 2 · ..." starts exercise 2; "## 8 · ..." starts section 8 (a prediction
 # may sit in a lesson's section), and any other "## ..." heading ends both.
 HEADING = re.compile(r"^(##|###)\s+(?:Exercise\s+)?(\d+)?\s*(·)?", re.M)
+GENERATED_HIDDEN = re.compile(  # a hidden-tests region as hidden_tests() writes it
+    rf"{BEGIN_HIDDEN}\nnb\d\d\.q\d+\.check\(\w+, strict=True, seed=\d+\)\n{END_HIDDEN}")
 DEFINITION = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.M)
 NOTEBOOK_NUMBER = re.compile(r"^(\d\d)_")
 
@@ -99,8 +103,9 @@ def metadata(grade_id: str, *, grade: bool, solution: bool, locked: bool, points
 
 
 def kept_points(cell, default: int) -> float:
-    """The points an instructor set on this graded cell, or the default."""
-    return cell.metadata.get("nbgrader", {}).get("points") or default
+    """The points an instructor set on this graded cell (0 included), or the default."""
+    points = cell.metadata.get("nbgrader", {}).get("points")
+    return default if points is None else points
 
 
 def derive(notebook: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNode:
@@ -135,7 +140,10 @@ def derive(notebook: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNod
                     raise ConventionError(f"one check per cell, found {sorted(labels)}")
                 nb, number, function = checks[0]
                 label = f"{nb}.q{number}"
-                if not hidden:
+                ours = GENERATED_HIDDEN.search(cell.source)
+                if ours and ours.group(0) != hidden_tests(label, function):  # the check was renamed since
+                    cell.source = cell.source.replace(ours.group(0), hidden_tests(label, function))
+                elif not hidden:  # an instructor's own hidden tests are left as they are
                     cell.source = cell.source.rstrip("\n") + "\n" + hidden_tests(label, function)
                 grade_id = label.replace(".", "-")
                 fields = metadata(grade_id, grade=True, solution=False, locked=True,
@@ -173,22 +181,21 @@ def prefix_of(path: Path) -> str:
     """``nb01`` for ``01_data_inspection.ipynb``."""
     match = NOTEBOOK_NUMBER.match(path.name)
     if not match:
-        raise ConventionError(f"a notebook's name must start with its two-digit number, as 01_name.ipynb")
+        raise ConventionError("a notebook's name must start with its two-digit number, as 01_name.ipynb")
     return f"nb{match.group(1)}"
 
 
 def update(path: Path, check_only: bool = False) -> bool:
     """Derive the metadata of the notebook at ``path``; write it unless ``check_only``. True if it changed."""
-    before = path.read_text(encoding="utf-8")
+    before = nbformat.read(path, as_version=4)
     try:
-        notebook = derive(nbformat.read(path, as_version=4), prefix_of(path))
+        after = derive(copy.deepcopy(before), prefix_of(path))
     except ConventionError as err:
         raise ConventionError(f"{path.name}, {err}") from None
-    after = nbformat.writes(notebook) + "\n"
-    if after == before:
+    if after == before:  # compared as notebooks, so how the file was formatted does not matter
         return False
     if not check_only:
-        path.write_text(after, encoding="utf-8")
+        nbformat.write(after, path)
     return True
 
 
