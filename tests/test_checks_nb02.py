@@ -40,17 +40,17 @@ def test_conv_output_size_right_answers_pass(answer, seed):
 
 
 SIZE_WRONG = {
-    "forgot the padding": (lambda n, k, p, s: (n - k) // s + 1, "on c1 (n=28, kernel 3, padding 1, stride 1), you "
-                                                                 "forgot the padding"),
+    "forgot the padding": (lambda n, k, p, s: (n - k) // s + 1, ("on c1 (n=28, kernel 3, padding 1, stride 1), you "
+                                                                 "forgot the padding")),
     "padding once": (lambda n, k, p, s: (n + p - k) // s + 1, "you added the padding once"),
-    "rounded up": (lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1, "on the last max-pool (n=7, kernel 2, "
-                                                                          "padding 0, stride 2), you rounded up"),
+    "rounded up": (lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1, ("on the last max-pool (n=7, kernel 2, "
+                                                                          "padding 0, stride 2), you rounded up")),
     "not rounded": (lambda n, k, p, s: (n + 2 * p - k) / s + 1, "your size is not a whole number"),
     "no + 1": (lambda n, k, p, s: (n + 2 * p - k) // s, "you forgot the + 1"),
     "no stride": (lambda n, k, p, s: n + 2 * p - k + 1, "you forgot the stride"),
     "+ 1 before dividing": (lambda n, k, p, s: (n + 2 * p - k + 1) // s, "you added the 1 before dividing"),
-    "the notebook's 28, always": (lambda n, k, p, s: 28, "on the first max-pool (n=28, kernel 2, padding 0, stride "
-                                                         "2), the answer should be 14, but `<lambda>` returned 28"),
+    "the notebook's 28, always": (lambda n, k, p, s: 28, ("on the first max-pool (n=28, kernel 2, padding 0, stride "
+                                                         "2), the answer should be 14, but `<lambda>` returned 28")),
     "a string": (lambda n, k, p, s: str((n + 2 * p - k) // s + 1), "should return one number"),
 }
 
@@ -63,7 +63,7 @@ def test_conv_output_size_wrong_answers_get_their_sentence(answer, sentence, see
 
 def test_conv_output_size_hidden_cases_catch_an_answer_tuned_to_the_fixed_ones():
     fixed = {args: nb02._conv_output_size(*args) for args in nb02.SIZE_CASES.values()}
-    tuned = lambda n, k, p, s: fixed.get((n, k, p, s), 1)  # noqa: E731
+    tuned = lambda n, k, p, s: fixed.get((n, k, p, s), 1)
     assert_right(nb02.q1, tuned)
     assert_wrong(nb02.q1, tuned, "the answer should be", seed=3)
 
@@ -147,8 +147,8 @@ BN_WRONG = {
     "evaluation mode of a fresh layer": (lambda x, g, b, eps: scaled(x / math.sqrt(1 + eps), g, b),
                                          "which is evaluation mode"),
     "half the answer": (lambda x, g, b, eps: bn_keepdim(x, g, b, eps) / 2,
-                        "on 4 images, 3 channels of different means and spreads, 5x5 pixels, eps 1e-5, the answer "
-                        "should be a tensor starting"),
+                        ("on 4 images, 3 channels of different means and spreads, 5x5 pixels, eps 1e-5, the answer "
+                        "should be a tensor starting")),
     "the channel means only": (lambda x, g, b, eps: x.mean(dim=(0, 2, 3)), "should return shape (4, 3, 5, 5)"),
 }
 
@@ -219,8 +219,8 @@ PARAMS_WRONG = {
     "one bias": (lambda i, o, k: i * k * k * o + 1, "you gave the whole layer one bias"),
     "kernel not squared": (lambda i, o, k: i * k * o + o, "a kernel is kernel × kernel weights"),
     "no input channels": (lambda i, o, k: k * k * o + o, "you forgot the input channels"),
-    "c1's 320, always": (lambda i, o, k: 320, "on c2 (32 -> 64 channels, 3x3), the answer should be 18,496, but "
-                                              "`<lambda>` returned 320"),
+    "c1's 320, always": (lambda i, o, k: 320, ("on c2 (32 -> 64 channels, 3x3), the answer should be 18,496, but "
+                                              "`<lambda>` returned 320")),
     "count_parameters of a Conv2d": (lambda i, o, k: count_parameters(nn.Conv2d(i, o, k)),
                                      "calls the lab's own `count_parameters`"),
     "a Conv2d's parameters summed": (lambda i, o, k: sum(p.numel() for p in nn.Conv2d(i, o, k).parameters()),

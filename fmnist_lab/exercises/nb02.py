@@ -120,19 +120,19 @@ def _scaled(x_hat: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
 
 
 _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
-    ("you divided by the unbiased variance (N − 1); BatchNorm normalises with the biased variance: "
-     "x.var(dim=(0, 2, 3), correction=0)",
+    (("you divided by the unbiased variance (N − 1); BatchNorm normalises with the biased variance: "
+     "x.var(dim=(0, 2, 3), correction=0)"),
      lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean((0, 2, 3), keepdim=True),
                                              x.double().var((0, 2, 3), keepdim=True), eps), g, b)),
-    ("you took one mean and variance over the whole tensor; BatchNorm takes one per channel, over the batch and "
-     "the positions: dim=(0, 2, 3)",
+    (("you took one mean and variance over the whole tensor; BatchNorm takes one per channel, over the batch and "
+     "the positions: dim=(0, 2, 3)"),
      lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean(), x.double().var(correction=0), eps), g, b)),
-    ("you normalised each image's channel on its own (that is InstanceNorm); BatchNorm pools the whole batch and "
-     "every position of a channel: dim=(0, 2, 3)",
+    (("you normalised each image's channel on its own (that is InstanceNorm); BatchNorm pools the whole batch and "
+     "every position of a channel: dim=(0, 2, 3)"),
      lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean((2, 3), keepdim=True),
                                              x.double().var((2, 3), correction=0, keepdim=True), eps), g, b)),
-    ("you took the statistics over the batch only (dim=0), one per pixel; after a convolution BatchNorm also pools "
-     "the positions: dim=(0, 2, 3)",
+    (("you took the statistics over the batch only (dim=0), one per pixel; after a convolution BatchNorm also pools "
+     "the positions: dim=(0, 2, 3)"),
      lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean(0, keepdim=True),
                                              x.double().var(0, correction=0, keepdim=True), eps), g, b)),
     ("you left out eps: divide by sqrt(var + eps), which also keeps a constant channel from dividing by zero",
@@ -144,8 +144,8 @@ _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
      lambda x, g, b, eps: _batchnorm_train(x, torch.ones_like(g), torch.zeros_like(b), eps)),
     ("gamma and beta are swapped: gamma scales (multiplies), beta shifts (adds)",
      lambda x, g, b, eps: _batchnorm_train(x, b, g, eps)),
-    ("you used a fresh layer's running averages (mean 0, variance 1), which is evaluation mode; in training mode "
-     "BatchNorm uses the statistics of the batch itself",
+    (("you used a fresh layer's running averages (mean 0, variance 1), which is evaluation mode; in training mode "
+     "BatchNorm uses the statistics of the batch itself"),
      lambda x, g, b, eps: _scaled(x.double() / math.sqrt(1 + eps), g, b)),
 ]
 
@@ -157,7 +157,7 @@ _BATCHNORM_LIBRARY = (F.batch_norm, torch.batch_norm, torch.native_batch_norm, n
 def _batchnorm_case(generator: torch.Generator, shape: tuple[int, int, int, int], eps: float, spread: float = 1.0,
                     identity: bool = False) -> tuple[Tensor, Tensor, Tensor, float]:
     """A float32 batch whose channels have different means and spreads, and per-channel gamma and beta."""
-    n, c, h, w = shape
+    c = shape[1]  # channels
     means = torch.randn(c, generator=generator) * 3
     spreads = (torch.rand(c, generator=generator) * 2 + 0.2) * spread
     x = torch.randn(shape, generator=generator) * _per_channel(spreads) + _per_channel(means)
