@@ -1,0 +1,104 @@
+"""Notebook 08's check (one rank's shard of an epoch): right answers of every kind pass, each wrong one gets its
+sentence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fmnist_lab import distributed
+from fmnist_lab.exercises import nb08
+from tests.checks_support import SEEDS, assert_right, assert_wrong
+
+
+def shard_sliced(order, rank, world_size):
+    total = -(-len(order) // world_size) * world_size
+    return order.repeat(total // len(order) + 1)[:total][rank::world_size]
+
+
+def shard_by_modulo(order, rank, world_size):
+    total = -(-len(order) // world_size) * world_size
+    return [int(order[i % len(order)]) for i in range(rank, total, world_size)]
+
+
+def shard_with_a_loop(order, rank, world_size):
+    padded = list(order.tolist())
+    while len(padded) % world_size:
+        padded.append(padded[len(padded) - len(order)])
+    return torch.tensor(padded[rank::world_size])
+
+
+def shard_with_numpy(order, rank, world_size):
+    import numpy as np
+
+    values = order.numpy()
+    padding = -len(values) % world_size
+    return np.resize(values, len(values) + padding)[rank::world_size]  # np.resize repeats from the start
+
+
+def shard_with_itertools(order, rank, world_size):
+    from itertools import cycle, islice
+
+    total = len(order) + (-len(order) % world_size)
+    return list(islice(cycle(order.tolist()), total))[rank::world_size]
+
+
+def shard_unpadded(order, rank, world_size):
+    return order[rank::world_size]
+
+
+def shard_contiguous(order, rank, world_size):
+    size = -(-len(order) // world_size)
+    padded = torch.cat([order, order[: size * world_size - len(order)]])
+    return padded[rank * size : (rank + 1) * size]
+
+
+def shard_padded_from_the_end(order, rank, world_size):
+    padding = -len(order) % world_size
+    return torch.cat([order, order[len(order) - padding :]])[rank::world_size] if padding else order[rank::world_size]
+
+
+def shard_padding_once(order, rank, world_size):  # wrong only where the padding is longer than the order
+    return torch.cat([order, order[: -len(order) % world_size]])[rank::world_size]
+
+
+def shard_ignoring_the_order(order, rank, world_size):
+    total = -(-len(order) // world_size) * world_size
+    return torch.arange(total)[rank::world_size] % len(order)
+
+
+def shard_in_place(order, rank, world_size):
+    order[:] = order.sort().values  # spoils the order that every rank shares
+    return shard_sliced(order, rank, world_size)
+
+
+def shard_by_the_lab(order, rank, world_size):
+    return distributed.shard(order, rank, world_size)
+
+
+RIGHT = {"slicing a repeated order": shard_sliced, "positions modulo the length": shard_by_modulo,
+         "a loop that pads": shard_with_a_loop, "NumPy's resize": shard_with_numpy,
+         "itertools.cycle": shard_with_itertools}
+
+WRONG = {
+    "no padding": (shard_unpadded, "every rank should get ceil(7 / 3) = 3 indices"),
+    "contiguous blocks": (shard_contiguous, "contiguous block of the order; DistributedSampler deals the order out"),
+    "padded from the end": (shard_padded_from_the_end, "the padding is not: the order is padded by repeating its start"),
+    "padding longer than the order": (shard_padding_once, "order [5], rank 2 of 3"),
+    "positions, not the order's indices": (shard_ignoring_the_order,
+                                           "you returned positions in the order ([1, 4, 0]); return what the order holds"),
+    "changes the shared order": (shard_in_place, "leave `order` as it is"),
+    "the lab's shard": (shard_by_the_lab, "distributed.shard"),
+}
+
+
+@pytest.mark.parametrize("answer", RIGHT.values(), ids=RIGHT)
+def test_right_answers_pass_on_every_case_hidden_ones_included(answer):
+    assert_right(nb08.q1, answer)
+    for seed in SEEDS:
+        assert_right(nb08.q1, answer, seed=seed)
+
+
+@pytest.mark.parametrize("answer, sentence", WRONG.values(), ids=WRONG)
+def test_each_typical_mistake_gets_its_sentence(answer, sentence):
+    assert_wrong(nb08.q1, answer, sentence)
