@@ -215,6 +215,7 @@ def cli(*argv: str, **popen) -> subprocess.Popen:
 TRAIN = ["train", "--nproc", "2", "--limit-train", "512", "--batch-size", "128", "--lr", "0.05", "--no-progress"]
 
 
+@pytest.mark.real_data
 def test_a_one_epoch_run_on_two_processes_from_the_command_line(real_data, tmp_path):
     out = tmp_path / "run"
     process = cli(*TRAIN, "--epochs", "1", "--out", str(out))
@@ -252,6 +253,7 @@ def pid_of_rank(rank: int, token: str) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
+@pytest.mark.real_data
 def test_a_killed_rank_ends_the_run_with_a_clear_message_and_whole_files(real_data, tmp_path):
     out, token = tmp_path / "run", uuid.uuid4().hex
     process = cli(*TRAIN, "--epochs", "30", "--out", str(out), env={"FMNIST_LAB_TEST_RUN": token})
