@@ -176,13 +176,13 @@ def bn_module(x, gamma, beta, eps):
 
 
 BN_LIBRARY = {
-    "F.batch_norm": (bn_functional, "calls the lab's own `batch_norm`"),
-    "nn.BatchNorm2d": (bn_module, "calls the lab's own `BatchNorm2d`"),
+    "F.batch_norm": (bn_functional, "calls PyTorch's ready-made `batch_norm`"),
+    "nn.BatchNorm2d": (bn_module, "calls PyTorch's ready-made `BatchNorm2d`"),
     "batch_norm under another name": (lambda x, g, b, eps: renamed_batch_norm(x, None, None, g, b, True, 0.1, eps),
-                                      "calls the lab's own `batch_norm`"),
+                                      "calls PyTorch's ready-made `batch_norm`"),
     "torch.nn.functional spelled out": (lambda x, g, b, eps: torch.nn.functional.batch_norm(
-        x, None, None, g, b, training=True, eps=eps), "calls the lab's own `batch_norm`"),
-    "F.batch_norm in a helper": (bn_through_a_helper, "calls the lab's own `batch_norm`"),
+        x, None, None, g, b, training=True, eps=eps), "calls PyTorch's ready-made `batch_norm`"),
+    "F.batch_norm in a helper": (bn_through_a_helper, "calls PyTorch's ready-made `batch_norm`"),
 }
 
 
@@ -224,7 +224,7 @@ PARAMS_WRONG = {
     "count_parameters of a Conv2d": (lambda i, o, k: count_parameters(nn.Conv2d(i, o, k)),
                                      "calls the lab's own `count_parameters`"),
     "a Conv2d's parameters summed": (lambda i, o, k: sum(p.numel() for p in nn.Conv2d(i, o, k).parameters()),
-                                     "calls the lab's own `Conv2d`"),
+                                     "calls PyTorch's ready-made `Conv2d`"),
 }
 
 

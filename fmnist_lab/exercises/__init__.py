@@ -308,7 +308,8 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                         modules.append(value)
         for value in found:
             if any(value is lab for lab in lab_functions):
-                raise Wrong(f"`{getattr(answer, '__name__', 'your function')}` calls the lab's own "
+                owner = "the lab's own" if value.__module__.startswith("fmnist_lab") else "PyTorch's ready-made"
+                raise Wrong(f"`{getattr(answer, '__name__', 'your function')}` calls {owner} "
                             f"`{value.__name__}` ({value.__module__}.{value.__name__}); this exercise asks you to "
                             f"compute it yourself")
             if isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
