@@ -92,9 +92,10 @@ def _check_conv_output_size(conv_output_size, generator: torch.Generator | None 
 
 q1 = Exercise(
     "nb02.q1", _check_conv_output_size,
-    hint_text="Padding adds `padding` pixels on each side, so the input is n + 2·padding wide. A window of `kernel` "
-              "pixels fits at n + 2·padding − kernel + 1 positions when it moves one pixel at a time; moving `stride` "
-              "pixels at a time, it fits at (n + 2·padding − kernel) // stride + 1.",
+    hint_text="Padding adds `padding` pixels on each side, so the window moves over n + 2·padding pixels. Its left "
+              "edge can start at 0, stride, 2·stride, … up to the last start where all `kernel` pixels still fit: "
+              "n + 2·padding − kernel. Count those starts (a window that does not fit is dropped, so round down), and "
+              "compare with the formula of section 1.",
 )
 
 
@@ -216,10 +217,10 @@ def _check_batchnorm_train(batchnorm_train, features: Tensor | None = None, gene
 
 q3 = Exercise(
     "nb02.q3", _check_batchnorm_train,
-    hint_text="One mean and one variance per channel, over the batch and both image dimensions: "
-              "mean = x.mean(dim=(0, 2, 3), keepdim=True), var = x.var(dim=(0, 2, 3), correction=0, keepdim=True). "
-              "Normalise: (x - mean) / torch.sqrt(var + eps). Then gamma.view(1, -1, 1, 1) * that + "
-              "beta.view(1, -1, 1, 1).",
+    hint_text="Section 3 did this for `features` (mu, var, x_hat, by_hand): do the same for any x. One mean and one "
+              "*biased* variance (correction=0) per channel, over the images and both image dimensions, dim=(0, 2, 3); "
+              "keepdim=True keeps them (1, C, 1, 1) so that they broadcast against x. eps goes inside the square "
+              "root. gamma and beta are (C,): reshape them to (1, C, 1, 1) with .view(1, -1, 1, 1).",
     lab_functions=_BATCHNORM_LIBRARY,
 )
 
@@ -281,7 +282,8 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
 
 q4 = Exercise(
     "nb02.q4", _check_conv_params,
-    hint_text="Each output channel has one kernel × kernel filter for every input channel, and one bias: "
-              "in_channels · kernel · kernel weights + 1 bias, times out_channels.",
+    hint_text="Look at the weight's shape in section 1: (out channels, in channels, 3, 3) — each output channel has "
+              "one kernel × kernel grid for every input channel. Multiply the four sizes, then add the bias: one per "
+              "output channel (c1: 1 · 3 · 3 · 32 + 32 = 320).",
     lab_functions=_PARAMS_LIBRARY,
 )
