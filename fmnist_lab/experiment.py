@@ -169,7 +169,7 @@ def latest_run(parent: str | os.PathLike) -> Path | None:
 
     Finished: its folder holds metrics.json (written last) and no .lock (no run is writing there now, such
     as an --overwrite rerun). Only ``parent``'s own subfolders count, so a notebook that reads
-    ``runs/notebook03`` never gets a run that another notebook wrote into its own folder.
+    ``runs/notebook05`` never gets a run that another notebook wrote into its own folder.
     """
     finished = [p.parent for p in Path(parent).glob("*/metrics.json") if not (p.parent / ".lock").exists()]
     return max(finished, key=lambda p: (p / "metrics.json").stat().st_mtime, default=None)

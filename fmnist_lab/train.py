@@ -253,7 +253,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, lr: fl
     """The LR schedule and whether it steps per batch (True) or per epoch (False)."""
     if config.schedule == "onecycle":
         # OneCycleLR also cycles the momentum, 0.95 -> 0.85 -> 0.95, against the LR: the configured
-        # momentum is replaced while it runs (notebook 03 plots both)
+        # momentum is replaced while it runs (notebook 05 plots both)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch), True
     if config.schedule == "step":  # step_size 1, gamma 0.7: PyTorch's MNIST example

@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmnist_lab.exercises import nb03, nb05
+from fmnist_lab import make_config
+from fmnist_lab.exercises import WRONG, nb03, nb05
+from fmnist_lab.train import train_epoch, train_step
 from fmnist_lab.model import Net
 from tests.checks_support import assert_right, assert_wrong
 
@@ -217,3 +219,13 @@ def test_the_rule_the_check_holds_is_fits_rule(accuracies, patience):
     """The check's expected answer, against an independent statement of it: no new best in the last `patience`."""
     expected = len(accuracies) > patience and max(accuracies[:-patience]) >= max(accuracies[-patience:])
     assert nb05._expected_stop(accuracies, patience) == expected
+
+
+@pytest.mark.parametrize("answer", [
+    lambda model, batches, optimizer: train_epoch(model, batches, optimizer, 1, make_config("report")),
+    lambda model, batches, optimizer: sum(train_step(model, x, y, optimizer, make_config("report"))
+                                          for x, y in batches) / len(batches),
+], ids=["train_epoch", "train_step"])
+def test_train_one_epoch_refuses_the_packages_own_loop(answer):
+    result = nb03.q2.verdict(answer)
+    assert result.status == WRONG and "calls the lab's own `train_" in result.message, result.message

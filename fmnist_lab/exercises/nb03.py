@@ -10,6 +10,7 @@ from torch import nn
 
 from ..data import Batches
 from ..model import Net
+from ..train import train_epoch, train_step
 from . import Exercise, Wrong, as_number, call, close, own_random_state, timed
 
 
@@ -126,4 +127,5 @@ q2 = Exercise(
     hint_text="It is the loop of section 3 without the printing: model.train(); then for x, y in batches: "
               "zero_grad, forward, F.nll_loss, backward, step. Add loss.item() * len(y) to a total and divide by "
               "the number of images at the end.",
+    lab_functions=(train_epoch, train_step),
 )
