@@ -3,7 +3,8 @@
 Forward hooks record what a layer computes without changing the model, and every function
 here removes its hooks before it returns, even when the forward pass fails. The functions
 run the model in eval mode (dropout off, BatchNorm's running statistics) and then restore
-the mode it was in. Attributions come from Captum, PyTorch's interpretability library.
+the mode it was in. Saliency and occlusion come from Captum, PyTorch's interpretability library;
+Grad-CAM is computed here, on the activated maps (see ``grad_cam``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .data import CLASS_NAMES, normalize
 
@@ -132,20 +134,29 @@ def saliency(model: nn.Module, x: Tensor, target: Tensor | int) -> Tensor:
     return maps.detach().squeeze(1).cpu()
 
 
-def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int, layer: nn.Module | None = None) -> Tensor:
-    """Grad-CAM on the last conv block (``b3``'s 7x7 maps), upsampled to the image: (N, 28, 28).
+def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int, negative_slope: float = 0.01) -> Tensor:
+    """Grad-CAM on the last conv block's activated maps, LeakyReLU(``b3``), 7x7, upsampled to the image: (N, 28, 28).
 
     Each of the 128 maps is weighted by the mean gradient of the target's log-probability
     over it; the weighted sum, clipped at zero, marks regions that raise that class.
+    ``Net`` applies LeakyReLU as a function, so no module outputs the activated maps: we record
+    ``b3``'s output z and the gradient g there, and take a = leaky_relu(z) with its gradient
+    g / leaky_relu'(z) (the chain rule backwards: the derivative is 1 where z > 0, else the slope).
     """
-    from captum.attr import LayerAttribution, LayerGradCam
-
-    layer = layer if layer is not None else model.b3
     with evaluating(model):
         x, target = _prepare(model, x, target)
-        maps = LayerGradCam(model, layer).attribute(x.clone().requires_grad_(True), target=target,
-                                                    relu_attributions=True)
-        maps = LayerAttribution.interpolate(maps, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+        outputs: list[Tensor] = []  # b3's output, kept in the graph (recording() detaches)
+        handle = model.b3.register_forward_hook(lambda _module, _args, output: outputs.append(output))
+        try:
+            log_probabilities = model(x)
+        finally:
+            handle.remove()
+        (z,) = outputs
+        (gradient_z,) = torch.autograd.grad(log_probabilities.gather(1, target[:, None]).sum(), z)
+        activated = F.leaky_relu(z, negative_slope)
+        gradient = gradient_z / torch.where(z > 0, 1.0, negative_slope)
+        maps = (gradient.mean(dim=(2, 3), keepdim=True) * activated).sum(1, keepdim=True).clamp(min=0)
+        maps = F.interpolate(maps, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
     return maps.detach().squeeze(1).cpu()
 
 

@@ -116,20 +116,26 @@ def test_saliency_is_the_absolute_gradient_of_the_targets_log_probability():
     assert hooks_left(model) == 0
 
 
-def test_grad_cam_weights_the_last_blocks_maps_by_their_mean_gradient():
+def test_grad_cam_weights_block_3s_activated_maps_by_their_mean_gradient():
     model = tiny_net().train()
     x = normalize(tiny_images(3)[0], 0.3, 0.3)
     maps = grad_cam(model, x, 9)  # one class for every image
     assert maps.shape == (3, 28, 28) and (maps >= 0).all() and maps.sum() > 0
     assert hooks_left(model) == 0 and model.training
     model.eval()
-    with recording_b3(model) as acts:
-        out = model(x)
-    activations = acts[0]
-    gradients = torch.autograd.grad(out[:, 9].sum(), activations)[0]
-    cam = F.relu((gradients.mean((2, 3), keepdim=True) * activations).sum(1, keepdim=True))
+    with recording_b3(model) as outputs:
+        log_probabilities = model(x)
+    # block 3 after its LeakyReLU, as a leaf, and the rest of Net.forward from there (eval mode: no dropout)
+    activated = F.leaky_relu(outputs[0], 0.01).detach().requires_grad_(True)
+    out = F.log_softmax(model.fc_2(F.leaky_relu(model.fc_1(F.max_pool2d(activated, 2).flatten(1)), 0.01)), dim=1)
+    gradients = torch.autograd.grad(out[:, 9].sum(), activated)[0]
+    cam = F.relu((gradients.mean((2, 3), keepdim=True) * activated).sum(1, keepdim=True))
     expected = F.interpolate(cam, (28, 28), mode="bilinear").squeeze(1)
     torch.testing.assert_close(maps, expected.detach())
+    # not the maps before the activation: there BatchNorm's negative outputs would count at full weight
+    before = F.relu((torch.autograd.grad(log_probabilities[:, 9].sum(), outputs[0])[0].mean((2, 3), keepdim=True)
+                     * outputs[0]).sum(1, keepdim=True))
+    assert not torch.allclose(maps, F.interpolate(before, (28, 28), mode="bilinear").squeeze(1).detach())
 
 
 class recording_b3:
