@@ -34,8 +34,10 @@ browser:
 		|| echo "apt-get could not install chromium; the browser tests will be skipped (outside CI)"; \
 	fi
 
-## test: unit, real-data and browser tests, then every notebook through nbval in quick mode
+## test: the style (ruff lint and format check), unit, real-data and browser tests, every notebook through nbval (quick mode)
 test: data browser
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	FMNIST_LAB_QUICK=1 $(BIN)/python -m pytest
 
 ## notebooks: instructors: execute all notebooks in full mode into build/notebooks (ipynb + html)
@@ -43,7 +45,7 @@ notebooks: data
 	mkdir -p build/notebooks
 	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 		--output-dir build/notebooks instructor/*.ipynb
-	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/instructor/*.ipynb
+	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/notebooks/*.ipynb
 
 ## notebook-outputs: maintainers: refresh the stored outputs of the checked cells (quick mode), strip the rest
 notebook-outputs: data

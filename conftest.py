@@ -34,5 +34,6 @@ def pytest_runtest_call(item: pytest.Item):
         said = printed(outputs)
         assert said.startswith(expected), (
             f"{Path(item.path).name}: the check\n{cell.source}\nshould answer {expected.strip()!r} in this edition, "
-            f"but printed {said!r}")
+            f"but printed {said!r}"
+        )
     return result

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from fmnist_lab.checkpoint import atomic_write_text
 from fmnist_lab.config import RECIPES, make_config
-from fmnist_lab.data import load_fashion_mnist
+from fmnist_lab.dataset import load_fashion_mnist
 from fmnist_lab.experiment import run
+from fmnist_lab.files import atomic_write_text
 
 VARIANTS = {  # name: (description, overrides)
     "baseline": ("baseline (the recipe as it is)", {}),
@@ -34,10 +34,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="fast", choices=list(RECIPES))
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    parser.add_argument("--lr", type=float, default=None, help="peak LR for every variant (default: each run's LR finder)")
+    parser.add_argument(
+        "--lr", type=float, default=None, help="peak LR for every variant (default: each run's LR finder)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", nargs="*", default=["baseline", "augment", "smoothing", "fp32"],
-                        choices=list(VARIANTS), help="the first is the baseline the others are compared with")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=["baseline", "augment", "smoothing", "fp32"],
+        choices=list(VARIANTS),
+        help="the first is the baseline the others are compared with",
+    )
     parser.add_argument("--out", default="benchmarks/results/ablations.json")
     args = parser.parse_args()
 
@@ -47,18 +54,44 @@ def main() -> None:
         name, overrides = VARIANTS[key]
         config = make_config(args.recipe, epochs=args.epochs, lr=args.lr, seed=args.seed, **overrides)
         result = run(config, data, progress=False, log=lambda line: None)
-        rows.append({"variant": name, "val_accuracy": max(result.history.val_accuracy),
-                     "test_accuracy": result.test_accuracy, "minutes": result.minutes, "epochs": len(result.history),
-                     "lr": result.lr})
-        print(f"{name:<36} best validation {100 * rows[-1]['val_accuracy']:.2f}%  (test {100 * result.test_accuracy:.2f}%)"
-              f"  {result.minutes:.1f} min", flush=True)
+        rows.append(
+            {
+                "variant": name,
+                "val_accuracy": max(result.history.val_accuracy),
+                "test_accuracy": result.test_accuracy,
+                "minutes": result.minutes,
+                "epochs": len(result.history),
+                "lr": result.config.lr,
+            }
+        )
+        print(
+            f"{name:<36} best validation {100 * rows[-1]['val_accuracy']:.2f}%  "
+            f"(test {100 * result.test_accuracy:.2f}%)"
+            f"  {result.minutes:.1f} min",
+            flush=True,
+        )
     base = rows[0]
     print("\nDifferences to the baseline (percentage points; minutes ratio):")
     for row in rows:
-        print(f"  {row['variant']:<36} validation {100 * (row['val_accuracy'] - base['val_accuracy']):+.2f} pp   "
-              f"(test {100 * (row['test_accuracy'] - base['test_accuracy']):+.2f} pp)   time x{row['minutes'] / base['minutes']:.2f}")
-    atomic_write_text(Path(args.out), json.dumps({"recipe": args.recipe, "epochs": rows[0]["epochs"], "lr": args.lr,
-                                                  "seed": args.seed, "torch": torch.__version__, "rows": rows}, indent=2))
+        print(
+            f"  {row['variant']:<36} validation {100 * (row['val_accuracy'] - base['val_accuracy']):+.2f} pp   "
+            f"(test {100 * (row['test_accuracy'] - base['test_accuracy']):+.2f} pp)   "
+            f"time x{row['minutes'] / base['minutes']:.2f}"
+        )
+    atomic_write_text(
+        Path(args.out),
+        json.dumps(
+            {
+                "recipe": args.recipe,
+                "epochs": rows[0]["epochs"],
+                "lr": args.lr,
+                "seed": args.seed,
+                "torch": torch.__version__,
+                "rows": rows,
+            },
+            indent=2,
+        ),
+    )
 
 
 if __name__ == "__main__":

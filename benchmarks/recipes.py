@@ -22,15 +22,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from fmnist_lab.checkpoint import atomic_write_text  # noqa: E402
-from fmnist_lab.data import load_fashion_mnist  # noqa: E402
 from fmnist_lab.config import RECIPES, make_config  # noqa: E402
+from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
 from fmnist_lab.experiment import run  # noqa: E402
+from fmnist_lab.files import atomic_savefig, atomic_write_text  # noqa: E402
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
@@ -49,47 +59,77 @@ def main() -> None:
         for seed in seeds:
             config = make_config(recipe, seed=seed)  # the LR from the recipe's own rule, inside the minutes
             result = run(config, data, progress=False, log=lambda line: None)
-            runs.append({"recipe": recipe, "seed": seed, "test_accuracy": result.test_accuracy, "minutes": result.minutes,
-                         "epochs": len(result.history), "best_epoch": result.history.best_epoch, "lr": result.lr,
-                         "history": result.history.records()})
-            print(f"{recipe:<8} seed {seed}: test {100 * result.test_accuracy:.2f}%  {len(result.history)} epochs  "
-                  f"{result.minutes:.1f} min  (LR {result.lr:.3g}, best epoch {result.history.best_epoch})", flush=True)
+            runs.append(
+                {
+                    "recipe": recipe,
+                    "seed": seed,
+                    "test_accuracy": result.test_accuracy,
+                    "minutes": result.minutes,
+                    "epochs": len(result.history),
+                    "best_epoch": result.history.best_epoch,
+                    "lr": result.config.lr,
+                    "history": result.history.records(),
+                }
+            )
+            print(
+                f"{recipe:<8} seed {seed}: test {100 * result.test_accuracy:.2f}%  {len(result.history)} epochs  "
+                f"{result.minutes:.1f} min  (LR {result.config.lr:.3g}, best epoch {result.history.best_epoch})",
+                flush=True,
+            )
 
     out = Path(args.out)
     rows = []
     for recipe in args.recipes:
         mine = [r for r in runs if r["recipe"] == recipe]
-        rows.append({"recipe": recipe, "seeds": len(mine),
-                     "test_accuracy": statistics.mean(r["test_accuracy"] for r in mine),
-                     "epochs": statistics.mean(r["epochs"] for r in mine),
-                     "minutes": statistics.mean(r["minutes"] for r in mine)})
+        rows.append(
+            {
+                "recipe": recipe,
+                "seeds": len(mine),
+                "test_accuracy": statistics.mean(r["test_accuracy"] for r in mine),
+                "epochs": statistics.mean(r["epochs"] for r in mine),
+                "minutes": statistics.mean(r["minutes"] for r in mine),
+            }
+        )
     table = ["| recipe | test accuracy (mean) | epochs | minutes | seeds | command |", "|---|---|---|---|---|---|"]
     for row in rows:
         command = f"fmnist-lab train --recipe {row['recipe']}"
-        table.append(f"| {row['recipe']} | {100 * row['test_accuracy']:.2f}% | {row['epochs']:g} | {row['minutes']:.1f} | "
-                     f"{row['seeds']} | `{command}` |")
+        table.append(
+            f"| {row['recipe']} | {100 * row['test_accuracy']:.2f}% | {row['epochs']:g} | {row['minutes']:.1f} | "
+            f"{row['seeds']} | `{command}` |"
+        )
     table.append(f"\nMachine: {machine()}.")
     print("\n".join(table))
     if "report" in args.recipes:
         report = rows[args.recipes.index("report")]
         for row in rows:
-            print(f"{row['recipe']:<8} {100 * (row['test_accuracy'] - report['test_accuracy']):+.2f} pp accuracy, "
-                  f"{report['minutes'] / row['minutes']:.1f}x less time than the report's recipe")
+            print(
+                f"{row['recipe']:<8} {100 * (row['test_accuracy'] - report['test_accuracy']):+.2f} pp accuracy, "
+                f"{report['minutes'] / row['minutes']:.1f}x less time than the report's recipe"
+            )
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, recipe in enumerate(args.recipes):
         for k, r in enumerate(r for r in runs if r["recipe"] == recipe):
             elapsed = [sum(h["seconds"] for h in r["history"][: e + 1]) / 60 for e in range(len(r["history"]))]
-            ax.plot(elapsed, [100 * h["val_accuracy"] for h in r["history"]], color=f"C{i}", alpha=0.6,
-                    label=f"{recipe} (validation)" if k == 0 else None)
+            ax.plot(
+                elapsed,
+                [100 * h["val_accuracy"] for h in r["history"]],
+                color=f"C{i}",
+                alpha=0.6,
+                label=f"{recipe} (validation)" if k == 0 else None,
+            )
             ax.plot(r["minutes"], 100 * r["test_accuracy"], "*", ms=12, color=f"C{i}")
     ax.axhline(92.54, ls="--", color="gray", lw=1, label="report's best (92.54%, picked on the test set)")
-    ax.set(xlabel="wall time (minutes, training epochs; stars: whole run incl. LR finder, at its test accuracy)",
-           ylabel="accuracy (%)", ylim=(88, 95), title="Accuracy against wall time")
+    ax.set(
+        xlabel="wall time (minutes, training epochs; stars: whole run incl. LR finder, at its test accuracy)",
+        ylabel="accuracy (%)",
+        ylim=(88, 95),
+        title="Accuracy against wall time",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "recipes.png", dpi=120, bbox_inches="tight")
+    atomic_savefig(fig, out / "recipes.png", dpi=120, bbox_inches="tight")
     atomic_write_text(out / "recipes.json", json.dumps({"machine": machine(), "runs": runs, "summary": rows}, indent=2))
     atomic_write_text(out / "recipes.md", "\n".join(table) + "\n")
 

@@ -34,22 +34,54 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from fmnist_lab.checkpoint import atomic_write_text  # noqa: E402
 from fmnist_lab.config import make_config  # noqa: E402
-from fmnist_lab.data import Batches, load_fashion_mnist  # noqa: E402
-from fmnist_lab.lr_finder import report_sweep  # noqa: E402
+from fmnist_lab.data import (
+    Batches,  # noqa: E402
+    make_splits,  # noqa: E402
+)
+from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
+from fmnist_lab.files import atomic_savefig, atomic_write_text  # noqa: E402
+from fmnist_lab.lr_finder import replay_report_lr_choice  # noqa: E402
 from fmnist_lab.model import Net  # noqa: E402
-from fmnist_lab.train import evaluate, fit, make_splits  # noqa: E402
+from fmnist_lab.train import evaluate, fit  # noqa: E402
 
 # The report's log, "Test set: ... Accuracy: N/10000" after epochs 1..23 (../shared/seed report, its only results).
-REPORT_TEST_ACCURACY = [87.36, 88.62, 89.59, 90.71, 90.66, 91.02, 90.58, 90.50, 91.00, 91.83, 91.84, 91.64,
-                        91.10, 91.54, 91.83, 92.29, 92.27, 92.32, 91.54, 91.93, 92.00, 92.52, 92.54]
+REPORT_TEST_ACCURACY = [
+    87.36,
+    88.62,
+    89.59,
+    90.71,
+    90.66,
+    91.02,
+    90.58,
+    90.50,
+    91.00,
+    91.83,
+    91.84,
+    91.64,
+    91.10,
+    91.54,
+    91.83,
+    92.29,
+    92.27,
+    92.32,
+    91.54,
+    91.93,
+    92.00,
+    92.52,
+    92.54,
+]
 REPORT_LR = 0.155  # "Best LR 0.15500949999999986" in its log
 CANDIDATES = {  # name: (description, TrainConfig changes)
     "constant": ("constant LR", {"schedule": "constant"}),
-    "step-0.7": ("StepLR, x0.7 every epoch (PyTorch's MNIST example)", {"schedule": "step", "step_size": 1, "gamma": 0.7}),
-    "step-7-0.1": ("StepLR, x0.1 every 7 epochs (PyTorch's transfer-learning tutorial)",
-                   {"schedule": "step", "step_size": 7, "gamma": 0.1}),
+    "step-0.7": (
+        "StepLR, x0.7 every epoch (PyTorch's MNIST example)",
+        {"schedule": "step", "step_size": 1, "gamma": 0.7},
+    ),
+    "step-7-0.1": (
+        "StepLR, x0.1 every 7 epochs (PyTorch's transfer-learning tutorial)",
+        {"schedule": "step", "step_size": 7, "gamma": 0.1},
+    ),
     "exp-0.95": ("ExponentialLR, x0.95 every epoch", {"schedule": "exponential", "gamma": 0.95}),
 }
 
@@ -60,14 +92,14 @@ def swept_state(epochs: int, seed: int) -> tuple[dict, float]:
     torch.manual_seed(config.seed)
     splits = make_splits(load_fashion_mnist(), config)
     model = Net().to(splits.train_x.device)
-    result = report_sweep(model, splits, config)
+    result = replay_report_lr_choice(model, splits, config)
     return model.state_dict(), result.report_lr
 
 
 def replay(state_path: str, changes: dict, epochs: int, seed: int, threads: int) -> list[float]:
     """Per-epoch test accuracy (%) of the report's recipe with the given schedule, from the swept state."""
     torch.set_num_threads(threads)
-    config = make_config("report", epochs=epochs, seed=seed, log_interval=10**9, **changes)
+    config = make_config("report", epochs=epochs, seed=seed, lr=REPORT_LR, log_interval=10**9, **changes)
     splits = make_splits(load_fashion_mnist(), config)
     model = Net().to(splits.train_x.device)
     model.load_state_dict(torch.load(state_path))
@@ -78,7 +110,7 @@ def replay(state_path: str, changes: dict, epochs: int, seed: int, threads: int)
     def score_test(state) -> None:  # the report's practice, reproduced here only
         accuracies.append(100 * evaluate(state.model, test_batches, splits.test_x.device, config.bf16).accuracy)
 
-    fit(model, splits, config, REPORT_LR, on_epoch_end=score_test, progress=False, log=lambda line: None)
+    fit(model, splits, config, on_epoch_end=score_test, progress=False, log=lambda line: None)
     return accuracies
 
 
@@ -92,23 +124,37 @@ def score(report: list[float], key: str, curve: list[float]) -> dict:
     """Two distances to the report's curve, both in points: its level (RMSE) and its late movement."""
     rmse = math.sqrt(sum((a - b) ** 2 for a, b in zip(curve, report)) / len(report))
     moved = movement(curve)
-    return {"candidate": key, "description": CANDIDATES[key][0], "curve": curve, "rmse_pp": rmse, "movement_pp": moved,
-            "distance_pp": rmse + abs(moved - movement(report)), "final_diff_pp": curve[-1] - report[-1]}
+    return {
+        "candidate": key,
+        "description": CANDIDATES[key][0],
+        "curve": curve,
+        "rmse_pp": rmse,
+        "movement_pp": moved,
+        "distance_pp": rmse + abs(moved - movement(report)),
+        "final_diff_pp": curve[-1] - report[-1],
+    }
 
 
 def train_candidates(args: argparse.Namespace) -> tuple[dict[str, list[float]], float]:
     """The report's sweep once, then every candidate from its state; per-epoch test accuracies by candidate."""
     state, sweep_lr = swept_state(args.epochs, args.seed)
-    print(f"the report's sweep, replayed: its rule picks {sweep_lr:.4g} here; every candidate trains at the "
-          f"report's printed {REPORT_LR}", flush=True)
+    print(
+        f"the report's sweep, replayed: its rule picks {sweep_lr:.4g} here; every candidate trains at the "
+        f"report's printed {REPORT_LR}",
+        flush=True,
+    )
     curves = {}
     threads = 1 if args.jobs > 1 else torch.get_num_threads()
-    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(
-            args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
         state_path = str(Path(tmp) / "swept.pt")
         torch.save(state, state_path)
-        futures = {pool.submit(replay, state_path, CANDIDATES[key][1], args.epochs, args.seed, threads): key
-                   for key in args.candidates}
+        futures = {
+            pool.submit(replay, state_path, CANDIDATES[key][1], args.epochs, args.seed, threads): key
+            for key in args.candidates
+        }
         for future in as_completed(futures):
             curves[futures[future]] = future.result()
             print(f"{futures[future]} done", flush=True)
@@ -121,8 +167,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=len(REPORT_TEST_ACCURACY))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="candidates trained at once (one thread each when > 1)")
-    parser.add_argument("--rescore", action="store_true", help="score the curves saved in report_replay.json again, "
-                                                                 "without training")
+    parser.add_argument(
+        "--rescore", action="store_true", help="score the curves saved in report_replay.json again, without training"
+    )
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
 
@@ -139,30 +186,48 @@ def main() -> None:
     report_movement = movement(report)
     print(f"the report's log: late movement {report_movement:.2f} pp per epoch")
     for r in rows:
-        print(f"{r['candidate']:<12} RMSE {r['rmse_pp']:.2f} pp   late movement {r['movement_pp']:.2f} pp   "
-              f"distance {r['distance_pp']:.2f} pp   final epoch {r['curve'][-1]:.2f}% ({r['final_diff_pp']:+.2f} pp)")
+        print(
+            f"{r['candidate']:<12} RMSE {r['rmse_pp']:.2f} pp   late movement {r['movement_pp']:.2f} pp   "
+            f"distance {r['distance_pp']:.2f} pp   final epoch {r['curve'][-1]:.2f}% ({r['final_diff_pp']:+.2f} pp)"
+        )
     best = rows[0]
-    print(f"closest to the report's log: {best['candidate']} ({best['description']}), distance {best['distance_pp']:.2f} pp")
+    print(
+        f"closest to the report's log: {best['candidate']} ({best['description']}), "
+        f"distance {best['distance_pp']:.2f} pp"
+    )
 
     out.mkdir(parents=True, exist_ok=True)
-    table = ["| schedule | RMSE to the report's curve | late movement (report: "
-             f"{report_movement:.2f} pp/epoch) | distance (RMSE + movement gap) | final epoch (report: 92.54%) |",
-             "|---|---|---|---|---|"]
-    table += [f"| {r['description']} | {r['rmse_pp']:.2f} pp | {r['movement_pp']:.2f} pp | {r['distance_pp']:.2f} pp | "
-              f"{r['curve'][-1]:.2f}% ({r['final_diff_pp']:+.2f} pp) |" for r in rows]
+    table = [
+        "| schedule | RMSE to the report's curve | late movement (report: "
+        f"{report_movement:.2f} pp/epoch) | distance (RMSE + movement gap) | final epoch (report: 92.54%) |",
+        "|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {r['description']} | {r['rmse_pp']:.2f} pp | {r['movement_pp']:.2f} pp | {r['distance_pp']:.2f} pp | "
+        f"{r['curve'][-1]:.2f}% ({r['final_diff_pp']:+.2f} pp) |"
+        for r in rows
+    ]
     atomic_write_text(out / "report_replay.md", "\n".join(table) + "\n")
     atomic_write_text(out / "report_replay.json", json.dumps({"report": report, **meta, "rows": rows}, indent=2))
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     epochs = range(1, len(report) + 1)
     ax.plot(epochs, report, "ko-", lw=0.8, label="the report's log")
     for r in rows:
-        ax.plot(epochs, r["curve"], "-", lw=2.5 if r is best else 1,
-                label=f"{r['description']} (RMSE {r['rmse_pp']:.2f}, movement {r['movement_pp']:.2f})")
-    ax.set(xlabel="epoch", ylabel="test accuracy (%) — scored every epoch, as the report did",
-           title="Fitting the report's unnamed LR schedule")
+        ax.plot(
+            epochs,
+            r["curve"],
+            "-",
+            lw=2.5 if r is best else 1,
+            label=f"{r['description']} (RMSE {r['rmse_pp']:.2f}, movement {r['movement_pp']:.2f})",
+        )
+    ax.set(
+        xlabel="epoch",
+        ylabel="test accuracy (%) — scored every epoch, as the report did",
+        title="Fitting the report's unnamed LR schedule",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.savefig(out / "report_replay.png", dpi=120, bbox_inches="tight")
+    atomic_savefig(fig, out / "report_replay.png", dpi=120, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ and 30 per LR with their mean logged — the reading that fits, and the one ``re
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from fmnist_lab import Batches, Net, load_fashion_mnist, make_config, make_optimizer, make_splits, sweep_lrs, train_step
@@ -22,7 +24,7 @@ STEPS = len(REPORT_FIRST_LOSSES)
 def sweep(splits, config, batches_per_lr: int, mean: bool) -> list[float]:
     torch.manual_seed(config.seed)
     model = Net().to(splits.train_x.device)
-    optimizer = make_optimizer(model, config, 1e-4)
+    optimizer = make_optimizer(model, dataclasses.replace(config, lr=1e-4))
     batches = iter(Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed))
     logged = []
     for lr in sweep_lrs(1e-4, 1.0, 100, "linear")[:STEPS]:
@@ -36,10 +38,12 @@ def sweep(splits, config, batches_per_lr: int, mean: bool) -> list[float]:
 def main() -> None:
     config = make_config("report")
     splits = make_splits(load_fashion_mnist(), config)
-    rows = {"the report's log": REPORT_FIRST_LOSSES,
-            "1 batch per LR": sweep(splits, config, 1, mean=False),
-            "30 per LR, last loss": sweep(splits, config, 30, mean=False),
-            "30 per LR, mean loss": sweep(splits, config, 30, mean=True)}
+    rows = {
+        "the report's log": REPORT_FIRST_LOSSES,
+        "1 batch per LR": sweep(splits, config, 1, mean=False),
+        "30 per LR, last loss": sweep(splits, config, 30, mean=False),
+        "30 per LR, mean loss": sweep(splits, config, 30, mean=True),
+    }
     for name, losses in rows.items():
         gap = sum(abs(a - b) for a, b in zip(losses, REPORT_FIRST_LOSSES)) / STEPS
         print(f"{name:<22} " + " ".join(f"{loss:5.3f}" for loss in losses) + f"   mean gap to the log {gap:.3f}")

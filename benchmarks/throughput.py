@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torchvision import datasets, transforms
 
 from fmnist_lab.config import TrainConfig
-from fmnist_lab.data import Batches, default_data_dir, load_fashion_mnist, pixel_stats
+from fmnist_lab.data import Batches, make_splits, pixel_stats
+from fmnist_lab.dataset import default_data_dir, load_fashion_mnist
 from fmnist_lab.model import Net
-from fmnist_lab.train import make_optimizer, make_splits, train_step
+from fmnist_lab.train import make_optimizer, train_step
 
 
 def report_pipeline(data_dir: str, mean: float, std: float):
@@ -40,11 +41,11 @@ def report_pipeline(data_dir: str, mean: float, std: float):
 
 
 def lab_pipeline(data):
-    config = TrainConfig()
+    config = TrainConfig(lr=0.05)
     splits = make_splits(data, config)
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
     model = Net().to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, config, 0.05)
+    optimizer = make_optimizer(model, config)
     return batches, lambda x, y: train_step(model, x, y, optimizer, config)
 
 
@@ -72,8 +73,10 @@ def main() -> None:
 
     data = load_fashion_mnist()
     mean, std = pixel_stats(data.train_images)
-    pipelines = {"report (DataLoader, batch 64, fp32)": report_pipeline(str(default_data_dir()), mean, std),
-                 "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(data)}
+    pipelines = {
+        "report (DataLoader, batch 64, fp32)": report_pipeline(str(default_data_dir()), mean, std),
+        "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(data),
+    }
     for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
         images_per_second(batches, step, 1024)
     best = {name: 0.0 for name in pipelines}

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import CLASS_NAMES
+from .dataset import CLASS_NAMES
 from .errors import LabError
-from .files import atomic_write
+from .files import atomic_save
 from .model import Net
 
 FORMAT = "fmnist-lab checkpoint"
@@ -41,24 +41,25 @@ class Checkpoint:
     metrics: dict[str, Any]
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` that never leaves a broken file under ``path``."""
-    atomic_write(path, "wb", lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a text file (metrics, settings) atomically."""
-    atomic_write(path, "w", lambda f: f.write(text))
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, mean: float, std: float, config: TrainConfig,
-                    metrics: dict[str, Any], training_state: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    mean: float,
+    std: float,
+    config: TrainConfig,
+    metrics: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> None:
     """Write a checkpoint (with ``training_state``, one a run can resume from)."""
     payload = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT,
+        "version": VERSION,
         "model_state": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "mean": mean, "std": std, "classes": list(CLASS_NAMES),
-        "config": dataclasses.asdict(config), "metrics": metrics,
+        "mean": mean,
+        "std": std,
+        "classes": list(CLASS_NAMES),
+        "config": dataclasses.asdict(config),
+        "metrics": metrics,
     }
     if training_state is not None:
         payload["training_state"] = training_state
@@ -71,21 +72,28 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pass the checkpoint file in it (best.pt or last.pt).")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file. Train one with `fmnist-lab train --out DIR` "
-                              f"and pass DIR/best.pt.")
+        raise CheckpointError(
+            f"{path}: no such checkpoint file. Train one with `fmnist-lab train --out DIR` and pass DIR/best.pt."
+        )
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"PK\x03\x04":  # torch.save writes a zip archive
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (it does not start like a file written "
-                              f"by torch.save). Pass the best.pt or last.pt that training wrote.")
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (it does not start like a file written "
+            f"by torch.save). Pass the best.pt or last.pt that training wrote."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"{path}: the checkpoint is truncated or corrupt ({err}). It cannot be "
-                              f"repaired: use another copy, or train again.") from err
+        raise CheckpointError(
+            f"{path}: the checkpoint is truncated or corrupt ({err}). It cannot be "
+            f"repaired: use another copy, or train again."
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: a PyTorch file, but not an fmnist-lab checkpoint (it has no "
-                              f"'format': {FORMAT!r} entry). Pass the best.pt or last.pt that training wrote.")
+        raise CheckpointError(
+            f"{path}: a PyTorch file, but not an fmnist-lab checkpoint (it has no "
+            f"'format': {FORMAT!r} entry). Pass the best.pt or last.pt that training wrote."
+        )
     problem = _problem(payload)
     if problem:
         raise CheckpointError(f"{path}: {problem}. The file was damaged or edited; use another copy, or train again.")
@@ -95,8 +103,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def _problem(payload: dict[str, Any]) -> str | None:
     """What is wrong with a checkpoint's contents, or None."""
     if payload.get("version") != VERSION:
-        return (f"written by another version of the lab (checkpoint version {payload.get('version')!r}, "
-                f"this lab reads version {VERSION})")
+        return (
+            f"written by another version of the lab (checkpoint version {payload.get('version')!r}, "
+            f"this lab reads version {VERSION})"
+        )
     for key in ("model_state", "mean", "std", "classes", "config", "metrics"):
         if key not in payload:
             return f"it has no {key!r} entry"
@@ -128,7 +138,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         model.load_state_dict(payload["model_state"])
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: the checkpoint was saved from a different architecture than the "
-                              f"lab's Net, so its weights do not fit:\n{err}") from err
-    return Checkpoint(model=model.to(device).eval(), mean=float(payload["mean"]), std=float(payload["std"]),
-                      classes=tuple(payload["classes"]), config=payload["config"], metrics=payload["metrics"])
+        raise CheckpointError(
+            f"{path}: the checkpoint was saved from a different architecture than the "
+            f"lab's Net, so its weights do not fit:\n{err}"
+        ) from err
+    return Checkpoint(
+        model=model.to(device).eval(),
+        mean=float(payload["mean"]),
+        std=float(payload["std"]),
+        classes=tuple(payload["classes"]),
+        config=payload["config"],
+        metrics=payload["metrics"],
+    )

@@ -5,87 +5,115 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import inspect
 import io
-import math
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import RECIPES, cli_settings, make_config
+from .config import RECIPES, TrainConfig, make_config
 from .errors import ConfigError, LabError
 
 DEFAULT_OUT = "runs/latest"
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+DATA_DIR_HELP = "folder with the dataset files (default: $FMNIST_DATA_DIR or the project's data/)"
+# The help of find_lr's parameters that `fmnist-lab lr-find` exposes; their types and defaults come from find_lr
+LR_FIND_HELP = {
+    "start_lr": "the sweep's first LR",
+    "end_lr": "the sweep's last LR",
+    "num_steps": "LRs tried, one mini-batch each",
+    "mode": "exp (equal steps in log LR) or linear (the report's)",
+}
 
 
-def flag_type(setting: dataclasses.Field) -> Callable[[str], Any]:
-    """int, float or str, from the setting's annotation ("int | None" -> int); TrainConfig checks the value."""
-    return {"int": int, "float": float, "str": str}[str(setting.type).split(" |")[0]]
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def flag_type(hint: Any) -> Any:
+    """The type a flag's text is parsed into: the hint itself, or its non-None part (``int | None`` -> int)."""
+    parts = [t for t in typing.get_args(hint) if t is not type(None)]
+    return parts[0] if parts else hint
+
+
+def add_flag(parser: argparse.ArgumentParser, name: str, hint: Any, help: str, default: Any = None) -> None:
+    """``--name`` parsed by its type hint; booleans get ``--name`` / ``--no-name``."""
+    if flag_type(hint) is bool:
+        parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=default, help=help)
+    else:
+        parser.add_argument(flag(name), type=flag_type(hint), default=default, help=help)
+
+
+def add_settings(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """One flag per TrainConfig setting (or the ``names`` given); an unset flag (None) keeps the recipe's value."""
+    hints = typing.get_type_hints(TrainConfig)
+    for setting in dataclasses.fields(TrainConfig):
+        if names is None or setting.name in names:
+            add_flag(parser, setting.name, hints[setting.name], setting.metadata["help"])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fmnist-lab", description="Fashion-MNIST teaching lab: the report's CNN, done properly.")
+    parser = argparse.ArgumentParser(
+        prog="fmnist-lab", description="Fashion-MNIST teaching lab: the report's CNN, done properly."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--data-dir", help="folder with the dataset files (default: $FMNIST_DATA_DIR or the project's data/)")
-        sub.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-
     data = commands.add_parser("data", help="find, stage and verify the dataset; print where it came from")
-    data.add_argument("--data-dir", help="folder with the dataset files")
+    data.add_argument("--data-dir", help=DATA_DIR_HELP)
 
-    train = commands.add_parser("train", help="train the network, write best.pt, last.pt and metrics.json")
-    train.add_argument("--data-dir", help="folder with the dataset files (default: $FMNIST_DATA_DIR or the project's data/)")
-    train.add_argument("--recipe", choices=list(RECIPES),
-                       help="default: the lab's recipe; fast: a few minutes on a CPU; report: the report's own")
-    # one flag per TrainConfig setting; unset flags keep the recipe's value
-    for f in cli_settings():
-        if str(f.type) == "bool":
-            train.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None,
-                               help=f.metadata["help"])
-        else:
-            train.add_argument(flag(f.name), type=flag_type(f), default=None, help=f.metadata["help"])
-    train.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT})")
-    train.add_argument("--overwrite", action="store_true", help="replace the run that the output folder holds")
-    train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own settings")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--nproc", type=positive_int, metavar="N",
-                       help="train on N processes with DistributedDataParallel, launched by torchrun (one per GPU "
-                            "on CUDA; batch-size is the global batch)")
+    add_train_command(commands)
+
     evaluate = commands.add_parser("evaluate", help="test loss, accuracy and per-class accuracy of a checkpoint")
-    common(evaluate)
+    evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
+    add_settings(evaluate, ["device"])
     evaluate.add_argument("checkpoint")
 
-    lr_find = commands.add_parser("lr-find", help="LR range test: print suggestions, save the plot")
-    common(lr_find)
-    lr_find.add_argument("--start-lr", type=positive_float, default=1e-6)
-    lr_find.add_argument("--end-lr", type=positive_float, default=1.0)
-    lr_find.add_argument("--steps", type=positive_int, default=200)
-    lr_find.add_argument("--mode", choices=["exp", "linear"], default="exp")
-    lr_find.add_argument("--batch-size", type=positive_int, default=256)
-    lr_find.add_argument("--seed", type=int, default=0)
-    lr_find.add_argument("--limit-train", type=positive_int, metavar="N")
-    lr_find.add_argument("--plot", metavar="PNG", help="save the plot to this PNG file")
+    add_lr_find_command(commands)
 
     predict = commands.add_parser("predict", help="top-3 classes for your own PNG/JPEG images")
     predict.add_argument("checkpoint")
     predict.add_argument("images", nargs="+")
     return parser
+
+
+def add_train_command(commands: argparse._SubParsersAction) -> None:
+    """``train``: one flag per setting, the recipe, and the run folder's options."""
+    train = commands.add_parser("train", help="train the network, write best.pt, last.pt and metrics.json")
+    train.add_argument("--data-dir", help=DATA_DIR_HELP)
+    train.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        help="default: the lab's recipe; fast: a few minutes on a CPU; report: the report's own",
+    )
+    add_settings(train)
+    train.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT})")
+    train.add_argument("--overwrite", action="store_true", help="replace the run that the output folder holds")
+    train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own settings")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N processes with DistributedDataParallel, launched by torchrun (one per GPU "
+        "on CUDA; batch-size is the global batch)",
+    )
+
+
+def add_lr_find_command(commands: argparse._SubParsersAction) -> None:
+    """``lr-find``: its sweep's flags, types and defaults taken from ``find_lr``'s signature."""
+    from .lr_finder import find_lr
+
+    lr_find = commands.add_parser("lr-find", help="LR range test: print suggestions, save the plot")
+    lr_find.add_argument("--data-dir", help=DATA_DIR_HELP)
+    parameters, hints = inspect.signature(find_lr).parameters, typing.get_type_hints(find_lr)
+    for name, help in LR_FIND_HELP.items():
+        default = parameters[name].default
+        add_flag(lr_find, name, hints[name], f"{help} (default: {default})", default)
+    add_settings(lr_find, ["batch_size", "seed", "limit_train", "device"])
+    lr_find.add_argument("--plot", metavar="PNG", help="save the plot to this PNG file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,21 +138,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def flags_message(err: ConfigError) -> str:
     """The library names arguments (``lr=0``); the command line names flags (``--lr 0``)."""
     return "; ".join(f"{flag(name)} {value}: {rule}" for name, value, rule in err.problems)
 
 
 def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .data import load_fashion_mnist, pixel_stats
+    from .data import pixel_stats
+    from .dataset import load_fashion_mnist
 
     data = load_fashion_mnist(args.data_dir)
-    print(f"train: {tuple(data.train_images.shape)} images, test: {tuple(data.test_images.shape)} images, "
-          f"{len(data.classes)} classes")
+    print(
+        f"train: {tuple(data.train_images.shape)} images, test: {tuple(data.test_images.shape)} images, "
+        f"{len(data.classes)} classes"
+    )
     counts = data.train_labels.bincount(minlength=len(data.classes))
     for name, count in zip(data.classes, counts.tolist()):
         print(f"  {name:<12} {count:>6} training images")
@@ -135,23 +162,11 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from . import distributed
-    from .data import load_fashion_mnist
-    from .experiment import RunFolder, run
+    from .dataset import load_fashion_mnist
+    from .experiment import resume, run
+    from .run_folder import RunFolder
 
-    changes = {f.name: getattr(args, f.name) for f in cli_settings() if getattr(args, f.name) is not None}
-    if args.resume:
-        given = [flag(name) for name in changes] + [flag(name) for name in ("recipe", "out", "overwrite")
-                                                     if getattr(args, name) not in (None, False)]
-        if given:
-            parser.error(f"--resume continues a run with its own settings, in its own folder; drop {', '.join(given)}")
-        out = Path(args.resume)
-        config = RunFolder(out).read_settings()[1]
-    else:
-        try:
-            config = make_config(args.recipe or "default", **changes)
-        except ConfigError as err:
-            parser.error(flags_message(err))
-        out = Path(args.out or DEFAULT_OUT)
+    config, out, saved = _train_settings(args, parser)
     if args.nproc is not None and not distributed.launched_by_torchrun():
         distributed.check_settings(config, args.nproc)
         RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)
@@ -162,28 +177,59 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)  # before any data is loaded
         with contextlib.nullcontext() if main_rank else contextlib.redirect_stdout(io.StringIO()):
             data = load_fashion_mnist(args.data_dir)  # says where the data came from: once, not once per rank
-        result = run(config, data, out, resume=bool(args.resume), overwrite=args.overwrite,
-                     progress=not args.no_progress)
+        progress = not args.no_progress
+        result = (
+            resume(out, data, progress=progress, settings=saved)
+            if args.resume
+            else run(config, data, out, overwrite=args.overwrite, progress=progress)
+        )
     if main_rank:
-        print(f"Test accuracy: {100 * result.test_accuracy:.2f}% (best epoch {result.history.best_epoch} of "
-              f"{len(result.history)} on the validation split, {result.minutes:.1f} min). Files in {out}/")
+        print(
+            f"Test accuracy: {100 * result.test_accuracy:.2f}% (best epoch {result.history.best_epoch} of "
+            f"{len(result.history)} on the validation split, {result.minutes:.1f} min). Files in {out}/"
+        )
     return 0
+
+
+def _train_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path, Any]:
+    """The config, the output folder and (``--resume``) the run.json read from it; else recipe and flags."""
+    from .run_folder import RunFolder
+
+    if args.nproc is not None and args.nproc < 1:
+        parser.error(f"--nproc {args.nproc}: must be at least 1")
+    fields = dataclasses.fields(TrainConfig)
+    changes = {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name) is not None}
+    if args.resume:
+        others = [name for name in ("recipe", "out", "overwrite") if getattr(args, name) not in (None, False)]
+        given = [flag(name) for name in [*changes, *others]]
+        if given:
+            parser.error(f"--resume continues a run with its own settings, in its own folder; drop {', '.join(given)}")
+        saved = RunFolder(Path(args.resume)).read_settings()  # read once; the processes need its device first
+        return saved.config, Path(args.resume), saved
+    try:
+        return make_config(args.recipe or "default", **changes), Path(args.out or DEFAULT_OUT), None
+    except ConfigError as err:
+        parser.error(flags_message(err))
 
 
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .checkpoint import load_checkpoint
-    from .data import Batches, load_fashion_mnist, normalize
+    from .data import Batches, normalize
+    from .dataset import load_fashion_mnist
+    from .devices import pick_device
     from .metrics import confusion_matrix, per_class_accuracy
-    from .train import evaluate, format_eval, pick_device
+    from .train import evaluate, format_eval
 
-    device = pick_device(args.device)
+    device = pick_device(args.device or "auto")
     checkpoint = load_checkpoint(args.checkpoint, device)
     data = load_fashion_mnist(args.data_dir)
     x = normalize(data.test_images, checkpoint.mean, checkpoint.std)
     result = evaluate(checkpoint.model, Batches(x, data.test_labels, 1000), device)
     print(format_eval("Test", result))
     print(f"Test accuracy: {100 * result.accuracy:.2f}%")
-    for name, accuracy in zip(checkpoint.classes, per_class_accuracy(confusion_matrix(result.targets, result.predictions)).tolist()):
+    for name, accuracy in zip(
+        checkpoint.classes, per_class_accuracy(confusion_matrix(result.targets, result.predictions)).tolist()
+    ):
         print(f"  {name:<12} {100 * accuracy:6.2f}%")
     return 0
 
@@ -191,16 +237,17 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from .config import TrainConfig
-    from .data import Batches, load_fashion_mnist
+    from .data import Batches, make_splits
+    from .dataset import load_fashion_mnist
     from .lr_finder import find_lr
     from .model import Net
-    from .train import make_splits
 
-    if args.start_lr >= args.end_lr:
-        parser.error(f"--start-lr ({args.start_lr}) must be below --end-lr ({args.end_lr})")
+    if not 0 < args.start_lr < args.end_lr:
+        parser.error(f"--start-lr ({args.start_lr}) must be above 0 and below --end-lr ({args.end_lr})")
+    if args.num_steps < 2 or args.mode not in ("exp", "linear"):
+        parser.error(f"--num-steps {args.num_steps}, --mode {args.mode}: need at least 2 steps, mode exp or linear")
     try:
-        config = TrainConfig(batch_size=args.batch_size, seed=args.seed, limit_train=args.limit_train, device=args.device)
+        config = make_config(**{name: getattr(args, name) for name in ("batch_size", "seed", "limit_train", "device")})
     except ConfigError as err:
         parser.error(flags_message(err))
     data = load_fashion_mnist(args.data_dir)
@@ -208,21 +255,24 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     torch.manual_seed(config.seed)
     model = Net().to(splits.train_x.device)
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
-    result = find_lr(model, batches, args.start_lr, args.end_lr, args.steps, args.mode, config=config)
+    result = find_lr(model, batches, args.start_lr, args.end_lr, args.num_steps, args.mode, config=config)
     print(f"Sweep: {args.mode}, {len(result.lrs)} steps; {result.stop_reason}")
     for name, lr in result.suggestions.items():
         print(f"  {name:<11} {lr:.3g}")
     if result.one_cycle_lr is not None:
         print(f"  one-cycle peak LR: {result.one_cycle_lr:.3g}")
-    print(f"  (lowest raw loss at LR {result.lowest_raw_loss_lr:.3g}; the report's rule, divided by 4: "
-          f"{result.report_lr:.3g})")
+    print(
+        f"  (lowest raw loss at LR {result.lowest_raw_loss_lr:.3g}; the report's rule, divided by 4: "
+        f"{result.report_lr:.3g})"
+    )
     if args.plot:
         import matplotlib
 
         matplotlib.use("Agg")
+        from .files import atomic_savefig
         from .plots import plot_lr_finder
 
-        plot_lr_finder(result).savefig(args.plot, dpi=120, bbox_inches="tight")
+        atomic_savefig(plot_lr_finder(result), args.plot, dpi=120, bbox_inches="tight")
         print(f"Plot saved to {args.plot}")
     return 0
 
@@ -242,4 +292,10 @@ def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 1 if failures else 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find, "predict": cmd_predict}
+COMMANDS = {
+    "data": cmd_data,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "lr-find": cmd_lr_find,
+    "predict": cmd_predict,
+}

@@ -1,7 +1,7 @@
 """Every training setting in one dataclass, and the recipes as values of it.
 
-Each field that the command line exposes carries its help text (``metadata``), so
-``fmnist-lab train``'s flags are generated from this one description of the settings.
+Each field carries its help text (``metadata``) and its type hint, and ``fmnist-lab train``'s
+flags are generated from this one description of the settings: every setting has a flag.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .devices import pick_device
 from .errors import ConfigError
 
 SCHEDULES = ("onecycle", "step", "exponential", "constant")
@@ -29,9 +30,12 @@ class TrainConfig:
 
     epochs: int = setting(30, "number of epochs")
     batch_size: int = setting(256, "images per mini-batch")
-    lr: float | None = setting(None, "peak learning rate (default: picked by the recipe's lr_rule)")
-    # "finder": the lab's LR finder, one-cycle peak; "report": the report's sweep and rule (lowest logged loss / 4)
-    lr_rule: str = "finder"
+    lr: float | None = setting(None, "peak learning rate (default: picked by the recipe's lr_rule before training)")
+    lr_rule: str = setting(
+        "finder",
+        "how the LR is picked when none is given: finder (the lab's LR finder, its "
+        "one-cycle peak) or report (the report's sweep, lowest logged loss / 4)",
+    )
     # The report's find_lr(model, train_loader, 1e-4, 1, 100, 30): 30 mini-batches per LR, their mean loss logged
     report_sweep_batches: int = setting(30, "report LR rule: mini-batches trained at each LR of its sweep")
     schedule: str = setting("onecycle", "onecycle, step (StepLR), exponential (ExponentialLR) or constant")
@@ -44,15 +48,22 @@ class TrainConfig:
     max_shift: int = setting(0, "augmentation: random shifts of up to this many pixels")
     flip: bool = setting(False, "augmentation: random horizontal flips")
     patience: int | None = setting(None, "early stopping after this many epochs without a better validation accuracy")
-    val_size: int = 5000
+    val_size: int = setting(5000, "validation images carved from the 60,000 training images")
     limit_train: int | None = setting(None, "use only this many training images (quick runs)")
     seed: int = setting(0, "random seed (initialisation, shuffling, validation split)")
-    device: str = setting("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    device: str = setting(
+        "auto",
+        "auto (CUDA, then MPS, then CPU), cpu, cuda or mps; the config holds the device "
+        "it resolves to (cuda: each process's own GPU)",
+    )
     bf16: bool = setting(True, "bfloat16 autocast where the hardware runs it natively (--no-bf16: float32)")
-    channels_last: bool = True
-    sync_bn: bool = setting(False, "several processes on GPUs: BatchNorm statistics over the global batch "
-                                   "(SyncBatchNorm) instead of each process's own")
-    log_interval: int = 50  # batches between "Train Epoch" lines
+    channels_last: bool = setting(True, "channels-last memory layout of images and weights (faster convolutions)")
+    sync_bn: bool = setting(
+        False,
+        "several processes on GPUs: BatchNorm statistics over the global batch "
+        "(SyncBatchNorm) instead of each process's own",
+    )
+    log_interval: int = setting(50, "batches between 'Train Epoch' log lines")
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,17 +87,31 @@ class TrainConfig:
         check(self.patience is None or self.patience >= 1, "patience", "must be at least 1")
         check(0 < self.val_size < TRAIN_SIZE, "val_size", f"must be between 1 and {TRAIN_SIZE - 1}")
         left = TRAIN_SIZE - self.val_size
-        check(self.limit_train is None or 1 <= self.limit_train <= left, "limit_train",
-              f"must be between 1 and {left} (the training images left after the {self.val_size}-image validation split)")
+        check(
+            self.limit_train is None or 1 <= self.limit_train <= left,
+            "limit_train",
+            f"must be between 1 and {left} (the training images left after the {self.val_size}-image validation split)",
+        )
         check(self.log_interval >= 1, "log_interval", "must be at least 1")
+        try:  # resolved once, here: "auto" becomes the device this machine trains on
+            object.__setattr__(self, "device", str(pick_device(self.device)))
+        except ConfigError as err:
+            problems.extend(err.problems)
         if problems:
             raise ConfigError(problems)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """A config from ``dataclasses.asdict`` output (as stored in run.json and checkpoints)."""
+        """A config from ``dataclasses.asdict`` output (as stored in run.json and checkpoints); unknown keys refused."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        unknown = [
+            (key, values[key], "not a setting of TrainConfig (written by another version of the lab?); remove it")
+            for key in values
+            if key not in known
+        ]
+        if unknown:
+            raise ConfigError(unknown)
+        return cls(**values)
 
 
 # The recipes, as data. Each is a complete TrainConfig; make_config() applies your changes.
@@ -97,8 +122,17 @@ RECIPES: dict[str, TrainConfig] = {
     "fast": TrainConfig(epochs=10),
     # The report, replayed as written: plain SGD, batch 64, float32, its LR sweep and rule, 23 epochs. It names no
     # scheduler; a constant LR fits its 23 logged test accuracies best (benchmarks/report_replay.py).
-    "report": TrainConfig(epochs=23, batch_size=64, lr_rule="report", schedule="constant", momentum=0.0, nesterov=False,
-                          weight_decay=0.0, bf16=False, channels_last=False),
+    "report": TrainConfig(
+        epochs=23,
+        batch_size=64,
+        lr_rule="report",
+        schedule="constant",
+        momentum=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        bf16=False,
+        channels_last=False,
+    ),
 }
 
 
@@ -107,8 +141,3 @@ def make_config(recipe: str = "default", **changes: Any) -> TrainConfig:
     if recipe not in RECIPES:
         raise ConfigError([("recipe", recipe, f"unknown; choose one of {', '.join(RECIPES)}")])
     return dataclasses.replace(RECIPES[recipe], **{k: v for k, v in changes.items() if v is not None})
-
-
-def cli_settings() -> list[dataclasses.Field]:
-    """The fields that ``fmnist-lab train`` exposes as flags."""
-    return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]

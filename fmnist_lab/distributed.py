@@ -36,6 +36,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .devices import pick_device
 from .errors import ConfigError, LabError
 
 if TYPE_CHECKING:
@@ -98,24 +99,37 @@ def check_settings(config: TrainConfig, processes: int, processes_here: int | No
 
     ``processes_here``: the processes on this machine (one per GPU on CUDA); default all of them.
     """
-    from .train import pick_device  # train imports this module
-
     here = processes if processes_here is None else processes_here
     problems = []
     if config.batch_size % processes:
-        problems.append(("batch_size", config.batch_size,
-                         f"is the global batch, split evenly over the {processes} processes: use a multiple of "
-                         f"{processes}"))
+        problems.append(
+            (
+                "batch_size",
+                config.batch_size,
+                f"is the global batch, split evenly over the {processes} processes: use a multiple of {processes}",
+            )
+        )
     device = pick_device(config.device)
     if device.type == "mps":
         problems.append(("device", config.device, "torch.distributed does not train on Apple's MPS; use cpu"))
     if device.type == "cuda" and here > torch.cuda.device_count():
-        problems.append(("device", config.device,
-                         f"{here} processes on this machine need one GPU each, but PyTorch sees "
-                         f"{torch.cuda.device_count()}: start fewer processes, or train on the CPU (device cpu)"))
+        problems.append(
+            (
+                "device",
+                config.device,
+                f"{here} processes on this machine need one GPU each, but PyTorch sees "
+                f"{torch.cuda.device_count()}: start fewer processes, or train on the CPU (device cpu)",
+            )
+        )
     if config.sync_bn and device.type == "cpu" and processes > 1:
-        problems.append(("sync_bn", True, "PyTorch's SyncBatchNorm runs on GPUs only; on the CPU drop it (each "
-                                          "process then keeps its own BatchNorm statistics)"))
+        problems.append(
+            (
+                "sync_bn",
+                True,
+                "PyTorch's SyncBatchNorm runs on GPUs only; on the CPU drop it (each "
+                "process then keeps its own BatchNorm statistics)",
+            )
+        )
     if problems:
         raise ConfigError(problems)
 
@@ -130,8 +144,6 @@ def process_group(config: TrainConfig) -> Iterator[None]:
     if not launched_by_torchrun():
         yield
         return
-    from .train import pick_device
-
     check_settings(config, int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"]))
     device = pick_device(config.device)
     if device.type == "cuda":
@@ -222,10 +234,21 @@ def torchrun_command(argv: list[str], processes: int) -> list[str]:
     ``--nproc`` is left out of what each rank gets: the ranks run under torchrun already, and
     torchrun itself would take ``--nproc`` for an abbreviation of its ``--nproc-per-node``.
     """
-    passed_on = [arg for i, arg in enumerate(argv)
-                 if not (arg == "--nproc" or arg.startswith("--nproc=") or (i > 0 and argv[i - 1] == "--nproc"))]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-            "-m", "fmnist_lab", *passed_on]
+    passed_on = [
+        arg
+        for i, arg in enumerate(argv)
+        if not (arg == "--nproc" or arg.startswith("--nproc=") or (i > 0 and argv[i - 1] == "--nproc"))
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "fmnist_lab",
+        *passed_on,
+    ]
 
 
 def launch(argv: list[str], processes: int, out: Path) -> int:
@@ -272,10 +295,15 @@ def failure_message(torchrun_output: str, out: Path, processes: int) -> str:
         what = "torchrun stopped the run (its output above says why)"
     else:
         rank_, code = failure
-        how = (f"was killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
-               else f"stopped with exit code {code} (its error is above)")
+        how = (
+            f"was killed by {signal.Signals(-code).name}"
+            if code < 0 and -code in signal.valid_signals()
+            else f"stopped with exit code {code} (its error is above)"
+        )
         what = f"the process of rank {rank_} {how}, and torchrun stopped the other processes"
     if (out / "last.pt").is_file():
-        return (f"fmnist-lab train: {what}. {out} holds the last completed epoch (every file is written whole or "
-                f"not at all); continue with `fmnist-lab train --resume {out} --nproc {processes}`.")
+        return (
+            f"fmnist-lab train: {what}. {out} holds the last completed epoch (every file is written whole or "
+            f"not at all); continue with `fmnist-lab train --resume {out} --nproc {processes}`."
+        )
     return f"fmnist-lab train: {what}. No epoch had completed, so there is nothing to resume in {out}."

@@ -28,4 +28,5 @@ class TrainingDiverged(LabError, RuntimeError):
         self.loss, self.lr = loss, lr
         super().__init__(
             f"Training diverged: the loss became {loss}{where}, at learning rate {lr:.4g}. The LR is too high "
-            f"for this run: lower it (try the LR finder's suggestion, `fmnist-lab lr-find`) and train again.")
+            f"for this run: lower it (try the LR finder's suggestion, `fmnist-lab lr-find`) and train again."
+        )

@@ -1,26 +1,32 @@
-"""An ipywidgets explorer to step through images (validation or test) and the model's probabilities.
+"""The lab's ipywidgets widgets: ``explore`` steps through images (validation or test) and the model's
+probabilities; ``feature_map_explorer`` shows any image's feature maps after each conv block.
 
 Where ipywidgets is not installed (or no widget front end runs), ``explore`` falls back
-to plain output: a static figure of the first matching images.
+to plain output: a static figure of the first matching images. The figures come from plots.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.figure import Figure
-from torch import Tensor
+from torch import Tensor, nn
 
-from .data import CLASS_NAMES
-from .plots import plot_image, plot_probabilities
+from .data import normalize
+from .dataset import CLASS_NAMES
+from .interpretability import BLOCKS, block_outputs
+from .plots import plot_image_and_feature_maps, plot_prediction, show
+
+if TYPE_CHECKING:
+    import ipywidgets
 
 ALL_CLASSES = "all classes"
 
 
-def matching_indices(targets: Tensor, predictions: Tensor, class_filter: str, mistakes_only: bool,
-                     classes: Sequence[str] = CLASS_NAMES) -> Tensor:
+def matching_indices(
+    targets: Tensor, predictions: Tensor, class_filter: str, mistakes_only: bool, classes: Sequence[str] = CLASS_NAMES
+) -> Tensor:
     """Indices of the images that pass the filters (true class, wrong predictions only)."""
     keep = torch.ones(len(targets), dtype=torch.bool)
     if class_filter != ALL_CLASSES:
@@ -30,21 +36,12 @@ def matching_indices(targets: Tensor, predictions: Tensor, class_filter: str, mi
     return keep.nonzero().flatten()
 
 
-def show_prediction(image: Tensor, probabilities: Tensor, target: int, classes: Sequence[str] = CLASS_NAMES,
-                    title: str = "") -> Figure:
-    """The image beside a bar chart of the class probabilities."""
-    fig, (image_ax, bar_ax) = plt.subplots(1, 2, figsize=(8, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
-    predicted = int(probabilities.argmax())
-    verdict = "right" if predicted == target else "wrong"
-    plot_image(image, image_ax, f"{title}true: {classes[target]}\npredicted: {classes[predicted]} ({verdict})")
-    plot_probabilities(probabilities, target, classes, bar_ax)
-    fig.tight_layout()
-    return fig
-
-
-def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Sequence[str] = CLASS_NAMES,
-            split: str = "test"):
+def explore(
+    images: Tensor, targets: Tensor, probabilities: Tensor, classes: Sequence[str] = CLASS_NAMES, split: str = "test"
+):
     """A slider over the images of one split, a class filter and a mistakes-only switch.
+
+    (Longer than the lab's 45 lines: the callbacks close over the widget's controls, so they stay together.)
 
     Returns the widget (display it, or let it be the cell's last value); without
     ipywidgets, shows the first six images statically and returns None.
@@ -53,10 +50,12 @@ def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Seq
     try:
         import ipywidgets as widgets
     except ImportError:
-        print("ipywidgets is not installed, so here is a static view instead of the explorer "
-              "(pip install ipywidgets for the interactive one).")
+        print(
+            "ipywidgets is not installed, so here is a static view instead of the explorer "
+            "(pip install ipywidgets for the interactive one)."
+        )
         for i in range(6):
-            _show(show_prediction(images[i], probabilities[i], int(targets[i]), classes, f"#{i}  "))
+            show(plot_prediction(images[i], probabilities[i], int(targets[i]), classes, f"#{i}  "))
         return None
 
     class_filter = widgets.Dropdown(options=[ALL_CLASSES, *classes], value=ALL_CLASSES, description="class")
@@ -77,7 +76,7 @@ def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Seq
                 return
             i = int(chosen[min(slider.value, len(chosen) - 1)])
             status.value = f"{split} image #{i} ({slider.value + 1} of {len(chosen)} shown by these filters)"
-            _show(show_prediction(images[i], probabilities[i], int(targets[i]), classes))
+            show(plot_prediction(images[i], probabilities[i], int(targets[i]), classes))
 
     def refilter(*_) -> None:
         count = len(selection())
@@ -94,11 +93,30 @@ def explore(images: Tensor, targets: Tensor, probabilities: Tensor, classes: Seq
     return widgets.VBox([widgets.HBox([class_filter, mistakes]), slider, status, output])
 
 
-def _show(fig: Figure) -> None:
-    """Display a figure once (in a notebook or widget output) and release it."""
-    try:
-        from IPython.display import display
-    except ImportError:
-        return
-    display(fig)
-    plt.close(fig)
+def feature_map_explorer(
+    model: nn.Module, images: Tensor, labels: Tensor, mean: float, std: float, classes: Sequence[str] = CLASS_NAMES
+) -> ipywidgets.VBox:
+    """A widget to pick a uint8 image (slider) and a block (menu) and see that block's feature maps.
+
+    ``mean`` and ``std`` are the statistics the model was trained with (a checkpoint's).
+    """
+    import ipywidgets as widgets
+
+    slider = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False)
+    block = widgets.Dropdown(options=BLOCKS, value=BLOCKS[0], description="block")
+    status = widgets.HTML()
+    output = widgets.Output()
+
+    def redraw(*_) -> None:
+        i = slider.value
+        maps = block_outputs(model, normalize(images[i : i + 1], mean, std))[block.value][0]
+        channels, height, width = maps.shape
+        status.value = f"image #{i} ({classes[int(labels[i])]}), {block.value}: {channels} maps of {height}x{width}"
+        output.clear_output(wait=True)
+        with output:
+            show(plot_image_and_feature_maps(images[i], maps, f"#{i} {classes[int(labels[i])]}"))
+
+    slider.observe(redraw, names="value")
+    block.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([slider, block]), status, output])

@@ -6,7 +6,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]) -> None:
@@ -30,6 +35,22 @@ def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (settings, metrics, benchmark results) atomically."""
+    atomic_write(path, "w", lambda f: f.write(text))
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` that never leaves a broken file under ``path``."""
+    atomic_write(path, "wb", lambda f: torch.save(obj, f))
+
+
+def atomic_savefig(fig: Figure, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
+    """``fig.savefig`` that never leaves a half-written image; the format follows the suffix (default png)."""
+    image_format = Path(path).suffix.lstrip(".").lower() or "png"
+    atomic_write(path, "wb", lambda f: fig.savefig(f, format=image_format, **savefig_kwargs))
 
 
 def _umask() -> int:

@@ -1,6 +1,6 @@
 """The learning-rate range test (Leslie Smith, 2015), done so that students can trust it.
 
-What the report did (``report_sweep`` replays it), and what ``find_lr`` does instead:
+What the report did (``replay_report_lr_choice`` replays it), and what ``find_lr`` does instead:
 - its sweep was linear from 1e-4 to 1, so 99 of its 100 points sat above 1e-2 and 90 above
   0.1; ours is exponential (equal steps in log LR) by default;
 - it trained 30 mini-batches at each LR and logged their mean loss (our reading of its
@@ -16,18 +16,20 @@ What the report did (``report_sweep`` replays it), and what ``find_lr`` does ins
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import Batches
-from .errors import TrainingDiverged
+from .data import Batches, Splits
+from .errors import ConfigError, TrainingDiverged
 from .model import Net
-from .train import Splits, make_optimizer, train_step
+from .train import TrainingState, make_optimizer, train_step
 
 SKIP_START_FRACTION = 0.1  # the first steps are dominated by the initial loss drop
 SKIP_END_FRACTION = 0.05  # the last steps are where the loss blows up
@@ -115,12 +117,16 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[dict[str, float], 
     x = [math.log10(lr) for lr in lrs[start:end]]
     y = smoothed[start:end]
     if len(y) < MIN_POINTS:
-        return {}, [f"The sweep is too short to suggest an LR: {len(y)} usable points after trimming the "
-                    f"ends (need {MIN_POINTS}). Use more steps, or a lower end_lr if it diverged early."]
+        return {}, [
+            f"The sweep is too short to suggest an LR: {len(y)} usable points after trimming the "
+            f"ends (need {MIN_POINTS}). Use more steps, or a lower end_lr if it diverged early."
+        ]
     top, bottom = max(y), min(y)
     if top - bottom < FLAT_RELATIVE_CHANGE * abs(top):
-        return {}, [f"The loss curve is flat (it changed by less than {FLAT_RELATIVE_CHANGE:.0%}): no LR "
-                    f"in this range trains noticeably. Widen the range (a higher end_lr) or check the data."]
+        return {}, [
+            f"The loss curve is flat (it changed by less than {FLAT_RELATIVE_CHANGE:.0%}): no LR "
+            f"in this range trains noticeably. Widen the range (a higher end_lr) or check the data."
+        ]
     lowest = min(range(len(y)), key=y.__getitem__)
     if lowest < 2:
         return {}, ["The loss never decreases in this range: start the sweep at a lower LR."]
@@ -165,53 +171,20 @@ def find_lr(
     as before the sweep.
     """
     config = config or TrainConfig()
-    if batches_per_step < 1 or max_passes < 1:
-        raise ValueError(f"batches_per_step and max_passes must be at least 1, got {batches_per_step} and {max_passes}")
-    affordable = max_passes * len(batches) // batches_per_step
-    if num_steps > affordable:
-        passes = "one pass" if max_passes == 1 else f"{max_passes} passes"
-        warnings.warn(f"The sweep is capped at {passes} over the training data: {affordable} steps instead of "
-                      f"{num_steps}. With so little data the suggestions are rough.", LRFinderWarning, stacklevel=2)
-        num_steps = affordable
+    num_steps = _affordable_steps(num_steps, len(batches), batches_per_step, max_passes)
     lrs = sweep_lrs(start_lr, end_lr, num_steps, mode)
-    optimizer = optimizer or make_optimizer(model, config, lrs[0])
-    saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
-    saved_rng = torch.get_rng_state()
-    saved_cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    saved_generator = batches.generator.get_state()
-    used_lrs: list[float] = []
-    losses: list[float] = []
-    stop_reason = f"completed all {num_steps} steps"
-    avg, best = 0.0, math.inf
+    optimizer = optimizer or make_optimizer(model, dataclasses.replace(config, lr=lrs[0]))
+    before = TrainingState(model, optimizer, None, False, batches.generator)
+    saved = copy.deepcopy(before.state_dict())  # weights, BatchNorm statistics, optimizer, random states
     try:
-        model.train()
-        stream = (batch for _ in range(max_passes) for batch in batches)
-        for step, lr in enumerate(lrs, start=1):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            try:
-                loss = sum(train_step(model, *next(stream), optimizer, config)
-                           for _ in range(batches_per_step)) / batches_per_step
-            except TrainingDiverged as err:
-                stop_reason = f"stopped at step {step}: the loss became {err.loss} at LR {lr:.3g}"
-                break
-            used_lrs.append(lr)
-            losses.append(loss)
-            avg = beta * avg + (1 - beta) * loss
-            smoothed = avg / (1 - beta**step)
-            best = min(best, smoothed)
-            if smoothed > diverge_factor * best:
-                stop_reason = (f"stopped at step {step}: the smoothed loss {smoothed:.3g} exceeded "
-                               f"{diverge_factor:g}x its best ({best:.3g}) at LR {lr:.3g}")
-                break
+        used_lrs, losses, stop_reason = _sweep(
+            model, batches, optimizer, lrs, config, beta, diverge_factor, batches_per_step, max_passes
+        )
     finally:
         if restore:
-            model.load_state_dict(saved_model)
-            optimizer.load_state_dict(saved_optimizer)
-        torch.set_rng_state(saved_rng)
-        if saved_cuda_rng:
-            torch.cuda.set_rng_state_all(saved_cuda_rng)
-        batches.generator.set_state(saved_generator)
+            before.load_state_dict(saved)
+        else:
+            before.load_random_state(saved)
     smoothed_losses = smooth(losses, beta)
     suggestions, problems = suggest(used_lrs, smoothed_losses)
     for problem in problems:
@@ -219,7 +192,68 @@ def find_lr(
     return LRFinderResult(used_lrs, losses, smoothed_losses, stop_reason, mode, suggestions, problems)
 
 
-def report_lr_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restore: bool = True) -> LRFinderResult:
+def _affordable_steps(num_steps: int, num_batches: int, batches_per_step: int, max_passes: int) -> int:
+    """``num_steps``, or fewer (with a warning) where ``max_passes`` over the data cannot feed them all."""
+    if batches_per_step < 1 or max_passes < 1:
+        raise ValueError(f"batches_per_step and max_passes must be at least 1, got {batches_per_step} and {max_passes}")
+    affordable = max_passes * num_batches // batches_per_step
+    if num_steps > affordable:
+        passes = "one pass" if max_passes == 1 else f"{max_passes} passes"
+        warnings.warn(
+            f"The sweep is capped at {passes} over the training data: {affordable} steps instead of "
+            f"{num_steps}. With so little data the suggestions are rough.",
+            LRFinderWarning,
+            stacklevel=3,
+        )
+        return affordable
+    return num_steps
+
+
+def _sweep(
+    model: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    lrs: list[float],
+    config: TrainConfig,
+    beta: float,
+    diverge_factor: float,
+    batches_per_step: int,
+    max_passes: int,
+) -> tuple[list[float], list[float], str]:
+    """Train at each LR in turn: the LRs used, their (mean) losses, and why the sweep stopped."""
+    used_lrs: list[float] = []
+    losses: list[float] = []
+    avg, best = 0.0, math.inf
+    model.train()
+    stream = (batch for _ in range(max_passes) for batch in batches)
+    for step, lr in enumerate(lrs, start=1):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        try:
+            loss = (
+                sum(train_step(model, *next(stream), optimizer, config) for _ in range(batches_per_step))
+                / batches_per_step
+            )
+        except TrainingDiverged as err:
+            return used_lrs, losses, f"stopped at step {step}: the loss became {err.loss} at LR {lr:.3g}"
+        used_lrs.append(lr)
+        losses.append(loss)
+        avg = beta * avg + (1 - beta) * loss
+        smoothed = avg / (1 - beta**step)
+        best = min(best, smoothed)
+        if smoothed > diverge_factor * best:
+            return (
+                used_lrs,
+                losses,
+                (
+                    f"stopped at step {step}: the smoothed loss {smoothed:.3g} exceeded "
+                    f"{diverge_factor:g}x its best ({best:.3g}) at LR {lr:.3g}"
+                ),
+            )
+    return used_lrs, losses, f"completed all {len(lrs)} steps"
+
+
+def report_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restore: bool = True) -> LRFinderResult:
     """The report's sweep: 100 LRs linear from 1e-4 to 1, ``config.report_sweep_batches`` mini-batches each.
 
     With ``config``'s optimizer (the report recipe's: plain SGD, float32, batch 64). Each
@@ -228,18 +262,51 @@ def report_lr_sweep(model: nn.Module, batches: Batches, config: TrainConfig, res
     report's loop over its DataLoader did to log 100 steps.
     """
     per_step = config.report_sweep_batches
-    return find_lr(model, batches, 1e-4, 1.0, REPORT_SWEEP_STEPS, mode="linear", config=config, restore=restore,
-                   batches_per_step=per_step, max_passes=math.ceil(REPORT_SWEEP_STEPS * per_step / len(batches)))
+    return find_lr(
+        model,
+        batches,
+        1e-4,
+        1.0,
+        REPORT_SWEEP_STEPS,
+        mode="linear",
+        config=config,
+        restore=restore,
+        batches_per_step=per_step,
+        max_passes=math.ceil(REPORT_SWEEP_STEPS * per_step / len(batches)),
+    )
 
 
-def report_sweep(model: Net, splits: Splits, config: TrainConfig) -> LRFinderResult:
+def replay_report_lr_choice(model: Net, splits: Splits, config: TrainConfig) -> LRFinderResult:
     """The report's LR search, replayed: then take ``result.report_lr`` (lowest logged loss / 4).
 
-    ``report_lr_sweep``, not undone afterwards; then, as in the report, ``reset_parameters``
+    ``report_sweep``, not undone afterwards; then, as in the report, ``reset_parameters``
     re-initialises the conv and linear layers only, so BatchNorm keeps the scale, shift and
     running statistics that the sweep (up to LR 1) left.
     """
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
-    result = report_lr_sweep(model, batches, config, restore=False)
+    result = report_sweep(model, batches, config, restore=False)
     model.reset_parameters(batchnorm=False)
     return result
+
+
+def with_picked_lr(config: TrainConfig, model: Net, splits: Splits, log: Callable[[str], None] = print) -> TrainConfig:
+    """``config`` with the LR that ``config.lr_rule`` picks where it gives none (the model is left ready to train)."""
+    if config.lr is not None:
+        return config
+    if config.lr_rule == "report":
+        result = replay_report_lr_choice(model, splits, config)
+        log(
+            f"Report's LR sweep ({len(result.lrs)} LRs, {config.report_sweep_batches} mini-batches each): lowest "
+            f"logged loss {min(result.losses):.4f} at LR {result.lowest_raw_loss_lr:.6f}; "
+            f"divided by 4: LR {result.report_lr:.6g}"
+        )
+        return dataclasses.replace(config, lr=result.report_lr)
+    result = find_lr(
+        model, Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed), config=config
+    )
+    if result.one_cycle_lr is None:
+        raise ConfigError(
+            [("lr", None, "the LR finder could not suggest one (" + " ".join(result.warnings) + "); give it yourself")]
+        )
+    log(f"LR finder: {result.stop_reason}; picked LR {result.one_cycle_lr:.4g}")
+    return dataclasses.replace(config, lr=result.one_cycle_lr)

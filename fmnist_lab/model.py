@@ -49,7 +49,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def layer_shapes(model: nn.Module, image: Tensor | None = None) -> list[tuple[str, tuple[int, ...], tuple[int, ...], int]]:
+def layer_shapes(
+    model: nn.Module, image: Tensor | None = None
+) -> list[tuple[str, tuple[int, ...], tuple[int, ...], int]]:
     """(layer name, input shape, output shape, parameter count) for each layer call, in order.
 
     One image (default: zeros, 1x28x28) goes through ``model`` in eval mode, with a forward hook
@@ -64,6 +66,7 @@ def layer_shapes(model: nn.Module, image: Tensor | None = None) -> list[tuple[st
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             params = sum(p.numel() for p in module.parameters())
             rows.append((name, tuple(inputs[0].shape[1:]), tuple(output.shape[1:]), params))
+
         return hook
 
     handles = [module.register_forward_hook(record(name)) for name, module in model.named_children()]

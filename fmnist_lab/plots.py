@@ -1,4 +1,8 @@
-"""Plots for the notebooks and the command line. Each takes an optional ``ax`` and returns the figure."""
+"""Every figure of the lab, for the notebooks, the widgets (explorer.py) and the command line.
+
+Each ``plot_*`` function returns its figure (``plot_image`` draws into the axes it is given); those that
+fit in one axes take an optional ``ax``. ``show`` displays a figure once and releases it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from .data import CLASS_NAMES
+from .dataset import CLASS_NAMES
+from .interpretability import TopActivations
 from .lr_finder import LRFinderResult
 from .train import History, TrainingState
 
@@ -24,7 +30,9 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     return ax.figure, ax
 
 
-def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | None = None, show_raw: bool = True) -> Figure:
+def plot_lr_finder(
+    result: LRFinderResult, ax: Axes | None = None, label: str | None = None, show_raw: bool = True
+) -> Figure:
     """Raw and smoothed loss against a log LR axis, with each suggestion marked."""
     fig, ax = _axes(ax, (7, 4.5))
     label = label or f"{result.mode} sweep"
@@ -36,11 +44,24 @@ def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | 
     ax.plot(result.lrs, result.smoothed, lw=2, color=color, label=f"{label}: smoothed loss")
     for name, lr in result.suggestions.items():
         i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
-        ax.plot(lr, result.smoothed[i], SUGGESTION_MARKERS[name], ms=9, mfc="none", mew=2, color="black" if color is None else color,
-                label=f"{label}: {name} = {lr:.3g}")
+        ax.plot(
+            lr,
+            result.smoothed[i],
+            SUGGESTION_MARKERS[name],
+            ms=9,
+            mfc="none",
+            mew=2,
+            color="black" if color is None else color,
+            label=f"{label}: {name} = {lr:.3g}",
+        )
     if result.one_cycle_lr is not None:
-        ax.axvline(result.one_cycle_lr, ls="--", lw=1, color=color or "black",
-                   label=f"{label}: one-cycle peak = {result.one_cycle_lr:.3g}")
+        ax.axvline(
+            result.one_cycle_lr,
+            ls="--",
+            lw=1,
+            color=color or "black",
+            label=f"{label}: one-cycle peak = {result.one_cycle_lr:.3g}",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
@@ -130,8 +151,9 @@ def plot_gallery(images: Tensor, titles: Sequence[str], columns: int = 6) -> Fig
     return fig
 
 
-def plot_confusion_matrix(cm: Tensor, classes: Sequence[str] = CLASS_NAMES, ax: Axes | None = None,
-                          split: str = "test") -> Figure:
+def plot_confusion_matrix(
+    cm: Tensor, classes: Sequence[str] = CLASS_NAMES, ax: Axes | None = None, split: str = "test"
+) -> Figure:
     """Counts with the true class on the rows; the diagonal is what was right. ``split`` names the images counted."""
     fig, ax = _axes(ax, (7.5, 6.5))
     im = ax.imshow(cm.numpy(), cmap="Blues")
@@ -148,8 +170,9 @@ def plot_confusion_matrix(cm: Tensor, classes: Sequence[str] = CLASS_NAMES, ax: 
     return fig
 
 
-def plot_probabilities(probabilities: Tensor, true_label: int | None = None, classes: Sequence[str] = CLASS_NAMES,
-                       ax: Axes | None = None) -> Figure:
+def plot_probabilities(
+    probabilities: Tensor, true_label: int | None = None, classes: Sequence[str] = CLASS_NAMES, ax: Axes | None = None
+) -> Figure:
     """A horizontal bar per class; the predicted bar is orange, the true class is labelled."""
     fig, ax = _axes(ax, (5, 3.5))
     predicted = int(probabilities.argmax())
@@ -161,3 +184,144 @@ def plot_probabilities(probabilities: Tensor, true_label: int | None = None, cla
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability")
     return fig
+
+
+def plot_prediction(
+    image: Tensor, probabilities: Tensor, target: int, classes: Sequence[str] = CLASS_NAMES, title: str = ""
+) -> Figure:
+    """The image beside a bar chart of the class probabilities."""
+    fig, (image_ax, bar_ax) = plt.subplots(1, 2, figsize=(8, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
+    predicted = int(probabilities.argmax())
+    verdict = "right" if predicted == target else "wrong"
+    plot_image(image, image_ax, f"{title}true: {classes[target]}\npredicted: {classes[predicted]} ({verdict})")
+    plot_probabilities(probabilities, target, classes, bar_ax)
+    fig.tight_layout()
+    return fig
+
+
+# ---- inside the network: the figures of what interpretability.py computes (uint8 images, as stored) -------------
+
+
+def plot_filters(weights: Tensor, title: str = "c1 filters") -> Figure:
+    """The 3x3 weights of each first-layer filter on one colour scale: red adds, blue subtracts."""
+    weights = weights.detach().cpu().squeeze(1)  # (32, 3, 3)
+    limit = float(weights.abs().max())
+    columns = 8
+    rows = -(-len(weights) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.0, rows * 1.1 + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(weights):
+            image = ax.imshow(weights[i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.set_title(str(i), fontsize=8)
+    fig.suptitle(title)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    return fig
+
+
+def plot_top_activating(images: Tensor, weights: Tensor, top: TopActivations, filters: Sequence[int]) -> Figure:
+    """One row per filter: its weights, then the images it responds to most, the 3x3 patch boxed."""
+    weights = weights.detach().cpu().squeeze(1)
+    limit = float(weights.abs().max())
+    k = top.images.shape[1]
+    fig, axes = plt.subplots(len(filters), k + 1, figsize=((k + 1) * 1.1, len(filters) * 1.15), squeeze=False)
+    for row, f in zip(axes, filters):
+        row[0].imshow(weights[f].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        row[0].set_title(f"filter {f}", fontsize=8)
+        row[0].axis("off")
+        for ax, i, r, c in zip(row[1:], top.images[f].tolist(), top.rows[f].tolist(), top.cols[f].tolist()):
+            plot_image(images[i], ax)
+            ax.add_patch(Rectangle((c - 1.5, r - 1.5), 3, 3, fill=False, edgecolor="red", lw=1.2))
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(maps: Tensor, title: str = "", fig: Figure | None = None, columns: int = 16) -> Figure:
+    """All channels of one image's maps (C, H, W) in a grid, on one colour scale, so that quiet channels look dark."""
+    maps = maps.detach().cpu()
+    columns = min(columns, len(maps))
+    rows = -(-len(maps) // columns)
+    if fig is None:
+        fig = plt.figure(figsize=(8, 8 * rows / columns + 0.6))
+    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.06})
+    # one scale for all channels; the top 1% of values saturate, so that a few strong ones do not darken the rest
+    low, high = float(maps.min()), float(maps.flatten().quantile(0.99))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(maps):
+            ax.imshow(maps[i].numpy(), cmap="viridis", vmin=low, vmax=high)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_image_and_feature_maps(image: Tensor, maps: Tensor, title: str = "") -> Figure:
+    """The input image beside the grid of its feature maps."""
+    channels, height, width = maps.shape
+    columns = 8 if channels <= 32 else 16
+    rows = -(-channels // columns)
+    grid_width = 5.0 if columns == 8 else 8.0
+    fig = plt.figure(figsize=(2.8 + grid_width, max(2.8, grid_width * rows / columns + 0.5)))
+    image_fig, maps_fig = fig.subfigures(1, 2, width_ratios=[2.8, grid_width])
+    plot_image(image, image_fig.subplots(), title)
+    plot_feature_maps(maps, f"{channels} maps of {height}x{width}", maps_fig, columns)
+    return fig
+
+
+def plot_attributions(images: Tensor, maps: dict[str, Tensor], titles: Sequence[str]) -> Figure:
+    """One row per image: the image, then each map over it (bright = supports the class; negatives not shown)."""
+    fig, axes = plt.subplots(
+        len(images), len(maps) + 1, figsize=(2.0 * (len(maps) + 1), 2.1 * len(images)), squeeze=False
+    )
+    for i, row in enumerate(axes):
+        plot_image(images[i], row[0], titles[i])
+        for ax, (name, attribution) in zip(row[1:], maps.items()):
+            plot_image(images[i], ax, name)
+            ax.imshow(attribution[i].clamp(min=0).numpy(), cmap="inferno", alpha=0.6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_embedding(
+    points: Tensor,
+    labels: Tensor,
+    classes: Sequence[str] = CLASS_NAMES,
+    ax: Axes | None = None,
+    title: str = "",
+    focus: Sequence[int] | None = None,
+) -> Figure:
+    """A 2-D scatter coloured by class; with ``focus``, the other classes are drawn grey."""
+    fig, ax = _axes(ax, (6.5, 5.5))
+    for c, name in enumerate(classes):
+        chosen = labels == c
+        if focus is not None and c not in focus:
+            ax.scatter(*points[chosen].T.numpy(), s=4, color="lightgrey")
+        else:
+            ax.scatter(*points[chosen].T.numpy(), s=4, color=plt.cm.tab10(c), label=name)
+    ax.legend(fontsize=7, markerscale=3, loc="best")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def plot_neighbours(
+    images: Tensor, labels: Tensor, query: int, neighbours: Tensor, predicted: int, classes: Sequence[str] = CLASS_NAMES
+) -> Figure:
+    """The query image, then its nearest neighbours in feature space with their true classes."""
+    fig, axes = plt.subplots(1, len(neighbours) + 1, figsize=(1.45 * (len(neighbours) + 1), 2.0))
+    plot_image(images[query], axes[0], f"true: {classes[int(labels[query])]}\nsaid: {classes[predicted]}")
+    axes[0].title.set_color("red")
+    for rank, (ax, i) in enumerate(zip(axes[1:], neighbours.tolist()), 1):
+        plot_image(images[i], ax, f"#{rank}: {classes[int(labels[i])]}")
+    fig.tight_layout()
+    return fig
+
+
+def show(fig: Figure) -> None:
+    """Display a figure once (in a notebook or widget output) and release it."""
+    try:
+        from IPython.display import display
+    except ImportError:
+        return
+    display(fig)
+    plt.close(fig)

@@ -18,8 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .checkpoint import Checkpoint
-from .data import IMAGE_SIZE, normalize
-
+from .data import normalize
+from .dataset import IMAGE_SIZE
 
 # Larger images are refused before their pixels are decoded: a 50-megapixel photo already takes
 # about half a gigabyte on its way to 28x28, and a small file can claim billions of pixels.
@@ -43,7 +43,9 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes); pass a PNG or JPEG image")
-    too_large = f"more than the {MAX_MEGAPIXELS} megapixels the lab decodes; shrink it first (the model sees 28x28 pixels)"
+    too_large = (
+        f"more than the {MAX_MEGAPIXELS} megapixels the lab decodes; shrink it first (the model sees 28x28 pixels)"
+    )
     try:
         with warnings.catch_warnings():  # PIL's "decompression bomb" warning: our own limit below is lower
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -51,7 +53,9 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         with image:
             width, height = image.size  # from the header: nothing is decoded yet
             if width * height > MAX_MEGAPIXELS * 1_000_000:
-                raise ImageError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), {too_large}")
+                raise ImageError(
+                    f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), {too_large}"
+                )
             image.load()
     except Image.DecompressionBombError as err:
         raise ImageError(f"{path}: far {too_large} ({err})") from err
@@ -82,9 +86,11 @@ def to_fashion_mnist(image: Image.Image) -> Tensor:
     contrast = int(grey.max())
     if contrast < MIN_CONTRAST:
         name = getattr(image, "filename", "") or "the image"  # PIL keeps the path of an opened file
-        raise ImageError(f"{name}: (almost) no contrast, so nothing to classify: nothing stands out from the "
-                         f"background by {MIN_CONTRAST} grey levels or more (the most is {contrast} of 255). "
-                         f"Pass a photo of one garment against a plain background.")
+        raise ImageError(
+            f"{name}: (almost) no contrast, so nothing to classify: nothing stands out from the "
+            f"background by {MIN_CONTRAST} grey levels or more (the most is {contrast} of 255). "
+            f"Pass a photo of one garment against a plain background."
+        )
     mask = grey > 0.15 * grey.max()
     rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
     grey = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
@@ -123,5 +129,7 @@ def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], k: int
             continue
         probs = class_probabilities(checkpoint, image.unsqueeze(0))[0]
         values, indices = probs.topk(k)
-        results.append(Prediction(str(path), [(checkpoint.classes[i], float(v)) for v, i in zip(values, indices)], image))
+        results.append(
+            Prediction(str(path), [(checkpoint.classes[i], float(v)) for v, i in zip(values, indices)], image)
+        )
     return results

@@ -14,8 +14,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from fmnist_lab import data as data_module  # noqa: E402
-from fmnist_lab.data import DataError, FashionMNIST, load_fashion_mnist  # noqa: E402
+from fmnist_lab import dataset as dataset_module  # noqa: E402
+from fmnist_lab.dataset import DataError, FashionMNIST, load_fashion_mnist  # noqa: E402
 
 TINY_COUNTS = {"train": 120, "t10k": 40}
 
@@ -34,7 +34,9 @@ def tiny_data() -> FashionMNIST:
     g = torch.Generator().manual_seed(1)
     train_labels = torch.randint(0, 10, (1200,), generator=g)
     test_labels = torch.randint(0, 10, (200,), generator=g)
-    return FashionMNIST(make_images(train_labels, 2), train_labels, make_images(test_labels, 3), test_labels, "tiny fixture")
+    return FashionMNIST(
+        make_images(train_labels, 2), train_labels, make_images(test_labels, 3), test_labels, "tiny fixture"
+    )
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:
@@ -62,11 +64,11 @@ def tiny_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     The checksums it verifies become those of the seed-0 set (``write_idx_set``'s default),
     hashed here from the bytes; a set written with another seed is well-formed but "corrupt".
     """
-    files = {stem: (magic, TINY_COUNTS[stem.split("-")[0]]) for stem, (magic, _) in data_module.FILES.items()}
-    monkeypatch.setattr(data_module, "FILES", files)
+    files = {stem: (magic, TINY_COUNTS[stem.split("-")[0]]) for stem, (magic, _) in dataset_module.FILES.items()}
+    monkeypatch.setattr(dataset_module, "FILES", files)
     checksums = {stem: hashlib.sha256(raw).hexdigest() for stem, (_, raw) in tiny_idx_files(seed=0).items()}
-    monkeypatch.setattr(data_module, "SHA256", checksums)
-    monkeypatch.delenv(data_module.ALLOW_OTHER_DATA_ENV, raising=False)
+    monkeypatch.setattr(dataset_module, "SHA256", checksums)
+    monkeypatch.delenv(dataset_module.ALLOW_OTHER_DATA_ENV, raising=False)
     return TINY_COUNTS
 
 
@@ -87,9 +89,9 @@ def write_idx_set(folder: Path, gz: bool = False, seed: int = 0) -> dict[str, to
 def isolated_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Point every data source of the loader at empty temporary folders."""
     project, debian = tmp_path / "project-data", tmp_path / "debian"
-    monkeypatch.setattr(data_module, "default_data_dir", lambda: project)
-    monkeypatch.setattr(data_module, "DEBIAN_DIR", debian)
-    monkeypatch.delenv(data_module.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(dataset_module, "default_data_dir", lambda: project)
+    monkeypatch.setattr(dataset_module, "DEBIAN_DIR", debian)
+    monkeypatch.delenv(dataset_module.DATA_DIR_ENV, raising=False)
     return {"project": project, "debian": debian}
 
 

@@ -28,9 +28,17 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-RUN_TIMEOUT_MS = int(os.environ.get('FMNIST_LAB_BROWSER_TIMEOUT_S', 480)) * 1000
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RUN_TIMEOUT_MS = int(os.environ.get("FMNIST_LAB_BROWSER_TIMEOUT_S", 480)) * 1000
 
 
 def require(condition: bool, why: str) -> None:
@@ -69,13 +77,32 @@ def jupyter(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "FMNIST_LAB_QUICK": "1", "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
+    env = {
+        **os.environ,
+        "FMNIST_LAB_QUICK": "1",
+        "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "server.log", "w"),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -86,7 +113,9 @@ def jupyter(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (root / "server.log").read_text()[-3000:])
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (root / "server.log").read_text()[-3000:]
+                    ) from None
                 time.sleep(0.5)
         yield {"base": base, "token": token, "root": root}
     finally:
@@ -142,8 +171,13 @@ def saved_notebook(jupyter, name: str) -> dict:
 
 
 def error_outputs(notebook: dict) -> list[str]:
-    return [f"{o['ename']}: {o['evalue']}" for cell in notebook["cells"] if cell["cell_type"] == "code"
-            for o in cell["outputs"] if o["output_type"] == "error"]
+    return [
+        f"{o['ename']}: {o['evalue']}"
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+        for o in cell["outputs"]
+        if o["output_type"] == "error"
+    ]
 
 
 def outputs_of_cell(notebook: dict, snippet: str) -> list[dict]:
@@ -157,7 +191,9 @@ def wait_until_changed(page, root, selector: str, prop: str, before: str) -> Non
             const el = root.querySelector(selector);
             return el !== null && (prop === "src" ? el.getAttribute("src") : el.innerText) !== before;
         }""",
-        arg=[root.element_handle(), selector, prop, before], timeout=30_000)
+        arg=[root.element_handle(), selector, prop, before],
+        timeout=30_000,
+    )
 
 
 def slider_widget(page):
@@ -187,8 +223,13 @@ def test_training_recipes_notebook_in_the_browser(browser, jupyter):
     # the tqdm widget bar over the epochs rendered and reached 100%
     bar = page.locator(".jp-OutputArea .widget-hbox", has_text="Training").filter(has_text="100%")
     bar.first.wait_for(timeout=30_000)
-    assert page.locator(".jp-OutputArea .widget-hbox .widget-progress, .jp-OutputArea .widget-hbox progress,"
-                        " .jp-OutputArea .widget-hprogress").count() >= 1
+    assert (
+        page.locator(
+            ".jp-OutputArea .widget-hbox .widget-progress, .jp-OutputArea .widget-hbox progress,"
+            " .jp-OutputArea .widget-hprogress"
+        ).count()
+        >= 1
+    )
     bar.first.screenshot(path=str(ARTIFACTS / "05_progress_bar.png"))
     # the live training curves are one figure, updated in place
     live = outputs_of_cell(notebook, "LiveHistoryPlot()")

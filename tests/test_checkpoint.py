@@ -32,12 +32,18 @@ CASES = {
     "mean-missing": (lambda p: without(p, "mean"), "it has no 'mean' entry"),
     "weights-missing": (lambda p: without(p, "model_state"), "it has no 'model_state' entry"),
     "weights-nan": (lambda p: with_weight(p, "fc_1.weight", math.nan), "'fc_1.weight' hold NaN or infinite values"),
-    "variance-negative": (lambda p: with_weight(p, "b2.running_var", -1.0), "BatchNorm variances 'b2.running_var' hold negative"),
+    "variance-negative": (
+        lambda p: with_weight(p, "b2.running_var", -1.0),
+        "BatchNorm variances 'b2.running_var' hold negative",
+    ),
     "classes-short": (lambda p: edited(p, "classes", ["a", "b"]), "not a list of 10 names"),
     "classes-numbers": (lambda p: edited(p, "classes", list(range(10))), "not a list of 10 names"),
     "config-text": (lambda p: edited(p, "config", "epochs=30"), "its 'config' entry is a str, not a dict"),
     "metrics-list": (lambda p: edited(p, "metrics", [0.9]), "its 'metrics' entry is a list, not a dict"),
-    "old-version": (lambda p: edited(p, "version", 1), "another version of the lab (checkpoint version 1, this lab reads version 2)"),
+    "old-version": (
+        lambda p: edited(p, "version", 1),
+        "another version of the lab (checkpoint version 1, this lab reads version 2)",
+    ),
 }
 
 

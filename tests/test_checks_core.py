@@ -65,14 +65,16 @@ def test_every_printed_solution_passes_and_a_stub_is_not_done(exercise):
 
 
 def test_solution_prints_the_solution_cell_before_the_check_call(capsys, tmp_path, monkeypatch):
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("def first(x):\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"),
-        nbformat.v4.new_code_cell("nb09.q1.check(first)"),
-        nbformat.v4.new_code_cell("def second(x):\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION"),
-        nbformat.v4.new_markdown_cell("text between"),
-        nbformat.v4.new_code_cell("print('not a solution')"),
-        nbformat.v4.new_code_cell("nb09.q10.check(second)"),  # q10 must not be taken for q1
-    ])
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("def first(x):\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"),
+            nbformat.v4.new_code_cell("nb09.q1.check(first)"),
+            nbformat.v4.new_code_cell("def second(x):\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION"),
+            nbformat.v4.new_markdown_cell("text between"),
+            nbformat.v4.new_code_cell("print('not a solution')"),
+            nbformat.v4.new_code_cell("nb09.q10.check(second)"),  # q10 must not be taken for q1
+        ]
+    )
     nbformat.write(notebook, tmp_path / "09_example.ipynb")
     monkeypatch.setattr(exercises, "INSTRUCTOR_DIR", tmp_path)
     Exercise("nb09.q10", lambda answer, generator=None: "fine", "a hint").solution()
@@ -145,10 +147,18 @@ def test_every_exercise_module_is_checked_by_its_notebook(path):
     module = f"nb{path.name[:2]}"
     if not (Path(exercises.__file__).parent / f"{module}.py").exists():
         pytest.skip(f"{path.name} has no exercise module yet (tests/test_student_edition.py requires exercises)")
-    labels = {value.label for value in vars(importlib.import_module(f"fmnist_lab.exercises.{module}")).values()
-              if isinstance(value, Exercise)}
-    called = {f"{nb}.{q}" for notebook in NOTEBOOKS for nb, q, _ in CHECK_CALL.findall(
-        "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"))}
+    labels = {
+        value.label
+        for value in vars(importlib.import_module(f"fmnist_lab.exercises.{module}")).values()
+        if isinstance(value, Exercise)
+    }
+    called = {
+        f"{nb}.{q}"
+        for notebook in NOTEBOOKS
+        for nb, q, _ in CHECK_CALL.findall(
+            "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+        )
+    }
     assert labels <= called, f"{sorted(labels - called)} are checked by no notebook"
     assert all(label.startswith(module) for label in labels)
     assert CHECK_CALL.search(code) or not labels
@@ -156,41 +166,68 @@ def test_every_exercise_module_is_checked_by_its_notebook(path):
 
 # one comparison for every check
 
-@pytest.mark.parametrize("value", [
-    0.25, np.float32(0.25), np.float64(0.25), np.array(0.25), np.array([0.25]), torch.tensor(0.25),
-    torch.tensor([0.25], dtype=torch.float16), torch.tensor(0.25, dtype=torch.bfloat16), [0.25], (torch.tensor(0.25),),
-], ids=repr)
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.25,
+        np.float32(0.25),
+        np.float64(0.25),
+        np.array(0.25),
+        np.array([0.25]),
+        torch.tensor(0.25),
+        torch.tensor([0.25], dtype=torch.float16),
+        torch.tensor(0.25, dtype=torch.bfloat16),
+        [0.25],
+        (torch.tensor(0.25),),
+    ],
+    ids=repr,
+)
 def test_as_number_takes_any_kind_of_number(value):
     assert as_number(value, "f", "a case") == 0.25  # 0.25 is exact in every float dtype
 
 
 def test_as_number_takes_integers_too():
-    assert as_number(1, "f", "a case") == as_number(np.int64(1), "f", "a case") == as_number(torch.tensor(1), "f",
-                                                                                             "a case") == 1.0
+    assert (
+        as_number(1, "f", "a case")
+        == as_number(np.int64(1), "f", "a case")
+        == as_number(torch.tensor(1), "f", "a case")
+        == 1.0
+    )
 
 
-@pytest.mark.parametrize("value, sentence", [
-    (float("nan"), "`f` returned NaN (not a number) on a case"),
-    (np.float32("inf"), "`f` returned infinity on a case"),
-    (torch.tensor(-float("inf")), "`f` returned infinity on a case"),
-    (True, "`f` should return one number, but on a case it returned bool True"),
-    ("0.25", "`f` should return one number, but on a case it returned str '0.25'"),
-    (torch.ones(2), "`f` should return one number, but on a case it returned a torch.float32 tensor of shape (2,)"),
-    ({"std": 0.3}, "`f` should return one number, but on a case it returned a dict object"),
-])
+@pytest.mark.parametrize(
+    "value, sentence",
+    [
+        (float("nan"), "`f` returned NaN (not a number) on a case"),
+        (np.float32("inf"), "`f` returned infinity on a case"),
+        (torch.tensor(-float("inf")), "`f` returned infinity on a case"),
+        (True, "`f` should return one number, but on a case it returned bool True"),
+        ("0.25", "`f` should return one number, but on a case it returned str '0.25'"),
+        (torch.ones(2), "`f` should return one number, but on a case it returned a torch.float32 tensor of shape (2,)"),
+        ({"std": 0.3}, "`f` should return one number, but on a case it returned a dict object"),
+    ],
+)
 def test_as_number_refuses_with_a_sentence(value, sentence):
     with pytest.raises(Wrong) as refused:
         as_number(value, "f", "a case")
     assert str(refused.value).startswith(sentence)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: [1.0, 2.0, 3.0], lambda: (1, 2, 3), lambda: (v for v in [1.0, 2.0, 3.0]), lambda: np.array([1, 2, 3.0]),
-    lambda: torch.tensor([1.0, 2.0, 3.0], dtype=torch.float16), lambda: torch.stack([torch.tensor(1.0),
-                                                                                     torch.tensor(2.0),
-                                                                                     torch.tensor(3.0)]),
-    lambda: [np.float32(1), torch.tensor(2.0), 3], lambda: torch.tensor([[1.0, 2.0, 3.0]]),
-], ids=["list", "tuple", "generator", "numpy", "float16", "stacked", "mixed", "extra dimension of 1"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: [1.0, 2.0, 3.0],
+        lambda: (1, 2, 3),
+        lambda: (v for v in [1.0, 2.0, 3.0]),
+        lambda: np.array([1, 2, 3.0]),
+        lambda: torch.tensor([1.0, 2.0, 3.0], dtype=torch.float16),
+        lambda: torch.stack([torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0)]),
+        lambda: [np.float32(1), torch.tensor(2.0), 3],
+        lambda: torch.tensor([[1.0, 2.0, 3.0]]),
+    ],
+    ids=["list", "tuple", "generator", "numpy", "float16", "stacked", "mixed", "extra dimension of 1"],
+)
 def test_as_tensor_takes_any_container_of_numbers(make):
     assert torch.equal(as_tensor(make(), "f", "a case", (3,)), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
 
@@ -238,6 +275,7 @@ def test_all_close_takes_float32_results_and_refuses_a_changed_entry(values):
 
 # answers see copies, and no more than the time limit
 
+
 def test_call_passes_copies_and_can_refuse_an_answer_that_changes_its_input():
     x = torch.zeros(3)
     call(lambda t: t.add_(1), x, case="a case")
@@ -272,8 +310,9 @@ def test_a_looping_answer_is_stopped_by_the_time_limit_with_one_sentence(monkeyp
     started = time.perf_counter()
     nb01.q1.check(loops_forever)
     assert time.perf_counter() - started < 5
-    assert capsys.readouterr().out == ("Not yet: your function ran longer than 0.3 s on a batch of one black and one "
-                                       "white 28x28 image.\n")
+    assert capsys.readouterr().out == (
+        "Not yet: your function ran longer than 0.3 s on a batch of one black and one white 28x28 image.\n"
+    )
 
 
 def test_an_alarm_set_before_the_check_still_rings_after_it():
@@ -312,15 +351,16 @@ def test_an_interrupt_during_a_check_prints_one_sentence(capsys):
         raise KeyboardInterrupt
 
     nb01.q1.check(interrupted)
-    assert capsys.readouterr().out == ("Stopped: you interrupted the check of nb01.q1 before it finished; run it "
-                                       "again to get its verdict.\n")
+    assert capsys.readouterr().out == (
+        "Stopped: you interrupted the check of nb01.q1 before it finished; run it again to get its verdict.\n"
+    )
     with pytest.raises(AssertionError, match="^Stopped: you interrupted"):
         nb01.q1.check(interrupted, strict=True)
 
 
 # an answer must not call the lab's own function for the exercise
 
-NOTEBOOK_CODE = '''
+NOTEBOOK_CODE = """
 import fmnist_lab
 import fmnist_lab.data as lab_data
 from fmnist_lab.data import pixel_stats
@@ -350,18 +390,22 @@ def through_a_helper(images):
 def own(images, pixel_stats=None):
     pixel_stats = (images.double() / 255).std().item()  # a local of that name is the student's own
     return pixel_stats
-'''
+"""
 
 
-@pytest.mark.parametrize("name", ["direct", "through_a_module", "through_the_package", "in_a_lambda",
-                                  "in_a_comprehension", "through_a_helper"])
+@pytest.mark.parametrize(
+    "name",
+    ["direct", "through_a_module", "through_the_package", "in_a_lambda", "in_a_comprehension", "through_a_helper"],
+)
 def test_an_answer_that_calls_the_lab_function_is_refused(name):
     namespace = {}
     exec(NOTEBOOK_CODE, namespace)  # noqa: S102 -- code written in this test
     result = nb01.q1.verdict(namespace[name])
     assert result.status == WRONG
-    assert result.message.startswith(f"Not yet: `{name}` calls the lab's own `pixel_stats` "
-                                     f"(fmnist_lab.data.pixel_stats); this exercise asks you to compute it yourself")
+    assert result.message.startswith(
+        f"Not yet: `{name}` calls the lab's own `pixel_stats` "
+        f"(fmnist_lab.data.pixel_stats); this exercise asks you to compute it yourself"
+    )
 
 
 def test_an_own_variable_named_like_the_lab_function_is_not_refused():
@@ -370,15 +414,30 @@ def test_an_own_variable_named_like_the_lab_function_is_not_refused():
     assert nb01.q1.verdict(namespace["own"]).passed
 
 
-@pytest.mark.parametrize("exercise, call_code", [
-    ("nb04.q1", "from fmnist_lab.lr_finder import smooth\ndef f(losses, beta):\n    return smooth(losses, beta)"),
-    ("nb06.q1", ("from fmnist_lab.metrics import confusion_matrix\n"
-                 "def f(t, p, n):\n    return confusion_matrix(t, p, n)")),
-    ("nb07.q2", ("from fmnist_lab.interpretability import saliency\n"
-                 "def f(model, image, target):\n    return saliency(model, image[None], target)[0]")),
-    ("nb07.q3", ("import fmnist_lab.interpretability as lab\n"
-                 "def f(features, query, k):\n    return lab.nearest_neighbours(features, query, k)")),
-])
+@pytest.mark.parametrize(
+    "exercise, call_code",
+    [
+        ("nb04.q1", "from fmnist_lab.lr_finder import smooth\ndef f(losses, beta):\n    return smooth(losses, beta)"),
+        (
+            "nb06.q1",
+            ("from fmnist_lab.metrics import confusion_matrix\ndef f(t, p, n):\n    return confusion_matrix(t, p, n)"),
+        ),
+        (
+            "nb07.q2",
+            (
+                "from fmnist_lab.interpretability import saliency\n"
+                "def f(model, image, target):\n    return saliency(model, image[None], target)[0]"
+            ),
+        ),
+        (
+            "nb07.q3",
+            (
+                "import fmnist_lab.interpretability as lab\n"
+                "def f(features, query, k):\n    return lab.nearest_neighbours(features, query, k)"
+            ),
+        ),
+    ],
+)
 def test_each_exercise_refuses_its_lab_shortcut(exercise, call_code):
     namespace = {}
     exec(call_code, namespace)  # noqa: S102 -- code written in this test

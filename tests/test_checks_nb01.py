@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmnist_lab.data import FashionMNIST
+from fmnist_lab.dataset import FashionMNIST
 from fmnist_lab.exercises import nb01
 from tests.checks_support import assert_right, assert_wrong
 
@@ -32,20 +32,32 @@ PIXEL_STD_RIGHT = {
 }
 
 PIXEL_STD_WRONG = {
-    "per-image std": (lambda images: pixels(images).std(dim=1).mean().item(),
-                      "the mean of the per-image standard deviations (the report's 0.3202 statistic)"),
-    "bytes not scaled": (lambda images: images.double().std().item(),
-                         "255 times too large: scale the bytes to [0, 1] (divide by 255) first"),
+    "per-image std": (
+        lambda images: pixels(images).std(dim=1).mean().item(),
+        "the mean of the per-image standard deviations (the report's 0.3202 statistic)",
+    ),
+    "bytes not scaled": (
+        lambda images: images.double().std().item(),
+        "255 times too large: scale the bytes to [0, 1] (divide by 255) first",
+    ),
     "variance": (lambda images: (images.double() / 255).var().item(), "the variance: take its square root"),
-    "std of the mean brightness": (lambda images: pixels(images).mean(1).std().item(),
-                                   "the std of the images' mean brightness, not of all pixels"),
+    "std of the mean brightness": (
+        lambda images: pixels(images).mean(1).std().item(),
+        "the std of the images' mean brightness, not of all pixels",
+    ),
     "NaN": (lambda images: float("nan"), "`pixel_std` returned NaN (not a number) on a batch of one black"),
-    "mean and std": (lambda images: ((images.double() / 255).mean().item(), (images.double() / 255).std().item()),
-                     ("`pixel_std` should return one number, but on a batch of one black and one white 28x28 image it "
-                     "returned a tuple of 2 items")),
+    "mean and std": (
+        lambda images: ((images.double() / 255).mean().item(), (images.double() / 255).std().item()),
+        (
+            "`pixel_std` should return one number, but on a batch of one black and one white 28x28 image it "
+            "returned a tuple of 2 items"
+        ),
+    ),
     # 0 on the black-and-white case used to be taken for the per-image mistake, whatever it returned elsewhere
-    "zero": (lambda images: 0.0, ("on a batch of one black and one white 28x28 image, the pixel std is 0.5002, but "
-                                 "you returned 0.0000")),
+    "zero": (
+        lambda images: 0.0,
+        ("on a batch of one black and one white 28x28 image, the pixel std is 0.5002, but you returned 0.0000"),
+    ),
 }
 
 
@@ -61,21 +73,26 @@ def test_pixel_std_wrong_answers_get_their_sentence(answer, sentence):
 
 def test_pixel_std_describes_the_images_it_was_given_by_their_count():
     test_images = torch.randint(0, 256, (10_000, 2, 2), dtype=torch.uint8)
-    assert "On the 10,000 test images it gives" in assert_right(nb01.q1, PIXEL_STD_RIGHT["float64, sample std"],
-                                                                test_images)
+    assert "On the 10,000 test images it gives" in assert_right(
+        nb01.q1, PIXEL_STD_RIGHT["float64, sample std"], test_images
+    )
     train_images = torch.randint(0, 256, (60_000, 2, 2), dtype=torch.uint8)
-    assert "On the 60,000 training images it gives" in assert_right(nb01.q1, PIXEL_STD_RIGHT["NumPy float64"],
-                                                                    train_images)
+    assert "On the 60,000 training images it gives" in assert_right(
+        nb01.q1, PIXEL_STD_RIGHT["NumPy float64"], train_images
+    )
 
 
 def test_pixel_std_handed_the_dataset_instead_of_its_images_names_what_it_expects():
     data = FashionMNIST(*(torch.zeros(2, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.long)) * 2, "tiny")
     message = nb01.q1.verdict(PIXEL_STD_RIGHT["float64, sample std"], data).message
-    assert message == ("Not yet: check() expects a batch of images such as data.train_images (a uint8 tensor), not "
-                       "the dataset object itself, after your function, but it got a FashionMNIST object.")
+    assert message == (
+        "Not yet: check() expects a batch of images such as data.train_images (a uint8 tensor), not "
+        "the dataset object itself, after your function, but it got a FashionMNIST object."
+    )
 
 
 # q3: within + between
+
 
 def split(images):
     x = pixels(images)
@@ -87,25 +104,38 @@ WITHIN_BETWEEN_RIGHT = {
     "stacked": lambda images: torch.stack(split(images)),
     "float32 list": lambda images: [v.float() for v in split(images)],
     "NumPy array": lambda images: np.array([v.item() for v in split(images)]),
-    "by the law of total variance": lambda images: (pixels(images).var(correction=0) - split(images)[1],
-                                                    split(images)[1]),
+    "by the law of total variance": lambda images: (
+        pixels(images).var(correction=0) - split(images)[1],
+        split(images)[1],
+    ),
     "generator": lambda images: (v for v in split(images)),
 }
 
 WITHIN_BETWEEN_WRONG = {
     "swapped": (lambda images: split(images)[::-1], "your two numbers are swapped: return (within, between)"),
-    "sample variance": (lambda images: (pixels(images).var(dim=1).mean(), pixels(images).mean(dim=1).var()),
-                        "you used the sample variance (correction=1)"),
-    "standard deviations": (lambda images: (pixels(images).std(dim=1, correction=0).mean(),
-                                            pixels(images).mean(dim=1).std(correction=0)),
-                            "you returned standard deviations: return variances, which add up"),
-    "bytes": (lambda images: tuple(255**2 * v for v in split(images)),
-              "your numbers are far too large: divide the bytes by 255 first"),
-    "one number": (lambda images: split(images)[0],
-                   "should return shape (2,) on a batch of one black and one white 28x28 image, but returned shape ()"),
-    "total and zero": (lambda images: (pixels(images).var(correction=0), 0.0),
-                       ("on a batch of one black and one white 28x28 image, the within-image variance is 0.00000 and "
-                       "the between-image variance 0.25000, but you returned 0.25000 and 0.00000")),
+    "sample variance": (
+        lambda images: (pixels(images).var(dim=1).mean(), pixels(images).mean(dim=1).var()),
+        "you used the sample variance (correction=1)",
+    ),
+    "standard deviations": (
+        lambda images: (pixels(images).std(dim=1, correction=0).mean(), pixels(images).mean(dim=1).std(correction=0)),
+        "you returned standard deviations: return variances, which add up",
+    ),
+    "bytes": (
+        lambda images: tuple(255**2 * v for v in split(images)),
+        "your numbers are far too large: divide the bytes by 255 first",
+    ),
+    "one number": (
+        lambda images: split(images)[0],
+        "should return shape (2,) on a batch of one black and one white 28x28 image, but returned shape ()",
+    ),
+    "total and zero": (
+        lambda images: (pixels(images).var(correction=0), 0.0),
+        (
+            "on a batch of one black and one white 28x28 image, the within-image variance is 0.00000 and "
+            "the between-image variance 0.25000, but you returned 0.25000 and 0.00000"
+        ),
+    ),
 }
 
 
@@ -120,6 +150,7 @@ def test_within_and_between_wrong_answers_get_their_sentence(answer, sentence):
 
 
 # q5: the closest pair of average images
+
 
 def closest(means):
     flat = means.double().flatten(1)
@@ -137,9 +168,13 @@ CLOSEST_RIGHT = {
     "divmod": closest,
     "reversed order": lambda means: closest(means)[::-1],
     "tensor": lambda means: torch.tensor(closest(means)),
-    "NumPy norms": lambda means: np.unravel_index(np.argmin(
-        np.linalg.norm(means.numpy().reshape(len(means), 1, -1) - means.numpy().reshape(1, len(means), -1), axis=2)
-        + np.diag(np.full(len(means), np.inf))), (len(means), len(means))),
+    "NumPy norms": lambda means: np.unravel_index(
+        np.argmin(
+            np.linalg.norm(means.numpy().reshape(len(means), 1, -1) - means.numpy().reshape(1, len(means), -1), axis=2)
+            + np.diag(np.full(len(means), np.inf))
+        ),
+        (len(means), len(means)),
+    ),
     "loops over pairs": closest_by_loops,
     "NumPy ints in a list": lambda means: [np.int64(v) for v in closest(means)],
 }
@@ -152,10 +187,14 @@ def farthest(means):
 
 CLOSEST_WRONG = {
     "farthest": (farthest, "is the pair farthest apart; look for the smallest distance"),
-    "diagonal kept": (lambda means: divmod(int(torch.cdist(means.flatten(1), means.flatten(1)).argmin()), len(means)),
-                      "you returned (0, 0), a class and itself, at distance 0"),
-    "counted from 1": (lambda means: tuple(v + 1 for v in closest(means)),
-                       "(2, 4) are not class indices between 0 and 3"),
+    "diagonal kept": (
+        lambda means: divmod(int(torch.cdist(means.flatten(1), means.flatten(1)).argmin()), len(means)),
+        "you returned (0, 0), a class and itself, at distance 0",
+    ),
+    "counted from 1": (
+        lambda means: tuple(v + 1 for v in closest(means)),
+        "(2, 4) are not class indices between 0 and 3",
+    ),
     "class names": (lambda means: ("T-shirt/top", "Shirt"), "`closest_pair` should return a tensor of shape (2,)"),
     "second closest": (lambda means: (0, 1), "the closest pair is (1, 3) at distance 3.000, but you returned (0, 1)"),
 }
@@ -173,12 +212,15 @@ def test_closest_pair_wrong_answers_get_their_sentence(answer, sentence):
 
 # the grader's hidden cases
 
+
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_on_hidden_cases_right_answers_still_pass_and_wrong_ones_still_fail(seed):
-    for exercise, right, wrong in ((nb01.q1, PIXEL_STD_RIGHT, PIXEL_STD_WRONG),
-                                   (nb01.q3, WITHIN_BETWEEN_RIGHT, WITHIN_BETWEEN_WRONG),
-                                   (nb01.q5, CLOSEST_RIGHT, CLOSEST_WRONG)):
+    for exercise, right, wrong in (
+        (nb01.q1, PIXEL_STD_RIGHT, PIXEL_STD_WRONG),
+        (nb01.q3, WITHIN_BETWEEN_RIGHT, WITHIN_BETWEEN_WRONG),
+        (nb01.q5, CLOSEST_RIGHT, CLOSEST_WRONG),
+    ):
         for answer in list(right.values())[:3]:
             assert_right(exercise, answer, seed=seed)
         for answer, _ in list(wrong.values())[:4]:

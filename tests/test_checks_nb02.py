@@ -25,10 +25,12 @@ SIZE_RIGHT = {
     "floor division": lambda n, kernel, padding, stride: (n + 2 * padding - kernel) // stride + 1,
     "math.floor": lambda n, kernel, padding, stride: math.floor((n + 2 * padding - kernel) / stride) + 1,
     "int() of a positive quotient": lambda n, kernel, padding, stride: int((n + 2 * padding - kernel) / stride) + 1,
-    "counting the window's positions": lambda n, kernel, padding, stride: len(range(0, n + 2 * padding - kernel + 1,
-                                                                                     stride)),
+    "counting the window's positions": lambda n, kernel, padding, stride: len(
+        range(0, n + 2 * padding - kernel + 1, stride)
+    ),
     "a loop over the positions": lambda n, kernel, padding, stride: sum(
-        1 for start in range(n + 2 * padding) if start % stride == 0 and start + kernel <= n + 2 * padding),
+        1 for start in range(n + 2 * padding) if start % stride == 0 and start + kernel <= n + 2 * padding
+    ),
     "a whole float": lambda n, kernel, padding, stride: float((n + 2 * padding - kernel) // stride + 1),
 }
 
@@ -40,17 +42,26 @@ def test_conv_output_size_right_answers_pass(answer, seed):
 
 
 SIZE_WRONG = {
-    "forgot the padding": (lambda n, k, p, s: (n - k) // s + 1, ("on c1 (n=28, kernel 3, padding 1, stride 1), you "
-                                                                 "forgot the padding")),
+    "forgot the padding": (
+        lambda n, k, p, s: (n - k) // s + 1,
+        ("on c1 (n=28, kernel 3, padding 1, stride 1), you forgot the padding"),
+    ),
     "padding once": (lambda n, k, p, s: (n + p - k) // s + 1, "you added the padding once"),
-    "rounded up": (lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1, ("on the last max-pool (n=7, kernel 2, "
-                                                                          "padding 0, stride 2), you rounded up")),
+    "rounded up": (
+        lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1,
+        ("on the last max-pool (n=7, kernel 2, padding 0, stride 2), you rounded up"),
+    ),
     "not rounded": (lambda n, k, p, s: (n + 2 * p - k) / s + 1, "your size is not a whole number"),
     "no + 1": (lambda n, k, p, s: (n + 2 * p - k) // s, "you forgot the + 1"),
     "no stride": (lambda n, k, p, s: n + 2 * p - k + 1, "you forgot the stride"),
     "+ 1 before dividing": (lambda n, k, p, s: (n + 2 * p - k + 1) // s, "you added the 1 before dividing"),
-    "the notebook's 28, always": (lambda n, k, p, s: 28, ("on the first max-pool (n=28, kernel 2, padding 0, stride "
-                                                         "2), the answer should be 14, but `<lambda>` returned 28")),
+    "the notebook's 28, always": (
+        lambda n, k, p, s: 28,
+        (
+            "on the first max-pool (n=28, kernel 2, padding 0, stride "
+            "2), the answer should be 14, but `<lambda>` returned 28"
+        ),
+    ),
     "a string": (lambda n, k, p, s: str((n + 2 * p - k) // s + 1), "should return one number"),
 }
 
@@ -63,12 +74,16 @@ def test_conv_output_size_wrong_answers_get_their_sentence(answer, sentence, see
 
 def test_conv_output_size_hidden_cases_catch_an_answer_tuned_to_the_fixed_ones():
     fixed = {args: nb02._conv_output_size(*args) for args in nb02.SIZE_CASES.values()}
-    tuned = lambda n, k, p, s: fixed.get((n, k, p, s), 1)
+
+    def tuned(n, k, p, s):
+        return fixed.get((n, k, p, s), 1)
+
     assert_right(nb02.q1, tuned)
     assert_wrong(nb02.q1, tuned, "the answer should be", seed=3)
 
 
 # q3: batchnorm_train
+
 
 def channel_view(values):
     return values.view(1, -1, 1, 1)
@@ -88,7 +103,7 @@ def bn_channels_first(x, gamma, beta, eps):
 
 def bn_squared_deviations(x, gamma, beta, eps):
     centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
-    var = (centred ** 2).mean(dim=(0, 2, 3), keepdim=True)
+    var = (centred**2).mean(dim=(0, 2, 3), keepdim=True)
     return channel_view(gamma) * centred * torch.rsqrt(var + eps) + channel_view(beta)
 
 
@@ -103,8 +118,10 @@ def bn_loop_over_channels(x, gamma, beta, eps):
 def bn_float64_numpy(x, gamma, beta, eps):
     a = x.double().numpy()
     mean, var = a.mean(axis=(0, 2, 3), keepdims=True), a.var(axis=(0, 2, 3), keepdims=True)
-    return gamma.double().numpy()[None, :, None, None] * (a - mean) / (var + eps) ** 0.5 + beta.double().numpy()[
-        None, :, None, None]
+    return (
+        gamma.double().numpy()[None, :, None, None] * (a - mean) / (var + eps) ** 0.5
+        + beta.double().numpy()[None, :, None, None]
+    )
 
 
 BN_RIGHT = [bn_keepdim, bn_channels_first, bn_squared_deviations, bn_loop_over_channels, bn_float64_numpy]
@@ -127,28 +144,49 @@ def scaled(x_hat, gamma, beta):
 
 
 BN_WRONG = {
-    "unbiased variance": (lambda x, g, b, eps: scaled(normalised(x, x.mean((0, 2, 3), keepdim=True),
-                                                                 x.var((0, 2, 3), keepdim=True), eps), g, b),
-                          "you divided by the unbiased variance (N − 1)"),
-    "one mean for everything": (lambda x, g, b, eps: scaled(normalised(x, x.mean(), x.var(correction=0), eps), g, b),
-                                "one mean and variance over the whole tensor"),
-    "per image (InstanceNorm)": (lambda x, g, b, eps: scaled(normalised(x, x.mean((2, 3), keepdim=True),
-                                                                        x.var((2, 3), correction=0, keepdim=True), eps),
-                                                             g, b), "that is InstanceNorm"),
-    "per pixel, over the batch": (lambda x, g, b, eps: scaled(normalised(x, x.mean(0), x.var(0, correction=0), eps),
-                                                              g, b), "over the batch only (dim=0)"),
+    "unbiased variance": (
+        lambda x, g, b, eps: scaled(
+            normalised(x, x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), keepdim=True), eps), g, b
+        ),
+        "you divided by the unbiased variance (N − 1)",
+    ),
+    "one mean for everything": (
+        lambda x, g, b, eps: scaled(normalised(x, x.mean(), x.var(correction=0), eps), g, b),
+        "one mean and variance over the whole tensor",
+    ),
+    "per image (InstanceNorm)": (
+        lambda x, g, b, eps: scaled(
+            normalised(x, x.mean((2, 3), keepdim=True), x.var((2, 3), correction=0, keepdim=True), eps), g, b
+        ),
+        "that is InstanceNorm",
+    ),
+    "per pixel, over the batch": (
+        lambda x, g, b, eps: scaled(normalised(x, x.mean(0), x.var(0, correction=0), eps), g, b),
+        "over the batch only (dim=0)",
+    ),
     "no eps": (lambda x, g, b, eps: bn_keepdim(x, g, b, 0.0), "you left out eps"),
-    "eps outside the root": (lambda x, g, b, eps: scaled((x - x.mean((0, 2, 3), keepdim=True))
-                                                         / (x.var((0, 2, 3), correction=0, keepdim=True).sqrt() + eps),
-                                                         g, b), "eps belongs inside the square root"),
-    "no gamma and beta": (lambda x, g, b, eps: bn_keepdim(x, torch.ones_like(g), torch.zeros_like(b), eps),
-                          "you forgot gamma and beta"),
+    "eps outside the root": (
+        lambda x, g, b, eps: scaled(
+            (x - x.mean((0, 2, 3), keepdim=True)) / (x.var((0, 2, 3), correction=0, keepdim=True).sqrt() + eps), g, b
+        ),
+        "eps belongs inside the square root",
+    ),
+    "no gamma and beta": (
+        lambda x, g, b, eps: bn_keepdim(x, torch.ones_like(g), torch.zeros_like(b), eps),
+        "you forgot gamma and beta",
+    ),
     "gamma and beta swapped": (lambda x, g, b, eps: bn_keepdim(x, b, g, eps), "gamma and beta are swapped"),
-    "evaluation mode of a fresh layer": (lambda x, g, b, eps: scaled(x / math.sqrt(1 + eps), g, b),
-                                         "which is evaluation mode"),
-    "half the answer": (lambda x, g, b, eps: bn_keepdim(x, g, b, eps) / 2,
-                        ("on 4 images, 3 channels of different means and spreads, 5x5 pixels, eps 1e-5, the answer "
-                        "should be a tensor starting")),
+    "evaluation mode of a fresh layer": (
+        lambda x, g, b, eps: scaled(x / math.sqrt(1 + eps), g, b),
+        "which is evaluation mode",
+    ),
+    "half the answer": (
+        lambda x, g, b, eps: bn_keepdim(x, g, b, eps) / 2,
+        (
+            "on 4 images, 3 channels of different means and spreads, 5x5 pixels, eps 1e-5, the answer "
+            "should be a tensor starting"
+        ),
+    ),
     "the channel means only": (lambda x, g, b, eps: x.mean(dim=(0, 2, 3)), "should return shape (4, 3, 5, 5)"),
 }
 
@@ -178,10 +216,14 @@ def bn_module(x, gamma, beta, eps):
 BN_LIBRARY = {
     "F.batch_norm": (bn_functional, "calls PyTorch's ready-made `batch_norm`"),
     "nn.BatchNorm2d": (bn_module, "calls PyTorch's ready-made `BatchNorm2d`"),
-    "batch_norm under another name": (lambda x, g, b, eps: renamed_batch_norm(x, None, None, g, b, True, 0.1, eps),
-                                      "calls PyTorch's ready-made `batch_norm`"),
-    "torch.nn.functional spelled out": (lambda x, g, b, eps: torch.nn.functional.batch_norm(
-        x, None, None, g, b, training=True, eps=eps), "calls PyTorch's ready-made `batch_norm`"),
+    "batch_norm under another name": (
+        lambda x, g, b, eps: renamed_batch_norm(x, None, None, g, b, True, 0.1, eps),
+        "calls PyTorch's ready-made `batch_norm`",
+    ),
+    "torch.nn.functional spelled out": (
+        lambda x, g, b, eps: torch.nn.functional.batch_norm(x, None, None, g, b, training=True, eps=eps),
+        "calls PyTorch's ready-made `batch_norm`",
+    ),
     "F.batch_norm in a helper": (bn_through_a_helper, "calls PyTorch's ready-made `batch_norm`"),
 }
 
@@ -189,7 +231,9 @@ BN_LIBRARY = {
 @pytest.mark.parametrize("answer, sentence", BN_LIBRARY.values(), ids=BN_LIBRARY.keys())
 def test_batchnorm_train_that_calls_pytorchs_batchnorm_is_refused(answer, sentence):
     x, gamma, beta = torch.randn(3, 2, 2, 2), torch.rand(2) + 0.5, torch.randn(2)
-    assert torch.allclose(answer(x, gamma, beta, 1e-5), bn_keepdim(x, gamma, beta, 1e-5), atol=1e-5)  # the right numbers,
+    assert torch.allclose(
+        answer(x, gamma, beta, 1e-5), bn_keepdim(x, gamma, beta, 1e-5), atol=1e-5
+    )  # the right numbers,
     assert_wrong(nb02.q3, answer, sentence)  # refused all the same
     assert_wrong(nb02.q3, answer, "compute it yourself")
 
@@ -199,7 +243,7 @@ def test_batchnorm_train_that_calls_pytorchs_batchnorm_is_refused(answer, senten
 PARAMS_RIGHT = {
     "weights plus biases": lambda i, o, k: i * k * k * o + o,
     "per filter, plus its bias": lambda i, o, k: (i * k * k + 1) * o,
-    "k squared": lambda i, o, k: o * (i * k ** 2 + 1),
+    "k squared": lambda i, o, k: o * (i * k**2 + 1),
     "a loop over the filters": lambda i, o, k: sum(i * k * k + 1 for _ in range(o)),
     "math.prod": lambda i, o, k: math.prod((i, k, k, o)) + o,
     "a weight tensor's numel": lambda i, o, k: torch.empty(o, i, k, k).numel() + o,
@@ -219,12 +263,18 @@ PARAMS_WRONG = {
     "one bias": (lambda i, o, k: i * k * k * o + 1, "you gave the whole layer one bias"),
     "kernel not squared": (lambda i, o, k: i * k * o + o, "a kernel is kernel × kernel weights"),
     "no input channels": (lambda i, o, k: k * k * o + o, "you forgot the input channels"),
-    "c1's 320, always": (lambda i, o, k: 320, ("on c2 (32 -> 64 channels, 3x3), the answer should be 18,496, but "
-                                              "`<lambda>` returned 320")),
-    "count_parameters of a Conv2d": (lambda i, o, k: count_parameters(nn.Conv2d(i, o, k)),
-                                     "calls the lab's own `count_parameters`"),
-    "a Conv2d's parameters summed": (lambda i, o, k: sum(p.numel() for p in nn.Conv2d(i, o, k).parameters()),
-                                     "calls PyTorch's ready-made `Conv2d`"),
+    "c1's 320, always": (
+        lambda i, o, k: 320,
+        ("on c2 (32 -> 64 channels, 3x3), the answer should be 18,496, but `<lambda>` returned 320"),
+    ),
+    "count_parameters of a Conv2d": (
+        lambda i, o, k: count_parameters(nn.Conv2d(i, o, k)),
+        "calls the lab's own `count_parameters`",
+    ),
+    "a Conv2d's parameters summed": (
+        lambda i, o, k: sum(p.numel() for p in nn.Conv2d(i, o, k).parameters()),
+        "calls PyTorch's ready-made `Conv2d`",
+    ),
 }
 
 

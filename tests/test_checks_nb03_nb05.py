@@ -12,13 +12,21 @@ from hypothesis import strategies as st
 
 from fmnist_lab import make_config
 from fmnist_lab.exercises import WRONG, nb03, nb05
-from fmnist_lab.train import train_epoch, train_step
 from fmnist_lab.model import Net
+from fmnist_lab.train import train_epoch, train_step
 from tests.checks_support import assert_right, assert_wrong
 
 
-def epoch_loop(zero_grad=True, train_mode=True, weighted=True, step=True, eval_after=False, loss_fn=F.nll_loss,
-               zero_after_step=False, as_tensor=False):
+def epoch_loop(
+    zero_grad=True,
+    train_mode=True,
+    weighted=True,
+    step=True,
+    eval_after=False,
+    loss_fn=F.nll_loss,
+    zero_after_step=False,
+    as_tensor=False,
+):
     """train_one_epoch, right or with one of the usual slips switched on."""
 
     def train_one_epoch(model, batches, optimizer):
@@ -47,6 +55,8 @@ def epoch_loop(zero_grad=True, train_mode=True, weighted=True, step=True, eval_a
 
 
 EPOCH_RIGHT = {
+    # the loop the check compares with, shared: the wrong answers below are written independently of it
+    "the check's reference loop": lambda model, batches, optimizer: nb03.reference_epoch(model, batches, optimizer)[0],
     "the loop of section 3": epoch_loop(),
     "a 0-d tensor": epoch_loop(as_tensor=True),
     "zero_grad after the step": epoch_loop(zero_after_step=True),
@@ -56,15 +66,25 @@ EPOCH_RIGHT = {
 
 EPOCH_WRONG = {
     "no zero_grad": (epoch_loop(zero_grad=False), "the weights end up as without optimizer.zero_grad()"),
-    "no model.train()": (epoch_loop(train_mode=False), ("the network trained in eval mode (no dropout, BatchNorm's "
-                                                       "running statistics): call model.train() before the loop")),
+    "no model.train()": (
+        epoch_loop(train_mode=False),
+        (
+            "the network trained in eval mode (no dropout, BatchNorm's "
+            "running statistics): call model.train() before the loop"
+        ),
+    ),
     # a trailing eval() used to be told "call model.train() before the loop"
-    "model.eval() at the end": (epoch_loop(eval_after=True), "the weights are right but the model is left in eval mode"),
+    "model.eval() at the end": (
+        epoch_loop(eval_after=True),
+        "the weights are right but the model is left in eval mode",
+    ),
     "mean over batches": (epoch_loop(weighted=False), "you returned the mean of the batch losses"),
     # the notebook's optimizer used to be told "call loss.backward() and optimizer.step()"
     "no step": (epoch_loop(step=False), "the optimizer it was given never took a step"),
-    "last batch's loss": (lambda model, batches, optimizer: epoch_loop()(model, batches[-1:], optimizer),
-                          "the weights end up different from one SGD step per batch"),
+    "last batch's loss": (
+        lambda model, batches, optimizer: epoch_loop()(model, batches[-1:], optimizer),
+        "the weights end up different from one SGD step per batch",
+    ),
 }
 
 
@@ -78,7 +98,7 @@ def test_train_one_epoch_wrong_answers_get_their_sentence(answer, sentence):
     assert_wrong(nb03.q2, answer, sentence)
 
 
-NOTEBOOK_CODE = '''
+NOTEBOOK_CODE = """
 import torch
 import torch.nn.functional as F
 
@@ -100,19 +120,30 @@ def over_the_notebooks_batches(model, batches, optimizer):
         optimizer.step()
         total += loss.item()
     return total
-'''
+"""
 
 
-@pytest.mark.parametrize("name, sentence", [
-    ("with_the_notebooks_optimizer", ("`train_one_epoch` uses the notebook's `opt`: train the `model` on the "
-                                     "`batches` with the `optimizer` it is given")),
-    ("over_the_notebooks_batches", "`train_one_epoch` uses the notebook's `train_batches`"),
-])
+@pytest.mark.parametrize(
+    "name, sentence",
+    [
+        (
+            "with_the_notebooks_optimizer",
+            (
+                "`train_one_epoch` uses the notebook's `opt`: train the `model` on the "
+                "`batches` with the `optimizer` it is given"
+            ),
+        ),
+        ("over_the_notebooks_batches", "`train_one_epoch` uses the notebook's `train_batches`"),
+    ],
+)
 def test_train_one_epoch_names_the_notebooks_objects_it_uses_without_running_them(name, sentence):
     notebook_model = Net()
-    namespace = {"opt": torch.optim.SGD(notebook_model.parameters(), lr=0.1),
-                 "train_batches": torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
-                     torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))), batch_size=8)}
+    namespace = {
+        "opt": torch.optim.SGD(notebook_model.parameters(), lr=0.1),
+        "train_batches": torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))), batch_size=8
+        ),
+    }
     exec(NOTEBOOK_CODE, namespace)  # noqa: S102 -- a notebook's globals, written in this test
     before = [p.clone() for p in notebook_model.parameters()]
     assert_wrong(nb03.q2, namespace[name], sentence)
@@ -128,6 +159,7 @@ def test_checking_the_loop_leaves_the_notebooks_random_numbers_alone():
 
 
 # notebook 05: should_stop
+
 
 def should_stop(val_accuracies, patience):
     if not val_accuracies:
@@ -148,26 +180,41 @@ def stop_by_loop(val_accuracies, patience):
 
 STOP_RIGHT = {
     ".index of the max": should_stop,
-    "NumPy's argmax (a numpy.bool_)": lambda acc, patience: len(acc) > 0 and (len(acc) - 1 - np.argmax(acc) >= patience),
-    "a bool tensor": lambda acc, patience: torch.tensor(len(acc) > 0) & (
-        len(acc) - 1 - torch.tensor(acc + [0.0]).argmax() >= patience if acc else torch.tensor(False)),
+    "NumPy's argmax (a numpy.bool_)": lambda acc, patience: (
+        len(acc) > 0 and (len(acc) - 1 - np.argmax(acc) >= patience)
+    ),
+    "a bool tensor": lambda acc, patience: (
+        torch.tensor(len(acc) > 0)
+        & (len(acc) - 1 - torch.tensor(acc + [0.0]).argmax() >= patience if acc else torch.tensor(False))
+    ),
     "counting epochs since the best": stop_by_loop,
-    "best before the last patience epochs": lambda acc, patience: len(acc) > patience and max(
-        acc[:-patience]) >= max(acc[-patience:]),
+    "best before the last patience epochs": lambda acc, patience: (
+        len(acc) > patience and max(acc[:-patience]) >= max(acc[-patience:])
+    ),
 }
 
 STOP_WRONG = {
     "a tie counts as improvement": (
-        lambda acc, patience: bool(acc) and len(acc) - 1 - max(i for i, a in enumerate(acc) if a == max(acc)) >= patience,
-        ("on [0.80, 0.85, 0.85, 0.85], patience 2 (a tie is no improvement), training should stop, but you returned "
-        "False")),
-    "off by one": (lambda acc, patience: bool(acc) and len(acc) - 1 - acc.index(max(acc)) > patience,
-                   "on [0.80, 0.85, 0.84, 0.83], patience 2, training should stop, but you returned False"),
-    "only the last two epochs": (lambda acc, patience: len(acc) >= 2 and acc[-1] <= acc[-2],
-                                 ("on [0.80, 0.85, 0.84, 0.83], patience 3, training should go on, but you returned "
-                                 "True")),
-    "an int": (lambda acc, patience: int(should_stop(acc, patience)),
-               "`should_stop` should return True or False, but on no epochs yet, patience 2 it returned int 0"),
+        lambda acc, patience: (
+            bool(acc) and len(acc) - 1 - max(i for i, a in enumerate(acc) if a == max(acc)) >= patience
+        ),
+        (
+            "on [0.80, 0.85, 0.85, 0.85], patience 2 (a tie is no improvement), training should stop, but you returned "
+            "False"
+        ),
+    ),
+    "off by one": (
+        lambda acc, patience: bool(acc) and len(acc) - 1 - acc.index(max(acc)) > patience,
+        "on [0.80, 0.85, 0.84, 0.83], patience 2, training should stop, but you returned False",
+    ),
+    "only the last two epochs": (
+        lambda acc, patience: len(acc) >= 2 and acc[-1] <= acc[-2],
+        ("on [0.80, 0.85, 0.84, 0.83], patience 3, training should go on, but you returned True"),
+    ),
+    "an int": (
+        lambda acc, patience: int(should_stop(acc, patience)),
+        "`should_stop` should return True or False, but on no epochs yet, patience 2 it returned int 0",
+    ),
     "never": (lambda acc, patience: False, "training should stop, but you returned False"),
 }
 
@@ -185,16 +232,24 @@ def test_should_stop_wrong_answers_get_their_sentence(answer, sentence):
 def test_should_stop_replays_the_notebooks_run():
     praise = assert_right(nb05.q1, should_stop, [0.80, 0.85, 0.84, 0.83], 2)
     assert "it stops after the same epoch as fit did" in praise
-    assert_wrong(nb05.q1, should_stop, "on the run above, your rule stops after epoch 4, but fit ran 5 epochs",
-                 [0.80, 0.85, 0.84, 0.83, 0.82], 2)
+    assert_wrong(
+        nb05.q1,
+        should_stop,
+        "on the run above, your rule stops after epoch 4, but fit ran 5 epochs",
+        [0.80, 0.85, 0.84, 0.83, 0.82],
+        2,
+    )
 
 
 def test_should_stop_handed_the_history_names_the_list_it_expects():
     from fmnist_lab.train import History
+
     history = History(val_accuracy=[0.8, 0.85])
     message = nb05.q1.verdict(should_stop, history, 2).message
-    assert message == ("Not yet: check() expects the run's list of validation accuracies (its .val_accuracy) after "
-                       "your function, then the patience, but it got a History object.")
+    assert message == (
+        "Not yet: check() expects the run's list of validation accuracies (its .val_accuracy) after "
+        "your function, then the patience, but it got a History object."
+    )
 
 
 @settings(max_examples=3, deadline=None)
@@ -221,11 +276,16 @@ def test_the_rule_the_check_holds_is_fits_rule(accuracies, patience):
     assert nb05._expected_stop(accuracies, patience) == expected
 
 
-@pytest.mark.parametrize("answer", [
-    lambda model, batches, optimizer: train_epoch(model, batches, optimizer, 1, make_config("report")),
-    lambda model, batches, optimizer: sum(train_step(model, x, y, optimizer, make_config("report"))
-                                          for x, y in batches) / len(batches),
-], ids=["train_epoch", "train_step"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda model, batches, optimizer: train_epoch(model, batches, optimizer, 1, make_config("report")),
+        lambda model, batches, optimizer: (
+            sum(train_step(model, x, y, optimizer, make_config("report")) for x, y in batches) / len(batches)
+        ),
+    ],
+    ids=["train_epoch", "train_step"],
+)
 def test_train_one_epoch_refuses_the_packages_own_loop(answer):
     result = nb03.q2.verdict(answer)
     assert result.status == WRONG and "calls the lab's own `train_" in result.message, result.message

@@ -61,18 +61,27 @@ def plain_ema(losses, beta):
 
 SMOOTH_WRONG = {
     "no bias correction": (plain_ema, "your values are the plain moving average"),
-    "weights swapped": (lambda losses, beta: [v for v in nb04._ema(losses, beta, beta, 0)],
-                        "the running average keeps weight beta and the new loss gets 1 - beta"),
-    "exponent off by one": (lambda losses, beta: nb04._ema(losses, beta, 1 - beta, 1),
-                            "the bias correction at step t is 1 - beta**t with t starting at 1"),
-    "one value short": (lambda losses, beta: smooth_losses(losses, beta)[1:],
-                        ("`smooth_losses` should return shape (5,) on five losses of 2.0 with beta 0.9, but returned "
-                        "shape (4,)")),
+    "weights swapped": (
+        lambda losses, beta: [v for v in nb04._ema(losses, beta, beta, 0)],
+        "the running average keeps weight beta and the new loss gets 1 - beta",
+    ),
+    "exponent off by one": (
+        lambda losses, beta: nb04._ema(losses, beta, 1 - beta, 1),
+        "the bias correction at step t is 1 - beta**t with t starting at 1",
+    ),
+    "one value short": (
+        lambda losses, beta: smooth_losses(losses, beta)[1:],
+        ("`smooth_losses` should return shape (5,) on five losses of 2.0 with beta 0.9, but returned shape (4,)"),
+    ),
     "NaN": (lambda losses, beta: [float("nan")] * len(losses), "`smooth_losses` returned NaN (not a number)"),
-    "the running mean": (lambda losses, beta: [sum(losses[: t + 1]) / (t + 1) for t in range(len(losses))],
-                         "on the losses [1, 2, 3, 4] with beta 0.5, value 1 should be 1.666667, but yours is 1.500000"),
-    "the lab's smooth": (lambda losses, beta: smooth(losses, beta),
-                         "`<lambda>` calls the lab's own `smooth` (fmnist_lab.lr_finder.smooth)"),
+    "the running mean": (
+        lambda losses, beta: [sum(losses[: t + 1]) / (t + 1) for t in range(len(losses))],
+        "on the losses [1, 2, 3, 4] with beta 0.5, value 1 should be 1.666667, but yours is 1.500000",
+    ),
+    "the lab's smooth": (
+        lambda losses, beta: smooth(losses, beta),
+        "`<lambda>` calls the lab's own `smooth` (fmnist_lab.lr_finder.smooth)",
+    ),
 }
 
 
@@ -97,11 +106,14 @@ def test_smooth_losses_compares_with_the_lab_sweep():
 
 def test_smooth_losses_handed_the_sweeps_losses_names_what_it_expects():
     message = nb04.q1.verdict(smooth_losses, sweep().losses).message
-    assert message.startswith("Not yet: check() expects the sweep's result (lab_sweep, what find_lr returned) after "
-                              "your function, but it got a list of 30 items")
+    assert message.startswith(
+        "Not yet: check() expects the sweep's result (lab_sweep, what find_lr returned) after "
+        "your function, but it got a list of 30 items"
+    )
 
 
 # q2: the lag as a factor in LR
+
 
 def lag_factor(start_lr, end_lr, num_steps, beta):
     per_step = (end_lr / start_lr) ** (1 / (num_steps - 1))
@@ -118,10 +130,14 @@ LAG_RIGHT = {
 }
 
 LAG_WRONG = {
-    "num_steps instead of num_steps - 1": (lambda s, e, n, b: (e / s) ** (b / (1 - b) / n),
-                                           "100 LRs have 99 steps between them, not 100"),
-    "1 / (1 - beta)": (lambda s, e, n, b: (e / s) ** (1 / (1 - b) / (n - 1)),
-                       "the average lags beta / (1 - beta) = 49 steps, not 1 / (1 - beta) = 50"),
+    "num_steps instead of num_steps - 1": (
+        lambda s, e, n, b: (e / s) ** (b / (1 - b) / n),
+        "100 LRs have 99 steps between them, not 100",
+    ),
+    "1 / (1 - beta)": (
+        lambda s, e, n, b: (e / s) ** (1 / (1 - b) / (n - 1)),
+        "the average lags beta / (1 - beta) = 49 steps, not 1 / (1 - beta) = 50",
+    ),
     "decades": (lambda s, e, n, b: math.log10(lag_factor(s, e, n, b)), "that is the lag in decades"),
     "steps": (lambda s, e, n, b: b / (1 - b), "that is the lag in steps; convert it into a factor in LR"),
     "one step's factor": (lambda s, e, n, b: (e / s) ** (1 / (n - 1)), "that is the factor of one step"),
@@ -160,11 +176,13 @@ def init_with(weight_init, bias_init=nn.init.zeros_):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
                 module.reset_running_stats()
+
     return full_reset
 
 
 def without(*kinds):
     """reset_each, except for the parts of BatchNorm named in ``kinds``."""
+
     def full_reset(model):
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -178,6 +196,7 @@ def without(*kinds):
                     module.reset_running_stats()
                 if "count" in kinds:
                     module.num_batches_tracked.copy_(kept)
+
     return full_reset
 
 
@@ -193,29 +212,52 @@ def nudge(model):
 RESET_RIGHT = {
     "reset_parameters": reset_each,
     "apply, where there is a reset_parameters": lambda model: model.apply(
-        lambda m: m.reset_parameters() if m is not model and hasattr(m, "reset_parameters") else None),
+        lambda m: m.reset_parameters() if m is not model and hasattr(m, "reset_parameters") else None
+    ),
     "Kaiming normal and zero biases": init_with(lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
     "Xavier uniform and zero biases": init_with(nn.init.xavier_uniform_),
     "orthogonal and zero biases": init_with(nn.init.orthogonal_),
-    "Kaiming uniform with small uniform biases": init_with(nn.init.kaiming_uniform_,
-                                                           lambda b: nn.init.uniform_(b, -0.01, 0.01)),
+    "Kaiming uniform with small uniform biases": init_with(
+        nn.init.kaiming_uniform_, lambda b: nn.init.uniform_(b, -0.01, 0.01)
+    ),
 }
 
 RESET_WRONG = {
-    "BatchNorm skipped": (without("affine", "statistics", "count"), ("still holds what the sweep left in its weight and "
-                          "bias (gamma and beta; fresh: 1 and 0) and in its running mean and variance")),
-    "statistics only": (without("affine"), ("still holds what the sweep left in its weight and bias (gamma and beta; "
-                        "fresh: 1 and 0): reset_parameters() resets it too")),
-    "weight and bias only": (without("statistics", "count"), ("still holds what the sweep left in its running mean "
-                             "and variance (fresh: 0 and 1) and in its batch count")),
+    "BatchNorm skipped": (
+        without("affine", "statistics", "count"),
+        (
+            "still holds what the sweep left in its weight and "
+            "bias (gamma and beta; fresh: 1 and 0) and in its running mean and variance"
+        ),
+    ),
+    "statistics only": (
+        without("affine"),
+        (
+            "still holds what the sweep left in its weight and bias (gamma and beta; "
+            "fresh: 1 and 0): reset_parameters() resets it too"
+        ),
+    ),
+    "weight and bias only": (
+        without("statistics", "count"),
+        ("still holds what the sweep left in its running mean and variance (fresh: 0 and 1) and in its batch count"),
+    ),
     # a batch count left as it was used to be reported as "running mean and variance"
-    "batch count kept": (without("count"), ("still holds what the sweep left in its batch count, num_batches_tracked "
-                         "= 500 (fresh: 0): reset_running_stats() (or reset_parameters())")),
+    "batch count kept": (
+        without("count"),
+        (
+            "still holds what the sweep left in its batch count, num_batches_tracked "
+            "= 500 (fresh: 0): reset_running_stats() (or reset_parameters())"
+        ),
+    ),
     # weights nudged by tiny noise used to pass as "reset"
     "nudged by tiny noise": (nudge, "(Conv2d) still holds the sweep's weights (changed by at most"),
-    "a new model returned": (lambda model: type(model)() if isinstance(model, nn.Module) else None,
-                             ("the model you were given is unchanged: reset its layers in place (returning a new "
-                             "model leaves the one your code holds as it was)")),
+    "a new model returned": (
+        lambda model: type(model)() if isinstance(model, nn.Module) else None,
+        (
+            "the model you were given is unchanged: reset its layers in place (returning a new "
+            "model leaves the one your code holds as it was)"
+        ),
+    ),
     "zero weights": (init_with(nn.init.zeros_), "has all its weights equal"),
 }
 
@@ -232,11 +274,15 @@ def test_full_reset_wrong_answers_get_their_sentence(answer, sentence):
 
 # the grader's hidden cases
 
+
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_on_hidden_cases_right_answers_still_pass_and_wrong_ones_still_fail(seed):
-    for exercise, right, wrong in ((nb04.q1, SMOOTH_RIGHT, SMOOTH_WRONG), (nb04.q2, LAG_RIGHT, LAG_WRONG),
-                                   (nb04.q4, RESET_RIGHT, RESET_WRONG)):
+    for exercise, right, wrong in (
+        (nb04.q1, SMOOTH_RIGHT, SMOOTH_WRONG),
+        (nb04.q2, LAG_RIGHT, LAG_WRONG),
+        (nb04.q4, RESET_RIGHT, RESET_WRONG),
+    ):
         for answer in list(right.values())[:4]:
             assert_right(exercise, answer, seed=seed)
         for answer, _ in list(wrong.values())[:4]:
@@ -247,6 +293,8 @@ def test_on_hidden_cases_right_answers_still_pass_and_wrong_ones_still_fail(seed
 @given(st.lists(st.floats(0.01, 10), min_size=1, max_size=40), st.floats(0.05, 0.99))
 def test_smoothing_the_check_holds_is_the_bias_corrected_average(losses, beta):
     """Independently stated: value t is the average of the first t losses weighted by beta**(t - i), normalised."""
-    expected = [sum(beta ** (t - i) * losses[i] for i in range(t + 1)) / sum(beta ** (t - i) for i in range(t + 1))
-                for t in range(len(losses))]
+    expected = [
+        sum(beta ** (t - i) * losses[i] for i in range(t + 1)) / sum(beta ** (t - i) for i in range(t + 1))
+        for t in range(len(losses))
+    ]
     assert nb04.all_close(torch.tensor(smooth(losses, beta)), torch.tensor(expected), 1e-9)

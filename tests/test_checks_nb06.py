@@ -32,8 +32,9 @@ def by_numpy(targets, predictions, num_classes):
 CONFUSION_RIGHT = {
     "a loop": by_loop,
     "bincount": lambda t, p, n: torch.bincount(t * n + p, minlength=n * n).view(n, n),
-    "index_put_ with accumulate": lambda t, p, n: torch.zeros(n, n).index_put_((t, p), torch.ones(len(t)),
-                                                                               accumulate=True),
+    "index_put_ with accumulate": lambda t, p, n: torch.zeros(n, n).index_put_(
+        (t, p), torch.ones(len(t)), accumulate=True
+    ),
     "NumPy's add.at": by_numpy,
     "scikit-learn": lambda t, p, n: sklearn_confusion_matrix(t.numpy(), p.numpy(), labels=list(range(n))),
     "lists of lists": lambda t, p, n: by_loop(t, p, n).tolist(),
@@ -41,14 +42,23 @@ CONFUSION_RIGHT = {
 
 CONFUSION_WRONG = {
     "transposed": (lambda t, p, n: by_loop(t, p, n).T, "your matrix is transposed: row i must be the true class"),
-    "fractions of each row": (lambda t, p, n: by_loop(t, p, n) / by_loop(t, p, n).sum(1, keepdim=True).clamp(min=1),
-                              "you returned fractions of each row: return the counts"),
-    "only the classes that appear": (lambda t, p, n: by_loop(t, p, int(max(t.max(), p.max())) + 1),
-                                     ("your matrix has shape (3, 3): it must be num_classes x num_classes (4x4) even "
-                                     "when a class never appears")),
-    "one too many everywhere": (lambda t, p, n: by_loop(t, p, n) + 1, "the matrix should be\ntensor([[1, 1, 0],\n        [0, 1, 0],\n        [2, 0, 1]])\nbut yours is\ntensor([[2, 2, 1],"),
-    "the lab's confusion_matrix": (lambda t, p, n: nb06.confusion_matrix(t, p, n),
-                                   "calls the lab's own `confusion_matrix` (fmnist_lab.metrics.confusion_matrix)"),
+    "fractions of each row": (
+        lambda t, p, n: by_loop(t, p, n) / by_loop(t, p, n).sum(1, keepdim=True).clamp(min=1),
+        "you returned fractions of each row: return the counts",
+    ),
+    "only the classes that appear": (
+        lambda t, p, n: by_loop(t, p, int(max(t.max(), p.max())) + 1),
+        ("your matrix has shape (3, 3): it must be num_classes x num_classes (4x4) even when a class never appears"),
+    ),
+    "one too many everywhere": (
+        lambda t, p, n: by_loop(t, p, n) + 1,
+        "the matrix should be\ntensor([[1, 1, 0],\n        [0, 1, 0],\n        [2, 0, 1]])\n"
+        "but yours is\ntensor([[2, 2, 1],",
+    ),
+    "the lab's confusion_matrix": (
+        lambda t, p, n: nb06.confusion_matrix(t, p, n),
+        "calls the lab's own `confusion_matrix` (fmnist_lab.metrics.confusion_matrix)",
+    ),
 }
 
 
@@ -66,11 +76,14 @@ def test_confusion_matrix_on_the_notebooks_predictions_and_a_misused_call():
     targets, predictions = torch.randint(0, 10, (50,)), torch.randint(0, 10, (50,))
     assert "on the validation split it holds" in assert_right(nb06.q1, by_loop, targets, predictions)
     message = nb06.q1.verdict(by_loop, targets.tolist(), predictions).message
-    assert message.startswith("Not yet: check() expects the targets (a tensor of class indices, e.g. val.targets) "
-                              "after your function, but it got a list of 50 items")
+    assert message.startswith(
+        "Not yet: check() expects the targets (a tensor of class indices, e.g. val.targets) "
+        "after your function, but it got a list of 50 items"
+    )
 
 
 # q2: the most-confused pair
+
 
 def most_confused_pair(cm):
     off = cm.clone()
@@ -92,24 +105,34 @@ PAIR_RIGHT = {
     "clone and fill_diagonal_": most_confused_pair,
     "a mask": lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), -1).argmax()), len(cm)),
     "NumPy": lambda cm: np.unravel_index(np.argmax(cm.numpy() - np.diag(np.diag(cm.numpy())) * 2), cm.shape),
-    "loops": lambda cm: max(((i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j),
-                            key=lambda ij: int(cm[ij])),
-    "diagonal subtracted, a tensor": lambda cm: torch.tensor(divmod(int((cm - torch.diag(cm.diag())).argmax()),
-                                                                    len(cm))),
+    "loops": lambda cm: max(
+        ((i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j), key=lambda ij: int(cm[ij])
+    ),
+    "diagonal subtracted, a tensor": lambda cm: torch.tensor(
+        divmod(int((cm - torch.diag(cm.diag())).argmax()), len(cm))
+    ),
 }
 
 PAIR_WRONG = {
-    "diagonal kept": (lambda cm: divmod(int(cm.argmax()), len(cm)), ("a cell of the diagonal: those are the right "
-                                                                    "answers. Leave the diagonal out")),
+    "diagonal kept": (
+        lambda cm: divmod(int(cm.argmax()), len(cm)),
+        ("a cell of the diagonal: those are the right answers. Leave the diagonal out"),
+    ),
     "column first": (lambda cm: most_confused_pair(cm)[::-1], "the pair is right but in the wrong order"),
     # a rate where a count is asked used to pass: no case told the two apart
-    "largest rate": (by_rate, ("you returned the largest rate (each row divided by its sum), cm[1, 2] = 5; the "
-                              "question asks for the largest count, cm(0, 1) = 30")),
+    "largest rate": (
+        by_rate,
+        (
+            "you returned the largest rate (each row divided by its sum), cm[1, 2] = 5; the "
+            "question asks for the largest count, cm(0, 1) = 30"
+        ),
+    ),
     # changing the matrix in place, which the hint warns against, used to pass
     "changes the matrix in place": (in_place, "changed the input it was given: work on a copy (off = cm.clone())"),
-    "smallest count": (lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), 10**6).argmin()),
-                                         len(cm)),
-                       "the largest count off the diagonal is cm(2, 0) = 7, but you returned (1, 2)"),
+    "smallest count": (
+        lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), 10**6).argmin()), len(cm)),
+        "the largest count off the diagonal is cm(2, 0) = 7, but you returned (1, 2)",
+    ),
 }
 
 
@@ -143,18 +166,30 @@ PRECISION_RIGHT = {
 }
 
 PRECISION_WRONG = {
-    "recall": (lambda cm: cm.diag().double() / cm.sum(1).clamp(min=1).double(),
-               "you divided by the row sums: that is recall (per_class_accuracy)"),
-    "percentages": (lambda cm: 100 * cm.diag().double() / cm.sum(0).clamp(min=1).double(),
-                    "you returned percentages: return fractions between 0 and 1"),
-    "0 / 0": (lambda cm: cm.diag().double() / cm.sum(0).double(),
-              ("on a 3x3 matrix where class 1 is never predicted, you returned NaN for a class the model never "
-              "predicts (0 / 0): give it 0")),
+    "recall": (
+        lambda cm: cm.diag().double() / cm.sum(1).clamp(min=1).double(),
+        "you divided by the row sums: that is recall (per_class_accuracy)",
+    ),
+    "percentages": (
+        lambda cm: 100 * cm.diag().double() / cm.sum(0).clamp(min=1).double(),
+        "you returned percentages: return fractions between 0 and 1",
+    ),
+    "0 / 0": (
+        lambda cm: cm.diag().double() / cm.sum(0).double(),
+        (
+            "on a 3x3 matrix where class 1 is never predicted, you returned NaN for a class the model never "
+            "predicts (0 / 0): give it 0"
+        ),
+    ),
     "over all images": (lambda cm: cm.diag().double() / cm.sum(), "you divided by the number of all images"),
-    "infinity": (lambda cm: cm.diag().double() / (cm.sum(0) - cm.sum(0)).double(),
-                 "`precision_per_class` returned infinity"),
-    "one class short": (lambda cm: (cm.diag().double() / cm.sum(0).clamp(min=1))[1:],
-                        "`precision_per_class` should return shape (3,)"),
+    "infinity": (
+        lambda cm: cm.diag().double() / (cm.sum(0) - cm.sum(0)).double(),
+        "`precision_per_class` returned infinity",
+    ),
+    "one class short": (
+        lambda cm: (cm.diag().double() / cm.sum(0).clamp(min=1))[1:],
+        "`precision_per_class` should return shape (3,)",
+    ),
 }
 
 
@@ -170,11 +205,15 @@ def test_precision_wrong_answers_get_their_sentence(answer, sentence):
 
 # the grader's hidden cases
 
+
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_on_hidden_cases_right_answers_still_pass_and_wrong_ones_still_fail(seed):
-    for exercise, right, wrong in ((nb06.q1, CONFUSION_RIGHT, CONFUSION_WRONG), (nb06.q2, PAIR_RIGHT, PAIR_WRONG),
-                                   (nb06.q3, PRECISION_RIGHT, PRECISION_WRONG)):
+    for exercise, right, wrong in (
+        (nb06.q1, CONFUSION_RIGHT, CONFUSION_WRONG),
+        (nb06.q2, PAIR_RIGHT, PAIR_WRONG),
+        (nb06.q3, PRECISION_RIGHT, PRECISION_WRONG),
+    ):
         for answer in right.values():
             assert_right(exercise, answer, seed=seed)
         for answer, _ in wrong.values():

@@ -36,23 +36,36 @@ SALIENCY_RIGHT = {
     "(1, 28, 28)": lambda model, image, target: gradient(model, image, target).abs()[None],
     "NumPy": lambda model, image, target: gradient(model, image, target).abs().numpy(),
     "log_softmax of the log-probabilities": lambda model, image, target: gradient(
-        model, image, target, of=lambda out: out.log_softmax(1)).abs(),
+        model, image, target, of=lambda out: out.log_softmax(1)
+    ).abs(),
 }
 
 SALIENCY_WRONG = {
-    "signed": (lambda model, image, target: gradient(model, image, target),
-               "your map has negative values: take the absolute value of the gradient"),
-    "of the probability": (lambda model, image, target: gradient(model, image, target, of=torch.exp).abs(),
-                           "you took the gradient of the probability (the exp() of the output)"),
+    "signed": (
+        lambda model, image, target: gradient(model, image, target),
+        "your map has negative values: take the absolute value of the gradient",
+    ),
+    "of the probability": (
+        lambda model, image, target: gradient(model, image, target, of=torch.exp).abs(),
+        "you took the gradient of the probability (the exp() of the output)",
+    ),
     # another class used to be told "did you call model.eval() first?"
-    "another class": (lambda model, image, target: gradient(model, image, (target + 1) % 10).abs(),
-                      "your map is the one of class 4, not of the target class 3"),
-    "training mode": (lambda model, image, target: gradient(model, image, target, eval_mode=False).abs(),
-                      "your map changes from call to call: call model.eval() first"),
-    "input times gradient": (lambda model, image, target: (gradient(model, image, target) * image[0]).abs(),
-                             "your map differs from |d log p(class 3) / d pixel|"),
-    "the lab's saliency": (lambda model, image, target: nb07.saliency(model, image[None], target)[0],
-                           "calls the lab's own `saliency` (fmnist_lab.interpretability.saliency)"),
+    "another class": (
+        lambda model, image, target: gradient(model, image, (target + 1) % 10).abs(),
+        "your map is the one of class 4, not of the target class 3",
+    ),
+    "training mode": (
+        lambda model, image, target: gradient(model, image, target, eval_mode=False).abs(),
+        "your map changes from call to call: call model.eval() first",
+    ),
+    "input times gradient": (
+        lambda model, image, target: (gradient(model, image, target) * image[0]).abs(),
+        "your map differs from |d log p(class 3) / d pixel|",
+    ),
+    "the lab's saliency": (
+        lambda model, image, target: nb07.saliency(model, image[None], target)[0],
+        "calls the lab's own `saliency` (fmnist_lab.interpretability.saliency)",
+    ),
 }
 
 
@@ -84,6 +97,7 @@ def test_saliency_hands_the_answer_a_copy_of_the_notebooks_model():
 
 # q3: nearest neighbours
 
+
 def my_nearest(features, query, k):
     distances = (features - features[query]).norm(dim=1)
     distances[query] = float("inf")
@@ -98,34 +112,51 @@ def by_numpy(features, query, k):
 
 NEAREST_RIGHT = {
     "argsort": my_nearest,
-    "topk": lambda f, q, k: torch.cdist(f, f[q:q + 1])[:, 0].index_fill(0, torch.tensor(q), float("inf")).topk(
-        k, largest=False).indices,
+    "topk": lambda f, q, k: (
+        torch.cdist(f, f[q : q + 1])[:, 0].index_fill(0, torch.tensor(q), float("inf")).topk(k, largest=False).indices
+    ),
     "NumPy, squared distances": by_numpy,
-    "sorted in Python": lambda f, q, k: sorted((i for i in range(len(f)) if i != q),
-                                               key=lambda i: float((f[i] - f[q]).norm()))[:k],
+    "sorted in Python": lambda f, q, k: sorted(
+        (i for i in range(len(f)) if i != q), key=lambda i: float((f[i] - f[q]).norm())
+    )[:k],
     "int32 tensor": lambda f, q, k: my_nearest(f, q, k).int(),
 }
 
 
 def skip_the_first(features, query, k):
-    return (features - features[query]).norm(dim=1).argsort(stable=True)[1:k + 1]
+    return (features - features[query]).norm(dim=1).argsort(stable=True)[1 : k + 1]
 
 
 NEAREST_WRONG = {
-    "the query kept": (lambda f, q, k: (f - f[q]).norm(dim=1).argsort()[:k],
-                       "your list holds the query itself (index 2): leave it out"),
+    "the query kept": (
+        lambda f, q, k: (f - f[q]).norm(dim=1).argsort()[:k],
+        "your list holds the query itself (index 2): leave it out",
+    ),
     # the twin point used to sort after the query, so dropping the first sorted point passed
-    "skip the first": (skip_the_first, ("you dropped the first of the sorted points, but that is not always the "
-                                       "query: here another point sits at distance 0 too")),
-    "farthest": (lambda f, q, k: (f - f[q]).norm(dim=1).argsort(descending=True)[:k],
-                 "you returned the farthest points: take the smallest distances"),
-    "unordered": (lambda f, q, k: my_nearest(f, q, k).flip(0), ("you found the right neighbours [0, 1, 3] but in the "
-                                                              "wrong order: nearest first")),
-    "L1": (lambda f, q, k: (f - f[q]).abs().sum(1).index_fill(0, torch.tensor(q), float("inf")).argsort()[:k],
-           "you ranked the points by the sum of absolute differences (L1)"),
+    "skip the first": (
+        skip_the_first,
+        (
+            "you dropped the first of the sorted points, but that is not always the "
+            "query: here another point sits at distance 0 too"
+        ),
+    ),
+    "farthest": (
+        lambda f, q, k: (f - f[q]).norm(dim=1).argsort(descending=True)[:k],
+        "you returned the farthest points: take the smallest distances",
+    ),
+    "unordered": (
+        lambda f, q, k: my_nearest(f, q, k).flip(0),
+        ("you found the right neighbours [0, 1, 3] but in the wrong order: nearest first"),
+    ),
+    "L1": (
+        lambda f, q, k: (f - f[q]).abs().sum(1).index_fill(0, torch.tensor(q), float("inf")).argsort()[:k],
+        "you ranked the points by the sum of absolute differences (L1)",
+    ),
     "one too many": (lambda f, q, k: my_nearest(f, q, k + 1), "`my_nearest` should return shape (3,)"),
-    "the lab's nearest_neighbours": (lambda f, q, k: nb07.nearest_neighbours(f, q, k),
-                                     "calls the lab's own `nearest_neighbours`"),
+    "the lab's nearest_neighbours": (
+        lambda f, q, k: nb07.nearest_neighbours(f, q, k),
+        "calls the lab's own `nearest_neighbours`",
+    ),
 }
 
 
@@ -140,12 +171,14 @@ def test_nearest_wrong_answers_get_their_sentence(answer, sentence):
 
 
 def test_the_twin_case_is_built_so_that_skipping_the_first_keeps_the_query():
-    points, query, k = nb07._neighbour_cases(None)["2-D points where an earlier point sits exactly on the query "
-                                                   "(point 3), k=2"]
+    points, query, k = nb07._neighbour_cases(None)[
+        "2-D points where an earlier point sits exactly on the query (point 3), k=2"
+    ]
     assert query in skip_the_first(points, query, k).tolist()
 
 
 # the grader's hidden cases
+
 
 @settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))

@@ -76,17 +76,26 @@ def shard_by_the_lab(order, rank, world_size):
     return distributed.shard(order, rank, world_size)
 
 
-RIGHT = {"slicing a repeated order": shard_sliced, "positions modulo the length": shard_by_modulo,
-         "a loop that pads": shard_with_a_loop, "NumPy's resize": shard_with_numpy,
-         "itertools.cycle": shard_with_itertools}
+RIGHT = {
+    "slicing a repeated order": shard_sliced,
+    "positions modulo the length": shard_by_modulo,
+    "a loop that pads": shard_with_a_loop,
+    "NumPy's resize": shard_with_numpy,
+    "itertools.cycle": shard_with_itertools,
+}
 
 WRONG = {
     "no padding": (shard_unpadded, "every rank should get ceil(7 / 3) = 3 indices"),
     "contiguous blocks": (shard_contiguous, "contiguous block of the order; DistributedSampler deals the order out"),
-    "padded from the end": (shard_padded_from_the_end, "the padding is not: the order is padded by repeating its start"),
+    "padded from the end": (
+        shard_padded_from_the_end,
+        "the padding is not: the order is padded by repeating its start",
+    ),
     "padding longer than the order": (shard_padding_once, "order [5], rank 2 of 3"),
-    "positions, not the order's indices": (shard_ignoring_the_order,
-                                           "you returned positions in the order ([1, 4, 0]); return what the order holds"),
+    "positions, not the order's indices": (
+        shard_ignoring_the_order,
+        "you returned positions in the order ([1, 4, 0]); return what the order holds",
+    ),
     "changes the shared order": (shard_in_place, "leave `order` as it is"),
     "the lab's shard": (shard_by_the_lab, "distributed.shard"),
 }

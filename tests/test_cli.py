@@ -1,3 +1,5 @@
+import dataclasses
+import inspect
 from types import SimpleNamespace
 
 import pytest
@@ -6,7 +8,7 @@ from PIL import Image
 
 from fmnist_lab.checkpoint import save_checkpoint
 from fmnist_lab.cli import build_parser, main
-from fmnist_lab.config import RECIPES, TrainConfig, cli_settings, make_config
+from fmnist_lab.config import RECIPES, TrainConfig, make_config
 from fmnist_lab.model import Net
 from fmnist_lab.predict import ImageError, load_image, to_fashion_mnist
 from fmnist_lab.train import History
@@ -25,9 +27,14 @@ from fmnist_lab.train import History
         (["train", "--max-shift", "-1"], "--max-shift -1: must be >= 0"),
         (["train", "--report-sweep-batches", "0"], "--report-sweep-batches 0: must be at least 1"),
         (["train", "--schedule", "cosine"], "--schedule cosine: must be one of onecycle, step, exponential, constant"),
-        (["train", "--resume", "runs/x", "--epochs", "50", "--lr", "3", "--out", "elsewhere"],
-         "--resume continues a run with its own settings, in its own folder; drop --epochs, --lr, --out"),
-        (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--start-lr (1.0) must be below --end-lr (0.1)"),
+        (
+            ["train", "--resume", "runs/x", "--epochs", "50", "--lr", "3", "--out", "elsewhere"],
+            "--resume continues a run with its own settings, in its own folder; drop --epochs, --lr, --out",
+        ),
+        (
+            ["lr-find", "--start-lr", "1", "--end-lr", "0.1"],
+            "--start-lr (1.0) must be above 0 and below --end-lr (0.1)",
+        ),
         (["evaluate"], "the following arguments are required: checkpoint"),
     ],
 )
@@ -35,7 +42,7 @@ def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkey
     def no_data(*args, **kwargs):
         raise AssertionError("work started before the arguments were checked")
 
-    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", no_data)
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", no_data)
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
@@ -47,19 +54,36 @@ def fake_training(monkeypatch):
     """Replace data loading and training: what reaches ``run`` is recorded in the returned dict."""
     seen = {}
 
-    def fake_run(config, data, out_dir, resume, overwrite, progress):
-        seen.update(config=config, out_dir=out_dir, resume=resume, overwrite=overwrite)
+    def fake_run(config, data, out_dir, overwrite, progress):
+        seen.update(config=config, out_dir=out_dir, overwrite=overwrite)
         history = History(train_loss=[0.5], val_loss=[0.4], val_accuracy=[0.9], lr=[0.1], seconds=[1.0])
         return SimpleNamespace(test_accuracy=0.9, history=history, minutes=0.1)
 
-    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", lambda data_dir: None)
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda data_dir: None)
     monkeypatch.setattr("fmnist_lab.experiment.run", fake_run)
     return seen
 
 
 def test_every_setting_is_a_flag_and_reaches_the_training_config(fake_training, tmp_path):
-    assert main(["train", "--recipe", "fast", "--max-shift", "2", "--flip", "--no-bf16", "--momentum", "0.5",
-                 "--no-progress", "--out", str(tmp_path / "a")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--recipe",
+                "fast",
+                "--max-shift",
+                "2",
+                "--flip",
+                "--no-bf16",
+                "--momentum",
+                "0.5",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
     config = fake_training["config"]
     assert (config.max_shift, config.flip, config.bf16, config.momentum) == (2, True, False, 0.5)
     assert config.epochs == make_config("fast").epochs  # the recipe's own value where no flag was given
@@ -67,8 +91,47 @@ def test_every_setting_is_a_flag_and_reaches_the_training_config(fake_training, 
     main(["train", "--no-progress", "--out", str(tmp_path / "b")])
     assert fake_training["config"] == make_config("default")
     parser_flags = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
-    for setting in cli_settings():
+    for setting in dataclasses.fields(TrainConfig):
         assert "--" + setting.name.replace("_", "-") in parser_flags, setting.name
+
+
+def test_flags_parse_as_their_settings_type_hints_say(fake_training, tmp_path):
+    assert (
+        main(
+            [
+                "train",
+                "--lr",
+                "0.1",
+                "--patience",
+                "3",
+                "--lr-rule",
+                "report",
+                "--val-size",
+                "1000",
+                "--no-channels-last",
+                "--log-interval",
+                "10",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    config = fake_training["config"]
+    assert (config.lr, config.patience, config.lr_rule, config.val_size) == (0.1, 3, "report", 1000)
+    assert (config.channels_last, config.log_interval) == (False, 10)
+    assert isinstance(config.lr, float) and isinstance(config.patience, int)
+
+
+def test_lr_find_takes_its_flags_and_defaults_from_find_lr():
+    from fmnist_lab.lr_finder import find_lr
+
+    args = build_parser().parse_args(["lr-find"])
+    defaults = inspect.signature(find_lr).parameters
+    for name in ("start_lr", "end_lr", "num_steps", "mode"):
+        assert getattr(args, name) == defaults[name].default, name
+    assert build_parser().parse_args(["lr-find", "--num-steps", "50"]).num_steps == 50
 
 
 def test_recipe_names_come_from_the_recipes(capsys):
@@ -83,7 +146,7 @@ def test_resume_from_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_out_that_is_a_file_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
     (tmp_path / "taken").write_text("a file")
     assert main(["train", "--out", str(tmp_path / "taken")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err
@@ -144,7 +207,9 @@ def test_transparent_png_is_composited(tmp_path):
     assert x[0, 0] == 0 and x[14, 14] > 200
 
 
-@pytest.mark.parametrize("name, mode", [("a.png", "RGB"), ("b.jpg", "RGB"), ("c.png", "L"), ("d.png", "LA"), ("e.png", "P")])
+@pytest.mark.parametrize(
+    "name, mode", [("a.png", "RGB"), ("b.jpg", "RGB"), ("c.png", "L"), ("d.png", "LA"), ("e.png", "P")]
+)
 def test_predict_reads_many_formats_and_reports_top_3(tmp_path, checkpoint_file, name, mode, capsys):
     shoe_photo(mode=mode).save(tmp_path / name)
     assert main(["predict", str(checkpoint_file), str(tmp_path / name)]) == 0

@@ -10,13 +10,14 @@ from torch import nn
 
 from fmnist_lab import distributed
 from fmnist_lab.checkpoint import load_checkpoint
-from fmnist_lab.data import Batches
+from fmnist_lab.config import TrainConfig
+from fmnist_lab.data import Batches, make_splits
+from fmnist_lab.devices import bf16_is_native, pick_device
+from fmnist_lab.errors import ConfigError
 from fmnist_lab.experiment import run
 from fmnist_lab.lr_finder import find_lr
 from fmnist_lab.model import Net
-from fmnist_lab.config import TrainConfig
-from fmnist_lab.errors import ConfigError
-from fmnist_lab.train import bf16_is_native, evaluate, fit, make_splits, pick_device
+from fmnist_lab.train import evaluate, fit
 from tests.test_distributed import on_processes, quiet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -67,25 +68,40 @@ class DropoutOffNet(Net):
 def train_with_sync_bn(data, config: TrainConfig, result_file) -> None:
     torch.manual_seed(0)
     model = DropoutOffNet()
-    history = fit(model, make_splits(data, config), config, lr=0.05, progress=False, log=quiet)
+    history = fit(model, make_splits(data, config), config, progress=False, log=quiet)
     if distributed.is_main():
-        torch.save({"weights": {name: value.cpu() for name, value in model.state_dict().items()},
-                    "history": dataclasses.asdict(history), "sync_bn": isinstance(model.b1, nn.SyncBatchNorm),
-                    "processes": distributed.world_size(), "backend": torch.distributed.get_backend()}, result_file)
+        torch.save(
+            {
+                "weights": {name: value.cpu() for name, value in model.state_dict().items()},
+                "history": dataclasses.asdict(history),
+                "sync_bn": isinstance(model.b1, nn.SyncBatchNorm),
+                "processes": distributed.world_size(),
+                "backend": torch.distributed.get_backend(),
+            },
+            result_file,
+        )
 
 
 def test_ddp_with_sync_bn_on_gpus_trains_the_weights_of_one_process(tiny_data, tmp_path):
     # one process per GPU (2 where there are 2): BatchNorm over the global batch of 128, as one process computes it
     processes = min(2, torch.cuda.device_count())
-    config = TrainConfig(epochs=1, batch_size=128, val_size=200, limit_train=384, schedule="constant", bf16=False,
-                         device="cuda", sync_bn=True)
+    config = TrainConfig(
+        epochs=1,
+        batch_size=128,
+        val_size=200,
+        limit_train=384,
+        schedule="constant",
+        bf16=False,
+        device="cuda",
+        sync_bn=True,
+    )
     on_processes(processes, train_with_sync_bn, tiny_data, config, tmp_path / "ddp.pt")
     ddp = torch.load(tmp_path / "ddp.pt")
     assert (ddp["processes"], ddp["backend"], ddp["sync_bn"]) == (processes, "nccl", True)
 
     torch.manual_seed(0)
     model = DropoutOffNet()
-    history = fit(model, make_splits(tiny_data, config), config, lr=0.05, progress=False, log=quiet)
+    history = fit(model, make_splits(tiny_data, config), config, progress=False, log=quiet)
     for name, weights in model.state_dict().items():
         assert torch.allclose(ddp["weights"][name], weights.cpu(), atol=1e-4, rtol=1e-3), name
     assert ddp["history"]["train_loss"] == pytest.approx(history.train_loss, rel=1e-4)

@@ -5,11 +5,9 @@ import stat
 import pytest
 import torch
 
-from fmnist_lab import data as data_module
-from fmnist_lab.data import (
-    Batches, DataError, augment_batch, load_fashion_mnist, locate_files, normalize, pixel_stats, read_idx,
-    train_val_split,
-)
+from fmnist_lab import dataset as dataset_module
+from fmnist_lab.data import Batches, augment_batch, normalize, pixel_stats, train_val_split
+from fmnist_lab.dataset import DataError, load_fashion_mnist, locate_files, read_idx
 
 from .conftest import idx_bytes, write_idx_set
 
@@ -87,7 +85,7 @@ def test_debian_files_are_staged_into_the_data_folder(tiny_counts, isolated_sour
     data = load_fashion_mnist()
     assert "Debian package dataset-fashion-mnist" in capsys.readouterr().out
     raw = isolated_sources["project"] / "FashionMNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(data_module.FILES)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(dataset_module.FILES)
     assert torch.equal(data.test_labels, written["t10k-labels-idx1-ubyte"].long())
     assert load_fashion_mnist(verbose=False).source.startswith("project data folder")  # staged once
 
@@ -98,9 +96,9 @@ def test_torchvision_download_is_the_last_resort(tiny_counts, isolated_sources, 
     def fake_download(folder):
         calls.append(folder)
         write_idx_set(folder / "FashionMNIST" / "raw")
-        return data_module._complete(folder)
+        return dataset_module._complete(folder)
 
-    monkeypatch.setattr(data_module, "_download_with_torchvision", fake_download)
+    monkeypatch.setattr(dataset_module, "_download_with_torchvision", fake_download)
     assert locate_files()[1].startswith("torchvision download")
     assert calls == [isolated_sources["project"]]
 
@@ -109,11 +107,17 @@ def test_no_source_lists_all_four_ways(tiny_counts, isolated_sources, monkeypatc
     def offline(folder):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(data_module, "_download_with_torchvision", offline)
+    monkeypatch.setattr(dataset_module, "_download_with_torchvision", offline)
     with pytest.raises(DataError) as err:
         locate_files()
     text = str(err.value)
-    for needle in ("FMNIST_DATA_DIR", "data/FashionMNIST/raw", "apt-get install -y dataset-fashion-mnist", "torchvision downloads", "network unreachable"):
+    for needle in (
+        "FMNIST_DATA_DIR",
+        "data/FashionMNIST/raw",
+        "apt-get install -y dataset-fashion-mnist",
+        "torchvision downloads",
+        "network unreachable",
+    ):
         assert needle in text
 
 
@@ -206,7 +210,7 @@ def test_well_formed_file_with_wrong_images_is_refused_by_checksum(tiny_counts, 
     with pytest.raises(DataError, match="not the original Fashion-MNIST file") as err:
         load_fashion_mnist(tmp_path / "mine", verbose=False)
     text = str(err.value)
-    assert str(path) in text and f"expected {data_module.SHA256['train-images-idx3-ubyte']}" in text
+    assert str(path) in text and f"expected {dataset_module.SHA256['train-images-idx3-ubyte']}" in text
     assert "Delete the dataset files" in text and "FMNIST_LAB_ALLOW_OTHER_DATA=1" in text
 
 
@@ -226,7 +230,9 @@ def test_a_different_dataset_needs_the_opt_out(tiny_counts, isolated_sources, tm
     data = load_fashion_mnist(tmp_path / "digits", verbose=False, verify_checksums=False)
     assert torch.equal(data.train_images, written["train-images-idx3-ubyte"])
     monkeypatch.setenv("FMNIST_LAB_ALLOW_OTHER_DATA", "1")
-    assert torch.equal(load_fashion_mnist(tmp_path / "digits", verbose=False).test_images, written["t10k-images-idx3-ubyte"])
+    assert torch.equal(
+        load_fashion_mnist(tmp_path / "digits", verbose=False).test_images, written["t10k-images-idx3-ubyte"]
+    )
     with pytest.raises(DataError, match="SHA-256"):  # the argument wins over the variable
         load_fashion_mnist(tmp_path / "digits", verbose=False, verify_checksums=True)
 
@@ -255,18 +261,18 @@ def test_interrupted_staging_leaves_no_file_under_the_real_name_and_the_next_one
     # What an interrupted run of the old code left: its fixed temporary name, right header and size, zero images.
     stale = raw / ".train-images-idx3-ubyte.partial"
     stale.write_bytes(idx_bytes(torch.zeros(120, 28, 28, dtype=torch.uint8)))
-    real_copy = data_module._copy_and_hash
+    real_copy = dataset_module._copy_and_hash
 
     def interrupted_half_way(src, dst):
         dst.write(src.read(784 * 60 + 16))  # the header and half of the images
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data_module, "_copy_and_hash", interrupted_half_way)
+    monkeypatch.setattr(dataset_module, "_copy_and_hash", interrupted_half_way)
     with pytest.raises(KeyboardInterrupt):
         load_fashion_mnist(verbose=False)
     assert list(raw.iterdir()) == [stale]  # nothing under a real name, and no new temporary file
 
-    monkeypatch.setattr(data_module, "_copy_and_hash", real_copy)
+    monkeypatch.setattr(dataset_module, "_copy_and_hash", real_copy)
     data = load_fashion_mnist(verbose=False)
     assert torch.equal(data.train_images, written["train-images-idx3-ubyte"])  # the stale file played no part
     assert stale.read_bytes()[16:] == bytes(120 * 784)
@@ -275,19 +281,19 @@ def test_interrupted_staging_leaves_no_file_under_the_real_name_and_the_next_one
 def test_two_stagings_at_once_write_separate_temporary_files(tiny_counts, isolated_sources, monkeypatch):
     written = write_idx_set(isolated_sources["debian"], gz=True)
     raw = isolated_sources["project"] / "FashionMNIST" / "raw"
-    real_copy = data_module._copy_and_hash
+    real_copy = dataset_module._copy_and_hash
     temporaries_seen = []
 
     def with_a_second_staging_in_between(src, dst):
         if not temporaries_seen:
             temporaries_seen.append(hidden_files(raw))
-            data_module._stage_from_debian(isolated_sources["project"])  # runs while the first is mid-file
+            dataset_module._stage_from_debian(isolated_sources["project"])  # runs while the first is mid-file
         elif len(temporaries_seen) == 1:
             temporaries_seen.append(hidden_files(raw))
         return real_copy(src, dst)
 
-    monkeypatch.setattr(data_module, "_copy_and_hash", with_a_second_staging_in_between)
-    data_module._stage_from_debian(isolated_sources["project"])
+    monkeypatch.setattr(dataset_module, "_copy_and_hash", with_a_second_staging_in_between)
+    dataset_module._stage_from_debian(isolated_sources["project"])
     first, second = temporaries_seen
     assert len(first) == 1 and len(second) == 2 and first[0] in second  # each staging had its own file
     assert first[0].startswith(".train-images-idx3-ubyte.") and first[0].endswith(".partial")
@@ -304,7 +310,7 @@ def test_staging_never_writes_through_a_symlink(tiny_counts, isolated_sources, t
     victim.write_text("do not overwrite")
     (raw / ".train-images-idx3-ubyte.partial").symlink_to(victim)  # the old fixed temporary name
     (raw / "train-images-idx3-ubyte").symlink_to(victim)  # the real name
-    data_module._stage_from_debian(isolated_sources["project"])
+    dataset_module._stage_from_debian(isolated_sources["project"])
     assert victim.read_text() == "do not overwrite"
     staged = raw / "train-images-idx3-ubyte"
     assert not staged.is_symlink() and staged.stat().st_size == 16 + 120 * 784
@@ -315,7 +321,7 @@ def test_staged_files_follow_the_umask_not_mkstemps_0600(tiny_counts, isolated_s
     write_idx_set(isolated_sources["debian"], gz=True)
     old = os.umask(0o022)
     try:
-        data_module._stage_from_debian(isolated_sources["project"])
+        dataset_module._stage_from_debian(isolated_sources["project"])
     finally:
         os.umask(old)
     raw = isolated_sources["project"] / "FashionMNIST" / "raw"

@@ -26,16 +26,18 @@ from fmnist_lab import distributed
 from fmnist_lab.checkpoint import read_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
-from fmnist_lab.data import Batches
+from fmnist_lab.data import Batches, make_splits
 from fmnist_lab.errors import ConfigError
-from fmnist_lab.experiment import RUN_FILES, RunFolder, resume, run
+from fmnist_lab.experiment import resume, run
 from fmnist_lab.model import Net
-from fmnist_lab.train import fit, make_splits
+from fmnist_lab.run_folder import RUN_FILES, RunFolder
+from fmnist_lab.train import fit
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 # --- sharding ---------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n, world_size", [(12, 2), (13, 2), (10, 3), (2, 4)])
 def test_shards_are_disjoint_equal_and_cover_the_epoch(n, world_size):
@@ -103,6 +105,7 @@ def test_the_launcher_hands_the_command_on_without_nproc():
 
 # --- several processes in this test: equivalence and resume --------------------------------------------------------
 
+
 class FrozenNormNet(Net):
     """The lab's network with BatchNorm and dropout held in eval mode while it trains.
 
@@ -130,8 +133,14 @@ def free_port() -> int:
 
 def in_process_group(rank: int, world_size: int, port: int, work, data, config: TrainConfig, path: Path) -> None:
     """``work(data, config, path)`` as rank ``rank`` of a gloo group, with the variables torchrun would set."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_WORLD_SIZE=str(world_size),
+    )
     torch.set_num_threads(1)  # the processes share the test machine's cores
     with distributed.process_group(config):
         work(data, config, path)
@@ -145,21 +154,24 @@ def on_processes(processes: int, work, data, config: TrainConfig, path: Path) ->
 def train_frozen_norm_net(data, config: TrainConfig, result_file: Path) -> None:
     torch.manual_seed(0)
     model = FrozenNormNet()
-    history = fit(model, make_splits(data, config), config, lr=0.05, progress=False, log=quiet)
-    torch.save({"weights": model.state_dict(), "history": dataclasses.asdict(history)},
-               result_file.with_suffix(f".rank{distributed.rank()}"))
+    history = fit(model, make_splits(data, config), config, progress=False, log=quiet)
+    torch.save(
+        {"weights": model.state_dict(), "history": dataclasses.asdict(history)},
+        result_file.with_suffix(f".rank{distributed.rank()}"),
+    )
 
 
 def test_two_processes_of_64_train_the_weights_of_one_process_of_128(tiny_data, tmp_path):
     # 3 steps of 128 images, float32, no augmentation
-    config = TrainConfig(epochs=1, batch_size=128, val_size=200, limit_train=384, schedule="constant", bf16=False,
-                         device="cpu")
+    config = TrainConfig(
+        epochs=1, batch_size=128, lr=0.05, val_size=200, limit_train=384, schedule="constant", bf16=False, device="cpu"
+    )
     on_processes(2, train_frozen_norm_net, tiny_data, config, tmp_path / "result")
     ranks = [torch.load(tmp_path / f"result.rank{r}") for r in (0, 1)]
 
     torch.manual_seed(0)
     model = FrozenNormNet()
-    history = fit(model, make_splits(tiny_data, config), config, lr=0.05, progress=False, log=quiet)
+    history = fit(model, make_splits(tiny_data, config), config, progress=False, log=quiet)
     initial = FrozenNormNet().state_dict()  # a differently seeded start: the weights did move
     for name, weights in model.state_dict().items():
         for r in (0, 1):
@@ -186,9 +198,15 @@ def train_interrupt_and_resume(data, config: TrainConfig, folder: Path) -> None:
     except KeyboardInterrupt:
         pass
     resumed = resume(folder / "resumed", data, progress=False, log=quiet)
-    torch.save({"whole": whole.model.state_dict(), "resumed": resumed.model.state_dict(),
-                "history": dataclasses.asdict(resumed.history), "whole_history": dataclasses.asdict(whole.history)},
-               folder / f"rank{distributed.rank()}.pt")
+    torch.save(
+        {
+            "whole": whole.model.state_dict(),
+            "resumed": resumed.model.state_dict(),
+            "history": dataclasses.asdict(resumed.history),
+            "whole_history": dataclasses.asdict(whole.history),
+        },
+        folder / f"rank{distributed.rank()}.pt",
+    )
 
 
 def test_a_two_process_run_resumes_exactly(tiny_data, tmp_path):
@@ -206,10 +224,18 @@ def test_a_two_process_run_resumes_exactly(tiny_data, tmp_path):
 
 # --- the command line -----------------------------------------------------------------------------------------------
 
+
 def cli(*argv: str, **popen) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **popen.pop("env", {})}
-    return subprocess.Popen([sys.executable, "-m", "fmnist_lab", *argv], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fmnist_lab", *argv],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
 
 
 TRAIN = ["train", "--nproc", "2", "--limit-train", "512", "--batch-size", "128", "--lr", "0.05", "--no-progress"]
@@ -302,6 +328,7 @@ Root Cause (first observed failure):
     assert distributed.failure_message(report, tmp_path, 2) == (
         f"fmnist-lab train: the process of rank 1 was killed by SIGKILL, and torchrun stopped the other processes. "
         f"{tmp_path} holds the last completed epoch (every file is written whole or not at all); continue with "
-        f"`fmnist-lab train --resume {tmp_path} --nproc 2`.")
+        f"`fmnist-lab train --resume {tmp_path} --nproc 2`."
+    )
     exited = report.replace("-9 (pid: 9134)  (SIGKILL)", "1 (pid: 9134)")
     assert "rank 1 stopped with exit code 1 (its error is above)" in distributed.failure_message(exited, tmp_path, 2)

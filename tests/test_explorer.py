@@ -3,7 +3,8 @@ import builtins
 import matplotlib.pyplot as plt
 import torch
 
-from fmnist_lab.explorer import ALL_CLASSES, explore, matching_indices, show_prediction
+from fmnist_lab.explorer import ALL_CLASSES, explore, matching_indices
+from fmnist_lab.plots import plot_prediction
 
 
 def fake_results():
@@ -52,9 +53,9 @@ def test_without_ipywidgets_the_explorer_falls_back_to_plain_output(monkeypatch,
     plt.close("all")
 
 
-def test_show_prediction_titles_the_verdict():
+def test_plot_prediction_titles_the_verdict():
     images, targets, probabilities = fake_results()
-    fig = show_prediction(images[1], probabilities[1], int(targets[1]))
+    fig = plot_prediction(images[1], probabilities[1], int(targets[1]))
     assert "true: Trouser" in fig.axes[0].get_title() and "Pullover (wrong)" in fig.axes[0].get_title()
     plt.close(fig)
 

@@ -32,25 +32,36 @@ LOOP_TIMEOUT = 40  # seconds per cell for the submission that never ends; notebo
 
 # the metadata tool on its own
 
+
 def lab_notebook() -> nbformat.NotebookNode:
     """A small notebook that follows the lab's conventions: a lesson, a checked exercise, a prediction."""
     new_code, new_markdown = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
-    return nbformat.v4.new_notebook(cells=[
-        new_markdown("# 09 · A lesson"),
-        new_code("from fmnist_lab.exercises import nb09"),
-        new_markdown("### 1 · Double it (check: `nb09.q1`)"),
-        new_code("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"),
-        new_code("# NBVAL_CHECK_OUTPUT\nnb09.q1.check(double, 21)"),
-        new_markdown("### Exercise 2 · Predict, then run"),
-        new_markdown("**My prediction:**\n\n### BEGIN SOLUTION\n42\n### END SOLUTION"),
-        new_code("print(double(21))"),
-    ])
+    return nbformat.v4.new_notebook(
+        cells=[
+            new_markdown("# 09 · A lesson"),
+            new_code("from fmnist_lab.exercises import nb09"),
+            new_markdown("### 1 · Double it (check: `nb09.q1`)"),
+            new_code("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"),
+            new_code("# NBVAL_CHECK_OUTPUT\nnb09.q1.check(double, 21)"),
+            new_markdown("### Exercise 2 · Predict, then run"),
+            new_markdown("**My prediction:**\n\n### BEGIN SOLUTION\n42\n### END SOLUTION"),
+            new_code("print(double(21))"),
+        ]
+    )
 
 
 def test_the_cells_get_their_roles_and_readable_ids():
     cells = tool.derive(lab_notebook(), "nb09").cells
-    roles = [(c.metadata.nbgrader["grade_id"], c.metadata.nbgrader["grade"], c.metadata.nbgrader["solution"],
-              c.metadata.nbgrader["locked"], c.metadata.nbgrader.get("points")) for c in cells]
+    roles = [
+        (
+            c.metadata.nbgrader["grade_id"],
+            c.metadata.nbgrader["grade"],
+            c.metadata.nbgrader["solution"],
+            c.metadata.nbgrader["locked"],
+            c.metadata.nbgrader.get("points"),
+        )
+        for c in cells
+    ]
     assert roles[3] == ("nb09-q1-answer", False, True, False, None)  # the student's code: a solution cell
     assert roles[4] == ("nb09-q1", True, False, True, tool.CHECK_POINTS)  # the check: an autograded test
     assert roles[6] == ("nb09-ex2-answer", True, True, False, tool.ANSWER_POINTS)  # graded by hand
@@ -62,8 +73,10 @@ def test_the_cells_get_their_roles_and_readable_ids():
 def test_the_check_gets_hidden_tests_once_with_a_seed_fixed_by_its_label():
     notebook = tool.derive(lab_notebook(), "nb09")
     check = notebook.cells[4].source
-    assert check == ("# NBVAL_CHECK_OUTPUT\nnb09.q1.check(double, 21)\n### BEGIN HIDDEN TESTS\n"
-                     f"nb09.q1.check(double, strict=True, seed={tool.seed_for('nb09.q1')})\n### END HIDDEN TESTS")
+    assert check == (
+        "# NBVAL_CHECK_OUTPUT\nnb09.q1.check(double, 21)\n### BEGIN HIDDEN TESTS\n"
+        f"nb09.q1.check(double, strict=True, seed={tool.seed_for('nb09.q1')})\n### END HIDDEN TESTS"
+    )
     assert tool.seed_for("nb09.q1") != tool.seed_for("nb09.q2")
     again = tool.derive(nbformat.from_dict(notebook), "nb09")
     assert again == notebook  # idempotent: hidden tests are not appended twice, ids do not move
@@ -80,10 +93,11 @@ def test_hidden_tests_follow_a_renamed_check_and_an_instructors_own_are_kept():
 
 def test_a_prediction_in_a_lesson_section_is_named_after_the_section():
     notebook = lab_notebook()
-    notebook.cells[1:1] = [nbformat.v4.new_markdown_cell("## 8 · An experiment\n\n### Without dropout"),
-                           nbformat.v4.new_markdown_cell("**My prediction:**\n\n"
-                                                         "### BEGIN SOLUTION\nx\n### END SOLUTION"),
-                           nbformat.v4.new_markdown_cell("## What you have seen")]
+    notebook.cells[1:1] = [
+        nbformat.v4.new_markdown_cell("## 8 · An experiment\n\n### Without dropout"),
+        nbformat.v4.new_markdown_cell("**My prediction:**\n\n### BEGIN SOLUTION\nx\n### END SOLUTION"),
+        nbformat.v4.new_markdown_cell("## What you have seen"),
+    ]
     assert tool.derive(notebook, "nb09").cells[2].metadata.nbgrader["grade_id"] == "nb09-sec8-answer"
     notebook.cells[3].source += "\n\n**My answer:**\n\n### BEGIN SOLUTION\ny\n### END SOLUTION"
     with pytest.raises(tool.ConventionError, match="outside any exercise or section"):
@@ -104,10 +118,13 @@ def test_a_lesson_cell_inserted_above_does_not_move_the_other_ids():
     assert after[:1] + after[2:] == before
 
 
-@pytest.mark.parametrize("source, problem", [
-    ("Solutions sit between `### BEGIN SOLUTION` and the end marker.", "on a line of its own"),
-    ("### BEGIN SOLUTION\n42", "pair every"),
-])
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("Solutions sit between `### BEGIN SOLUTION` and the end marker.", "on a line of its own"),
+        ("### BEGIN SOLUTION\n42", "pair every"),
+    ],
+)
 def test_a_marker_nbgrader_would_misread_is_refused_with_the_cell_named(source, problem):
     notebook = lab_notebook()
     notebook.cells[5].source += "\n\n" + source
@@ -135,11 +152,16 @@ def test_the_instructor_notebooks_carry_the_metadata_the_tool_derives():
 
 # a tiny course, graded through the documented commands
 
+
 def make(target: str, course: Path, **variables: str) -> subprocess.CompletedProcess:
     """Run one instructor make target on ``course``, with this interpreter's nbgrader."""
     settings = [f"{k}={v}" for k, v in {"COURSE": course, "BIN": Path(sys.executable).parent, **variables}.items()]
-    result = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), target, *settings],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), target, *settings],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, f"make {target} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -153,8 +175,9 @@ def without_markers(source: str) -> str:
     return "\n".join(line for line in source.split("\n") if line.strip() not in markers)
 
 
-def submission(released: nbformat.NotebookNode, source: nbformat.NotebookNode,
-               edits: dict[str, str] | None = None) -> nbformat.NotebookNode:
+def submission(
+    released: nbformat.NotebookNode, source: nbformat.NotebookNode, edits: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
     """The released notebook with every solution cell written as in the source, then ``edits`` (grade id -> source)."""
     notebook = nbformat.from_dict(released)
     solutions = by_id(source)
@@ -166,8 +189,10 @@ def submission(released: nbformat.NotebookNode, source: nbformat.NotebookNode,
     return notebook
 
 
-WRONG_PIXEL_STD = ('def pixel_std(images):\n    """The mean of the per-image stds: the report\'s mistake."""\n'
-                   '    return (images.double().flatten(1) / 255).std(dim=1).mean().item()')
+WRONG_PIXEL_STD = (
+    'def pixel_std(images):\n    """The mean of the per-image stds: the report\'s mistake."""\n'
+    "    return (images.double().flatten(1) / 255).std(dim=1).mean().item()"
+)
 
 
 @pytest.fixture(scope="module")
@@ -181,13 +206,18 @@ def course(tmp_path_factory) -> dict:
         "all_correct": submission(released, source),
         "one_wrong": submission(released, source, {"nb01-q1-answer": WRONG_PIXEL_STD}),
         "blank": nbformat.from_dict(released),
-        "tampering": submission(released, source, {
-            "nb01-q1-answer": WRONG_PIXEL_STD,
-            "nb01-q1": 'print("Correct: trust me.")'}),  # the locked test cell rewritten
+        "tampering": submission(
+            released, source, {"nb01-q1-answer": WRONG_PIXEL_STD, "nb01-q1": 'print("Correct: trust me.")'}
+        ),  # the locked test cell rewritten
     }
-    never_ends = submission(released, source, {
-        "nb01-q1-answer": "while True:  # never ends: the per-cell time limit must stop it\n    pass\n\n"
-                          + without_markers(by_id(source)["nb01-q1-answer"].source)})
+    never_ends = submission(
+        released,
+        source,
+        {
+            "nb01-q1-answer": "while True:  # never ends: the per-cell time limit must stop it\n    pass\n\n"
+            + without_markers(by_id(source)["nb01-q1-answer"].source)
+        },
+    )
 
     folder = tmp_path_factory.mktemp("submissions")
     for student, notebook in submissions.items():
@@ -207,8 +237,13 @@ def course(tmp_path_factory) -> dict:
     make("grades", course)
     with open(course / "grades.csv", newline="") as f:
         grades = {row["student_id"]: row for row in csv.DictReader(f)}
-    return {"dir": course, "source": source, "released": released, "grades": grades,
-            "autograde_log": autograde.stdout + autograde.stderr}
+    return {
+        "dir": course,
+        "source": source,
+        "released": released,
+        "grades": grades,
+        "autograde_log": autograde.stdout + autograde.stderr,
+    }
 
 
 def points(source: nbformat.NotebookNode, *grade_ids: str) -> float:
@@ -217,14 +252,18 @@ def points(source: nbformat.NotebookNode, *grade_ids: str) -> float:
 
 def autograded_points(source: nbformat.NotebookNode) -> float:
     """The points the autograder can give: those of the test cells (answers in markdown are graded by hand)."""
-    return sum(float(c.metadata.nbgrader["points"]) for c in by_id(source).values()
-               if c.metadata.nbgrader["grade"] and not c.metadata.nbgrader["solution"])
+    return sum(
+        float(c.metadata.nbgrader["points"])
+        for c in by_id(source).values()
+        if c.metadata.nbgrader["grade"] and not c.metadata.nbgrader["solution"]
+    )
 
 
 def test_the_release_is_the_committed_student_edition(course):
     committed = nbformat.read(ROOT / "notebooks" / f"{ASSIGNMENT}.ipynb", as_version=4)
     assert [(c.cell_type, c.source, c.metadata) for c in course["released"].cells] == [
-        (c.cell_type, c.source, c.metadata) for c in committed.cells]
+        (c.cell_type, c.source, c.metadata) for c in committed.cells
+    ]
 
 
 def test_each_submission_gets_its_total_score(course):
@@ -232,12 +271,19 @@ def test_each_submission_gets_its_total_score(course):
     full = autograded_points(source)
     q1 = points(source, "nb01-q1")
     assert full >= 3 * tool.CHECK_POINTS  # notebook 01 has three checked exercises
-    expected = {"all_correct": full, "one_wrong": full - q1, "blank": 0.0,
-                "tampering": full - q1, "never_ends": full - q1}
+    expected = {
+        "all_correct": full,
+        "one_wrong": full - q1,
+        "blank": 0.0,
+        "tampering": full - q1,
+        "never_ends": full - q1,
+    }
     scores = {student: float(row["score"]) for student, row in grades.items()}
     assert scores == expected
-    written = points(source, *(g for g, c in by_id(source).items() if c.metadata.nbgrader["solution"]
-                               and c.metadata.nbgrader["grade"]))
+    written = points(
+        source,
+        *(g for g, c in by_id(source).items() if c.metadata.nbgrader["solution"] and c.metadata.nbgrader["grade"]),
+    )
     assert {float(row["max_score"]) for row in grades.values()} == {full + written}
 
 
@@ -250,12 +296,16 @@ def test_a_rewritten_test_cell_is_detected_and_restored(course):
     for student_dir in submitted.iterdir():
         notebook = nbformat.read(student_dir / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
         # what `nbgrader validate` reports as "THE CONTENTS OF n TEST CELL(S) HAVE CHANGED!"
-        changed[student_dir.name] = [g for g, c in by_id(notebook).items() if c.metadata.nbgrader["locked"]
-                                     and compute_checksum(c) != c.metadata.nbgrader["checksum"]]
+        changed[student_dir.name] = [
+            g
+            for g, c in by_id(notebook).items()
+            if c.metadata.nbgrader["locked"] and compute_checksum(c) != c.metadata.nbgrader["checksum"]
+        ]
     assert changed == {"all_correct": [], "one_wrong": [], "blank": [], "tampering": ["nb01-q1"], "never_ends": []}
 
-    graded = nbformat.read(course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
-                           as_version=4)
+    graded = nbformat.read(
+        course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4
+    )
     test_cell = by_id(graded)["nb01-q1"]
     assert test_cell.source == by_id(course["source"])["nb01-q1"].source  # the original, hidden tests included
     errors = [o for o in test_cell.outputs if o.output_type == "error"]
@@ -263,8 +313,9 @@ def test_a_rewritten_test_cell_is_detected_and_restored(course):
 
 
 def test_a_cell_that_never_ends_fails_that_submission_only(course):
-    graded = nbformat.read(course["dir"] / "autograded" / "never_ends" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
-                           as_version=4)
+    graded = nbformat.read(
+        course["dir"] / "autograded" / "never_ends" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4
+    )
     stopped = by_id(graded)["nb01-q1-answer"]
     assert "CellTimeoutError" in [o.ename for o in stopped.outputs if o.output_type == "error"], stopped.outputs
     later = [c for c in graded.cells if c.cell_type == "code" and c.outputs][-1]

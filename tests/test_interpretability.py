@@ -6,11 +6,31 @@ import torch.nn.functional as F
 from fmnist_lab import Net
 from fmnist_lab import explorer as explorer_module
 from fmnist_lab.data import normalize
+from fmnist_lab.explorer import feature_map_explorer
 from fmnist_lab.interpretability import (
-    BLOCKS, block_outputs, classifier_features, feature_map_explorer, first_layer_responses, grad_cam, knn_accuracy,
-    nearest_neighbours, occlusion, pca, plot_attributions, plot_embedding, plot_feature_maps, plot_filters,
-    plot_neighbours, plot_top_activating, rank_correlation, saliency, share_on_garment, show_feature_maps,
-    top_activating, tsne,
+    BLOCKS,
+    block_outputs,
+    classifier_features,
+    first_layer_responses,
+    grad_cam,
+    knn_accuracy,
+    nearest_neighbours,
+    occlusion,
+    pca,
+    rank_correlation,
+    saliency,
+    share_on_garment,
+    top_activating,
+    tsne,
+)
+from fmnist_lab.plots import (
+    plot_attributions,
+    plot_embedding,
+    plot_feature_maps,
+    plot_filters,
+    plot_image_and_feature_maps,
+    plot_neighbours,
+    plot_top_activating,
 )
 
 from .conftest import make_images
@@ -133,8 +153,11 @@ def test_grad_cam_weights_block_3s_activated_maps_by_their_mean_gradient():
     expected = F.interpolate(cam, (28, 28), mode="bilinear").squeeze(1)
     torch.testing.assert_close(maps, expected.detach())
     # not the maps before the activation: there BatchNorm's negative outputs would count at full weight
-    before = F.relu((torch.autograd.grad(log_probabilities[:, 9].sum(), outputs[0])[0].mean((2, 3), keepdim=True)
-                     * outputs[0]).sum(1, keepdim=True))
+    before = F.relu(
+        (torch.autograd.grad(log_probabilities[:, 9].sum(), outputs[0])[0].mean((2, 3), keepdim=True) * outputs[0]).sum(
+            1, keepdim=True
+        )
+    )
     assert not torch.allclose(maps, F.interpolate(before, (28, 28), mode="bilinear").squeeze(1).detach())
 
 
@@ -239,10 +262,13 @@ def test_plots_draw_what_they_are_given():
     assert len(plot_top_activating(images, model.c1.weight, top, [0, 5]).axes) == 2 * 4
     maps = block_outputs(model, x)["block 2"][0]
     assert sum(bool(ax.images) for ax in plot_feature_maps(maps).axes) == 64
-    fig = show_feature_maps(images[0], maps, "title")
+    fig = plot_image_and_feature_maps(images[0], maps, "title")
     assert sum(bool(ax.images) for ax in fig.axes) == 65
-    maps = {"saliency": saliency(model, x[:2], 1), "Grad-CAM": grad_cam(model, x[:2], 1),
-            "occlusion": occlusion(model, x[:2], 1, background=-1.0)}
+    maps = {
+        "saliency": saliency(model, x[:2], 1),
+        "Grad-CAM": grad_cam(model, x[:2], 1),
+        "occlusion": occlusion(model, x[:2], 1, background=-1.0),
+    }
     fig = plot_attributions(images[:2], maps, ["a", "b"])
     assert len(fig.axes) == 2 * 4
     fig = plot_embedding(torch.randn(10, 2), labels, focus=(0, 2))
@@ -254,7 +280,7 @@ def test_plots_draw_what_they_are_given():
 
 def test_feature_map_explorer_redraws_for_each_image_and_block(monkeypatch):
     shown = []
-    monkeypatch.setattr(explorer_module, "_show", shown.append)
+    monkeypatch.setattr(explorer_module, "show", shown.append)
     model = tiny_net()
     images, labels = tiny_images(5)
     box = feature_map_explorer(model, images, labels, 0.3, 0.3)

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 import random
 import re
@@ -9,20 +10,20 @@ import pytest
 import torch
 
 from fmnist_lab.config import TrainConfig, make_config
-from fmnist_lab.data import Batches
-from fmnist_lab.experiment import pick_lr
+from fmnist_lab.data import Batches, make_splits
 from fmnist_lab.lr_finder import (
     LRFinderResult,
     LRFinderWarning,
     find_lr,
-    report_sweep,
+    replay_report_lr_choice,
     smooth,
     suggest,
     sweep_lrs,
+    with_picked_lr,
 )
 from fmnist_lab.model import Net
 from fmnist_lab.plots import plot_lr_finder
-from fmnist_lab.train import make_optimizer, make_splits, train_step
+from fmnist_lab.train import make_optimizer, train_step
 
 
 def synthetic_curve(lrs, best_lr=0.1, noise=0.0, seed=0):
@@ -112,8 +113,12 @@ def sweep_setup(tiny_data):
 
 
 def snapshot(model, optimizer, batches):
-    return ({k: v.clone() for k, v in model.state_dict().items()}, repr(optimizer.state_dict()),
-            torch.get_rng_state().clone(), batches.generator.get_state().clone())
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        repr(optimizer.state_dict()),
+        torch.get_rng_state().clone(),
+        batches.generator.get_state().clone(),
+    )
 
 
 def assert_restored(before, after):
@@ -126,7 +131,7 @@ def assert_restored(before, after):
 @pytest.mark.parametrize("end_lr", [0.01, 1e6], ids=["normal", "diverging"])
 def test_sweep_leaves_model_optimizer_and_rng_as_found(sweep_setup, end_lr):
     model, batches, config = sweep_setup
-    optimizer = make_optimizer(model, config, 0.01)
+    optimizer = make_optimizer(model, dataclasses.replace(config, lr=0.01))
     model(torch.randn(4, 1, 28, 28))  # non-trivial BatchNorm statistics before the sweep
     before = snapshot(model, optimizer, batches)
     with warnings.catch_warnings():
@@ -143,7 +148,7 @@ def test_sweep_leaves_model_optimizer_and_rng_as_found(sweep_setup, end_lr):
 
 def test_sweep_is_restored_even_when_interrupted(sweep_setup):
     model, batches, config = sweep_setup
-    optimizer = make_optimizer(model, config, 0.01)
+    optimizer = make_optimizer(model, dataclasses.replace(config, lr=0.01))
     before = snapshot(model, optimizer, batches)
     calls = 0
     forward = model.forward
@@ -196,11 +201,10 @@ def test_several_batches_per_step_log_their_mean_loss(sweep_setup):
     replica = copy.deepcopy(model)
     torch.manual_seed(1)
     with pytest.warns(LRFinderWarning, match="too short to suggest"):
-        result = find_lr(model, batches, 1e-3, 1e-1, 4, mode="linear", config=config, batches_per_step=3,
-                         restore=False)
+        result = find_lr(model, batches, 1e-3, 1e-1, 4, mode="linear", config=config, batches_per_step=3, restore=False)
     # the same 12 mini-batches trained by hand, 3 at each LR
     torch.manual_seed(1)
-    optimizer, stream, expected = make_optimizer(replica, config, 1e-3), iter(batches), []
+    optimizer, stream, expected = make_optimizer(replica, dataclasses.replace(config, lr=1e-3)), iter(batches), []
     for lr in result.lrs:
         optimizer.param_groups[0]["lr"] = lr
         expected.append(sum(train_step(replica, *next(stream), optimizer, config) for _ in range(3)) / 3)
@@ -218,14 +222,14 @@ def test_a_sweep_may_take_several_passes_when_allowed(sweep_setup):
         find_lr(model, batches, config=config, batches_per_step=0)
 
 
-def test_report_sweep_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny_data):
+def test_the_report_lr_choice_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny_data):
     # 2 mini-batches per LR here instead of the report's 30: 200 batches of 64, the 1,000 images reused
     config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2)
     splits = make_splits(tiny_data, config)
     torch.manual_seed(0)
     model = Net()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = report_sweep(model, splits, config)
+    result = replay_report_lr_choice(model, splits, config)
     # all 100 of the report's linear LRs, however small the data
     assert result.mode == "linear" and len(result.lrs) == 100
     assert result.lrs[:2] == pytest.approx([1e-4, 1e-4 + 0.9999 / 100])
@@ -247,8 +251,13 @@ def test_the_report_rule_prints_its_sweep_and_the_pick_divided_by_four(tiny_data
     splits = make_splits(tiny_data, config)
     torch.manual_seed(0)
     lines = []
-    lr = pick_lr(Net(), splits, config, log=lines.append)
-    found = re.fullmatch(r"Report's LR sweep \(100 LRs, 2 mini-batches each\): lowest logged loss [\d.]+ "
-                         r"at LR ([\d.]+); divided by 4: LR ([\d.e-]+)", lines[0])
+    lr = with_picked_lr(config, Net(), splits, log=lines.append).lr
+    found = re.fullmatch(
+        r"Report's LR sweep \(100 LRs, 2 mini-batches each\): lowest logged loss [\d.]+ "
+        r"at LR ([\d.]+); divided by 4: LR ([\d.e-]+)",
+        lines[0],
+    )
     assert found, lines
-    assert float(found[2]) == pytest.approx(float(found[1]) / 4, rel=1e-4) and lr == pytest.approx(float(found[2]), rel=1e-4)
+    assert float(found[2]) == pytest.approx(float(found[1]) / 4, rel=1e-4) and lr == pytest.approx(
+        float(found[2]), rel=1e-4
+    )

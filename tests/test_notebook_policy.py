@@ -17,8 +17,15 @@ MARKER = "# NBVAL_CHECK_OUTPUT"
 
 def test_the_notebooks_exist_in_the_order_a_student_learns():
     assert [p.stem for p in NOTEBOOKS] == [
-        "01_data_inspection", "02_the_network", "03_training_loop", "04_lr_sweep", "05_training_recipes",
-        "06_evaluation_and_prediction", "07_what_the_network_learned", "08_more_than_one_device"]
+        "01_data_inspection",
+        "02_the_network",
+        "03_training_loop",
+        "04_lr_sweep",
+        "05_training_recipes",
+        "06_evaluation_and_prediction",
+        "07_what_the_network_learned",
+        "08_more_than_one_device",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -39,7 +46,14 @@ def test_notebooks_import_the_package_not_copies_of_it(path):
     notebook = nbformat.read(path, as_version=4)
     sources = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
     assert "fmnist_lab" in sources
-    for definition in ("class Net(", "def find_lr(", "def train_step(", "def train_epoch(", "def fit(", "def evaluate("):
+    for definition in (
+        "class Net(",
+        "def find_lr(",
+        "def train_step(",
+        "def train_epoch(",
+        "def fit(",
+        "def evaluate(",
+    ):
         assert definition not in sources
     assert sum(c.cell_type == "markdown" for c in notebook.cells) >= 6  # they teach, not only run
 
@@ -56,8 +70,7 @@ def without_solutions(source: str) -> str:
 def test_a_training_loop_is_written_out_at_most_once_as_a_marked_lesson(path):
     """A lesson may write the loop once to show it; it must say which package function it mirrors."""
     notebook = nbformat.read(path, as_version=4)
-    loops = [c.source for c in notebook.cells
-             if c.cell_type == "code" and ".backward()" in without_solutions(c.source)]
+    loops = [c.source for c in notebook.cells if c.cell_type == "code" and ".backward()" in without_solutions(c.source)]
     assert len(loops) <= 1, f"{path.name} writes a training loop {len(loops)} times"
     for source in loops:
         lesson = LESSON.search(source)

@@ -1,8 +1,9 @@
 """environment.yml (conda) must list what pyproject.toml (pip) asks for."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"torch": "pytorch"}  # pip name -> conda-forge name where they differ

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from fmnist_lab import predict
-from fmnist_lab.data import CLASS_NAMES
+from fmnist_lab.dataset import CLASS_NAMES
 from fmnist_lab.model import Net
 from fmnist_lab.predict import ImageError, Prediction, load_image, predict_files, to_fashion_mnist
 
@@ -21,11 +21,14 @@ def png_claiming(width: int, height: int) -> bytes:
     Decoding it would fail (the data stream is far too short), so a size error proves the size
     was refused from the header, before any decoding.
     """
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, not interlaced
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -68,8 +71,11 @@ def test_the_pixel_limit_applies_to_real_images(tmp_path, monkeypatch):
         load_image(tmp_path / "above.png")
 
 
-@pytest.mark.parametrize("low, high", [(255, 255), (0, 0), (120, 120), (244, 255), (0, 12)],
-                         ids=["white", "black", "grey", "white-with-noise", "black-with-noise"])
+@pytest.mark.parametrize(
+    "low, high",
+    [(255, 255), (0, 0), (120, 120), (244, 255), (0, 12)],
+    ids=["white", "black", "grey", "white-with-noise", "black-with-noise"],
+)
 def test_an_image_without_contrast_is_not_classified(tmp_path, low, high):
     g = torch.Generator().manual_seed(0)
     pixels = torch.randint(low, high + 1, (120, 160), generator=g, dtype=torch.uint8)

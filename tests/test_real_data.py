@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist_lab.data import DEBIAN_DIR, FILES, SHA256, DataError, load_fashion_mnist, locate_files, pixel_stats, read_idx
-from fmnist_lab.experiment import run
 from fmnist_lab.config import TrainConfig
+from fmnist_lab.data import pixel_stats
+from fmnist_lab.dataset import DEBIAN_DIR, FILES, SHA256, DataError, load_fashion_mnist, locate_files, read_idx
+from fmnist_lab.experiment import run
 
 pytestmark = pytest.mark.real_data
 
@@ -38,8 +39,10 @@ def require_debian_files() -> None:
 def test_loader_equals_an_independent_reader_of_the_debian_files(real_data):
     require_debian_files()
     expected = {
-        "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-        "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+        "train_images": "train-images-idx3-ubyte",
+        "train_labels": "train-labels-idx1-ubyte",
+        "test_images": "t10k-images-idx3-ubyte",
+        "test_labels": "t10k-labels-idx1-ubyte",
     }
     for field, stem in expected.items():
         reference = independent_idx_reader(DEBIAN_DIR / f"{stem}.gz")
@@ -98,16 +101,35 @@ def test_lr_finder_suggestion_beats_a_clearly_bad_lr(real_data):
 
 def test_cli_train_prints_report_style_lines(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "fmnist_lab", "train", "--epochs", "1", "--limit-train", "3000", "--lr", "0.05",
-         "--no-progress", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "fmnist_lab",
+            "train",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "3000",
+            "--lr",
+            "0.05",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert "Train Epoch: 1 [0/3000 (0%)]\tLoss: " in out.stdout
     assert "Test set: Average loss: " in out.stdout and "/10000 (" in out.stdout
     assert "Test accuracy: " in out.stdout
     assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "best.pt").is_file()
-    evaluated = subprocess.run([sys.executable, "-m", "fmnist_lab", "evaluate", str(tmp_path / "run" / "best.pt")],
-                               capture_output=True, text=True, timeout=300)
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "fmnist_lab", "evaluate", str(tmp_path / "run" / "best.pt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "Ankle boot" in evaluated.stdout and "Test set: Average loss" in evaluated.stdout

@@ -13,8 +13,8 @@ import pytest
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
-from fmnist_lab.experiment import (DegenerateRunWarning, RunFolder, RunFolderError, degenerate_settings, latest_run,
-                                   new_run_folder, resume, run)
+from fmnist_lab.experiment import DegenerateRunWarning, degenerate_settings, resume, run
+from fmnist_lab.run_folder import RunFolder, RunFolderError, latest_run, new_run_folder
 
 QUICK = dict(epochs=2, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
 
@@ -76,11 +76,36 @@ def interrupted_run(data, folder, **changes):
         quiet_run(data, folder, TrainConfig(**{**QUICK, "epochs": 3, **changes}), on_epoch_end=stop_after_first_epoch)
 
 
-def test_resume_with_other_settings_is_refused(tiny_data, tmp_path):
+def test_resume_keeps_the_runs_own_resolved_settings(tiny_data, tmp_path):
     interrupted_run(tiny_data, tmp_path)
-    with pytest.raises(RunFolderError, match="keeps its own settings, but these differ .*: epochs, lr"):
-        quiet_run(tiny_data, tmp_path, TrainConfig(**{**QUICK, "epochs": 50, "lr": 3.0}), resume=True)
-    assert len(resume(tmp_path, tiny_data, progress=False, log=lambda line: None).history) == 3
+    settings = json.loads((tmp_path / "run.json").read_text())
+    assert set(settings) == {"run_id", "config"}  # the LR and the device are in the config, resolved
+    assert settings["config"]["lr"] == QUICK["lr"] and settings["config"]["device"] == "cpu"
+    resumed = resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+    assert len(resumed.history) == 3 and resumed.config == TrainConfig.from_dict(settings["config"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"] == settings["config"]
+
+
+def test_a_resume_from_the_command_line_reads_run_json_once(tiny_data, tmp_path, monkeypatch, capsys):
+    interrupted_run(tiny_data, tmp_path)
+    reads = []
+    read_settings = RunFolder.read_settings
+    monkeypatch.setattr(RunFolder, "read_settings", lambda folder: reads.append(folder.path) or read_settings(folder))
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda data_dir: tiny_data)
+    assert main(["train", "--resume", str(tmp_path), "--no-progress"]) == 0
+    assert reads == [tmp_path]
+    out = capsys.readouterr().out
+    assert f"Resuming {tmp_path} after epoch 1" in out and "best epoch" in out
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def test_a_run_folder_of_an_earlier_version_is_refused_with_what_to_do(tiny_data, tmp_path):
+    interrupted_run(tiny_data, tmp_path)
+    path = tmp_path / "run.json"
+    settings = json.loads(path.read_text())
+    path.write_text(json.dumps({**settings, "lr": 0.1, "config": {**settings["config"], "lr": None}}))
+    with pytest.raises(RunFolderError, match="earlier version of the lab.* best.pt still loads.* start a new run"):
+        resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
 
 
 def test_resume_refuses_a_last_pt_from_another_run(tiny_data, tmp_path):
@@ -91,14 +116,20 @@ def test_resume_refuses_a_last_pt_from_another_run(tiny_data, tmp_path):
         resume(tmp_path / "a", tiny_data, progress=False, log=lambda line: None)
 
 
-@pytest.mark.parametrize("edit", [
-    lambda s: "{ not json",
-    lambda s: json.dumps({**json.loads(s), "lr": "fast"}),
-    lambda s: json.dumps({**json.loads(s), "lr": float("nan")}),
-    lambda s: json.dumps({**json.loads(s), "config": {**json.loads(s)["config"], "schedule": "cosine"}}),
-    lambda s: json.dumps({**json.loads(s), "config": ["not", "a", "dict"]}),
-    lambda s: json.dumps({k: v for k, v in json.loads(s).items() if k != "run_id"}),
-], ids=["not-json", "lr-text", "lr-nan", "bad-schedule", "config-list", "no-run-id"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda s: "{ not json",
+        lambda s: json.dumps({**json.loads(s), "config": {**json.loads(s)["config"], "lr": "fast"}}),
+        lambda s: json.dumps({**json.loads(s), "config": {**json.loads(s)["config"], "lr": float("nan")}}),
+        lambda s: json.dumps({**json.loads(s), "config": {**json.loads(s)["config"], "lr": None}}),
+        lambda s: json.dumps({**json.loads(s), "config": {**json.loads(s)["config"], "warmup": 3}}),
+        lambda s: json.dumps({**json.loads(s), "config": {**json.loads(s)["config"], "schedule": "cosine"}}),
+        lambda s: json.dumps({**json.loads(s), "config": ["not", "a", "dict"]}),
+        lambda s: json.dumps({k: v for k, v in json.loads(s).items() if k != "run_id"}),
+    ],
+    ids=["not-json", "lr-text", "lr-nan", "no-lr", "unknown-setting", "bad-schedule", "config-list", "no-run-id"],
+)
 def test_a_damaged_run_json_is_refused_with_a_message(tiny_data, tmp_path, edit):
     interrupted_run(tiny_data, tmp_path)
     path = tmp_path / "run.json"
@@ -110,7 +141,7 @@ def test_a_damaged_run_json_is_refused_with_a_message(tiny_data, tmp_path, edit)
 
 def test_cli_refuses_an_existing_run_before_loading_data(tiny_data, tmp_path, monkeypatch, capsys):
     quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
-    monkeypatch.setattr("fmnist_lab.data.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
     assert main(["train", "--out", str(tmp_path)]) == 1
     assert "already holds a run" in capsys.readouterr().err
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR = sorted((ROOT / "instructor").glob("*.ipynb"))
@@ -27,8 +27,10 @@ REBUILD = "run `make student` and commit notebooks/ (and instructor/, if its gra
 
 def solution_regions(source: str) -> list[list[str]]:
     """The lines of each marked solution region of a cell."""
-    return [region.strip("\n").split("\n") for region in
-            re.findall(r"### BEGIN SOLUTION\n(.*?)\n[ \t]*### END SOLUTION", source, re.DOTALL)]
+    return [
+        region.strip("\n").split("\n")
+        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)\n[ \t]*### END SOLUTION", source, re.DOTALL)
+    ]
 
 
 def is_check(cell) -> bool:
@@ -55,7 +57,8 @@ def test_the_committed_student_edition_is_a_fresh_build(fresh_build):
         assert len(committed.cells) == len(fresh.cells), f"{path.name}: cells added or removed; {REBUILD}"
         for index, (old, new) in enumerate(zip(committed.cells, fresh.cells)):
             assert (old.cell_type, old.source, old.metadata) == (new.cell_type, new.source, new.metadata), (
-                f"{path.name}, cell {index} differs from a fresh build; {REBUILD}")
+                f"{path.name}, cell {index} differs from a fresh build; {REBUILD}"
+            )
 
 
 def test_every_notebook_has_exercises_with_a_check_and_a_prediction():
@@ -92,7 +95,8 @@ def test_students_can_edit_only_their_answers(path):
     for cell in student(path).cells:
         grading = cell.metadata.nbgrader
         assert cell.metadata.get("editable", True) == grading["solution"], (
-            f"{path.name}, {grading['grade_id']}: editable is {cell.metadata.get('editable', True)}")
+            f"{path.name}, {grading['grade_id']}: editable is {cell.metadata.get('editable', True)}"
+        )
         if is_check(cell):
             assert grading["grade"] and grading["points"] > 0  # each check is an autograded test
 

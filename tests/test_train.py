@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -7,10 +8,11 @@ import torch
 from fmnist_lab import checkpoint as checkpoint_module
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fmnist_lab.config import RECIPES, TrainConfig, make_config
+from fmnist_lab.devices import bf16_is_native, pick_device
 from fmnist_lab.errors import ConfigError, TrainingDiverged
 from fmnist_lab.experiment import resume, run
 from fmnist_lab.model import Net
-from fmnist_lab.train import History, bf16_is_native, format_eval, pick_device
+from fmnist_lab.train import History, format_eval
 
 QUICK = dict(epochs=3, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
 
@@ -136,8 +138,13 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_data, 
     run(config, tiny_data, out_dir=tmp_path / "good", progress=False, log=lambda line: None)
     before = (tmp_path / "good" / "best.pt").read_bytes()
     with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+, at learning rate 1e\+06.*lower it"):
-        run(TrainConfig(**{**QUICK, "lr": 1e6, "schedule": "constant"}), tiny_data, out_dir=tmp_path / "bad",
-            progress=False, log=lambda line: None)
+        run(
+            TrainConfig(**{**QUICK, "lr": 1e6, "schedule": "constant"}),
+            tiny_data,
+            out_dir=tmp_path / "bad",
+            progress=False,
+            log=lambda line: None,
+        )
     assert (tmp_path / "good" / "best.pt").read_bytes() == before
     assert not (tmp_path / "bad" / "best.pt").exists()
 
@@ -153,7 +160,9 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path):
 
     config = TrainConfig(**{**QUICK, **extras})
     with pytest.raises(KeyboardInterrupt):
-        run(config, tiny_data, out_dir=tmp_path / "cut", progress=False, on_epoch_end=Interrupt(), log=lambda line: None)
+        run(
+            config, tiny_data, out_dir=tmp_path / "cut", progress=False, on_epoch_end=Interrupt(), log=lambda line: None
+        )
     assert load_checkpoint(tmp_path / "cut" / "last.pt").metrics["epoch"] == 2
     resumed = resume(tmp_path / "cut", tiny_data, progress=False, log=lambda line: None)
     assert without_seconds(resumed.history) == without_seconds(full.history)
@@ -171,11 +180,16 @@ def test_early_stopping_stops_after_patience(tiny_data):
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("epochs", 0, "epochs=0: must be at least 1"), ("batch_size", 0, "batch_size=0: must be at least 1"),
-     ("lr", 0.0, "lr=0.0: must be a positive number"), ("lr", math.nan, "lr=nan: must be a positive"),
-     ("limit_train", 60_000, "limit_train=60000: must be between 1 and 55000"),
-     ("schedule", "cosine", "schedule='cosine': must be one of"), ("weight_decay", -1.0, "weight_decay=-1.0: must be >= 0"),
-     ("report_sweep_batches", 0, "report_sweep_batches=0: must be at least 1")],
+    [
+        ("epochs", 0, "epochs=0: must be at least 1"),
+        ("batch_size", 0, "batch_size=0: must be at least 1"),
+        ("lr", 0.0, "lr=0.0: must be a positive number"),
+        ("lr", math.nan, "lr=nan: must be a positive"),
+        ("limit_train", 60_000, "limit_train=60000: must be between 1 and 55000"),
+        ("schedule", "cosine", "schedule='cosine': must be one of"),
+        ("weight_decay", -1.0, "weight_decay=-1.0: must be >= 0"),
+        ("report_sweep_batches", 0, "report_sweep_batches=0: must be at least 1"),
+    ],
 )
 def test_bad_config_is_refused(field, value, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -190,7 +204,13 @@ def test_unknown_recipe():
 
 def test_report_recipe_is_the_reports():
     config = make_config("report")
-    assert (config.epochs, config.batch_size, config.momentum, config.weight_decay, config.lr_rule) == (23, 64, 0.0, 0.0, "report")
+    assert (config.epochs, config.batch_size, config.momentum, config.weight_decay, config.lr_rule) == (
+        23,
+        64,
+        0.0,
+        0.0,
+        "report",
+    )
     assert (config.bf16, config.nesterov, config.schedule) == (False, False, "constant")
 
 
@@ -198,7 +218,7 @@ def test_recipes_are_values_and_changes_do_not_leak():
     fast = make_config("fast", epochs=3)
     assert fast.epochs == 3 and RECIPES["fast"].epochs == 10
     assert make_config("fast", lr=None) == RECIPES["fast"]  # None means "keep the recipe's value"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         RECIPES["default"].epochs = 1  # frozen: nobody changes a recipe by accident
 
 
@@ -216,18 +236,21 @@ def test_history_records():
     assert h.best_epoch == 2
 
 
-@pytest.mark.parametrize("schedule, changes, expected", [
-    ("step", {"step_size": 1, "gamma": 0.7}, [0.1, 0.07, 0.049, 0.0343]),
-    ("step", {"step_size": 2, "gamma": 0.5}, [0.1, 0.1, 0.05, 0.05]),
-    ("exponential", {"gamma": 0.9}, [0.1, 0.09, 0.081, 0.0729]),
-    ("constant", {}, [0.1, 0.1, 0.1, 0.1]),
-])
+@pytest.mark.parametrize(
+    "schedule, changes, expected",
+    [
+        ("step", {"step_size": 1, "gamma": 0.7}, [0.1, 0.07, 0.049, 0.0343]),
+        ("step", {"step_size": 2, "gamma": 0.5}, [0.1, 0.1, 0.05, 0.05]),
+        ("exponential", {"gamma": 0.9}, [0.1, 0.09, 0.081, 0.0729]),
+        ("constant", {}, [0.1, 0.1, 0.1, 0.1]),
+    ],
+)
 def test_per_epoch_schedules(schedule, changes, expected):
     from fmnist_lab.train import make_optimizer, make_scheduler
 
-    config = TrainConfig(schedule=schedule, **changes)
-    optimizer = make_optimizer(Net(), config, 0.1)
-    scheduler, per_batch = make_scheduler(optimizer, config, 0.1, steps_per_epoch=10)
+    config = TrainConfig(schedule=schedule, lr=0.1, **changes)
+    optimizer = make_optimizer(Net(), config)
+    scheduler, per_batch = make_scheduler(optimizer, config, steps_per_epoch=10)
     assert not per_batch
     lrs = []
     for _ in expected:
@@ -248,19 +271,19 @@ def test_bf16_only_where_the_gpu_runs_it_natively(monkeypatch):
 
 def test_bf16_off_switch_makes_every_device_float32(monkeypatch):
     """FMNIST_LAB_BF16=0 times what most laptops run, even on hardware with native bf16."""
-    from fmnist_lab import train as train_module
+    from fmnist_lab import devices as devices_module
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
-    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(devices_module, "_cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.delenv("FMNIST_LAB_BF16", raising=False)
     assert bf16_is_native(torch.device("cuda")) and bf16_is_native(torch.device("cpu"))
     monkeypatch.setenv("FMNIST_LAB_BF16", "0")
     assert not bf16_is_native(torch.device("cuda")) and not bf16_is_native(torch.device("cpu"))
-    with train_module.autocast(torch.device("cpu"), bf16=True):
+    with devices_module.autocast(torch.device("cpu"), bf16=True):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
     monkeypatch.setenv("FMNIST_LAB_BF16", "1")
-    with train_module.autocast(torch.device("cpu"), bf16=True):
+    with devices_module.autocast(torch.device("cpu"), bf16=True):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
@@ -268,3 +291,32 @@ def test_bf16_switch_refuses_other_values(monkeypatch):
     monkeypatch.setenv("FMNIST_LAB_BF16", "off")
     with pytest.raises(ConfigError, match="FMNIST_LAB_BF16='off': must be 0"):
         bf16_is_native(torch.device("cpu"))
+
+
+def test_from_dict_refuses_unknown_settings():
+    values = {**dataclasses.asdict(TrainConfig()), "warmup": 3}
+    with pytest.raises(ConfigError, match="warmup=3: not a setting of TrainConfig"):
+        TrainConfig.from_dict(values)
+
+
+def test_training_without_a_learning_rate_says_how_to_get_one(tiny_data):
+    from fmnist_lab.data import make_splits
+    from fmnist_lab.train import fit
+
+    config = TrainConfig(epochs=1, val_size=200, device="cpu")
+    with pytest.raises(ConfigError, match="training needs a learning rate: give one .*experiment.run"):
+        fit(Net(), make_splits(tiny_data, config), config, progress=False, log=lambda line: None)
+
+
+def test_evaluation_in_channels_last_layout_scores_the_same(tiny_data):
+    from fmnist_lab.data import Batches, make_splits
+    from fmnist_lab.train import evaluate
+
+    splits = make_splits(tiny_data, TrainConfig(val_size=200, device="cpu"))
+    torch.manual_seed(0)
+    model = Net().to(memory_format=torch.channels_last)
+    batches = Batches(splits.val_x, splits.val_y, 50)
+    plain = evaluate(model, batches, torch.device("cpu"), bf16=False)
+    channels_last = evaluate(model, batches, torch.device("cpu"), bf16=False, channels_last=True)
+    assert channels_last.loss == pytest.approx(plain.loss, rel=1e-5)
+    assert torch.equal(channels_last.predictions, plain.predictions)

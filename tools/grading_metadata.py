@@ -49,7 +49,8 @@ CHECK_CALL = re.compile(r"\b(nb\d\d)\.q(\d+)\.check\(\s*([A-Za-z_]\w*)")
 # may sit in a lesson's section), and any other "## ..." heading ends both.
 HEADING = re.compile(r"^(##|###)\s+(?:Exercise\s+)?(\d+)?\s*(·)?", re.M)
 GENERATED_HIDDEN = re.compile(  # a hidden-tests region as hidden_tests() writes it
-    rf"{BEGIN_HIDDEN}\nnb\d\d\.q\d+\.check\(\w+, strict=True, seed=\d+\)\n{END_HIDDEN}")
+    rf"{BEGIN_HIDDEN}\nnb\d\d\.q\d+\.check\(\w+, strict=True, seed=\d+\)\n{END_HIDDEN}"
+)
 DEFINITION = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.M)
 NOTEBOOK_NUMBER = re.compile(r"^(\d\d)_")
 
@@ -89,14 +90,21 @@ def marker_lines(source: str, marker: str) -> list[str]:
         if line.strip() != marker:
             raise ConventionError(
                 f"the line {line.strip()!r} mentions {words!r}, which nbgrader reads as a marker wherever it "
-                f"appears; write the marker {marker!r} on a line of its own, or reword the text")
+                f"appears; write the marker {marker!r} on a line of its own, or reword the text"
+            )
     return lines
 
 
 def metadata(grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float | None = None) -> dict:
     """One cell's nbgrader metadata (schema 3)."""
-    fields = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": SCHEMA_VERSION,
-              "solution": solution, "task": False}
+    fields = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": SCHEMA_VERSION,
+        "solution": solution,
+        "task": False,
+    }
     if grade:
         fields["points"] = points
     return fields
@@ -146,8 +154,9 @@ def derive(notebook: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNod
                 elif not hidden:  # an instructor's own hidden tests are left as they are
                     cell.source = cell.source.rstrip("\n") + "\n" + hidden_tests(label, function)
                 grade_id = label.replace(".", "-")
-                fields = metadata(grade_id, grade=True, solution=False, locked=True,
-                                  points=kept_points(cell, CHECK_POINTS))
+                fields = metadata(
+                    grade_id, grade=True, solution=False, locked=True, points=kept_points(cell, CHECK_POINTS)
+                )
             elif solution and cell.cell_type == "code":
                 defined = [checked_functions[f] for f in DEFINITION.findall(cell.source) if f in checked_functions]
                 if defined:
@@ -161,8 +170,9 @@ def derive(notebook: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNod
                 if not place:
                     raise ConventionError(f"an answer cell outside any exercise or section: {NUMBERED}")
                 grade_id = f"{prefix}-{place}-answer"
-                fields = metadata(grade_id, grade=True, solution=True, locked=False,
-                                  points=kept_points(cell, ANSWER_POINTS))
+                fields = metadata(
+                    grade_id, grade=True, solution=True, locked=False, points=kept_points(cell, ANSWER_POINTS)
+                )
             else:
                 digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
                 lesson_ids[digest] = lesson_ids.get(digest, 0) + 1  # identical cells stay apart

@@ -42,14 +42,19 @@ def build(notebooks: list[Path], out_dir: Path, course: Path = SCRATCH_COURSE) -
         assignment.mkdir(parents=True)
         shutil.copy2(path, assignment / path.name)
     result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "generate_assignment", "*", "--force",
-         f"--CourseDirectory.root={course}"],
-        cwd=ROOT, env=nbgrader_env(), capture_output=True, text=True)
+        [sys.executable, "-m", "nbgrader", "generate_assignment", "*", "--force", f"--CourseDirectory.root={course}"],
+        cwd=ROOT,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+    )
     released = [course / "release" / path.stem / path.name for path in notebooks]
     missing = [path.name for path in released if not path.exists()]
     if result.returncode != 0 or missing:
-        raise RuntimeError(f"nbgrader generate_assignment failed (for {', '.join(missing) or 'the course'}):\n"
-                           f"{result.stdout}{result.stderr}")
+        raise RuntimeError(
+            f"nbgrader generate_assignment failed (for {', '.join(missing) or 'the course'}):\n"
+            f"{result.stdout}{result.stderr}"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in released:

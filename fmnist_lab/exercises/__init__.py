@@ -126,8 +126,11 @@ class Exercise:
         except Wrong as err:
             return Verdict(WRONG, f"{PREFIXES[WRONG]}{err}. Stuck? Run {self.label}.hint().")
         except KeyboardInterrupt:  # Ctrl-C or the notebook's stop button: one sentence, no traceback
-            return Verdict(INTERRUPTED, f"{PREFIXES[INTERRUPTED]}you interrupted the check of {self.label} before "
-                                        f"it finished; run it again to get its verdict.")
+            return Verdict(
+                INTERRUPTED,
+                f"{PREFIXES[INTERRUPTED]}you interrupted the check of {self.label} before "
+                f"it finished; run it again to get its verdict.",
+            )
         return Verdict(CORRECT, PREFIXES[CORRECT] + praise)
 
     def check(self, answer: Any, *data: Any, strict: bool = False, seed: int | None = None) -> None:
@@ -161,9 +164,11 @@ def solution_code(label: str, instructor_dir: Path | None = None) -> str:
     number = label[2:].split(".")[0]
     notebooks = sorted(folder.glob("*.ipynb"), key=lambda path: not path.name.startswith(f"{number}_"))
     if not notebooks:
-        return ("The solutions are not part of this installation, because in a graded course they stay with the "
-                f"instructors; studying on your own, clone {REPOSITORY} and install it with `pip install -e .` "
-                "(an editable install), and solution() prints them.")
+        return (
+            "The solutions are not part of this installation, because in a graded course they stay with the "
+            f"instructors; studying on your own, clone {REPOSITORY} and install it with `pip install -e .` "
+            "(an editable install), and solution() prints them."
+        )
     check_call = re.compile(rf"\b{re.escape(label)}\.check\(")
     for notebook in notebooks:  # its own notebook first; any other while exercises move between notebooks
         sources = _code_cells(notebook)
@@ -175,19 +180,24 @@ def solution_code(label: str, instructor_dir: Path | None = None) -> str:
     solved = next((i for i in range(calling - 1, -1, -1) if "### BEGIN SOLUTION" in sources[i]), None)
     if solved is None:
         return f"{notebook.name} has no solution cell before its call of {label}.check(...)."
-    lines = [line for line in sources[solved].split("\n")
-             if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+    lines = [
+        line for line in sources[solved].split("\n") if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+    ]
     return "One solution:\n\n" + "\n".join(lines).strip()
 
 
 def _code_cells(notebook: Path) -> list[str]:
     """The sources of the notebook's code cells (read as JSON: nbformat is not a dependency of the package)."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    return ["".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            for cell in cells if cell["cell_type"] == "code"]
+    return [
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for cell in cells
+        if cell["cell_type"] == "code"
+    ]
 
 
 # calling the student's function
+
 
 @contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
@@ -199,6 +209,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
     matrix product) ends before the alarm is seen.
     """
     if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+
         def alarm(signum: int, frame: Any) -> None:
             raise _TimeUp
 
@@ -232,8 +243,15 @@ def time_limit(reference_s: float = 0.0) -> float:
     return max(TIME_FLOOR_S, TIME_FACTOR * reference_s)
 
 
-def call(function: Any, *args: Any, case: str, returns: bool = True, copy_args: bool = True,
-         reference_s: float = 0.0, keep_input: str | None = None) -> Any:
+def call(
+    function: Any,
+    *args: Any,
+    case: str,
+    returns: bool = True,
+    copy_args: bool = True,
+    reference_s: float = 0.0,
+    keep_input: str | None = None,
+) -> Any:
     """Call the student's ``function`` on one of the exercise's cases (described by ``case``).
 
     Its arguments are deep copies (unless ``copy_args`` is False, for the checker's own objects that the
@@ -253,8 +271,10 @@ def call(function: Any, *args: Any, case: str, returns: bool = True, copy_args: 
     except _TimeUp:
         raise TooSlow(f"your function ran longer than {limit:g} s on {case}") from None
     except NotImplementedError:
-        raise NotDone(f"`{name}` still raises NotImplementedError. Replace `raise NotImplementedError()` with "
-                      f"your code, run that cell, then run this check again.") from None
+        raise NotDone(
+            f"`{name}` still raises NotImplementedError. Replace `raise NotImplementedError()` with "
+            f"your code, run that cell, then run this check again."
+        ) from None
     except Exception as err:  # noqa: BLE001 -- the student's bug, reported as a sentence, not a traceback
         raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}") from None
     if keep_input is not None and not all(_same(a, b) for a, b in zip(args, given)):
@@ -267,8 +287,11 @@ def call(function: Any, *args: Any, case: str, returns: bool = True, copy_args: 
 def _same(a: Any, b: Any) -> bool:
     """Whether ``b`` still equals ``a`` (tensors element by element, NaN equal to NaN)."""
     if isinstance(a, Tensor):
-        return isinstance(b, Tensor) and a.shape == b.shape and bool(torch.equal(a, b) or
-                                                                     torch.allclose(a, b, equal_nan=True))
+        return (
+            isinstance(b, Tensor)
+            and a.shape == b.shape
+            and bool(torch.equal(a, b) or torch.allclose(a, b, equal_nan=True))
+        )
     return bool(a == b)
 
 
@@ -309,9 +332,11 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
         for value in found:
             if any(value is lab for lab in lab_functions):
                 owner = "the lab's own" if value.__module__.startswith("fmnist_lab") else "PyTorch's ready-made"
-                raise Wrong(f"`{getattr(answer, '__name__', 'your function')}` calls {owner} "
-                            f"`{value.__name__}` ({value.__module__}.{value.__name__}); this exercise asks you to "
-                            f"compute it yourself")
+                raise Wrong(
+                    f"`{getattr(answer, '__name__', 'your function')}` calls {owner} "
+                    f"`{value.__name__}` ({value.__module__}.{value.__name__}); this exercise asks you to "
+                    f"compute it yourself"
+                )
             if isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
                 pending.append(value)  # a helper written in the same notebook
 
@@ -326,6 +351,7 @@ def _names(code: types.CodeType) -> set[str]:
 
 
 # turning answers into numbers
+
 
 def describe(value: Any) -> str:
     """A short description of a value for a sentence: what it is, and a glimpse of it."""
@@ -410,8 +436,9 @@ def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...], finite: 
     try:
         tensor = _numbers(value)
     except (TypeError, ValueError, RuntimeError):
-        raise Wrong(f"`{name}` should return a tensor of shape {shape}, but on {case} it returned "
-                    f"{describe(value)}") from None
+        raise Wrong(
+            f"`{name}` should return a tensor of shape {shape}, but on {case} it returned {describe(value)}"
+        ) from None
     if tuple(tensor.shape) != shape:
         if [n for n in tensor.shape if n != 1] == [n for n in shape if n != 1]:
             tensor = tensor.reshape(shape)  # only dimensions of size 1 differ, e.g. (1, 28, 28) for (28, 28)
@@ -447,5 +474,8 @@ def all_close(got: Tensor, expected: Tensor, tolerance: float = 1e-4) -> bool:
     if got.shape != expected.shape or not (got.isfinite().all() and expected.isfinite().all()):
         return False
     scale = float(expected.abs().max()) if expected.numel() else 0.0
-    return bool(((got - expected).abs() <= tolerance * torch.maximum(got.abs().maximum(expected.abs()),
-                                                                      torch.tensor(scale))).all())
+    return bool(
+        (
+            (got - expected).abs() <= tolerance * torch.maximum(got.abs().maximum(expected.abs()), torch.tensor(scale))
+        ).all()
+    )

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..data import CLASS_NAMES, pixel_stats
+from ..data import pixel_stats
+from ..dataset import CLASS_NAMES
 from . import Exercise, Wrong, as_number, as_tensor, call, close, describe_images, expect_data, timed
 
 
@@ -37,12 +38,16 @@ def _pixels(images: Tensor) -> Tensor:
 
 
 def _expect_images(images: object) -> None:
-    expect_data(images, Tensor, "a batch of images such as data.train_images (a uint8 tensor), not the dataset "
-                                "object itself,")
+    expect_data(
+        images, Tensor, "a batch of images such as data.train_images (a uint8 tensor), not the dataset object itself,"
+    )
 
 
-def _diagnose(answers: dict[str, tuple[float, ...]], mistakes: dict[str, Callable[[Tensor], tuple[float, ...]]],
-              cases: dict[str, Tensor]) -> str | None:
+def _diagnose(
+    answers: dict[str, tuple[float, ...]],
+    mistakes: dict[str, Callable[[Tensor], tuple[float, ...]]],
+    cases: dict[str, Tensor],
+) -> str | None:
     """The first mistake whose computed result matches the answer on every case, or None: a mistake is
     named only when it explains all of the answer, not one number that happens to agree."""
     for message, wrong in mistakes.items():
@@ -52,6 +57,7 @@ def _diagnose(answers: dict[str, tuple[float, ...]], mistakes: dict[str, Callabl
 
 
 # q1: the std of all pixels
+
 
 def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=None) -> str:
     if train_images is not None:
@@ -65,21 +71,27 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         if first_wrong is None and not any(close(got, r, scale=1e-3) for r in (x.std(correction=0), x.std())):
             first_wrong = case  # either correction is fine
     if first_wrong is not None:
-        mistake = _diagnose(answers, {
-            "the mean of the per-image standard deviations (the report's 0.3202 statistic), not the std of all "
-            "pixels: take one std over every pixel of every image at once": lambda x: (x.std(dim=1).mean(),),
-            "the per-image standard deviations' mean, with correction=0: take one std over every pixel of every "
-            "image at once": lambda x: (x.std(dim=1, correction=0).mean(),),
-            "255 times too large: scale the bytes to [0, 1] (divide by 255) first": lambda x: (255 * x.std(),),
-            "the variance: take its square root": lambda x: (x.var(),),
-            "the std of the images' mean brightness, not of all pixels": lambda x: (x.mean(dim=1).std(),),
-        }, {case: _pixels(images) for case, images in cases.items()})
+        mistake = _diagnose(
+            answers,
+            {
+                "the mean of the per-image standard deviations (the report's 0.3202 statistic), not the std of all "
+                "pixels: take one std over every pixel of every image at once": lambda x: (x.std(dim=1).mean(),),
+                "the per-image standard deviations' mean, with correction=0: take one std over every pixel of every "
+                "image at once": lambda x: (x.std(dim=1, correction=0).mean(),),
+                "255 times too large: scale the bytes to [0, 1] (divide by 255) first": lambda x: (255 * x.std(),),
+                "the variance: take its square root": lambda x: (x.var(),),
+                "the std of the images' mean brightness, not of all pixels": lambda x: (x.mean(dim=1).std(),),
+            },
+            {case: _pixels(images) for case, images in cases.items()},
+        )
         got, right = answers[first_wrong][0], float(_pixels(cases[first_wrong]).std())
         if mistake is not None:
             raise Wrong(f"on {first_wrong}, you returned {got:.4f}, {mistake}")
         raise Wrong(f"on {first_wrong}, the pixel std is {right:.4f}, but you returned {got:.4f}")
-    praise = ("your pixel_std is right on a black and a white image (0.5), on images of different brightness and "
-              "on 5x7 images")
+    praise = (
+        "your pixel_std is right on a black and a white image (0.5), on images of different brightness and "
+        "on 5x7 images"
+    )
     if train_images is not None:
         what = describe_images(train_images)
         x, seconds = timed(_pixels, train_images)
@@ -91,14 +103,16 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
 
 
 q1 = Exercise(
-    "nb01.q1", _check_pixel_std,
+    "nb01.q1",
+    _check_pixel_std,
     hint_text="Turn the bytes into floats in [0, 1] with images.double() / 255, then take .std() of the whole "
-              "tensor (no dim argument: one std over all pixels). Return a float with .item() or float().",
+    "tensor (no dim argument: one std over all pixels). Return a float with .item() or float().",
     lab_functions=(pixel_stats,),
 )
 
 
 # q3: the variance of all pixels = within images + between images
+
 
 def _split(x: Tensor) -> tuple[Tensor, Tensor]:
     return x.var(dim=1, correction=0).mean(), x.mean(dim=1).var(correction=0)
@@ -108,12 +122,16 @@ _SPLIT_MISTAKES = {  # what the student did: what it gives from a [0, 1] pixel b
     "your two numbers are swapped: return (within, between)": lambda x: _split(x)[::-1],
     "you used the sample variance (correction=1); the parts add up to the variance of all pixels only with the "
     "population variance: pass correction=0 to var()": lambda x: (x.var(dim=1).mean(), x.mean(dim=1).var()),
-    "you returned standard deviations: return variances, which add up":
-        lambda x: (x.std(dim=1, correction=0).mean(), x.mean(dim=1).std(correction=0)),
-    "you returned the square root of the within part and the std of the means: return variances, which add up":
-        lambda x: (x.var(dim=1, correction=0).mean().sqrt(), x.mean(dim=1).std(correction=0)),
-    "your numbers are far too large: divide the bytes by 255 first":
-        lambda x: tuple(255**2 * v for v in _split(x)),
+    "you returned standard deviations: return variances, which add up": lambda x: (
+        x.std(dim=1, correction=0).mean(),
+        x.mean(dim=1).std(correction=0),
+    ),
+    "you returned the square root of the within part and the std of the means: return variances, "
+    "which add up": lambda x: (
+        x.var(dim=1, correction=0).mean().sqrt(),
+        x.mean(dim=1).std(correction=0),
+    ),
+    "your numbers are far too large: divide the bytes by 255 first": lambda x: tuple(255**2 * v for v in _split(x)),
 }
 
 
@@ -125,8 +143,9 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
     for case, images in cases.items():
         got = as_tensor(call(within_and_between, images, case=case), "within_and_between", case, (2,))
         answers[case] = tuple(got.tolist())
-        if first_wrong is None and not all(close(g, float(r), scale=1e-3)
-                                           for g, r in zip(answers[case], _split(_pixels(images)))):
+        if first_wrong is None and not all(
+            close(g, float(r), scale=1e-3) for g, r in zip(answers[case], _split(_pixels(images)))
+        ):
             first_wrong = case
     if first_wrong is not None:
         mistake = _diagnose(answers, _SPLIT_MISTAKES, {case: _pixels(images) for case, images in cases.items()})
@@ -134,8 +153,10 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
             raise Wrong(f"on {first_wrong}, {mistake}")
         within, between = (float(v) for v in _split(_pixels(cases[first_wrong])))
         got = answers[first_wrong]
-        raise Wrong(f"on {first_wrong}, the within-image variance is {within:.5f} and the between-image variance "
-                    f"{between:.5f}, but you returned {got[0]:.5f} and {got[1]:.5f}")
+        raise Wrong(
+            f"on {first_wrong}, the within-image variance is {within:.5f} and the between-image variance "
+            f"{between:.5f}, but you returned {got[0]:.5f} and {got[1]:.5f}"
+        )
     praise = "within + between equals the variance of all pixels on each of the three cases"
     if train_images is not None:
         what = describe_images(train_images)
@@ -143,22 +164,26 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
         answer = call(within_and_between, train_images, case=what, reference_s=seconds)
         within, between = as_tensor(answer, "within_and_between", what, (2,)).tolist()
         mean_std = float(x.std(dim=1, correction=0).mean())
-        praise += (f". On {what}: within {within:.4f} + between {between:.4f} = {within + between:.4f} = "
-                   f"{math.sqrt(within + between):.4f}², the pixel variance. The per-image stds see only the within "
-                   f"part, √{within:.4f} = {math.sqrt(within):.4f}, and their mean, {mean_std:.4f}, is smaller still "
-                   f"(a mean of square roots is at most the square root of the mean)")
+        praise += (
+            f". On {what}: within {within:.4f} + between {between:.4f} = {within + between:.4f} = "
+            f"{math.sqrt(within + between):.4f}², the pixel variance. The per-image stds see only the within "
+            f"part, √{within:.4f} = {math.sqrt(within):.4f}, and their mean, {mean_std:.4f}, is smaller still "
+            f"(a mean of square roots is at most the square root of the mean)"
+        )
     return praise + "."
 
 
 q3 = Exercise(
-    "nb01.q3", _check_within_and_between,
+    "nb01.q3",
+    _check_within_and_between,
     hint_text="x = images.double().flatten(1) / 255 gives one row per image. Within: x.var(dim=1, correction=0)"
-              ".mean() (the spread inside each image, averaged). Between: x.mean(dim=1).var(correction=0) (how much "
-              "the images' average brightness varies). Return both as floats, in that order.",
+    ".mean() (the spread inside each image, averaged). Between: x.mean(dim=1).var(correction=0) (how much "
+    "the images' average brightness varies). Return both as floats, in that order.",
 )
 
 
 # q5: the two classes whose average images are closest
+
 
 def _distances(means: Tensor) -> Tensor:
     flat = means.double().flatten(1)
@@ -182,7 +207,8 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
         for n in range(2):
             classes = int(torch.randint(3, 11, (1,), generator=generator))
             cases[f"hidden case {n + 1}: {classes} random 28x28 average images"] = torch.rand(
-                classes, 28, 28, generator=generator, dtype=torch.float64)
+                classes, 28, 28, generator=generator, dtype=torch.float64
+            )
     return cases
 
 
@@ -192,8 +218,9 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
     for case, means in _mean_image_cases(generator).items():
         got = as_tensor(call(closest_pair, means, case=case), "closest_pair", case, (2,))
         if (got != got.round()).any():
-            raise Wrong(f"`closest_pair` should return two class indices (i, j), but on {case} it returned "
-                        f"{got.tolist()}")
+            raise Wrong(
+                f"`closest_pair` should return two class indices (i, j), but on {case} it returned {got.tolist()}"
+            )
         i, j = (int(v) for v in got)
         right = _closest(means)
         if (min(i, j), max(i, j)) == right:
@@ -202,26 +229,33 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
             raise Wrong(f"on {case}, ({i}, {j}) are not class indices between 0 and {len(means) - 1}")
         distances = _distances(means)
         if i == j:
-            raise Wrong(f"on {case}, you returned ({i}, {j}), a class and itself, at distance 0: compare only "
-                        f"different classes (put infinity on the diagonal before the argmin)")
+            raise Wrong(
+                f"on {case}, you returned ({i}, {j}), a class and itself, at distance 0: compare only "
+                f"different classes (put infinity on the diagonal before the argmin)"
+            )
         if distances[i, j] == distances.max():
             raise Wrong(f"on {case}, ({i}, {j}) is the pair farthest apart; look for the smallest distance")
-        raise Wrong(f"on {case}, the closest pair is {right} at distance {distances[right]:.3f}, but you returned "
-                    f"({i}, {j}) at distance {distances[i, j]:.3f}")
+        raise Wrong(
+            f"on {case}, the closest pair is {right} at distance {distances[right]:.3f}, but you returned "
+            f"({i}, {j}) at distance {distances[i, j]:.3f}"
+        )
     praise = "your closest_pair finds the nearest pair of average images on both test cases"
     if class_means is not None:
         what = "the training set's average images"
         i, j = sorted(int(v) for v in as_tensor(call(closest_pair, class_means, case=what), "closest_pair", what, (2,)))
         if (i, j) != _closest(class_means):
             raise Wrong(f"on {what}, the closest pair is {_closest(class_means)}, but you returned ({i}, {j})")
-        praise += (f". On Fashion-MNIST the closest average images are {classes[i]} and {classes[j]}: "
-                   f"watch that pair in notebook 06's confusion matrix")
+        praise += (
+            f". On Fashion-MNIST the closest average images are {classes[i]} and {classes[j]}: "
+            f"watch that pair in notebook 06's confusion matrix"
+        )
     return praise + "."
 
 
 q5 = Exercise(
-    "nb01.q5", _check_closest_pair,
+    "nb01.q5",
+    _check_closest_pair,
     hint_text="Flatten each average image into a vector: flat = class_means.flatten(1). torch.cdist(flat, flat) "
-              "gives every pairwise Euclidean distance. Put infinity on the diagonal (a class against itself) "
-              "and take the argmin; divmod(index, number_of_classes) turns it into (i, j).",
+    "gives every pairwise Euclidean distance. Put infinity on the diagonal (a class against itself) "
+    "and take the argmin; divmod(index, number_of_classes) turns it into (i, j).",
 )

@@ -14,8 +14,15 @@ from ..model import count_parameters
 from . import Exercise, Wrong, all_close, as_number, as_tensor, call, close
 
 
-def _explain(answer: Any, cases: dict[str, tuple], answers: list, right: Callable, mistakes: list[tuple[str, Callable]],
-             same: Callable[[Any, Any], bool], show: Callable[[Any], str]) -> None:
+def _explain(
+    answer: Any,
+    cases: dict[str, tuple],
+    answers: list,
+    right: Callable,
+    mistakes: list[tuple[str, Callable]],
+    same: Callable[[Any, Any], bool],
+    show: Callable[[Any], str],
+) -> None:
     """Raise Wrong on the first case where ``answers`` (what ``answer`` returned, case by case) differ from
     ``right(*case)``.
 
@@ -36,25 +43,34 @@ def _explain(answer: Any, cases: dict[str, tuple], answers: list, right: Callabl
 
 # q1: the output size of a convolution (or a pooling window)
 
+
 def _conv_output_size(n: int, kernel: int, padding: int, stride: int) -> int:
     return (n + 2 * padding - kernel) // stride + 1
 
 
 _SIZE_MISTAKES = [  # (what went wrong, the size it gives)
-    ("you forgot the padding: it adds `padding` pixels on *both* sides, n + 2·padding",
-     lambda n, k, p, s: (n - k) // s + 1),
-    ("you added the padding once; it goes on both sides: n + 2·padding",
-     lambda n, k, p, s: (n + p - k) // s + 1),
-    ("you rounded up; a window that does not fit is dropped, so round down: (n + 2p − k) // s + 1",
-     lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1),
-    ("your size is not a whole number: round down with // (a window that does not fit is dropped)",
-     lambda n, k, p, s: (n + 2 * p - k) / s + 1),
-    ("you forgot the + 1: the first window sits at position 0 and counts too",
-     lambda n, k, p, s: (n + 2 * p - k) // s),
-    ("you forgot the stride: the window moves `stride` pixels at a time, so divide by it",
-     lambda n, k, p, s: n + 2 * p - k + 1),
-    ("you added the 1 before dividing by the stride: (n + 2p − k) // s, then + 1",
-     lambda n, k, p, s: (n + 2 * p - k + 1) // s),
+    (
+        "you forgot the padding: it adds `padding` pixels on *both* sides, n + 2·padding",
+        lambda n, k, p, s: (n - k) // s + 1,
+    ),
+    ("you added the padding once; it goes on both sides: n + 2·padding", lambda n, k, p, s: (n + p - k) // s + 1),
+    (
+        "you rounded up; a window that does not fit is dropped, so round down: (n + 2p − k) // s + 1",
+        lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1,
+    ),
+    (
+        "your size is not a whole number: round down with // (a window that does not fit is dropped)",
+        lambda n, k, p, s: (n + 2 * p - k) / s + 1,
+    ),
+    ("you forgot the + 1: the first window sits at position 0 and counts too", lambda n, k, p, s: (n + 2 * p - k) // s),
+    (
+        "you forgot the stride: the window moves `stride` pixels at a time, so divide by it",
+        lambda n, k, p, s: n + 2 * p - k + 1,
+    ),
+    (
+        "you added the 1 before dividing by the stride: (n + 2p − k) // s, then + 1",
+        lambda n, k, p, s: (n + 2 * p - k + 1) // s,
+    ),
 ]
 
 SIZE_CASES = {
@@ -71,8 +87,9 @@ SIZE_CASES = {
 def _random_size_cases(generator: torch.Generator, count: int = 20) -> dict[str, tuple[int, int, int, int]]:
     cases = {}
     while len(cases) < count:
-        n, kernel, padding, stride = (int(torch.randint(low, high, (), generator=generator))
-                                      for low, high in ((1, 65), (1, 8), (0, 4), (1, 5)))
+        n, kernel, padding, stride = (
+            int(torch.randint(low, high, (), generator=generator)) for low, high in ((1, 65), (1, 8), (0, 4), (1, 5))
+        )
         if n + 2 * padding >= kernel:  # the window must fit at least once
             cases[f"n={n}, kernel {kernel}, padding {padding}, stride {stride}"] = (n, kernel, padding, stride)
     return cases
@@ -82,24 +99,36 @@ def _check_conv_output_size(conv_output_size, generator: torch.Generator | None 
     cases = dict(SIZE_CASES)
     if generator is not None:
         cases.update(_random_size_cases(generator))
-    answers = [as_number(call(conv_output_size, *args, case=case), "conv_output_size", case)
-               for case, args in cases.items()]
-    _explain(conv_output_size, cases, answers, _conv_output_size, _SIZE_MISTAKES,
-             same=lambda got, right: close(got, right), show=lambda v: f"{v:g}")
-    return (f"your conv_output_size keeps c1's 28×28 (padding 1), halves 28 to 14 and rounds 7 / 2 down to 3 at the "
-            f"last max-pool, and is right on all {len(cases)} cases.")
+    answers = [
+        as_number(call(conv_output_size, *args, case=case), "conv_output_size", case) for case, args in cases.items()
+    ]
+    _explain(
+        conv_output_size,
+        cases,
+        answers,
+        _conv_output_size,
+        _SIZE_MISTAKES,
+        same=lambda got, right: close(got, right),
+        show=lambda v: f"{v:g}",
+    )
+    return (
+        f"your conv_output_size keeps c1's 28×28 (padding 1), halves 28 to 14 and rounds 7 / 2 down to 3 at the "
+        f"last max-pool, and is right on all {len(cases)} cases."
+    )
 
 
 q1 = Exercise(
-    "nb02.q1", _check_conv_output_size,
+    "nb02.q1",
+    _check_conv_output_size,
     hint_text="Padding adds `padding` pixels on each side, so the window moves over n + 2·padding pixels. Its left "
-              "edge can start at 0, stride, 2·stride, … up to the last start where all `kernel` pixels still fit: "
-              "n + 2·padding − kernel. Count those starts (a window that does not fit is dropped, so round down), and "
-              "compare with the formula of section 1.",
+    "edge can start at 0, stride, 2·stride, … up to the last start where all `kernel` pixels still fit: "
+    "n + 2·padding − kernel. Count those starts (a window that does not fit is dropped, so round down), and "
+    "compare with the formula of section 1.",
 )
 
 
 # q3: BatchNorm2d's forward pass in training mode, by hand
+
 
 def _per_channel(values: Tensor) -> Tensor:
     return values.view(1, -1, 1, 1)  # (C,) -> (1, C, 1, 1): one value per channel, broadcast over N, H, W
@@ -121,42 +150,106 @@ def _scaled(x_hat: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
 
 
 _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
-    (("you divided by the unbiased variance (N − 1); BatchNorm normalises with the biased variance: "
-     "x.var(dim=(0, 2, 3), correction=0)"),
-     lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean((0, 2, 3), keepdim=True),
-                                             x.double().var((0, 2, 3), keepdim=True), eps), g, b)),
-    (("you took one mean and variance over the whole tensor; BatchNorm takes one per channel, over the batch and "
-     "the positions: dim=(0, 2, 3)"),
-     lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean(), x.double().var(correction=0), eps), g, b)),
-    (("you normalised each image's channel on its own (that is InstanceNorm); BatchNorm pools the whole batch and "
-     "every position of a channel: dim=(0, 2, 3)"),
-     lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean((2, 3), keepdim=True),
-                                             x.double().var((2, 3), correction=0, keepdim=True), eps), g, b)),
-    (("you took the statistics over the batch only (dim=0), one per pixel; after a convolution BatchNorm also pools "
-     "the positions: dim=(0, 2, 3)"),
-     lambda x, g, b, eps: _scaled(_normalise(x.double(), x.double().mean(0, keepdim=True),
-                                             x.double().var(0, correction=0, keepdim=True), eps), g, b)),
-    ("you left out eps: divide by sqrt(var + eps), which also keeps a constant channel from dividing by zero",
-     lambda x, g, b, eps: _batchnorm_train(x, g, b, 0.0)),
-    ("eps belongs inside the square root: divide by sqrt(var + eps), not by sqrt(var) + eps",
-     lambda x, g, b, eps: _scaled((x.double() - x.double().mean((0, 2, 3), keepdim=True))
-                                  / (x.double().var((0, 2, 3), correction=0, keepdim=True).sqrt() + eps), g, b)),
-    ("you forgot gamma and beta: scale the normalised values by gamma and shift them by beta, per channel",
-     lambda x, g, b, eps: _batchnorm_train(x, torch.ones_like(g), torch.zeros_like(b), eps)),
-    ("gamma and beta are swapped: gamma scales (multiplies), beta shifts (adds)",
-     lambda x, g, b, eps: _batchnorm_train(x, b, g, eps)),
-    (("you used a fresh layer's running averages (mean 0, variance 1), which is evaluation mode; in training mode "
-     "BatchNorm uses the statistics of the batch itself"),
-     lambda x, g, b, eps: _scaled(x.double() / math.sqrt(1 + eps), g, b)),
+    (
+        (
+            "you divided by the unbiased variance (N − 1); BatchNorm normalises with the biased variance: "
+            "x.var(dim=(0, 2, 3), correction=0)"
+        ),
+        lambda x, g, b, eps: _scaled(
+            _normalise(
+                x.double(), x.double().mean((0, 2, 3), keepdim=True), x.double().var((0, 2, 3), keepdim=True), eps
+            ),
+            g,
+            b,
+        ),
+    ),
+    (
+        (
+            "you took one mean and variance over the whole tensor; BatchNorm takes one per channel, over the batch and "
+            "the positions: dim=(0, 2, 3)"
+        ),
+        lambda x, g, b, eps: _scaled(
+            _normalise(x.double(), x.double().mean(), x.double().var(correction=0), eps), g, b
+        ),
+    ),
+    (
+        (
+            "you normalised each image's channel on its own (that is InstanceNorm); BatchNorm pools the whole "
+            "batch and every position of a channel: dim=(0, 2, 3)"
+        ),
+        lambda x, g, b, eps: _scaled(
+            _normalise(
+                x.double(),
+                x.double().mean((2, 3), keepdim=True),
+                x.double().var((2, 3), correction=0, keepdim=True),
+                eps,
+            ),
+            g,
+            b,
+        ),
+    ),
+    (
+        (
+            "you took the statistics over the batch only (dim=0), one per pixel; after a convolution BatchNorm "
+            "also pools the positions: dim=(0, 2, 3)"
+        ),
+        lambda x, g, b, eps: _scaled(
+            _normalise(
+                x.double(), x.double().mean(0, keepdim=True), x.double().var(0, correction=0, keepdim=True), eps
+            ),
+            g,
+            b,
+        ),
+    ),
+    (
+        "you left out eps: divide by sqrt(var + eps), which also keeps a constant channel from dividing by zero",
+        lambda x, g, b, eps: _batchnorm_train(x, g, b, 0.0),
+    ),
+    (
+        "eps belongs inside the square root: divide by sqrt(var + eps), not by sqrt(var) + eps",
+        lambda x, g, b, eps: _scaled(
+            (x.double() - x.double().mean((0, 2, 3), keepdim=True))
+            / (x.double().var((0, 2, 3), correction=0, keepdim=True).sqrt() + eps),
+            g,
+            b,
+        ),
+    ),
+    (
+        "you forgot gamma and beta: scale the normalised values by gamma and shift them by beta, per channel",
+        lambda x, g, b, eps: _batchnorm_train(x, torch.ones_like(g), torch.zeros_like(b), eps),
+    ),
+    (
+        "gamma and beta are swapped: gamma scales (multiplies), beta shifts (adds)",
+        lambda x, g, b, eps: _batchnorm_train(x, b, g, eps),
+    ),
+    (
+        (
+            "you used a fresh layer's running averages (mean 0, variance 1), which is evaluation mode; in training "
+            "mode BatchNorm uses the statistics of the batch itself"
+        ),
+        lambda x, g, b, eps: _scaled(x.double() / math.sqrt(1 + eps), g, b),
+    ),
 ]
 
 # What would do q3 in one line; the notebook uses both to show the layer at work
-_BATCHNORM_LIBRARY = (F.batch_norm, torch.batch_norm, torch.native_batch_norm, nn.BatchNorm1d, nn.BatchNorm2d,
-                      nn.BatchNorm3d, nn.LazyBatchNorm2d)
+_BATCHNORM_LIBRARY = (
+    F.batch_norm,
+    torch.batch_norm,
+    torch.native_batch_norm,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.LazyBatchNorm2d,
+)
 
 
-def _batchnorm_case(generator: torch.Generator, shape: tuple[int, int, int, int], eps: float, spread: float = 1.0,
-                    identity: bool = False) -> tuple[Tensor, Tensor, Tensor, float]:
+def _batchnorm_case(
+    generator: torch.Generator,
+    shape: tuple[int, int, int, int],
+    eps: float,
+    spread: float = 1.0,
+    identity: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, float]:
     """A float32 batch whose channels have different means and spreads, and per-channel gamma and beta."""
     c = shape[1]  # channels
     means = torch.randn(c, generator=generator) * 3
@@ -170,12 +263,15 @@ def _batchnorm_case(generator: torch.Generator, shape: tuple[int, int, int, int]
 def _batchnorm_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor, Tensor, float]]:
     g = torch.Generator().manual_seed(3)
     cases = {
-        "4 images, 3 channels of different means and spreads, 5x5 pixels, eps 1e-5":
-            _batchnorm_case(g, (4, 3, 5, 5), 1e-5),
-        "2 images, 2 channels of 3x3 pixels with a spread near sqrt(eps) (eps 0.1)":
-            _batchnorm_case(g, (2, 2, 3, 3), 0.1, spread=0.3),
-        "8 images, 2 channels of 2x2 pixels, a fresh layer's gamma 1 and beta 0":
-            _batchnorm_case(g, (8, 2, 2, 2), 1e-5, identity=True),
+        "4 images, 3 channels of different means and spreads, 5x5 pixels, eps 1e-5": _batchnorm_case(
+            g, (4, 3, 5, 5), 1e-5
+        ),
+        "2 images, 2 channels of 3x3 pixels with a spread near sqrt(eps) (eps 0.1)": _batchnorm_case(
+            g, (2, 2, 3, 3), 0.1, spread=0.3
+        ),
+        "8 images, 2 channels of 2x2 pixels, a fresh layer's gamma 1 and beta 0": _batchnorm_case(
+            g, (8, 2, 2, 2), 1e-5, identity=True
+        ),
         "3 images, 4 channels of 4x6 pixels, eps 1e-3": _batchnorm_case(g, (3, 4, 4, 6), 1e-3),
     }
     if generator is not None:
@@ -186,62 +282,82 @@ def _batchnorm_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
     return cases
 
 
-def _check_batchnorm_train(batchnorm_train, features: Tensor | None = None, generator: torch.Generator | None = None
-                           ) -> str:
+def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:
+    """The answer on the notebook's own features against nn.BatchNorm2d in training mode, γ and β not trivial."""
+    case = "the notebook's features"
+    channels, device = features.shape[1], features.device
+    gamma = torch.linspace(0.5, 2.0, channels, device=device)
+    beta = torch.linspace(-1.0, 1.0, channels, device=device)
+    got = as_tensor(
+        call(batchnorm_train, features, gamma, beta, 1e-5, case=case), "batchnorm_train", case, tuple(features.shape)
+    )
+    layer = nn.BatchNorm2d(channels).to(device).train()
+    with torch.no_grad():
+        layer.weight.copy_(gamma)
+        layer.bias.copy_(beta)
+        expected = layer(features)
+    difference = float((got.to(expected) - expected).abs().max())
+    if difference > 1e-4:
+        raise Wrong(
+            f"on {case} with gamma from 0.5 to 2 and beta from -1 to 1, your output differs from "
+            f"nn.BatchNorm2d's by up to {difference:.2g}"
+        )
+
+
+def _check_batchnorm_train(
+    batchnorm_train, features: Tensor | None = None, generator: torch.Generator | None = None
+) -> str:
     cases = _batchnorm_cases(generator)
-    answers = [as_tensor(call(batchnorm_train, *args, case=case), "batchnorm_train", case, tuple(args[0].shape))
-               for case, args in cases.items()]
-    _explain(batchnorm_train, cases, answers, _batchnorm_train, _BATCHNORM_MISTAKES,
-             same=all_close,
-             show=lambda v: f"a tensor starting {v.flatten()[:3].numpy().round(4).tolist()}")
+    answers = [
+        as_tensor(call(batchnorm_train, *args, case=case), "batchnorm_train", case, tuple(args[0].shape))
+        for case, args in cases.items()
+    ]
+    _explain(
+        batchnorm_train,
+        cases,
+        answers,
+        _batchnorm_train,
+        _BATCHNORM_MISTAKES,
+        same=all_close,
+        show=lambda v: f"a tensor starting {v.flatten()[:3].numpy().round(4).tolist()}",
+    )
     praise = f"your batchnorm_train matches BatchNorm2d in training mode on all {len(cases)} cases"
     if features is not None:
-        case = "the notebook's features"
-        channels, device = features.shape[1], features.device
-        gamma, beta = torch.linspace(0.5, 2.0, channels, device=device), torch.linspace(-1.0, 1.0, channels, device=device)
-        got = as_tensor(call(batchnorm_train, features, gamma, beta, 1e-5, case=case), "batchnorm_train", case,
-                        tuple(features.shape))
-        layer = nn.BatchNorm2d(channels).to(device).train()
-        with torch.no_grad():
-            layer.weight.copy_(gamma)
-            layer.bias.copy_(beta)
-            expected = layer(features)
-        difference = float((got.to(expected) - expected).abs().max())
-        if difference > 1e-4:
-            raise Wrong(f"on {case} with gamma from 0.5 to 2 and beta from -1 to 1, your output differs from "
-                        f"nn.BatchNorm2d's by up to {difference:.2g}")
-        praise += (f". On the notebook's {tuple(features.shape)} features, with gamma from 0.5 to 2 and beta from -1 "
-                   f"to 1, it agrees with nn.BatchNorm2d in training mode to within 1e-4")
+        _compare_with_the_layer(batchnorm_train, features)
+        praise += (
+            f". On the notebook's {tuple(features.shape)} features, with gamma from 0.5 to 2 and beta from -1 "
+            f"to 1, it agrees with nn.BatchNorm2d in training mode to within 1e-4"
+        )
     return praise + "."
 
 
 q3 = Exercise(
-    "nb02.q3", _check_batchnorm_train,
+    "nb02.q3",
+    _check_batchnorm_train,
     hint_text="Section 3 did this for `features` (mu, var, x_hat, by_hand): do the same for any x. One mean and one "
-              "*biased* variance (correction=0) per channel, over the images and both image dimensions, dim=(0, 2, 3); "
-              "keepdim=True keeps them (1, C, 1, 1) so that they broadcast against x. eps goes inside the square "
-              "root. gamma and beta are (C,): reshape them to (1, C, 1, 1) with .view(1, -1, 1, 1).",
+    "*biased* variance (correction=0) per channel, over the images and both image dimensions, dim=(0, 2, 3); "
+    "keepdim=True keeps them (1, C, 1, 1) so that they broadcast against x. eps goes inside the square "
+    "root. gamma and beta are (C,): reshape them to (1, C, 1, 1) with .view(1, -1, 1, 1).",
     lab_functions=_BATCHNORM_LIBRARY,
 )
 
 
 # q4: the parameters of a convolution
 
+
 def _conv_params(in_channels: int, out_channels: int, kernel: int) -> int:
     return in_channels * kernel * kernel * out_channels + out_channels
 
 
 _PARAMS_MISTAKES = [
-    ("you forgot the biases: one per output channel, + out_channels",
-     lambda i, o, k: i * k * k * o),
-    ("you gave each *input* channel a bias; there is one bias per *output* channel",
-     lambda i, o, k: i * k * k * o + i),
-    ("you gave the whole layer one bias; there is one per output channel",
-     lambda i, o, k: i * k * k * o + 1),
-    ("a kernel is kernel × kernel weights, not kernel: square it",
-     lambda i, o, k: i * k * o + o),
-    ("you forgot the input channels: each output channel has a kernel × kernel filter for *every* input channel",
-     lambda i, o, k: k * k * o + o),
+    ("you forgot the biases: one per output channel, + out_channels", lambda i, o, k: i * k * k * o),
+    ("you gave each *input* channel a bias; there is one bias per *output* channel", lambda i, o, k: i * k * k * o + i),
+    ("you gave the whole layer one bias; there is one per output channel", lambda i, o, k: i * k * k * o + 1),
+    ("a kernel is kernel × kernel weights, not kernel: square it", lambda i, o, k: i * k * o + o),
+    (
+        "you forgot the input channels: each output channel has a kernel × kernel filter for *every* input channel",
+        lambda i, o, k: k * k * o + o,
+    ),
 ]
 
 PARAMS_CASES = {
@@ -261,29 +377,49 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
     cases = dict(PARAMS_CASES)
     if generator is not None:
         for _ in range(10):
-            args = tuple(int(torch.randint(low, high, (), generator=generator)) for low, high in ((1, 65), (1, 129), (1, 8)))
+            args = tuple(
+                int(torch.randint(low, high, (), generator=generator)) for low, high in ((1, 65), (1, 129), (1, 8))
+            )
             cases[f"{args[0]} -> {args[1]} channels, {args[2]}x{args[2]}"] = args
     answers = [as_number(call(conv_params, *args, case=case), "conv_params", case) for case, args in cases.items()]
-    _explain(conv_params, cases, answers, _conv_params, _PARAMS_MISTAKES, same=lambda got, right: got == right,
-             show=lambda v: f"{v:,g}")
+    _explain(
+        conv_params,
+        cases,
+        answers,
+        _conv_params,
+        _PARAMS_MISTAKES,
+        same=lambda got, right: got == right,
+        show=lambda v: f"{v:,g}",
+    )
     praise = f"your conv_params gives c1's 320 parameters and is right on all {len(cases)} cases"
     if model is not None:
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-        yours = sum(as_number(call(conv_params, m.in_channels, m.out_channels, m.kernel_size[0], case="the network's "
-                                   "convolutions"), "conv_params", "the network's convolutions") for m in convs)
+        yours = sum(
+            as_number(
+                call(conv_params, m.in_channels, m.out_channels, m.kernel_size[0], case="the network's convolutions"),
+                "conv_params",
+                "the network's convolutions",
+            )
+            for m in convs
+        )
         counted = sum(count_parameters(m) for m in convs)
         if yours != counted:
-            raise Wrong(f"on the network's {len(convs)} convolutions, count_parameters finds {counted:,} parameters, "
-                        f"your conv_params {yours:,g}")
-        praise += (f". Summed over the network's {len(convs)} convolutions it gives {counted:,}, as count_parameters "
-                   f"does: {100 * counted / count_parameters(model):.0f}% of the network")
+            raise Wrong(
+                f"on the network's {len(convs)} convolutions, count_parameters finds {counted:,} parameters, "
+                f"your conv_params {yours:,g}"
+            )
+        praise += (
+            f". Summed over the network's {len(convs)} convolutions it gives {counted:,}, as count_parameters "
+            f"does: {100 * counted / count_parameters(model):.0f}% of the network"
+        )
     return praise + "."
 
 
 q4 = Exercise(
-    "nb02.q4", _check_conv_params,
+    "nb02.q4",
+    _check_conv_params,
     hint_text="Look at the weight's shape in section 1: (out channels, in channels, 3, 3) — each output channel has "
-              "one kernel × kernel grid for every input channel. Multiply the four sizes, then add the bias: one per "
-              "output channel (c1: 1 · 3 · 3 · 32 + 32 = 320).",
+    "one kernel × kernel grid for every input channel. Multiply the four sizes, then add the bias: one per "
+    "output channel (c1: 1 · 3 · 3 · 32 + 32 = 320).",
     lab_functions=_PARAMS_LIBRARY,
 )

@@ -14,9 +14,13 @@ from ..train import train_epoch, train_step
 from . import Exercise, Wrong, as_number, call, close, own_random_state, timed
 
 
-def _epoch(model: nn.Module, batches: list, optimizer: torch.optim.Optimizer, train_mode: bool = True,
-           zero_grad: bool = True) -> tuple[float, float]:
-    """One epoch as the exercise asks (or with a slip switched off): (mean loss over images, mean over batches)."""
+def reference_epoch(
+    model: nn.Module, batches: list, optimizer: torch.optim.Optimizer, train_mode: bool = True, zero_grad: bool = True
+) -> tuple[float, float]:
+    """Notebook 03's loop, the reference that the check and the tests share: (mean loss over images, over batches).
+
+    ``train_mode`` or ``zero_grad`` False: the loop with that slip, to recognise it in an answer.
+    """
     if train_mode:
         model.train()
     losses, sizes = [], []
@@ -43,12 +47,13 @@ def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
     return model, optimizer, batches
 
 
-def _variant(seed: int, sizes: tuple[int, ...], starts_training: bool, switch_to_train: bool = True,
-             zero_grad: bool = True) -> tuple[nn.Module, float, float, float]:
-    """The network after one epoch of ``_epoch`` (right, or with a slip), its two mean losses and its time."""
+def _variant(
+    seed: int, sizes: tuple[int, ...], starts_training: bool, switch_to_train: bool = True, zero_grad: bool = True
+) -> tuple[nn.Module, float, float, float]:
+    """The network after one epoch of ``reference_epoch`` (right, or with a slip), its two mean losses and its time."""
     model, optimizer, batches = _setup(seed, sizes, starts_training)
     torch.manual_seed(seed)  # the same dropout masks as the student's run
-    (by_image, by_batch), seconds = timed(_epoch, model, batches, optimizer, switch_to_train, zero_grad)
+    (by_image, by_batch), seconds = timed(reference_epoch, model, batches, optimizer, switch_to_train, zero_grad)
     return model, by_image, by_batch, seconds
 
 
@@ -65,13 +70,19 @@ def _notebook_objects(answer) -> list[str]:
     for constant in code.co_consts:  # comprehensions and nested functions
         names |= set(getattr(constant, "co_names", ()))
     kinds = (torch.optim.Optimizer, Batches, torch.utils.data.DataLoader)
-    return sorted(f"`{name}`" for name in names if name in scope and (
-        isinstance(scope[name], kinds) or (isinstance(scope[name], nn.Module) and any(scope[name].parameters()))))
+    return sorted(
+        f"`{name}`"
+        for name in names
+        if name in scope
+        and (isinstance(scope[name], kinds) or (isinstance(scope[name], nn.Module) and any(scope[name].parameters())))
+    )
 
 
 def _cases(generator: torch.Generator | None) -> dict[str, tuple[int, tuple[int, ...], bool]]:
-    cases = {"3 batches of 8 random images, starting in eval mode": (0, (8, 8, 8), False),
-             "batches of 16, 4 and 12 images (an uneven last batch)": (1, (16, 4, 12), True)}
+    cases = {
+        "3 batches of 8 random images, starting in eval mode": (0, (8, 8, 8), False),
+        "batches of 16, 4 and 12 images (an uneven last batch)": (1, (16, 4, 12), True),
+    }
     if generator is not None:
         seed = int(torch.randint(2, 10_000, (1,), generator=generator))
         sizes = tuple(int(n) for n in torch.randint(2, 20, (3,), generator=generator))
@@ -82,13 +93,17 @@ def _cases(generator: torch.Generator | None) -> dict[str, tuple[int, tuple[int,
 def _check_train_one_epoch(train_one_epoch, generator=None) -> str:
     globals_used = _notebook_objects(train_one_epoch)
     if globals_used:
-        raise Wrong(f"`train_one_epoch` uses the notebook's {', '.join(globals_used)}: train the `model` on the "
-                    f"`batches` with the `optimizer` it is given (its arguments), not the notebook's own")
+        raise Wrong(
+            f"`train_one_epoch` uses the notebook's {', '.join(globals_used)}: train the `model` on the "
+            f"`batches` with the `optimizer` it is given (its arguments), not the notebook's own"
+        )
     with own_random_state():  # the cases' seeds leave the notebook's random numbers as they were
         for case, (seed, sizes, train_mode) in _cases(generator).items():
             _check_case(train_one_epoch, case, seed, sizes, train_mode)
-    return ("your loop trains exactly like the loop of section 3: same weights after the epoch, the right mean "
-            "loss, the model in training mode.")
+    return (
+        "your loop trains exactly like the loop of section 3: same weights after the epoch, the right mean "
+        "loss, the model in training mode."
+    )
 
 
 def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], train_mode: bool) -> None:
@@ -96,36 +111,52 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
     model, optimizer, batches = _setup(seed, sizes, train_mode)
     before = copy.deepcopy(model)
     torch.manual_seed(seed)  # the same dropout masks for the student's run and the reference
-    loss = as_number(call(train_one_epoch, model, batches, optimizer, case=case, copy_args=False,
-                          reference_s=seconds), "train_one_epoch", case)
+    loss = as_number(
+        call(train_one_epoch, model, batches, optimizer, case=case, copy_args=False, reference_s=seconds),
+        "train_one_epoch",
+        case,
+    )
     if _same_weights(model, before):
         if not optimizer.state:
-            raise Wrong(f"on {case}, the weights did not change and the optimizer it was given never took a step: "
-                        f"call loss.backward() and optimizer.step() for every batch")
+            raise Wrong(
+                f"on {case}, the weights did not change and the optimizer it was given never took a step: "
+                f"call loss.backward() and optimizer.step() for every batch"
+            )
         raise Wrong(f"on {case}, the weights did not change: compute the loss with the `model` it is given")
     if not _same_weights(model, reference):
         if _same_weights(model, _variant(seed, sizes, train_mode, zero_grad=False)[0]):
-            raise Wrong(f"on {case}, the weights end up as without optimizer.zero_grad(): call it before every "
-                        f"backward(), or the gradients of all batches so far add up")
+            raise Wrong(
+                f"on {case}, the weights end up as without optimizer.zero_grad(): call it before every "
+                f"backward(), or the gradients of all batches so far add up"
+            )
         if not train_mode and _same_weights(model, _variant(seed, sizes, False, switch_to_train=False)[0]):
-            raise Wrong(f"on {case}, the network trained in eval mode (no dropout, BatchNorm's running statistics): "
-                        f"call model.train() before the loop")
-        raise Wrong(f"on {case}, the weights end up different from one SGD step per batch (loss = F.nll_loss of the "
-                    f"model's output, then backward() and step())")
+            raise Wrong(
+                f"on {case}, the network trained in eval mode (no dropout, BatchNorm's running statistics): "
+                f"call model.train() before the loop"
+            )
+        raise Wrong(
+            f"on {case}, the weights end up different from one SGD step per batch (loss = F.nll_loss of the "
+            f"model's output, then backward() and step())"
+        )
     if not model.training:
-        raise Wrong(f"on {case}, the weights are right but the model is left in eval mode: leave it in training "
-                    f"mode (no model.eval() at the end; evaluation switches modes itself)")
+        raise Wrong(
+            f"on {case}, the weights are right but the model is left in eval mode: leave it in training "
+            f"mode (no model.eval() at the end; evaluation switches modes itself)"
+        )
     if not close(loss, expected):
         if close(loss, batch_mean):
-            raise Wrong(f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch by "
-                        f"its size so the last, smaller batch counts less (expected {expected:.4f})")
+            raise Wrong(
+                f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch by "
+                f"its size so the last, smaller batch counts less (expected {expected:.4f})"
+            )
         raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
 
 
 q2 = Exercise(
-    "nb03.q2", _check_train_one_epoch,
+    "nb03.q2",
+    _check_train_one_epoch,
     hint_text="It is the loop of section 3 without the printing: model.train(); then for x, y in batches: "
-              "zero_grad, forward, F.nll_loss, backward, step. Add loss.item() * len(y) to a total and divide by "
-              "the number of images at the end.",
+    "zero_grad, forward, F.nll_loss, backward, step. Add loss.item() * len(y) to a total and divide by "
+    "the number of images at the end.",
     lab_functions=(train_epoch, train_step),
 )

@@ -49,12 +49,15 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
             continue
         mistakes = {
             "your values are the plain moving average: it starts at (1 - beta) x the first loss and is dragged "
-            "towards 0; divide it by 1 - beta**t at step t (t = 1, 2, ...), the bias correction":
-                _ema(losses, beta, 1 - beta, None),
-            "the running average keeps weight beta and the new loss gets 1 - beta, not the other way round":
-                _ema(losses, beta, beta, 0),
-            "the bias correction at step t is 1 - beta**t with t starting at 1 (your exponent is off by one)":
-                _ema(losses, beta, 1 - beta, 1),
+            "towards 0; divide it by 1 - beta**t at step t (t = 1, 2, ...), the bias correction": _ema(
+                losses, beta, 1 - beta, None
+            ),
+            "the running average keeps weight beta and the new loss gets 1 - beta, not the other way round": _ema(
+                losses, beta, beta, 0
+            ),
+            "the bias correction at step t is 1 - beta**t with t starting at 1 (your exponent is off by one)": _ema(
+                losses, beta, 1 - beta, 1
+            ),
         }
         for message, wrong in mistakes.items():
             if all_close(got, torch.tensor(wrong, dtype=torch.float64)):
@@ -64,28 +67,39 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
     praise = "your smooth_losses matches the lab's on constant, short and noisy losses"
     if sweep is not None:
         case = "the lab's sweep"
-        mine = as_tensor(call(smooth_losses, list(sweep.losses), 0.9, case=case), "smooth_losses", case,
-                         (len(sweep.losses),))
+        mine = as_tensor(
+            call(smooth_losses, list(sweep.losses), 0.9, case=case), "smooth_losses", case, (len(sweep.losses),)
+        )
         if not all_close(mine, torch.tensor(sweep.smoothed, dtype=torch.float64)):
             raise Wrong("on the lab's sweep your beta = 0.9 curve differs from find_lr's smoothed curve")
         lowest = int(mine.argmin())
-        praise += (f"; on the lab's sweep your beta = 0.9 curve is find_lr's, lowest at step {lowest + 1} "
-                   f"(LR {sweep.lrs[lowest]:.3g})")
+        praise += (
+            f"; on the lab's sweep your beta = 0.9 curve is find_lr's, lowest at step {lowest + 1} "
+            f"(LR {sweep.lrs[lowest]:.3g})"
+        )
     return praise + "."
 
 
 q1 = Exercise(
-    "nb04.q1", _check_smooth_losses,
+    "nb04.q1",
+    _check_smooth_losses,
     hint_text="Keep a running average avg = 0. For each loss at step t = 1, 2, ...: avg = beta * avg + (1 - beta) "
-              "* loss, then append avg / (1 - beta ** t). The division undoes the pull towards the starting 0.",
+    "* loss, then append avg / (1 - beta ** t). The division undoes the pull towards the starting 0.",
     lab_functions=(smooth,),
 )
 
 
 # q2: the moving average's lag, as a factor in LR
 
-def _lag_factor(start_lr: float, end_lr: float, num_steps: int, beta: float, steps_between: int | None = None,
-                lag: float | None = None) -> float:
+
+def _lag_factor(
+    start_lr: float,
+    end_lr: float,
+    num_steps: int,
+    beta: float,
+    steps_between: int | None = None,
+    lag: float | None = None,
+) -> float:
     steps_between = num_steps - 1 if steps_between is None else steps_between
     lag = beta / (1 - beta) if lag is None else lag
     return (end_lr / start_lr) ** (lag / steps_between)
@@ -102,8 +116,12 @@ def _lag_cases(generator: torch.Generator | None) -> dict[str, tuple[float, floa
         end = 10.0 ** int(torch.randint(-1, 2, (1,), generator=generator))
         steps = int(torch.randint(40, 300, (1,), generator=generator))
         beta = round(float(torch.rand(1, generator=generator)) * 0.15 + 0.8, 3)
-        cases[f"hidden case: a {steps}-step sweep from {start:g} to {end:g} with beta {beta}"] = (start, end, steps,
-                                                                                                  beta)
+        cases[f"hidden case: a {steps}-step sweep from {start:g} to {end:g} with beta {beta}"] = (
+            start,
+            end,
+            steps,
+            beta,
+        )
     return cases
 
 
@@ -116,10 +134,11 @@ def _check_lag_factor(lag_factor, generator=None) -> str:
         _, _, num_steps, beta = args
         steps = beta / (1 - beta)
         mistakes = {
-            f"{num_steps} LRs have {num_steps - 1} steps between them, not {num_steps}":
-                _lag_factor(*args, steps_between=num_steps),
-            f"the average lags beta / (1 - beta) = {steps:.3g} steps, not 1 / (1 - beta) = {1 / (1 - beta):.3g}":
-                _lag_factor(*args, lag=1 / (1 - beta)),
+            f"{num_steps} LRs have {num_steps - 1} steps between them, not {num_steps}": _lag_factor(
+                *args, steps_between=num_steps
+            ),
+            f"the average lags beta / (1 - beta) = {steps:.3g} steps, "
+            f"not 1 / (1 - beta) = {1 / (1 - beta):.3g}": _lag_factor(*args, lag=1 / (1 - beta)),
             "that is the lag in decades (a log10); return the factor, 10 to that power": math.log10(right),
             "that is the lag in steps; convert it into a factor in LR": steps,
             "that is the factor of one step; raise it to the lag, beta / (1 - beta) steps": _lag_factor(*args, lag=1),
@@ -135,19 +154,23 @@ def _check_lag_factor(lag_factor, generator=None) -> str:
     report_like = factor("a 100-step sweep from 1e-6 to 1", 1e-6, 1.0, 100, 0.98)
     lab_98 = factor("the lab's sweep with beta 0.98", 1e-6, 1.0, 200, 0.98)
     lab_90 = factor("the lab's sweep with beta 0.9", 1e-6, 1.0, 200, 0.9)
-    return (f"beta = 0.98 lags 49 steps, a factor of {report_like:.0f} in LR on a 100-step sweep over six decades "
-            f"and {lab_98:.0f} on the lab's 200-step sweep; the lab's beta = 0.9 lags 9 steps there, a factor of "
-            f"{lab_90:.1f}.")
+    return (
+        f"beta = 0.98 lags 49 steps, a factor of {report_like:.0f} in LR on a 100-step sweep over six decades "
+        f"and {lab_98:.0f} on the lab's 200-step sweep; the lab's beta = 0.9 lags 9 steps there, a factor of "
+        f"{lab_90:.1f}."
+    )
 
 
 q2 = Exercise(
-    "nb04.q2", _check_lag_factor,
+    "nb04.q2",
+    _check_lag_factor,
     hint_text="An exponential sweep multiplies the LR by the same factor at every step: (end_lr / start_lr) ** (1 / "
-              "(num_steps - 1)). A lag of beta / (1 - beta) steps is that factor raised to the number of steps.",
+    "(num_steps - 1)). A lag of beta / (1 - beta) steps is that factor raised to the number of steps.",
 )
 
 
 # q4: a reset that covers BatchNorm too
+
 
 def _swept(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
     """The model as a sweep to LR 1 might leave it: every parameter and BatchNorm statistic moved far from a
@@ -166,14 +189,22 @@ def _swept(model: nn.Module, generator: torch.Generator | None = None) -> nn.Mod
 def _reset_cases(generator: torch.Generator | None) -> dict[str, nn.Module]:
     cases = {
         "the lab's Net after a sweep": _swept(Net()),
-        "an nn.Sequential of Conv2d, BatchNorm2d, Linear and BatchNorm1d after a sweep": _swept(nn.Sequential(
-            nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 8),
-            nn.BatchNorm1d(8))),
+        "an nn.Sequential of Conv2d, BatchNorm2d, Linear and BatchNorm1d after a sweep": _swept(
+            nn.Sequential(
+                nn.Conv2d(1, 4, 3),
+                nn.BatchNorm2d(4),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(4 * 26 * 26, 8),
+                nn.BatchNorm1d(8),
+            )
+        ),
     }
     if generator is not None:
         width = int(torch.randint(3, 40, (1,), generator=generator))
         cases[f"hidden case: a Linear-BatchNorm1d-Linear network ({width} units) after a random sweep"] = _swept(
-            nn.Sequential(nn.Linear(20, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, 5)), generator)
+            nn.Sequential(nn.Linear(20, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, 5)), generator
+        )
     return cases
 
 
@@ -190,8 +221,10 @@ def _fresh_weight_problem(weight: torch.Tensor, before: torch.Tensor) -> str | N
     if spread == 0:
         return "has all its weights equal: then every unit computes the same and learns the same"
     if not 0.05 <= spread <= 3 or abs(float(weight.mean())) > float(weight.std()):
-        return (f"has weights of mean {float(weight.mean()):.3g} and std {float(weight.std()):.3g}, not a fresh "
-                f"initialisation's (centred on 0, std near 1 / sqrt(fan-in) = {1 / math.sqrt(fan_in):.3g})")
+        return (
+            f"has weights of mean {float(weight.mean()):.3g} and std {float(weight.std()):.3g}, not a fresh "
+            f"initialisation's (centred on 0, std near 1 / sqrt(fan-in) = {1 / math.sqrt(fan_in):.3g})"
+        )
     return None
 
 
@@ -207,8 +240,10 @@ def _check_full_reset(full_reset, generator=None) -> str:
     with own_random_state():  # whatever the answer draws leaves the notebook's random numbers as they were
         for case, model in _reset_cases(generator).items():
             _check_reset_case(full_reset, case, model)
-    return ("your full_reset re-initialises convolutions and linear layers and puts every BatchNorm back to weight 1, "
-            "bias 0, running mean 0 and variance 1, in the lab's Net and in any other model.")
+    return (
+        "your full_reset re-initialises convolutions and linear layers and puts every BatchNorm back to weight 1, "
+        "bias 0, running mean 0 and variance 1, in the lab's Net and in any other model."
+    )
 
 
 def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
@@ -216,8 +251,9 @@ def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
     result = call(full_reset, model, case=case, returns=False, copy_args=False)
     after = model.state_dict()
     if all(torch.equal(before[k], v) for k, v in after.items()):
-        why = " (returning a new model leaves the one your code holds as it was)" if isinstance(
-            result, nn.Module) else ""
+        why = (
+            " (returning a new model leaves the one your code holds as it was)" if isinstance(result, nn.Module) else ""
+        )
         raise Wrong(f"on {case}, the model you were given is unchanged: reset its layers in place{why}")
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -225,8 +261,10 @@ def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
             if problem is None and module.bias is not None:
                 problem = _fresh_bias_problem(module.bias.detach(), before[f"{name}.bias"], module.weight[0].numel())
             if problem is not None:
-                raise Wrong(f"on {case}, layer {name} ({type(module).__name__}) {problem}: re-initialise the "
-                            f"convolutional and linear layers (their reset_parameters())")
+                raise Wrong(
+                    f"on {case}, layer {name} ({type(module).__name__}) {problem}: re-initialise the "
+                    f"convolutional and linear layers (their reset_parameters())"
+                )
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             _check_batchnorm(case, name, module)
 
@@ -241,17 +279,21 @@ def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNo
         kept.append(f"its batch count, num_batches_tracked = {int(module.num_batches_tracked)} (fresh: 0)")
     if not kept:
         return
-    advice = {3: "reset BatchNorm layers too (the report's defect): reset_parameters() resets all of it",
-              2: "reset_parameters() resets all of it"}.get(len(kept), "reset_parameters() resets it too")
+    advice = {
+        3: "reset BatchNorm layers too (the report's defect): reset_parameters() resets all of it",
+        2: "reset_parameters() resets all of it",
+    }.get(len(kept), "reset_parameters() resets it too")
     if len(kept) == 1 and "batch count" in kept[0]:
         advice = "reset_running_stats() (or reset_parameters()) sets it back to 0 with the statistics"
-    raise Wrong(f"on {case}, BatchNorm layer {name} still holds what the sweep left in "
-                f"{' and in '.join(kept)}: {advice}")
+    raise Wrong(
+        f"on {case}, BatchNorm layer {name} still holds what the sweep left in {' and in '.join(kept)}: {advice}"
+    )
 
 
 q4 = Exercise(
-    "nb04.q4", _check_full_reset,
+    "nb04.q4",
+    _check_full_reset,
     hint_text="Loop over model.modules(). Conv2d, Linear and every BatchNorm layer have a reset_parameters() method; "
-              "for BatchNorm it also resets the running mean, variance and batch count. Skip the model itself and "
-              "layers without parameters (ReLU, Flatten, Dropout).",
+    "for BatchNorm it also resets the running mean, variance and batch count. Skip the model itself and "
+    "layers without parameters (ReLU, Flatten, Dropout).",
 )

@@ -41,15 +41,19 @@ def _expect_accuracies(val_accuracies: object, patience: object) -> None:
     is_number = (numbers.Real, np.floating)
     if not isinstance(val_accuracies, (list, tuple)) or not all(isinstance(a, is_number) for a in val_accuracies):
         hint = " (its .val_accuracy)" if hasattr(val_accuracies, "val_accuracy") else ""
-        raise Misused(f"check() expects the run's list of validation accuracies{hint} after your function, then the "
-                      f"patience, but it got {describe(val_accuracies)}")
+        raise Misused(
+            f"check() expects the run's list of validation accuracies{hint} after your function, then the "
+            f"patience, but it got {describe(val_accuracies)}"
+        )
     if isinstance(patience, bool) or not isinstance(patience, numbers.Integral):
-        raise Misused(f"check() expects the patience (an int) after the validation accuracies, but it got "
-                      f"{describe(patience)}")
+        raise Misused(
+            f"check() expects the patience (an int) after the validation accuracies, but it got {describe(patience)}"
+        )
 
 
-def _check_should_stop(should_stop, val_accuracies: list[float] | None = None, patience: int | None = None,
-                       generator=None) -> str:
+def _check_should_stop(
+    should_stop, val_accuracies: list[float] | None = None, patience: int | None = None, generator=None
+) -> str:
     if val_accuracies is not None:
         _expect_accuracies(val_accuracies, patience)
     for case, (accuracies, p) in _stop_cases(generator).items():
@@ -60,19 +64,27 @@ def _check_should_stop(should_stop, val_accuracies: list[float] | None = None, p
     praise = "your rule agrees with fit's early stopping on every case, ties included"
     if val_accuracies is not None:
         case = "the run above"
-        stop = next((n for n in range(1, len(val_accuracies) + 1)
-                     if as_bool(call(should_stop, list(val_accuracies[:n]), patience, case=case), "should_stop",
-                                case)), None)
+        stop = next(
+            (
+                n
+                for n in range(1, len(val_accuracies) + 1)
+                if as_bool(call(should_stop, list(val_accuracies[:n]), patience, case=case), "should_stop", case)
+            ),
+            None,
+        )
         if stop is not None and stop != len(val_accuracies):
-            raise Wrong(f"on the run above, your rule stops after epoch {stop}, but fit ran {len(val_accuracies)} "
-                        f"epochs with the same patience")
+            raise Wrong(
+                f"on the run above, your rule stops after epoch {stop}, but fit ran {len(val_accuracies)} "
+                f"epochs with the same patience"
+            )
         if stop is not None:
             praise += "; on the constant-LR run above it stops after the same epoch as fit did"
     return praise + "."
 
 
 q1 = Exercise(
-    "nb05.q1", _check_should_stop,
+    "nb05.q1",
+    _check_should_stop,
     hint_text="Find the epoch of the best accuracy (the first one, if several tie), then count the epochs since "
-              "then: len(val_accuracies) - 1 - best_index. Stop when that count reaches patience.",
+    "then: len(val_accuracies) - 1 - best_index. Stop when that count reaches patience.",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..data import CLASS_NAMES
+from ..dataset import CLASS_NAMES
 from ..metrics import confusion_matrix
 from . import Exercise, Wrong, all_close, as_tensor, call, expect_data
 
@@ -15,17 +15,26 @@ def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tens
     targets = torch.randint(0, 10, (300,), generator=g)
     predictions = torch.where(torch.rand(300, generator=g) < 0.7, targets, torch.randint(0, 10, (300,), generator=g))
     cases = {
-        "targets [0, 0, 1, 2, 2, 2] and predictions [0, 1, 1, 2, 0, 0] with 3 classes":
-            (torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 0]), 3),
-        "targets [0, 1, 2, 2] and predictions [0, 2, 2, 1] with 4 classes (class 3 never appears)":
-            (torch.tensor([0, 1, 2, 2]), torch.tensor([0, 2, 2, 1]), 4),
+        "targets [0, 0, 1, 2, 2, 2] and predictions [0, 1, 1, 2, 0, 0] with 3 classes": (
+            torch.tensor([0, 0, 1, 2, 2, 2]),
+            torch.tensor([0, 1, 1, 2, 0, 0]),
+            3,
+        ),
+        "targets [0, 1, 2, 2] and predictions [0, 2, 2, 1] with 4 classes (class 3 never appears)": (
+            torch.tensor([0, 1, 2, 2]),
+            torch.tensor([0, 2, 2, 1]),
+            4,
+        ),
         "300 random predictions of 10 classes": (targets, predictions, 10),
     }
     if generator is not None:
         n = int(torch.randint(2, 12, (1,), generator=generator))
         count = int(torch.randint(1, 200, (1,), generator=generator))
         cases[f"hidden case: {count} random predictions of {n} classes"] = (
-            torch.randint(0, n, (count,), generator=generator), torch.randint(0, n, (count,), generator=generator), n)
+            torch.randint(0, n, (count,), generator=generator),
+            torch.randint(0, n, (count,), generator=generator),
+            n,
+        )
     return cases
 
 
@@ -36,8 +45,10 @@ def _expect_labels(targets: object, predictions: object) -> None:
 
 # q1: the confusion matrix from predictions
 
-def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None,
-                     generator=None) -> str:
+
+def _check_confusion(
+    my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None, generator=None
+) -> str:
     if targets is not None or predictions is not None:
         _expect_labels(targets, predictions)
     for case, (t, p, n) in _prediction_cases(generator).items():
@@ -48,14 +59,17 @@ def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predict
         except Wrong:
             shape = getattr(got, "shape", None)
             if shape is not None and len(shape) == 2:
-                raise Wrong(f"on {case}, your matrix has shape {tuple(shape)}: it must be num_classes x num_classes "
-                            f"({n}x{n}) even when a class never appears") from None
+                raise Wrong(
+                    f"on {case}, your matrix has shape {tuple(shape)}: it must be num_classes x num_classes "
+                    f"({n}x{n}) even when a class never appears"
+                ) from None
             raise
         if torch.equal(got, right):
             continue
         if torch.equal(got, right.T):
-            raise Wrong(f"on {case}, your matrix is transposed: row i must be the true class, column j the "
-                        f"predicted one")
+            raise Wrong(
+                f"on {case}, your matrix is transposed: row i must be the true class, column j the predicted one"
+            )
         if all_close(got, right / right.sum(1, keepdim=True).clamp(min=1)):
             raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
         shown = got.long() if torch.equal(got, got.round()) else got
@@ -63,36 +77,43 @@ def _check_confusion(my_confusion_matrix, targets: Tensor | None = None, predict
     praise = "your matrix is right on a 3-class case, with a class that never appears, and on 300 random predictions"
     if targets is not None:
         case = "the validation split"
-        mine = as_tensor(call(my_confusion_matrix, targets, predictions, 10, case=case), "my_confusion_matrix", case,
-                         (10, 10))
+        mine = as_tensor(
+            call(my_confusion_matrix, targets, predictions, 10, case=case), "my_confusion_matrix", case, (10, 10)
+        )
         if not torch.equal(mine, confusion_matrix(targets, predictions).double()):
             raise Wrong("on the validation split your matrix differs from fmnist_lab.metrics.confusion_matrix")
-        praise += (f"; on the validation split it holds {int(mine.diag().sum()):,} right answers of {len(targets):,} "
-                   f"on its diagonal")
+        praise += (
+            f"; on the validation split it holds {int(mine.diag().sum()):,} right answers of {len(targets):,} "
+            f"on its diagonal"
+        )
     return praise + "."
 
 
 q1 = Exercise(
-    "nb06.q1", _check_confusion,
+    "nb06.q1",
+    _check_confusion,
     hint_text="Start from cm = torch.zeros(num_classes, num_classes, dtype=torch.long) and add 1 at cm[t, p] for "
-              "every pair (t, p) in zip(targets.tolist(), predictions.tolist()). The row is the true class.",
+    "every pair (t, p) in zip(targets.tolist(), predictions.tolist()). The row is the true class.",
     lab_functions=(confusion_matrix,),
 )
 
 
 # q2: the most-confused pair
 
+
 def _matrix_cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
     g = torch.Generator().manual_seed(5)
     random = torch.randint(0, 40, (10, 10), generator=g) + torch.diag(torch.full((10,), 400))
     random[6, 0] = 97  # a unique largest off-diagonal count, with a smaller one the other way
     cases = {
-        "a 3x3 matrix where class 2 is taken for class 0 seven times and class 0 for class 2 three times":
-            torch.tensor([[50, 1, 3], [2, 60, 0], [7, 4, 40]]),
+        "a 3x3 matrix where class 2 is taken for class 0 seven times and class 0 for class 2 three times": torch.tensor(
+            [[50, 1, 3], [2, 60, 0], [7, 4, 40]]
+        ),
         "a 10x10 matrix with large counts on the diagonal": random,
         # the largest count (30 of 930 images of class 0) is not the largest rate (5 of 17 images of class 1)
-        "a 3x3 matrix where a common class has the largest count and a rare one the largest rate":
-            torch.tensor([[900, 30, 0], [2, 10, 5], [1, 3, 80]]),
+        "a 3x3 matrix where a common class has the largest count and a rare one the largest rate": torch.tensor(
+            [[900, 30, 0], [2, 10, 5], [1, 3, 80]]
+        ),
     }
     if generator is not None:
         n = int(torch.randint(3, 11, (1,), generator=generator))
@@ -108,29 +129,45 @@ def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
     return divmod(int(off.argmax()), len(cm))
 
 
-def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES,
-                              generator=None) -> str:
+def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
         expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
     for case, matrix in _matrix_cases(generator).items():
-        got = as_tensor(call(most_confused_pair, matrix, case=case, keep_input="work on a copy (off = cm.clone()), "
-                             "so the matrix itself keeps its diagonal"), "most_confused_pair", case, (2,))
+        got = as_tensor(
+            call(
+                most_confused_pair,
+                matrix,
+                case=case,
+                keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
+            ),
+            "most_confused_pair",
+            case,
+            (2,),
+        )
         i, j = (int(v) for v in got)
         right = _largest_off_diagonal(matrix)
         if (i, j) == right:
             continue
         if i == j:
-            raise Wrong(f"on {case}, you returned ({i}, {j}), a cell of the diagonal: those are the right answers. "
-                        f"Leave the diagonal out")
+            raise Wrong(
+                f"on {case}, you returned ({i}, {j}), a cell of the diagonal: those are the right answers. "
+                f"Leave the diagonal out"
+            )
         if (j, i) == right:
-            raise Wrong(f"on {case}, you returned ({i}, {j}): the pair is right but in the wrong order; return (true "
-                        f"class, predicted class), the row first")
+            raise Wrong(
+                f"on {case}, you returned ({i}, {j}): the pair is right but in the wrong order; return (true "
+                f"class, predicted class), the row first"
+            )
         if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(1, keepdim=True)):
-            raise Wrong(f"on {case}, you returned the largest rate (each row divided by its sum), cm[{i}, {j}] = "
-                        f"{int(matrix[i, j])}; the question asks for the largest count, cm{right} = "
-                        f"{int(matrix[right])}")
-        raise Wrong(f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
-                    f"returned ({i}, {j})")
+            raise Wrong(
+                f"on {case}, you returned the largest rate (each row divided by its sum), cm[{i}, {j}] = "
+                f"{int(matrix[i, j])}; the question asks for the largest count, cm{right} = "
+                f"{int(matrix[right])}"
+            )
+        raise Wrong(
+            f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
+            f"returned ({i}, {j})"
+        )
     praise = "your most_confused_pair finds the largest count off the diagonal, row first, on every case"
     if cm is not None:
         case = "the validation split's matrix"
@@ -140,13 +177,15 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
 
 
 q2 = Exercise(
-    "nb06.q2", _check_most_confused_pair,
+    "nb06.q2",
+    _check_most_confused_pair,
     hint_text="Copy the matrix and overwrite its diagonal (off = cm.clone(); off.fill_diagonal_(-1)), then take "
-              "off.argmax() and turn the flat index into (row, column) with divmod(index, len(cm)).",
+    "off.argmax() and turn the flat index into (row, column) with divmod(index, len(cm)).",
 )
 
 
 # q3: precision per class
+
 
 def _precision(cm: Tensor) -> Tensor:
     return cm.diag().double() / cm.sum(0).clamp(min=1).double()
@@ -158,8 +197,9 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
     never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
     cases = {**_matrix_cases(generator), "a 3x3 matrix where class 1 is never predicted": never_predicted}
     for case, matrix in cases.items():
-        got = as_tensor(call(precision_per_class, matrix, case=case), "precision_per_class", case, (len(matrix),),
-                        finite=False)
+        got = as_tensor(
+            call(precision_per_class, matrix, case=case), "precision_per_class", case, (len(matrix),), finite=False
+        )
         right = _precision(matrix)
         if all_close(got, right):
             continue
@@ -167,29 +207,38 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
             raise Wrong(f"on {case}, you returned NaN for a class the model never predicts (0 / 0): give it 0")
         recall = matrix.diag().double() / matrix.sum(1).clamp(min=1).double()
         if all_close(got, recall):
-            raise Wrong(f"on {case}, you divided by the row sums: that is recall (per_class_accuracy). Precision "
-                        f"divides by the column sums, the images predicted as each class")
+            raise Wrong(
+                f"on {case}, you divided by the row sums: that is recall (per_class_accuracy). Precision "
+                f"divides by the column sums, the images predicted as each class"
+            )
         if all_close(got, 100 * right):
             raise Wrong(f"on {case}, you returned percentages: return fractions between 0 and 1")
         if all_close(got, matrix.diag().double() / matrix.sum()):
-            raise Wrong(f"on {case}, you divided by the number of all images; precision divides each class's right "
-                        f"answers by the images predicted as that class, the column sum")
+            raise Wrong(
+                f"on {case}, you divided by the number of all images; precision divides each class's right "
+                f"answers by the images predicted as that class, the column sum"
+            )
         as_tensor(got, "precision_per_class", case, (len(matrix),))  # infinity gets its own sentence
-        raise Wrong(f"on {case}, the precision should be {[round(v, 4) for v in right.tolist()]}, but yours is "
-                    f"{[round(v, 4) for v in got.tolist()]}")
+        raise Wrong(
+            f"on {case}, the precision should be {[round(v, 4) for v in right.tolist()]}, but yours is "
+            f"{[round(v, 4) for v in got.tolist()]}"
+        )
     praise = "your precision_per_class is right, also for a class that is never predicted"
     if cm is not None:
         case = "the validation split's matrix"
         mine = as_tensor(call(precision_per_class, cm, case=case), "precision_per_class", case, (len(cm),))
         worst = int(mine.argmin())
-        praise += (f"; on the validation split the least precise class is {classes[worst]}: when the model says "
-                   f"{classes[worst]} it is right {100 * float(mine[worst]):.1f}% of the time")
+        praise += (
+            f"; on the validation split the least precise class is {classes[worst]}: when the model says "
+            f"{classes[worst]} it is right {100 * float(mine[worst]):.1f}% of the time"
+        )
     return praise + "."
 
 
 q3 = Exercise(
-    "nb06.q3", _check_precision,
+    "nb06.q3",
+    _check_precision,
     hint_text="Precision of class j: the right answers cm[j, j] over all images predicted as j, the column sum "
-              "cm[:, j]. cm.diag() / cm.sum(0) does all classes at once; clamp the sums with .clamp(min=1) so that "
-              "a class never predicted gives 0 instead of 0 / 0.",
+    "cm[:, j]. cm.diag() / cm.sum(0) does all classes at once; clamp the sums with .clamp(min=1) so that "
+    "a class never predicted gives 0 instead of 0 / 0.",
 )

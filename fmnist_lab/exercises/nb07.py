@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from ..data import CLASS_NAMES
+from ..dataset import CLASS_NAMES
 from ..interpretability import nearest_neighbours, saliency
 from ..model import Net
 from . import Exercise, Wrong, all_close, as_tensor, call, expect_data, own_random_state, timed
@@ -19,8 +19,12 @@ def _saliency_cases(generator: torch.Generator | None) -> dict[str, tuple[Net, T
     cases = {}
     seeds = [(0, 3), (1, 9)]
     if generator is not None:
-        seeds.append((int(torch.randint(2, 10_000, (1,), generator=generator)),
-                      int(torch.randint(0, 10, (1,), generator=generator))))
+        seeds.append(
+            (
+                int(torch.randint(2, 10_000, (1,), generator=generator)),
+                int(torch.randint(0, 10, (1,), generator=generator)),
+            )
+        )
     for n, (seed, target) in enumerate(seeds):
         torch.manual_seed(seed)
         model = Net()  # left in training mode: the answer has to switch to eval mode itself
@@ -39,8 +43,9 @@ def _map(model: nn.Module, image: Tensor, target: int, probability: bool = False
     return x.grad[0, 0]
 
 
-def _check_saliency(my_saliency, model: Net | None = None, image: Tensor | None = None, target: int | None = None,
-                    generator=None) -> str:
+def _check_saliency(
+    my_saliency, model: Net | None = None, image: Tensor | None = None, target: int | None = None, generator=None
+) -> str:
     if model is not None:
         expect_data(model, nn.Module, "the trained network (model)")
         expect_data(image, Tensor, "one normalised image (1, 28, 28) after the model")
@@ -48,15 +53,17 @@ def _check_saliency(my_saliency, model: Net | None = None, image: Tensor | None 
         for case, (net, x, t) in _saliency_cases(generator).items():
             maps, seconds = timed(saliency, net, x[None], t)
             right = maps[0]
-            got = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case,
-                            (28, 28))
+            got = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case, (28, 28))
             if all_close(got, right, 1e-3):
                 continue
-            again = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case,
-                              (28, 28))
+            again = as_tensor(
+                call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case, (28, 28)
+            )
             if not all_close(got, again, 1e-3):
-                raise Wrong(f"on {case}, your map changes from call to call: call model.eval() first, or dropout "
-                            f"drops different units every time")
+                raise Wrong(
+                    f"on {case}, your map changes from call to call: call model.eval() first, or dropout "
+                    f"drops different units every time"
+                )
             _diagnose_saliency(case, got, net, x, t)
     praise = "your saliency map equals the lab's (Captum's) on two random networks, from training mode"
     if model is not None:
@@ -73,26 +80,34 @@ def _diagnose_saliency(case: str, got: Tensor, net: nn.Module, x: Tensor, t: int
     if all_close(got, signed, 1e-3):
         raise Wrong(f"on {case}, your map has negative values: take the absolute value of the gradient")
     if all_close(got.abs(), _map(net, x, t, probability=True).abs(), 1e-3):
-        raise Wrong(f"on {case}, you took the gradient of the probability (the exp() of the output); take it of "
-                    f"the log-probability, the model's output itself")
+        raise Wrong(
+            f"on {case}, you took the gradient of the probability (the exp() of the output); take it of "
+            f"the log-probability, the model's output itself"
+        )
     other = next((k for k in range(10) if k != t and all_close(got.abs(), _map(net, x, k).abs(), 1e-3)), None)
     if other is not None:
-        raise Wrong(f"on {case}, your map is the one of class {other}, not of the target class {t}: take the output "
-                    f"at [0, target]")
+        raise Wrong(
+            f"on {case}, your map is the one of class {other}, not of the target class {t}: take the output "
+            f"at [0, target]"
+        )
     right = saliency(net, x[None], t)[0].double()
-    raise Wrong(f"on {case}, your map differs from |d log p(class {t}) / d pixel| (largest difference "
-                f"{float((got - right).abs().max()):.3g})")
+    raise Wrong(
+        f"on {case}, your map differs from |d log p(class {t}) / d pixel| (largest difference "
+        f"{float((got - right).abs().max()):.3g})"
+    )
 
 
 q2 = Exercise(
-    "nb07.q2", _check_saliency,
+    "nb07.q2",
+    _check_saliency,
     hint_text="model.eval(); x = image[None].clone().requires_grad_(True); log_probs = model(x); "
-              "log_probs[0, target].backward(); the map is x.grad[0, 0].abs().",
+    "log_probs[0, target].backward(); the map is x.grad[0, 0].abs().",
     lab_functions=(saliency,),
 )
 
 
 # q3: nearest neighbours in feature space
+
 
 def _neighbour_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, int, int]]:
     line = torch.tensor([[0.0], [1.0], [3.0], [7.0], [10.0]])
@@ -106,12 +121,19 @@ def _neighbour_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
         "200 random points in 16 dimensions, k=8": (torch.randn(200, 16, generator=g), 17, 8),
     }
     if generator is not None:
-        count, dims = int(torch.randint(10, 300, (1,), generator=generator)), int(torch.randint(1, 40, (1,),
-                                                                                               generator=generator))
-        query, k = int(torch.randint(0, count, (1,), generator=generator)), int(torch.randint(1, 9, (1,),
-                                                                                             generator=generator))
+        count, dims = (
+            int(torch.randint(10, 300, (1,), generator=generator)),
+            int(torch.randint(1, 40, (1,), generator=generator)),
+        )
+        query, k = (
+            int(torch.randint(0, count, (1,), generator=generator)),
+            int(torch.randint(1, 9, (1,), generator=generator)),
+        )
         cases[f"hidden case: {count} random points in {dims} dimensions, k={k}"] = (
-            torch.randn(count, dims, generator=generator), query, k)
+            torch.randn(count, dims, generator=generator),
+            query,
+            k,
+        )
     return cases
 
 
@@ -128,21 +150,28 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
         right = nearest_neighbours(points, q, k).tolist()
         if got == right:
             continue
-        if got == _order(points, q)[1:k + 1]:
-            raise Wrong(f"on {case}, you dropped the first of the sorted points, but that is not always the query: "
-                        f"here another point sits at distance 0 too. Leave out the index `query` itself")
+        if got == _order(points, q)[1 : k + 1]:
+            raise Wrong(
+                f"on {case}, you dropped the first of the sorted points, but that is not always the query: "
+                f"here another point sits at distance 0 too. Leave out the index `query` itself"
+            )
         if q in got:
             raise Wrong(f"on {case}, your list holds the query itself (index {q}): leave it out, its distance is 0")
         if sorted(got) == sorted(right):
-            raise Wrong(f"on {case}, you found the right neighbours {sorted(right)} but in the wrong order: nearest "
-                        f"first")
+            raise Wrong(
+                f"on {case}, you found the right neighbours {sorted(right)} but in the wrong order: nearest first"
+            )
         if got == [i for i in _order(points, q)[::-1] if i != q][:k]:
             raise Wrong(f"on {case}, you returned the farthest points: take the smallest distances")
         if got == [i for i in _order(points, q, p=1) if i != q][:k]:
-            raise Wrong(f"on {case}, you ranked the points by the sum of absolute differences (L1); rank them by the "
-                        f"Euclidean distance, .norm(dim=1)")
-        raise Wrong(f"on {case}, the {k} nearest points are {right} (nearest first, by Euclidean distance), "
-                    f"but you returned {got}")
+            raise Wrong(
+                f"on {case}, you ranked the points by the sum of absolute differences (L1); rank them by the "
+                f"Euclidean distance, .norm(dim=1)"
+            )
+        raise Wrong(
+            f"on {case}, the {k} nearest points are {right} (nearest first, by Euclidean distance), "
+            f"but you returned {got}"
+        )
     praise = "your my_nearest finds the nearest points, nearest first, itself left out, on all three cases"
     if features is not None:
         case = "the validation features"
@@ -154,9 +183,10 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
 
 
 q3 = Exercise(
-    "nb07.q3", _check_nearest,
+    "nb07.q3",
+    _check_nearest,
     hint_text="distances = (features - features[query]).norm(dim=1) gives every point's distance to the query. "
-              "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
-              "distances.topk(k, largest=False).indices (or argsort()[:k]).",
+    "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
+    "distances.topk(k, largest=False).indices (or argsort()[:k]).",
     lab_functions=(nearest_neighbours,),
 )

@@ -28,7 +28,10 @@ def _shard_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, i
             rank = int(torch.randint(0, world_size, (1,), generator=generator))
             order = torch.randperm(length, generator=generator)
             cases[f"hidden case {n + 1}: a shuffled order of {length}, rank {rank} of {world_size}"] = (
-                order, rank, world_size)
+                order,
+                rank,
+                world_size,
+            )
     return cases
 
 
@@ -38,8 +41,10 @@ def _as_indices(value: object, case: str) -> list[int]:
     except (TypeError, ValueError, RuntimeError):
         indices = None
     if indices is None or indices.dim() != 1 or indices.is_floating_point() or indices.is_complex():
-        raise Wrong(f"`shard_of_epoch` should return a 1-D tensor (or list) of whole-number indices, but on {case} it "
-                    f"returned {describe(value)}")
+        raise Wrong(
+            f"`shard_of_epoch` should return a 1-D tensor (or list) of whole-number indices, but on {case} it "
+            f"returned {describe(value)}"
+        )
     return indices.tolist()
 
 
@@ -48,35 +53,55 @@ def _diagnose(got: list[int], order: Tensor, rank: int, world_size: int, case: s
     expected = distributed.shard(order, rank, world_size).tolist()
     length = len(expected)
     if len(got) != length:
-        return (f"on {case}, every rank should get ceil({len(order)} / {world_size}) = {length} indices (the order is "
-                f"padded so that all ranks take the same number of steps), but yours has {len(got)}")
+        return (
+            f"on {case}, every rank should get ceil({len(order)} / {world_size}) = {length} indices (the order is "
+            f"padded so that all ranks take the same number of steps), but yours has {len(got)}"
+        )
     if got == distributed.pad_to_multiple(order, world_size).tolist()[rank * length : (rank + 1) * length]:
-        return (f"on {case}, you returned a contiguous block of the order; DistributedSampler deals the order out "
-                f"like cards: rank r takes positions r, r + N, r + 2N, ...")
+        return (
+            f"on {case}, you returned a contiguous block of the order; DistributedSampler deals the order out "
+            f"like cards: rank r takes positions r, r + N, r + 2N, ..."
+        )
     positions = [i % len(order) for i in range(rank, length * world_size, world_size)]
     if got == positions:
-        return (f"on {case}, you returned positions in the order ({got}); return what the order holds there "
-                f"(order[position]): expected {expected}")
+        return (
+            f"on {case}, you returned positions in the order ({got}); return what the order holds there "
+            f"(order[position]): expected {expected}"
+        )
     if got[: len(order[rank::world_size])] == order[rank::world_size].tolist():
-        return (f"on {case}, the first indices are right but the padding is not: the order is padded by repeating "
-                f"its start (order[0], order[1], ...), before the rank takes its positions; expected {expected}, "
-                f"got {got}")
+        return (
+            f"on {case}, the first indices are right but the padding is not: the order is padded by repeating "
+            f"its start (order[0], order[1], ...), before the rank takes its positions; expected {expected}, "
+            f"got {got}"
+        )
     return f"on {case}, expected {expected}, but got {got}"
 
 
 def _check_shard(shard_of_epoch, generator: torch.Generator | None = None) -> str:
     for case, (order, rank, world_size) in _shard_cases(generator).items():
-        got = _as_indices(call(shard_of_epoch, order.clone(), rank, world_size, case=case,
-                               keep_input="leave `order` as it is: every rank shares it"), case)
+        got = _as_indices(
+            call(
+                shard_of_epoch,
+                order.clone(),
+                rank,
+                world_size,
+                case=case,
+                keep_input="leave `order` as it is: every rank shares it",
+            ),
+            case,
+        )
         if got != distributed.shard(order, rank, world_size).tolist():
             raise Wrong(_diagnose(got, order, rank, world_size, case))
-    return ("your shards are DistributedSampler's: equal lengths, padded from the start of the order, rank r taking "
-            "every N-th index from position r.")
+    return (
+        "your shards are DistributedSampler's: equal lengths, padded from the start of the order, rank r taking "
+        "every N-th index from position r."
+    )
 
 
 q1 = Exercise(
-    "nb08.q1", _check_shard,
+    "nb08.q1",
+    _check_shard,
     hint_text="First pad: total = ceil(len(order) / world_size) * world_size; repeat the order until it is at least "
-              "that long and cut it there (torch.cat or order.repeat(...)[:total]). Then slice: padded[rank::world_size].",
+    "that long and cut it there (torch.cat or order.repeat(...)[:total]). Then slice: padded[rank::world_size].",
     lab_functions=(distributed.shard, distributed.pad_to_multiple),
 )

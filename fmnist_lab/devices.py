@@ -1,0 +1,81 @@
+"""Where the tensors live and in which precision: the device, and bfloat16 where the hardware runs it natively."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU; or the device you name."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError([("device", name, "not a device name; use auto, cpu, cuda or mps")]) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError([("device", name, "PyTorch sees no CUDA GPU here; use device='cpu' or 'auto'")])
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError([("device", name, "Apple's MPS is not available here; use device='cpu' or 'auto'")])
+    return device
+
+
+def to_device(x: Tensor, y: Tensor, device: torch.device, channels_last: bool) -> tuple[Tensor, Tensor]:
+    """Move a batch to ``device``; images optionally in channels-last layout (faster convolutions)."""
+    x = x.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast where the hardware runs bf16 natively, else nothing (float32)."""
+    if bf16 and bf16_is_native(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """GPUs from Ampere on (compute capability 8.0), CPUs with AVX512-BF16 or AMX.
+
+    Not ``torch.cuda.is_bf16_supported()``: it also says yes where bf16 is only emulated
+    (Colab's T4, capability 7.5), which is slower than float32. ``FMNIST_LAB_BF16=0`` answers
+    no everywhere, so a machine with native bf16 can time what most laptops run (float32).
+    """
+    if not bf16_allowed():
+        return False
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and _cpu_has_native_bf16()
+    return False
+
+
+def bf16_allowed() -> bool:
+    """False when the environment variable ``FMNIST_LAB_BF16`` is 0; unset or 1, the hardware decides.
+
+    Read at each call, not at import, so a notebook or test can set it after importing the lab.
+    """
+    setting = os.environ.get("FMNIST_LAB_BF16", "1").strip()
+    if setting not in ("0", "1", ""):
+        raise ConfigError([("FMNIST_LAB_BF16", setting, "must be 0 (float32 everywhere) or 1 (bfloat16 where native)")])
+    return setting != "0"
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,0 +1,235 @@
+"""The folder of one run: what it holds, who writes it, and reading it back.
+
+- ``run.json``: the run's id and its config, LR and device resolved (written first; what a resume reads);
+- ``last.pt``: the last completed epoch with the whole training state, to resume exactly;
+- ``best.pt``: the epoch with the best validation accuracy so far;
+- ``metrics.json``: the history and the test result, written at the end (by ``experiment.run``);
+- ``.lock``: present while a run writes into the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import Splits
+from .errors import LabError
+from .files import atomic_write_text
+from .train import TrainingState
+
+RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.json")
+
+
+class RunFolderError(LabError):
+    """The output folder cannot take this run (it holds another, or another run is writing to it)."""
+
+
+class RunSettings(NamedTuple):
+    """What ``run.json`` holds."""
+
+    run_id: str
+    config: TrainConfig
+
+
+class ResumePoint(NamedTuple):
+    """Where an interrupted run stopped: its settings and the training state of its last completed epoch."""
+
+    run_id: str
+    config: TrainConfig
+    training_state: dict[str, Any]
+
+
+def latest_run(parent: str | os.PathLike) -> Path | None:
+    """The newest finished run directly in ``parent``, or None.
+
+    Finished: its folder holds metrics.json (written last) and no .lock (no run is writing there now, such
+    as an --overwrite rerun). Only ``parent``'s own subfolders count, so a notebook that reads
+    ``runs/notebook05`` never gets a run that another notebook wrote into its own folder.
+    """
+    finished = [p.parent for p in Path(parent).glob("*/metrics.json") if not (p.parent / ".lock").exists()]
+    return max(finished, key=lambda p: (p / "metrics.json").stat().st_mtime, default=None)
+
+
+def new_run_folder(parent: str | os.PathLike) -> Path:
+    """A new, empty folder in ``parent`` for a new run (created here), so that a rerun never replaces an old one.
+
+    The name is the time, with -1, -2, ... on a clash. Each name is claimed by an exclusive mkdir, which
+    fails if the folder exists, so two runs started at once (two notebooks, two threads) never share one.
+    """
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(10_000):
+        path = Path(parent) / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunFolderError(f"{parent} already holds 10,000 run folders named {stamp}-*; choose another parent folder")
+
+
+class RunFolder:
+    """The files of one run in one folder (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = path / ".lock"
+        self.locked = False
+
+    def check(self, resume: bool = False, overwrite: bool = False) -> None:
+        """Refuse, before any work, a folder this run cannot use; create it if needed."""
+        if resume and overwrite:
+            raise RunFolderError(
+                "resume and overwrite exclude each other: resume continues the run in "
+                f"{self.path}, overwrite replaces it"
+            )
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(f"{self.path} is a file, not a folder; choose another output folder")
+        self.path.mkdir(parents=True, exist_ok=True)  # OSError (e.g. permission denied) names the path
+        if not os.access(self.path, os.W_OK):
+            raise RunFolderError(f"{self.path} is not writable; choose an output folder you can write to")
+        holder = self._lock_holder()
+        if holder is not None:
+            raise RunFolderError(
+                f"another run ({holder}) is writing to {self.path}; wait for it to finish, "
+                f"or choose another output folder"
+            )
+        if resume:
+            self.require_resumable()
+        elif self.holds_a_run() and not overwrite:
+            raise RunFolderError(
+                f"{self.path} already holds a run ({', '.join(self.existing_files())}); "
+                f"resume it (resume=True, --resume), replace it (overwrite=True, --overwrite), "
+                f"or choose another output folder"
+            )
+
+    def claim(self, resume: bool = False, overwrite: bool = False) -> None:
+        """Check the folder, take its lock, and clear an old run that ``overwrite`` replaces."""
+        self.check(resume, overwrite)
+        try:
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:  # taken between check() and now
+            raise RunFolderError(f"another run ({self._lock_holder()}) is writing to {self.path}") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.ctime()}))
+        self.locked = True
+        if overwrite:
+            for name in self.existing_files():
+                (self.path / name).unlink()
+
+    def release(self) -> None:
+        if self.locked:
+            self.lock.unlink(missing_ok=True)
+            self.locked = False
+
+    def _lock_holder(self) -> str | None:
+        """Who holds the lock ("process 123 on host, started …"), or None; a dead holder's lock is removed."""
+        try:
+            holder = json.loads(self.lock.read_text())
+            pid, host = int(holder["pid"]), str(holder["host"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"unreadable lock file {self.lock}; delete it if no run is writing there"
+        if host == socket.gethostname() and not _process_alive(pid):
+            self.lock.unlink(missing_ok=True)  # left by a run that was killed
+            return None
+        return f"process {pid} on {host}, started {holder.get('started', '?')}"
+
+    def existing_files(self) -> list[str]:
+        return [name for name in RUN_FILES if (self.path / name).exists()]
+
+    def holds_a_run(self) -> bool:
+        return bool(self.existing_files())
+
+    def require_resumable(self) -> None:
+        """Refuse a folder that holds no interrupted run (run.json and last.pt are both needed)."""
+        if not (self.path / "run.json").is_file() or not (self.path / "last.pt").is_file():
+            raise RunFolderError(
+                f"{self.path} is not the output folder of an interrupted fmnist-lab run (it needs "
+                f"run.json and last.pt, which `fmnist-lab train --out {self.path}` writes)"
+            )
+
+    def write_settings(self, run_id: str, config: TrainConfig) -> None:
+        settings = {"run_id": run_id, "config": asdict(config)}
+        atomic_write_text(self.path / "run.json", json.dumps(settings, indent=2, allow_nan=False))
+
+    def read_settings(self) -> RunSettings:
+        """The run id and config in ``run.json``, each checked."""
+        self.require_resumable()
+        path = self.path / "run.json"
+        try:
+            settings = json.loads(path.read_text())
+            if "lr" in settings:  # before version 0.2 the picked LR stood beside a config whose lr was None
+                raise RunFolderError(
+                    f"{path} was written by an earlier version of the lab, which kept the LR apart "
+                    f"from the config; this version cannot resume it. Its best.pt still loads "
+                    f"(`fmnist-lab evaluate`, `fmnist-lab predict`); to train on, start a new run"
+                )
+            run_id, config = settings["run_id"], settings["config"]
+            if not isinstance(run_id, str) or not isinstance(config, dict):
+                raise TypeError("run_id must be a string and config a dict")
+            config = TrainConfig.from_dict(config)
+            if config.lr is None:
+                raise ValueError("its config has no LR")
+            return RunSettings(run_id, config)
+        except (ValueError, KeyError, TypeError) as err:  # ConfigError is a ValueError
+            raise RunFolderError(
+                f"{path} is damaged ({err!r}); it cannot be resumed: train again into a new folder"
+            ) from err
+
+    def read_resume_point(self, settings: RunSettings | None = None) -> ResumePoint:
+        """The settings (``settings`` if already read) and the last epoch's state, checked to belong to one run."""
+        run_id, config = settings or self.read_settings()
+        payload = read_checkpoint(self.path / "last.pt")
+        if payload["metrics"].get("run_id") != run_id or "training_state" not in payload:
+            raise CheckpointError(
+                f"{self.path / 'last.pt'} does not belong to the run in run.json (run ids "
+                f"{payload['metrics'].get('run_id')!r} and {run_id!r}): the folder mixes two runs; "
+                f"train again into a new folder"
+            )
+        if TrainConfig.from_dict(payload["config"]) != config:
+            raise CheckpointError(
+                f"{self.path / 'last.pt'} was trained with other settings than run.json says: the "
+                f"folder mixes two runs; train again into a new folder"
+            )
+        return ResumePoint(run_id, config, payload["training_state"])
+
+    def save_epoch(self, state: TrainingState, splits: Splits, config: TrainConfig, run_id: str) -> None:
+        """After each epoch: ``best.pt`` when validation improved, ``last.pt`` always (last, so it is never ahead)."""
+        history = state.history
+        epoch = len(history)
+        if history.best_epoch == epoch:
+            metrics = {
+                "run_id": run_id,
+                "epoch": epoch,
+                "val_accuracy": history.val_accuracy[-1],
+                "val_loss": history.val_loss[-1],
+            }
+            save_checkpoint(self.path / "best.pt", state.model, splits.mean, splits.std, config, metrics)
+        save_checkpoint(
+            self.path / "last.pt",
+            state.model,
+            splits.mean,
+            splits.std,
+            config,
+            {"run_id": run_id, "epoch": epoch},
+            state.state_dict(),
+        )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
