@@ -1,0 +1,186 @@
+"""Time to accuracy, as DAWNBench and airbench measure it: each candidate recipe against the report's, in one run.
+
+    python benchmarks/speedrun.py                                   # fast and its variants, 3 seeds, bf16 on and off
+    python benchmarks/speedrun.py --candidates fast --seeds 0 --quick  # a smoke test of the script (minutes)
+
+For every run two numbers: the wall time of the whole run (LR choice, training, validation and the one
+test pass: ``run``'s minutes) and the test accuracy of the epoch picked on the validation split. The
+report's recipe is replayed once, faithfully (its sweep, its rule, 23 epochs, plain SGD, batch 64 in
+float32, which it runs in whatever the precision setting); every candidate runs each seed with
+bfloat16 on (where the CPU has it natively) and off (``FMNIST_LAB_BF16=0``, what most laptops run).
+Targets (issue "The report's accuracy in an eighth of its time"): mean test accuracy of 3 seeds
+>= 92.54%, in at most 1/8 of the replay's time with bfloat16 on and 1/5 with it off.
+Writes benchmarks/results/speedrun.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from recipes import machine  # noqa: E402  (benchmarks/recipes.py: python puts this script's folder on the path)
+
+from fmnist_lab.config import make_config  # noqa: E402
+from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
+from fmnist_lab.experiment import run  # noqa: E402
+from fmnist_lab.files import atomic_savefig, atomic_write_text  # noqa: E402
+
+REPORT_ACCURACY = 0.9254  # its last epoch's test accuracy, the one its settings were chosen on
+TARGET_SPEEDUP = {"on": 8, "off": 5}  # bf16 on: an eighth of the replay's time; off: a fifth
+# name -> (what it changes, the recipe and its changes); the LR comes from each recipe's own rule, inside the time
+CANDIDATES = {
+    "fast": ("the lab's fast recipe: 10 epochs of one-cycle at batch 256", "fast", {}),
+    "fast-ls": ("fast with label smoothing 0.1", "fast", {"label_smoothing": 0.1}),
+    "fast-512": ("fast at batch 512 (the LR finder scales the LR)", "fast", {"batch_size": 512}),
+    "fast-14": ("fast, 14 epochs", "fast", {"epochs": 14}),
+}
+QUICK_CHANGES = {"limit_train": 12_800, "epochs": 1, "report_sweep_batches": 1}  # --quick: the script, not the numbers
+
+
+def timed_run(recipe: str, changes: dict, seed: int, precision: str, data) -> dict:
+    """One whole run with bfloat16 on or off; its minutes and test accuracy."""
+    os.environ["FMNIST_LAB_BF16"] = "1" if precision == "on" else "0"  # read at every autocast
+    result = run(make_config(recipe, seed=seed, **changes), data, progress=False, log=lambda line: None)
+    return {
+        "seed": seed,
+        "precision": precision,
+        "minutes": result.minutes,
+        "test_accuracy": result.test_accuracy,
+        "best_epoch": result.history.best_epoch,
+        "epochs": len(result.history),
+        "lr": result.config.lr,
+    }
+
+
+def summary(name: str, runs: list[dict], report_minutes: float) -> dict:
+    """Mean accuracy and time of one candidate at one precision, the speed-up and whether it meets the targets."""
+    accuracy = statistics.mean(r["test_accuracy"] for r in runs)
+    minutes = statistics.mean(r["minutes"] for r in runs)
+    precision = runs[0]["precision"]
+    speedup = report_minutes / minutes
+    return {
+        "candidate": name,
+        "precision": precision,
+        "seeds": len(runs),
+        "test_accuracy": accuracy,
+        "accuracies": [r["test_accuracy"] for r in runs],
+        "minutes": minutes,
+        "speedup": speedup,
+        "meets_targets": accuracy >= REPORT_ACCURACY and speedup >= TARGET_SPEEDUP[precision],
+    }
+
+
+def table(report: dict, rows: list[dict]) -> str:
+    lines = [
+        "| candidate | bf16 | test accuracy, mean (seeds) | minutes, mean | time against the report's | targets |",
+        "|---|---|---|---|---|---|",
+        f"| the report, replayed | off (its own) | {100 * report['test_accuracy']:.2f}% (1) | "
+        f"{report['minutes']:.1f} | 1× | — |",
+    ]
+    for row in rows:
+        seeds = ", ".join(f"{100 * a:.2f}" for a in row["accuracies"])
+        target = f"≥ 92.54%, ≥ {TARGET_SPEEDUP[row['precision']]}×"
+        lines.append(
+            f"| {row['candidate']} | {row['precision']} | {100 * row['test_accuracy']:.2f}% ({seeds}) | "
+            f"{row['minutes']:.2f} | {row['speedup']:.1f}× faster | {'met' if row['meets_targets'] else 'not met'} "
+            f"({target}) |"
+        )
+    return "\n".join(lines)
+
+
+def plot(report: dict, runs: dict[str, list[dict]], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.plot(report["minutes"], 100 * report["test_accuracy"], "k*", ms=14, label="the report, replayed")
+    for i, (name, candidate_runs) in enumerate(runs.items()):
+        for precision, marker in (("on", "o"), ("off", "s")):
+            mine = [r for r in candidate_runs if r["precision"] == precision]
+            if mine:
+                minutes = [r["minutes"] for r in mine]
+                accuracy = [100 * r["test_accuracy"] for r in mine]
+                ax.plot(
+                    minutes,
+                    accuracy,
+                    marker,
+                    color=f"C{i}",
+                    mfc="none" if precision == "off" else None,
+                    label=f"{name}, bf16 {precision}",
+                )
+    ax.axhline(100 * REPORT_ACCURACY, ls="--", color="gray", lw=1, label="the report's 92.54%")
+    for speedup in TARGET_SPEEDUP.values():
+        ax.axvline(report["minutes"] / speedup, ls=":", lw=1, color="gray")
+        ax.text(report["minutes"] / speedup, ax.get_ylim()[0], f" 1/{speedup}", fontsize=8, va="bottom")
+    ax.set(
+        xscale="log",
+        xlabel="wall time of the whole run (minutes, log scale)",
+        ylabel="test accuracy (%)",
+        title="Time to accuracy: every seed of every candidate",
+    )
+    for axis_formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    atomic_savefig(fig, out / "speedrun.png", dpi=120, bbox_inches="tight")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--precisions", nargs="+", default=["on", "off"], choices=["on", "off"])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, measures nothing")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    quick = QUICK_CHANGES if args.quick else {}
+
+    data = load_fashion_mnist()
+    report = timed_run("report", quick, 0, "off", data)
+    print(f"report replayed: {100 * report['test_accuracy']:.2f}% in {report['minutes']:.1f} min", flush=True)
+    runs: dict[str, list[dict]] = {}
+    for name in args.candidates:
+        _, recipe, changes = CANDIDATES[name]
+        for precision in args.precisions:
+            for seed in args.seeds:
+                result = timed_run(recipe, {**changes, **quick}, seed, precision, data)
+                runs.setdefault(name, []).append(result)
+                print(
+                    f"{name} bf16 {precision} seed {seed}: {100 * result['test_accuracy']:.2f}% in "
+                    f"{result['minutes']:.2f} min",
+                    flush=True,
+                )
+    rows = [
+        summary(name, [r for r in runs[name] if r["precision"] == p], report["minutes"])
+        for name in runs
+        for p in args.precisions
+    ]
+    text = table(report, rows) + f"\n\nMachine: {machine()}." + (" Quick mode: not a measurement." if quick else "")
+    print(text)
+    out = Path(args.out)
+    descriptions = {name: CANDIDATES[name][0] for name in runs}
+    atomic_write_text(out / "speedrun.md", text + "\n")
+    atomic_write_text(
+        out / "speedrun.json",
+        json.dumps(
+            {
+                "machine": machine(),
+                "quick": bool(quick),
+                "report": report,
+                "candidates": descriptions,
+                "runs": runs,
+                "summary": rows,
+            },
+            indent=2,
+        ),
+    )
+    plot(report, runs, out)
+
+
+if __name__ == "__main__":
+    main()
