@@ -15,7 +15,8 @@ import dataclasses
 
 import torch
 
-from fmnist_lab import Batches, Net, load_fashion_mnist, make_config, make_optimizer, make_splits, sweep_lrs, train_step
+from fmnist_lab import Net, load_fashion_mnist, make_config, make_optimizer, make_splits, sweep_lrs, train_step
+from fmnist_lab.lr_finder import sweep_batches
 
 REPORT_FIRST_LOSSES = [2.367362, 2.177195, 1.644790, 1.226809, 1.056518, 0.968560, 0.987204, 0.811682]
 STEPS = len(REPORT_FIRST_LOSSES)
@@ -25,7 +26,7 @@ def sweep(splits, config, batches_per_lr: int, mean: bool) -> list[float]:
     torch.manual_seed(config.seed)
     model = Net().to(splits.train_x.device)
     optimizer = make_optimizer(model, dataclasses.replace(config, lr=1e-4))
-    batches = iter(Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed))
+    batches = iter(sweep_batches(splits, config))
     logged = []
     for lr in sweep_lrs(1e-4, 1.0, 100, "linear")[:STEPS]:
         for group in optimizer.param_groups:

@@ -12,10 +12,13 @@ import sys
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import RECIPES, TrainConfig, make_config
 from .errors import ConfigError, LabError
+
+if TYPE_CHECKING:
+    from .run_folder import RunSettings
 
 DEFAULT_OUT = "runs/latest"
 
@@ -191,7 +194,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _train_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path, Any]:
+def _train_settings(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[TrainConfig, Path, RunSettings | None]:
     """The config, the output folder and (``--resume``) the run.json read from it; else recipe and flags."""
     from .run_folder import RunFolder
 
@@ -237,9 +242,9 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from .data import Batches, make_splits
+    from .data import make_splits
     from .dataset import load_fashion_mnist
-    from .lr_finder import find_lr
+    from .lr_finder import find_lr, sweep_batches
     from .model import Net
 
     if not 0 < args.start_lr < args.end_lr:
@@ -254,8 +259,9 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     splits = make_splits(data, config)
     torch.manual_seed(config.seed)
     model = Net().to(splits.train_x.device)
-    batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
-    result = find_lr(model, batches, args.start_lr, args.end_lr, args.num_steps, args.mode, config=config)
+    result = find_lr(
+        model, sweep_batches(splits, config), args.start_lr, args.end_lr, args.num_steps, args.mode, config=config
+    )
     print(f"Sweep: {args.mode}, {len(result.lrs)} steps; {result.stop_reason}")
     for name, lr in result.suggestions.items():
         print(f"  {name:<11} {lr:.3g}")

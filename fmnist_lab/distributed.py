@@ -36,7 +36,6 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .devices import pick_device
 from .errors import ConfigError, LabError
 
 if TYPE_CHECKING:
@@ -109,7 +108,7 @@ def check_settings(config: TrainConfig, processes: int, processes_here: int | No
                 f"is the global batch, split evenly over the {processes} processes: use a multiple of {processes}",
             )
         )
-    device = pick_device(config.device)
+    device = torch.device(config.device)  # resolved by TrainConfig
     if device.type == "mps":
         problems.append(("device", config.device, "torch.distributed does not train on Apple's MPS; use cpu"))
     if device.type == "cuda" and here > torch.cuda.device_count():
@@ -145,7 +144,7 @@ def process_group(config: TrainConfig) -> Iterator[None]:
         yield
         return
     check_settings(config, int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"]))
-    device = pick_device(config.device)
+    device = torch.device(config.device)
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # "cuda" now means this process's own GPU
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -276,6 +276,11 @@ def report_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restor
     )
 
 
+def sweep_batches(splits: Splits, config: TrainConfig) -> Batches:
+    """What a sweep trains on: the training images at ``config.batch_size``, shuffled by its seed, not augmented."""
+    return Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
+
+
 def replay_report_lr_choice(model: Net, splits: Splits, config: TrainConfig) -> LRFinderResult:
     """The report's LR search, replayed: then take ``result.report_lr`` (lowest logged loss / 4).
 
@@ -283,8 +288,7 @@ def replay_report_lr_choice(model: Net, splits: Splits, config: TrainConfig) -> 
     re-initialises the conv and linear layers only, so BatchNorm keeps the scale, shift and
     running statistics that the sweep (up to LR 1) left.
     """
-    batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed)
-    result = report_sweep(model, batches, config, restore=False)
+    result = report_sweep(model, sweep_batches(splits, config), config, restore=False)
     model.reset_parameters(batchnorm=False)
     return result
 
@@ -301,9 +305,7 @@ def with_picked_lr(config: TrainConfig, model: Net, splits: Splits, log: Callabl
             f"divided by 4: LR {result.report_lr:.6g}"
         )
         return dataclasses.replace(config, lr=result.report_lr)
-    result = find_lr(
-        model, Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True, seed=config.seed), config=config
-    )
+    result = find_lr(model, sweep_batches(splits, config), config=config)
     if result.one_cycle_lr is None:
         raise ConfigError(
             [("lr", None, "the LR finder could not suggest one (" + " ".join(result.warnings) + "); give it yourself")]
