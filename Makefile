@@ -38,7 +38,7 @@ browser:
 test: data browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	FMNIST_LAB_QUICK=1 $(BIN)/python -m pytest
+	FMNIST_LAB_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --no-loadscope-reorder
 
 ## notebooks: instructors: execute all notebooks in full mode into build/notebooks (ipynb + html)
 notebooks: data

@@ -6,6 +6,10 @@ starting with "Correct:" in the instructor's edition (the solutions are filled i
 tests after it pass silently) and with "Not done yet:" in the student edition (the stubs raise
 NotImplementedError). The student edition stores no outputs, so nbval compares none there: this
 is what tests its checks.
+
+``make test`` runs pytest in two processes (pytest-xdist) with the units of work defined below (a
+scheduler of our own: ``--dist loadgroup`` groups nothing under pytest 9, whose items keep their node
+id in ``_id`` where pytest-xdist 3.8 rewrites ``_nodeid``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,38 @@ FIRST_WORDS = {ROOT / "instructor": "Correct: ", ROOT / "notebooks": "Not done y
 def printed(outputs: list) -> str:
     """What a cell printed to stdout, from nbval's record of its outputs."""
     return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+# Units of work for pytest-xdist: a test file or a notebook, except that notebooks 05-07 of an edition are one unit,
+# run in order (06 and 07 use the run that 05 trained). The longest units start first, so that no long one is left
+# for the end (make test passes --no-loadscope-reorder, which keeps this order).
+CHAINED = ("05_", "06_", "07_")
+LONGEST_FIRST = ("tests/test_browser.py", "instructor/05-07", "notebooks/05-07", "tests/test_grading.py")
+
+
+def work_unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    folder, _, name = path.rpartition("/")
+    return f"{folder}/05-07" if name.endswith(".ipynb") and name.startswith(CHAINED) else path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        unit = work_unit(item.nodeid)
+        return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # a stable sort: every notebook's cells stay in order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)
 
 
 @pytest.hookimpl(wrapper=True)

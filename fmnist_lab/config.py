@@ -17,6 +17,7 @@ from .errors import ConfigError
 SCHEDULES = ("onecycle", "step", "exponential", "constant")
 LR_RULES = ("finder", "report")
 TRAIN_SIZE = 60_000
+TEST_SIZE = 10_000
 
 
 def setting(default: Any, help: str) -> Any:
@@ -50,6 +51,7 @@ class TrainConfig:
     patience: int | None = setting(None, "early stopping after this many epochs without a better validation accuracy")
     val_size: int = setting(5000, "validation images carved from the 60,000 training images")
     limit_train: int | None = setting(None, "use only this many training images (quick runs)")
+    limit_test: int | None = setting(None, "score only the first this many test images (quick runs)")
     seed: int = setting(0, "random seed (initialisation, shuffling, validation split)")
     device: str = setting(
         "auto",
@@ -91,6 +93,11 @@ class TrainConfig:
             self.limit_train is None or 1 <= self.limit_train <= left,
             "limit_train",
             f"must be between 1 and {left} (the training images left after the {self.val_size}-image validation split)",
+        )
+        check(
+            self.limit_test is None or 1 <= self.limit_test <= TEST_SIZE,
+            "limit_test",
+            f"must be between 1 and {TEST_SIZE} (the test images)",
         )
         check(self.log_interval >= 1, "log_interval", "must be at least 1")
         try:  # resolved once, here: "auto" becomes the device this machine trains on

@@ -184,7 +184,7 @@ def make_splits(data: FashionMNIST, config: TrainConfig) -> Splits:
     return Splits(
         *prepare(data.train_images[train_idx], data.train_labels[train_idx]),
         *prepare(data.train_images[val_idx], data.train_labels[val_idx]),
-        *prepare(data.test_images, data.test_labels),
+        *prepare(data.test_images[: config.limit_test], data.test_labels[: config.limit_test]),
         mean=mean,
         std=std,
     )

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fmnist_lab import dataset as dataset_module
-from fmnist_lab.data import Batches, augment_batch, normalize, pixel_stats, train_val_split
+from fmnist_lab.config import TrainConfig
+from fmnist_lab.data import Batches, augment_batch, make_splits, normalize, pixel_stats, train_val_split
 from fmnist_lab.dataset import DataError, load_fashion_mnist, locate_files, read_idx
 
 from .conftest import idx_bytes, write_idx_set
@@ -163,6 +164,14 @@ def test_validation_split_is_seeded_and_disjoint():
     assert len(set(train.tolist()) | set(val.tolist())) == 1000
     assert torch.equal(train_val_split(1000, 100, seed=3)[1], val)
     assert not torch.equal(train_val_split(1000, 100, seed=4)[1], val)
+
+
+def test_limits_keep_the_first_training_and_test_images_and_the_statistics_of_those_trained_on(tiny_data):
+    whole = make_splits(tiny_data, TrainConfig(val_size=200, device="cpu"))
+    limited = make_splits(tiny_data, TrainConfig(val_size=200, limit_train=300, limit_test=50, device="cpu"))
+    assert torch.equal(limited.train_y, whole.train_y[:300]) and torch.equal(limited.val_y, whole.val_y)
+    assert torch.equal(limited.test_y, tiny_data.test_labels[:50]) and len(whole.test_y) == len(tiny_data.test_labels)
+    assert limited.mean != whole.mean  # normalised with the statistics of the 300 images it trains on
 
 
 def test_batches_cover_every_sample_once_per_pass():

@@ -223,8 +223,8 @@ def test_a_sweep_may_take_several_passes_when_allowed(sweep_setup):
 
 
 def test_the_report_lr_choice_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny_data):
-    # 2 mini-batches per LR here instead of the report's 30: 200 batches of 64, the 1,000 images reused
-    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2)
+    # 2 mini-batches per LR here instead of the report's 30, of 32 images instead of 64: sizes only
+    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2, batch_size=32)
     splits = make_splits(tiny_data, config)
     torch.manual_seed(0)
     model = Net()
@@ -247,7 +247,7 @@ def test_the_report_lr_choice_resets_conv_and_linear_but_keeps_the_sweeps_batchn
 
 
 def test_the_report_rule_prints_its_sweep_and_the_pick_divided_by_four(tiny_data):
-    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2)
+    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2, batch_size=32)
     splits = make_splits(tiny_data, config)
     torch.manual_seed(0)
     lines = []

@@ -86,14 +86,14 @@ def test_counts_balance_and_statistics(real_data):
 
 
 def test_short_training_run_learns_far_above_chance(real_data):
-    config = TrainConfig(epochs=2, batch_size=128, lr=0.05, limit_train=6000, val_size=2000)
+    config = TrainConfig(epochs=2, batch_size=128, lr=0.05, limit_train=6000, val_size=2000, limit_test=1000)
     result = run(config, real_data, progress=False, log=lambda line: None)
     assert result.history.val_accuracy[-1] > 0.75
     assert result.history.val_accuracy[-1] > result.history.val_accuracy[0] - 0.02
 
 
 def test_lr_finder_suggestion_beats_a_clearly_bad_lr(real_data):
-    base = dict(epochs=2, batch_size=128, limit_train=6000, val_size=2000)
+    base = dict(epochs=2, batch_size=128, limit_train=6000, val_size=2000, limit_test=1000)
     suggested = run(TrainConfig(**base), real_data, progress=False, log=lambda line: None)
     bad = run(TrainConfig(**base, lr=1e-5), real_data, progress=False, log=lambda line: None)
     assert suggested.history.val_accuracy[-1] > bad.history.val_accuracy[-1] + 0.1

@@ -186,6 +186,7 @@ def test_early_stopping_stops_after_patience(tiny_data):
         ("lr", 0.0, "lr=0.0: must be a positive number"),
         ("lr", math.nan, "lr=nan: must be a positive"),
         ("limit_train", 60_000, "limit_train=60000: must be between 1 and 55000"),
+        ("limit_test", 0, "limit_test=0: must be between 1 and 10000"),
         ("schedule", "cosine", "schedule='cosine': must be one of"),
         ("weight_decay", -1.0, "weight_decay=-1.0: must be >= 0"),
         ("report_sweep_batches", 0, "report_sweep_batches=0: must be at least 1"),
