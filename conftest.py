@@ -1,6 +1,7 @@
 """nbval on both editions: every exercise check answers as its edition promises.
 
-nbval runs each notebook of instructor/ and notebooks/ cell by cell. On top of its own
+nbval runs each notebook of instructor/ and notebooks/ cell by cell (the student edition's 05-07
+run in JupyterLab instead, tests/test_browser.py, under the same rule for their checks). On top of its own
 comparisons, a cell that calls an exercise check (``nbNN.qK.check(...)``) must print a sentence
 starting with "Correct:" in the instructor's edition (the solutions are filled in, and the hidden
 tests after it pass silently) and with "Not done yet:" in the student edition (the stubs raise
@@ -29,11 +30,20 @@ def printed(outputs: list) -> str:
     return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
 
 
+# The student edition's notebooks 05-07 run in JupyterLab instead, as students open them, under the same rule for
+# their checks (tests/test_browser.py); nbval runs every other notebook of both editions.
+IN_THE_BROWSER = (
+    "05_training_recipes.ipynb",
+    "06_evaluation_and_prediction.ipynb",
+    "07_what_the_network_learned.ipynb",
+)
+collect_ignore = [f"notebooks/{name}" for name in IN_THE_BROWSER]
+
 # Units of work for pytest-xdist: a test file or a notebook, except that notebooks 05-07 of an edition are one unit,
 # run in order (06 and 07 use the run that 05 trained). The longest units start first, so that no long one is left
 # for the end (make test passes --no-loadscope-reorder, which keeps this order).
 CHAINED = ("05_", "06_", "07_")
-LONGEST_FIRST = ("tests/test_browser.py", "instructor/05-07", "notebooks/05-07", "tests/test_grading.py")
+LONGEST_FIRST = ("tests/test_browser.py", "instructor/05-07", "tests/test_grading.py")
 
 
 def work_unit(nodeid: str) -> str:

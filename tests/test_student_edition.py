@@ -102,12 +102,15 @@ def test_students_can_edit_only_their_answers(path):
 
 
 def test_nbval_runs_both_editions_and_the_student_checks_must_say_not_done_yet():
-    """What replaced executing the student edition here: the nbval run of notebooks/ and conftest.py's rule."""
+    """What replaced executing the student edition here: nbval on notebooks/ (05-07 in the browser) and the rule."""
     testpaths = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"]
     assert {"instructor", "notebooks"} <= set(testpaths)
     spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
     assert conftest.FIRST_WORDS == {ROOT / "instructor": "Correct: ", ROOT / "notebooks": "Not done yet: "}
+    # the notebooks nbval leaves out are the ones tests/test_browser.py runs (it copies IN_THE_BROWSER), and exist
+    assert conftest.collect_ignore == [f"notebooks/{name}" for name in conftest.IN_THE_BROWSER]
+    assert all((ROOT / "notebooks" / name).is_file() for name in conftest.IN_THE_BROWSER)
     stream = {"output_type": "stream", "name": "stdout", "text": "Not done yet: `f` still raises ..."}
     assert conftest.printed([stream, {"output_type": "stream", "name": "stderr", "text": "warning"}]) == stream["text"]

@@ -18,6 +18,7 @@ SPEC.loader.exec_module(conftest)
 
 @pytest.mark.parametrize("edition", ["instructor", "notebooks"])
 def test_every_notebook_that_reads_notebook_05s_run_shares_its_unit(edition):
+    # (the student edition's 05-07 run in the browser tests today, which also run them in order)
     notebooks = sorted((ROOT / edition).glob("*.ipynb"))
     unit_of_05 = conftest.work_unit(f"{edition}/05_training_recipes.ipynb::Cell 0")
     uses_05s_run = [p for p in notebooks if any('"runs/notebook05"' in c.source for c in nbformat.read(p, 4).cells)]
