@@ -22,7 +22,7 @@ from torch import Tensor
 from torchvision import datasets, transforms
 
 from fmnist_lab.config import TrainConfig
-from fmnist_lab.data import Batches, make_splits, pixel_stats
+from fmnist_lab.data import Batches, Splits, make_splits, pixel_stats
 from fmnist_lab.dataset import default_data_dir, load_fashion_mnist
 from fmnist_lab.model import Net
 from fmnist_lab.train import make_optimizer, train_step
@@ -65,9 +65,8 @@ class PoolFirst(Net):
         return F.log_softmax(self.fc_2(x), dim=1)
 
 
-def lab_pipeline(data, network: type[Net] = Net, lr: float = 0.05):
+def lab_pipeline(splits: Splits, network: type[Net] = Net, lr: float = 0.05):
     config = TrainConfig(lr=lr)
-    splits = make_splits(data, config)
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
     model = network().to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
@@ -98,12 +97,13 @@ def main() -> None:
 
     data = load_fashion_mnist()
     mean, std = pixel_stats(data.train_images)
+    splits = make_splits(data, TrainConfig())
     pipelines = {
         "report (DataLoader, batch 64, fp32)": report_pipeline(str(default_data_dir()), mean, std),
-        "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(data),
-        "lab, max-pool before LeakyReLU": lab_pipeline(data, PoolFirst),
+        "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(splits),
+        "lab, max-pool before LeakyReLU": lab_pipeline(splits, PoolFirst),
         # no BatchNorm to tame it: a small LR keeps the floor's loss finite (the LR does not change the time)
-        "floor (lab's, no BatchNorm, LeakyReLU, dropout)": lab_pipeline(data, Floor, lr=1e-3),
+        "floor (lab's, no BatchNorm, LeakyReLU, dropout)": lab_pipeline(splits, Floor, lr=1e-3),
     }
     for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
         images_per_second(batches, step, 1024)

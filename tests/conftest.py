@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import struct
 from pathlib import Path
@@ -18,6 +19,11 @@ from fmnist_lab import dataset as dataset_module  # noqa: E402
 from fmnist_lab.dataset import DataError, FashionMNIST, load_fashion_mnist  # noqa: E402
 
 TINY_COUNTS = {"train": 120, "t10k": 40}
+
+# The project's own conftest.py (nbval's rule for the checks, the units of work), as a module the tests can read.
+_ROOT_CONFTEST = importlib.util.spec_from_file_location("root_conftest", Path(__file__).parent.parent / "conftest.py")
+root_conftest = importlib.util.module_from_spec(_ROOT_CONFTEST)
+_ROOT_CONFTEST.loader.exec_module(root_conftest)
 
 
 def make_images(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:

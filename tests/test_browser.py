@@ -12,7 +12,6 @@ playwright package: skipped where they are missing, except in CI, where that fai
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -31,12 +30,11 @@ from fmnist_lab import load_fashion_mnist, train_val_split
 from fmnist_lab.dataset import CLASS_NAMES
 from fmnist_lab.run_folder import RunFolder, latest_run
 
+from .conftest import root_conftest
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
-root_conftest = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(root_conftest)
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

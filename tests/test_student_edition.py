@@ -15,6 +15,8 @@ import nbformat
 import pytest
 import tomllib
 
+from .conftest import root_conftest
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR = sorted((ROOT / "instructor").glob("*.ipynb"))
 STUDENT_DIR = ROOT / "notebooks"
@@ -105,9 +107,7 @@ def test_nbval_runs_both_editions_and_the_student_checks_must_say_not_done_yet()
     """What replaced executing the student edition here: nbval on notebooks/ (05-07 in the browser) and the rule."""
     testpaths = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"]
     assert {"instructor", "notebooks"} <= set(testpaths)
-    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
+    conftest = root_conftest
     assert conftest.FIRST_WORDS == {ROOT / "instructor": "Correct: ", ROOT / "notebooks": "Not done yet: "}
     # the notebooks nbval leaves out are the ones tests/test_browser.py runs (it copies IN_THE_BROWSER), and exist
     assert conftest.collect_ignore == [f"notebooks/{name}" for name in conftest.IN_THE_BROWSER]

@@ -4,16 +4,14 @@ A notebook that reads the run notebook 05 trained must run after 05, in the same
 unit with it. A unit named to start first must exist, or the ordering silently does nothing.
 """
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from .conftest import root_conftest as conftest
+
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
-conftest = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(conftest)
 
 
 @pytest.mark.parametrize("edition", ["instructor", "notebooks"])
