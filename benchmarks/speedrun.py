@@ -4,7 +4,7 @@
     python benchmarks/speedrun.py --candidates fast --seeds 0 --quick  # a smoke test of the script (minutes)
 
 For every run two numbers: the wall time of the whole run (LR choice, training, validation and the one
-test pass: ``run``'s minutes) and the test accuracy of the epoch picked on the validation split. The
+test pass: ``recipes.whole_run``) and the test accuracy of the epoch picked on the validation split. The
 report's recipe is replayed once, faithfully (its sweep, its rule, 23 epochs, plain SGD, batch 64 in
 float32, which it runs in whatever the precision setting); every candidate runs each seed with
 bfloat16 on (where the CPU has it natively) and off (``FMNIST_LAB_BF16=0``, what most laptops run).
@@ -26,11 +26,10 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from recipes import machine  # noqa: E402  (benchmarks/recipes.py: python puts this script's folder on the path)
+from recipes import machine, whole_run  # noqa: E402  (benchmarks/recipes.py: python puts this script's folder on the path)
 
 from fmnist_lab.config import make_config  # noqa: E402
 from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
-from fmnist_lab.experiment import run  # noqa: E402
 from fmnist_lab.files import atomic_savefig, atomic_write_text  # noqa: E402
 
 REPORT_ACCURACY = 0.9254  # its last epoch's test accuracy, the one its settings were chosen on
@@ -48,11 +47,11 @@ QUICK_CHANGES = {"limit_train": 12_800, "epochs": 1, "report_sweep_batches": 1} 
 def timed_run(recipe: str, changes: dict, seed: int, precision: str, data) -> dict:
     """One whole run with bfloat16 on or off; its minutes and test accuracy."""
     os.environ["FMNIST_LAB_BF16"] = "1" if precision == "on" else "0"  # read at every autocast
-    result = run(make_config(recipe, seed=seed, **changes), data, progress=False, log=lambda line: None)
+    result, minutes = whole_run(make_config(recipe, seed=seed, **changes), data)
     return {
         "seed": seed,
         "precision": precision,
-        "minutes": result.minutes,
+        "minutes": minutes,
         "test_accuracy": result.test_accuracy,
         "best_epoch": result.history.best_epoch,
         "epochs": len(result.history),

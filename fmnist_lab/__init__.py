@@ -9,7 +9,7 @@ from .data import Batches, Splits, make_splits, normalize, pixel_stats, train_va
 from .dataset import CLASS_NAMES, DataError, FashionMNIST, load_fashion_mnist
 from .devices import pick_device
 from .errors import ConfigError, LabError, TrainingDiverged
-from .experiment import resume, run
+from .experiment import pick_lr, resume, run
 from .lr_finder import find_lr, sweep_lrs
 from .model import Net, count_parameters, layer_shapes
 from .quick import QUICK
@@ -58,6 +58,7 @@ __all__ = [
     "make_scheduler",
     "make_splits",
     "normalize",
+    "pick_lr",
     "pick_device",
     "new_run_folder",
     "pixel_stats",

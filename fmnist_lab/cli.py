@@ -166,7 +166,7 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from . import distributed
     from .dataset import load_fashion_mnist
-    from .experiment import resume, run
+    from .experiment import pick_lr, resume, run
     from .run_folder import RunFolder
 
     config, out, saved = _train_settings(args, parser)
@@ -181,15 +181,16 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         with contextlib.nullcontext() if main_rank else contextlib.redirect_stdout(io.StringIO()):
             data = load_fashion_mnist(args.data_dir)  # says where the data came from: once, not once per rank
         progress = not args.no_progress
-        result = (
-            resume(out, data, progress=progress, settings=saved)
-            if args.resume
-            else run(config, data, out, overwrite=args.overwrite, progress=progress)
-        )
+        if args.resume:
+            result = resume(out, data, progress=progress, settings=saved)
+        else:
+            config, model = pick_lr(config, data)
+            result = run(config, data, out, overwrite=args.overwrite, progress=progress, model=model)
     if main_rank:
         print(
             f"Test accuracy: {100 * result.test_accuracy:.2f}% (best epoch {result.history.best_epoch} of "
-            f"{len(result.history)} on the validation split, {result.minutes:.1f} min). Files in {out}/"
+            f"{len(result.history)} on the validation split; {result.minutes:.1f} min of training and test). "
+            f"Files in {out}/"
         )
     return 0
 

@@ -1,10 +1,10 @@
-"""One training run from start to finish: settings resolved -> fit -> test -> files in the run folder.
+"""One training run from start to finish: LR picked -> fit -> test -> files in the run folder.
 
-The command line, the notebooks and the benchmarks all train through ``run`` (and ``resume``), so
-the recipes behave the same everywhere. The config is resolved once, before training: it holds its
-device from the start (``TrainConfig`` resolves "auto"), and where the recipe leaves the LR open,
-``config.lr_rule`` picks it here and it is written into the config. The resolved config is what the
-run folder (``run_folder.py``) stores and what ``fit`` trains with.
+The command line, the notebooks and the benchmarks all train through ``pick_lr`` and ``run`` (and
+``resume``), so the recipes behave the same everywhere. The config is resolved once, before training:
+it holds its device from the start (``TrainConfig`` resolves "auto"), and where the recipe leaves the
+LR open, ``pick_lr`` picks it by ``config.lr_rule`` and writes it into the config. The resolved config
+is what ``run`` trains with and what the run folder (``run_folder.py``) stores.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from . import distributed
 from .config import TrainConfig
 from .data import Batches, Splits, make_splits
 from .dataset import FashionMNIST
+from .errors import ConfigError
 from .files import atomic_write_text
 from .lr_finder import with_picked_lr
 from .model import Net
 from .run_folder import ResumePoint, RunFolder, RunSettings
-from .train import History, TrainingState, evaluate, fit, format_eval
+from .train import NO_LR, History, TrainingState, evaluate, fit, format_eval
 
 
 class DegenerateRunWarning(UserWarning):
@@ -69,6 +70,26 @@ class RunResult:
     metrics: dict[str, Any]
 
 
+def pick_lr(config: TrainConfig, data: FashionMNIST, log: Callable[[str], None] = print) -> tuple[TrainConfig, Net]:
+    """``config`` with the LR that ``config.lr_rule`` picks (as it is where it gives one), and the network to train.
+
+    The network is a new ``Net`` from ``config.seed``; the report's rule hands on the one its sweep
+    trained, conv and linear layers reset (``lr_finder.replay_report_lr_choice``). Give both to ``run``.
+    In a process group every rank sweeps the same data from the same seed and keeps rank 0's pick.
+    """
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = Net()
+    if config.lr is not None:
+        return config, model
+    if not distributed.is_main():
+        log = _quiet
+    splits = make_splits(data, config)
+    picked = with_picked_lr(config, model.to(splits.train_x.device), splits, log)
+    log(f"LR picked in {time.perf_counter() - start:.1f} s")
+    return distributed.from_rank_zero(lambda: picked), model
+
+
 def run(
     config: TrainConfig,
     data: FashionMNIST,
@@ -77,16 +98,21 @@ def run(
     progress: bool = True,
     on_epoch_end: Callable[[TrainingState], None] | None = None,
     log: Callable[[str], None] = print,
+    model: Net | None = None,
 ) -> RunResult:
-    """Train the report's network with ``config``; report the test set once, at the end.
+    """Train the report's network with ``config`` (its LR given, or picked by ``pick_lr``); test once, at the end.
 
-    With ``out_dir`` the run writes the files that ``run_folder.py`` lists. A folder that already
-    holds a run is refused unless you ``overwrite`` it (or continue it with ``resume``). Minutes
-    count everything: LR finding, training, test. In a process group (``distributed.process_group``)
-    every rank calls ``run``; rank 0 alone logs and writes the folder.
+    ``model``: the network ``pick_lr`` handed on, with PyTorch's random numbers as it left them; by
+    default a new ``Net`` from ``config.seed``. With ``out_dir`` the run writes the files that
+    ``run_folder.py`` lists. A folder that already holds a run is refused unless you ``overwrite``
+    it (or continue it with ``resume``). Minutes count training, validation and the test, not the
+    LR choice before. In a process group (``distributed.process_group``) every rank calls ``run``;
+    rank 0 alone logs and writes the folder.
     """
+    if config.lr is None:  # refused before any folder is claimed or data prepared
+        raise ConfigError([("lr", None, NO_LR)])
     with _claimed(out_dir, overwrite=overwrite, log=log) as folder:
-        return _train(config, None, data, folder, progress, on_epoch_end, log)
+        return _train(config, None, data, folder, model, progress, on_epoch_end, log)
 
 
 def resume(
@@ -103,7 +129,7 @@ def resume(
     """
     with _claimed(out_dir, resume=True, log=log) as folder:
         point = distributed.from_rank_zero(lambda: folder.read_resume_point(settings))
-        return _train(point.config, point, data, folder, progress, on_epoch_end, log)
+        return _train(point.config, point, data, folder, None, progress, on_epoch_end, log)
 
 
 @contextlib.contextmanager
@@ -133,6 +159,7 @@ def _train(
     point: ResumePoint | None,
     data: FashionMNIST,
     folder: RunFolder | None,
+    model: Net | None,
     progress: bool,
     on_epoch_end: Callable[[TrainingState], None] | None,
     log: Callable[[str], None],
@@ -141,14 +168,18 @@ def _train(
     start = time.perf_counter()
     if not distributed.is_main():
         progress, log = False, _quiet
-    torch.manual_seed(config.seed)
+    if model is None:  # a config that came with its LR, or a resumed run (its checkpoint then holds the weights)
+        torch.manual_seed(config.seed)
+        model = Net()
     splits = make_splits(data, config)
     for problem in degenerate_settings(config, len(splits.train_y)) if distributed.is_main() else ():
         warnings.warn(problem, DegenerateRunWarning, stacklevel=4)
-    model = Net().to(splits.train_x.device)
-    if point is None:  # every process sweeps the same data from the same seed; rank 0's pick is kept below
-        config = with_picked_lr(config, model, splits, log)
-    run_id, config = distributed.from_rank_zero(lambda: _settings(point, folder, config, log))
+    if point is None:
+        run_id = distributed.from_rank_zero(lambda: uuid.uuid4().hex)
+    else:
+        run_id = point.run_id
+        if folder is not None:
+            log(f"Resuming {folder.path} after epoch {len(point.training_state['history']['train_loss'])}")
     processes = distributed.world_size()
     log(
         f"Training on {config.device}{f' x {processes} processes' if processes > 1 else ''} with "
@@ -157,26 +188,13 @@ def _train(
 
     def after_epoch(state: TrainingState) -> None:
         if folder is not None:
-            folder.save_epoch(state, splits, config, run_id)
+            folder.save_epoch(state, splits, run_id)
         if on_epoch_end is not None:
             on_epoch_end(state)
 
     resume_from = point.training_state if point is not None else None
     history = fit(model, splits, config, resume_from, after_epoch, progress, log)
     return _test(model, splits, config, history, run_id, folder, start, log)
-
-
-def _settings(
-    point: ResumePoint | None, folder: RunFolder | None, config: TrainConfig, log: Callable[[str], None]
-) -> tuple[str, TrainConfig]:
-    """The run id and the resolved config: read back when resuming, else new (and written to run.json)."""
-    if point is not None:
-        log(f"Resuming {folder.path} after epoch {len(point.training_state['history']['train_loss'])}")
-        return point.run_id, config
-    run_id = uuid.uuid4().hex
-    if folder is not None:
-        folder.write_settings(run_id, config)
-    return run_id, config
 
 
 def _test(

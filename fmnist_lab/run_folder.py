@@ -1,6 +1,7 @@
 """The folder of one run: what it holds, who writes it, and reading it back.
 
-- ``run.json``: the run's id and its config, LR and device resolved (written first; what a resume reads);
+- ``run.json``: the run's id and its config, LR and device resolved (written before the first checkpoint; what a
+  resume reads);
 - ``last.pt``: the last completed epoch with the whole training state, to resume exactly;
 - ``best.pt``: the epoch with the best validation accuracy so far;
 - ``metrics.json``: the history and the test result, written at the end (by ``experiment.run``);
@@ -82,6 +83,7 @@ class RunFolder:
         self.path = path
         self.lock = path / ".lock"
         self.locked = False
+        self.settings: RunSettings | None = None  # the run's, once read or written: what each checkpoint records
 
     def check(self, resume: bool = False, overwrite: bool = False) -> None:
         """Refuse, before any work, a folder this run cannot use; create it if needed."""
@@ -157,10 +159,6 @@ class RunFolder:
                 f"run.json and last.pt, which `fmnist-lab train --out {self.path}` writes)"
             )
 
-    def write_settings(self, run_id: str, config: TrainConfig) -> None:
-        settings = {"run_id": run_id, "config": asdict(config)}
-        atomic_write_text(self.path / "run.json", json.dumps(settings, indent=2, allow_nan=False))
-
     def read_settings(self) -> RunSettings:
         """The run id and config in ``run.json``, each checked."""
         self.require_resumable()
@@ -200,10 +198,19 @@ class RunFolder:
                 f"{self.path / 'last.pt'} was trained with other settings than run.json says: the "
                 f"folder mixes two runs; train again into a new folder"
             )
+        self.settings = RunSettings(run_id, config)
         return ResumePoint(run_id, config, payload["training_state"])
 
-    def save_epoch(self, state: TrainingState, splits: Splits, config: TrainConfig, run_id: str) -> None:
-        """After each epoch: ``best.pt`` when validation improved, ``last.pt`` always (last, so it is never ahead)."""
+    def save_epoch(self, state: TrainingState, splits: Splits, run_id: str) -> None:
+        """After each epoch: ``best.pt`` when validation improved, ``last.pt`` always (last, so it is never ahead).
+
+        A new run's ``run.json`` (its id and ``state.config``) is written before its first checkpoint.
+        """
+        if self.settings is None:
+            self.settings = RunSettings(run_id, state.config)
+            payload = {"run_id": run_id, "config": asdict(state.config)}
+            atomic_write_text(self.path / "run.json", json.dumps(payload, indent=2, allow_nan=False))
+        run_id, config = self.settings
         history = state.history
         epoch = len(history)
         if history.best_epoch == epoch:

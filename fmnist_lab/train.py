@@ -133,19 +133,16 @@ def format_eval(name: str, result: EvalResult) -> str:
     )
 
 
+NO_LR = (
+    "training needs a learning rate: give one (lr=0.05), or let the recipe's lr_rule pick it first: "
+    "config, model = experiment.pick_lr(config, data)"
+)
+
+
 def required_lr(config: TrainConfig) -> float:
-    """``config.lr``, which training needs: ``experiment.run`` picks it when a recipe leaves it open."""
+    """``config.lr``, which training needs: ``experiment.pick_lr`` picks it when a recipe leaves it open."""
     if config.lr is None:
-        raise ConfigError(
-            [
-                (
-                    "lr",
-                    None,
-                    "training needs a learning rate: give one (lr=0.05), or train with "
-                    "experiment.run, which picks it by the recipe's lr_rule",
-                )
-            ]
-        )
+        raise ConfigError([("lr", None, NO_LR)])
     return config.lr
 
 
@@ -213,6 +210,7 @@ class TrainingState:
     generator: torch.Generator  # the shuffling (and augmentation) of the training batches
     history: History = field(default_factory=History)
     best_weights: dict[str, Tensor] | None = None
+    config: TrainConfig | None = None  # what it trains with (what its checkpoints record)
 
     @classmethod
     def begin(
@@ -220,7 +218,9 @@ class TrainingState:
     ) -> TrainingState:
         """A new optimizer and schedule for ``model``; with ``resume_from``, as an interrupted run left them."""
         optimizer = make_optimizer(model, config)
-        state = cls(model, optimizer, *make_scheduler(optimizer, config, len(batches)), batches.generator)
+        state = cls(
+            model, optimizer, *make_scheduler(optimizer, config, len(batches)), batches.generator, config=config
+        )
         if resume_from is not None:
             state.load_state_dict(resume_from)
         return state

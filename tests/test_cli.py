@@ -51,15 +51,20 @@ def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkey
 
 @pytest.fixture
 def fake_training(monkeypatch):
-    """Replace data loading and training: what reaches ``run`` is recorded in the returned dict."""
+    """Replace data loading, the LR choice and training: what reaches ``run`` is recorded in the returned dict."""
     seen = {}
 
-    def fake_run(config, data, out_dir, overwrite, progress):
+    def fake_pick_lr(config, data):
+        return config, "the network pick_lr hands on"
+
+    def fake_run(config, data, out_dir, overwrite, progress, model):
+        assert model == "the network pick_lr hands on"
         seen.update(config=config, out_dir=out_dir, overwrite=overwrite)
         history = History(train_loss=[0.5], val_loss=[0.4], val_accuracy=[0.9], lr=[0.1], seconds=[1.0])
         return SimpleNamespace(test_accuracy=0.9, history=history, minutes=0.1)
 
     monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda data_dir: None)
+    monkeypatch.setattr("fmnist_lab.experiment.pick_lr", fake_pick_lr)
     monkeypatch.setattr("fmnist_lab.experiment.run", fake_run)
     return seen
 

@@ -14,7 +14,7 @@ import torch
 from fmnist_lab.config import TrainConfig
 from fmnist_lab.data import pixel_stats
 from fmnist_lab.dataset import DEBIAN_DIR, FILES, SHA256, DataError, load_fashion_mnist, locate_files, read_idx
-from fmnist_lab.experiment import run
+from fmnist_lab.experiment import pick_lr, run
 
 pytestmark = pytest.mark.real_data
 
@@ -94,7 +94,8 @@ def test_short_training_run_learns_far_above_chance(real_data):
 
 def test_lr_finder_suggestion_beats_a_clearly_bad_lr(real_data):
     base = dict(epochs=2, batch_size=128, limit_train=6000, val_size=2000, limit_test=1000)
-    suggested = run(TrainConfig(**base), real_data, progress=False, log=lambda line: None)
+    config, model = pick_lr(TrainConfig(**base), real_data, log=lambda line: None)
+    suggested = run(config, real_data, progress=False, log=lambda line: None, model=model)
     bad = run(TrainConfig(**base, lr=1e-5), real_data, progress=False, log=lambda line: None)
     assert suggested.history.val_accuracy[-1] > bad.history.val_accuracy[-1] + 0.1
 

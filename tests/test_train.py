@@ -10,7 +10,7 @@ from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from fmnist_lab.config import RECIPES, TrainConfig, make_config
 from fmnist_lab.devices import bf16_is_native, pick_device
 from fmnist_lab.errors import ConfigError, TrainingDiverged
-from fmnist_lab.experiment import resume, run
+from fmnist_lab.experiment import pick_lr, resume, run
 from fmnist_lab.model import Net
 from fmnist_lab.train import History, format_eval
 
@@ -305,8 +305,36 @@ def test_training_without_a_learning_rate_says_how_to_get_one(tiny_data):
     from fmnist_lab.train import fit
 
     config = TrainConfig(epochs=1, val_size=200, device="cpu")
-    with pytest.raises(ConfigError, match="training needs a learning rate: give one .*experiment.run"):
+    with pytest.raises(
+        ConfigError, match=r"training needs a learning rate: give one .*experiment.pick_lr\(config, data\)"
+    ):
         fit(Net(), make_splits(tiny_data, config), config, progress=False, log=lambda line: None)
+
+
+def test_run_without_a_learning_rate_is_refused_before_its_folder_is_made(tiny_data, tmp_path):
+    config = TrainConfig(**{**QUICK, "lr": None})
+    with pytest.raises(ConfigError, match=r"experiment.pick_lr\(config, data\)"):
+        run(config, tiny_data, out_dir=tmp_path / "run", progress=False, log=lambda line: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_pick_lr_keeps_a_given_lr_and_hands_on_the_seeded_network(tiny_data):
+    lines = []
+    config, model = pick_lr(TrainConfig(**QUICK), tiny_data, log=lines.append)
+    torch.manual_seed(config.seed)
+    fresh = Net()
+    assert config == TrainConfig(**QUICK) and lines == []  # nothing swept
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+
+
+@pytest.mark.filterwarnings("ignore::fmnist_lab.lr_finder.LRFinderWarning")  # 16 batches cap the finder's sweep
+def test_the_lr_finders_pick_trains_as_if_it_had_been_given(tiny_data):
+    """The finder restores the network and the random numbers: pick_lr then run = run with that LR given."""
+    picked, model = pick_lr(TrainConfig(**{**QUICK, "lr": None}), tiny_data, log=lambda line: None)
+    assert picked.lr is not None
+    after_pick = run(picked, tiny_data, progress=False, log=lambda line: None, model=model)
+    given = run(picked, tiny_data, progress=False, log=lambda line: None)  # seeds and makes its own network
+    assert without_seconds(after_pick.history) == without_seconds(given.history)
 
 
 def test_evaluation_in_channels_last_layout_scores_the_same(tiny_data):

@@ -16,7 +16,7 @@ import argparse
 import hashlib
 import json
 
-from fmnist_lab import load_fashion_mnist, make_config, run
+from fmnist_lab import load_fashion_mnist, make_config, pick_lr, run
 from fmnist_lab.files import atomic_write_text
 
 CASES = {
@@ -43,7 +43,8 @@ def main() -> None:
     data = load_fashion_mnist(verbose=False)
     results = {}
     for name, settings in CASES.items():
-        result = run(make_config(**settings, device="cpu"), data, progress=False, log=lambda line: None)
+        config, model = pick_lr(make_config(**settings, device="cpu"), data, log=lambda line: None)
+        result = run(config, data, progress=False, log=lambda line: None, model=model)
         metrics = result.metrics
         weights = b"".join(v.detach().cpu().numpy().tobytes() for v in result.model.state_dict().values())
         results[name] = {
