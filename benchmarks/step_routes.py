@@ -11,8 +11,8 @@
 3. A profile of one step (``torch.profiler``, the lab's step with ``make_optimizer``'s SGD): the
    operations that take its time, to see what a faster optimizer or less validation can reach at all.
 
-The lab's step: in-memory batches of 256, channels-last, bfloat16 autocast where the CPU has it
-natively (float32 elsewhere), Nesterov SGD with weight decay: the fast recipe's.
+The lab's step, as ``benchmarks/throughput.py`` builds it: in-memory batches of 256, channels-last,
+bfloat16 autocast where the CPU has it natively (float32 elsewhere), Nesterov SGD with weight decay.
 """
 
 from __future__ import annotations
@@ -21,29 +21,22 @@ import argparse
 import time
 
 import torch
-from throughput import images_per_second  # benchmarks/throughput.py: this script's folder is on the path
+from throughput import images_per_second, lab_pipeline  # benchmarks/throughput.py: this script's folder is on the path
 from torch.profiler import ProfilerActivity, profile
 
-from fmnist_lab.config import TrainConfig, make_config
+from fmnist_lab.config import TrainConfig
 from fmnist_lab.data import Batches, make_splits
 from fmnist_lab.dataset import load_fashion_mnist
 from fmnist_lab.devices import bf16_is_native
 from fmnist_lab.model import Net
-from fmnist_lab.train import evaluate, make_optimizer, train_step
+from fmnist_lab.train import evaluate
 
+BASELINE = "make_optimizer's SGD (for-loop)"
 OPTIMIZERS = {  # name -> the keyword arguments added to make_optimizer's SGD
-    "make_optimizer's SGD (for-loop)": {},
+    BASELINE: {},
     "SGD foreach=True": {"foreach": True},
     "SGD fused=True": {"fused": True},
 }
-
-
-def lab_step(config: TrainConfig, extra: dict):
-    """A fresh network and the lab's training step, its SGD built with ``extra`` keyword arguments."""
-    model = Net().to(memory_format=torch.channels_last)
-    reference = make_optimizer(model, config)
-    optimizer = torch.optim.SGD(model.parameters(), **{**reference.defaults, **extra})
-    return model, lambda x, y: train_step(model, x, y, optimizer, config)
 
 
 def main() -> None:
@@ -52,25 +45,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    config = make_config("fast", lr=0.05, device="cpu")  # the fast recipe's step; the LR does not change the time
+    config = TrainConfig()  # the lab's step, as benchmarks/throughput.py times it
     splits = make_splits(load_fashion_mnist(verbose=False), config)
-    batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
-    steps = {name: lab_step(config, extra)[1] for name, extra in OPTIMIZERS.items()}
-    for step in steps.values():  # warm-up: allocator, oneDNN kernels
+    pipelines = {name: lab_pipeline(splits, sgd_options=options) for name, options in OPTIMIZERS.items()}
+    for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
         images_per_second(batches, step, 1024)
-    best = {name: 0.0 for name in steps}
+    best = {name: 0.0 for name in pipelines}
     for _ in range(args.repeats):
-        for name, step in steps.items():
+        for name, (batches, step) in pipelines.items():
             best[name] = max(best[name], images_per_second(batches, step, args.images))
 
     precision = "bfloat16" if bf16_is_native(torch.device("cpu")) and config.bf16 else "float32"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {precision}")
     print("\n1. The optimizer step (the whole training step timed)")
-    baseline = best["make_optimizer's SGD (for-loop)"]
+    baseline = best[BASELINE]
     for name, rate in best.items():
         print(f"   {name:<34} {rate:7.0f} images/s   x{rate / baseline:.3f}")
 
-    model, step = lab_step(config, {})
+    model = Net().to(memory_format=torch.channels_last)
     val_batches = Batches(splits.val_x, splits.val_y, 1000)
     evaluate(model, val_batches, torch.device("cpu"), config.bf16, config.channels_last)  # warm-up
     validation = min(_timed_validation(model, val_batches, config) for _ in range(args.repeats))
@@ -83,6 +75,7 @@ def main() -> None:
     )
 
     print("\n3. One step's profile (make_optimizer's SGD), the 12 operations with the most self CPU time")
+    batches, step = pipelines[BASELINE]
     x, y = next(iter(batches))
     step(x, y)
     with profile(activities=[ProfilerActivity.CPU]) as profiler:

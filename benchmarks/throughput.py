@@ -65,11 +65,14 @@ class PoolFirst(Net):
         return F.log_softmax(self.fc_2(x), dim=1)
 
 
-def lab_pipeline(splits: Splits, network: type[Net] = Net, lr: float = 0.05):
+def lab_pipeline(splits: Splits, network: type[Net] = Net, lr: float = 0.05, sgd_options: dict | None = None):
+    """The lab's batches and training step; ``sgd_options`` are added to ``make_optimizer``'s SGD (``fused=True``)."""
     config = TrainConfig(lr=lr)
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
     model = network().to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
+    if sgd_options:
+        optimizer = torch.optim.SGD(model.parameters(), **{**optimizer.defaults, **sgd_options})
     return batches, lambda x, y: train_step(model, x, y, optimizer, config)
 
 
