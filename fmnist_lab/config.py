@@ -15,6 +15,7 @@ from .devices import pick_device
 from .errors import ConfigError
 
 SCHEDULES = ("onecycle", "step", "exponential", "constant")
+OPTIMIZERS = ("sgd", "adamw")
 LR_RULES = ("finder", "report")
 TRAIN_SIZE = 60_000
 TEST_SIZE = 10_000
@@ -42,9 +43,10 @@ class TrainConfig:
     schedule: str = setting("onecycle", "onecycle, step (StepLR), exponential (ExponentialLR) or constant")
     step_size: int = setting(1, "step schedule: epochs between LR cuts")
     gamma: float = setting(0.7, "step and exponential schedules: the LR's factor at each cut")
+    optimizer: str = setting("sgd", "sgd (momentum, Nesterov, L2 weight decay) or adamw (decoupled weight decay)")
     momentum: float = setting(0.9, "SGD momentum (0 for plain SGD)")
     nesterov: bool = setting(True, "Nesterov momentum")
-    weight_decay: float = setting(5e-4, "L2 weight decay")
+    weight_decay: float = setting(5e-4, "weight decay (SGD: L2 penalty; AdamW: decoupled, scaled by the LR)")
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")
     max_shift: int = setting(0, "augmentation: random shifts of up to this many pixels")
     flip: bool = setting(False, "augmentation: random horizontal flips")
@@ -79,6 +81,7 @@ class TrainConfig:
         check(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), "lr", "must be a positive number")
         check(self.lr_rule in LR_RULES, "lr_rule", f"must be one of {', '.join(LR_RULES)}")
         check(self.report_sweep_batches >= 1, "report_sweep_batches", "must be at least 1")
+        check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
         check(self.step_size >= 1, "step_size", "must be at least 1")
         check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")

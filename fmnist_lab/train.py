@@ -146,8 +146,10 @@ def required_lr(config: TrainConfig) -> float:
     return config.lr
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD at ``config.lr`` with the config's momentum, Nesterov and weight decay."""
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """``config.optimizer`` at ``config.lr``: SGD with the config's momentum, Nesterov and weight decay, or AdamW."""
+    if config.optimizer == "adamw":  # PyTorch's betas; one-cycle cycles beta1 as it cycles SGD's momentum
+        return torch.optim.AdamW(model.parameters(), lr=required_lr(config), weight_decay=config.weight_decay)
     return torch.optim.SGD(
         model.parameters(),
         lr=required_lr(config),

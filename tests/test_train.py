@@ -149,8 +149,9 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_data, 
     assert not (tmp_path / "bad" / "best.pt").exists()
 
 
-def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path):
-    extras = dict(epochs=4, max_shift=2, flip=True)
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])  # the checkpoint carries momentum or Adam's moments
+def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path, optimizer):
+    extras = dict(epochs=4, max_shift=2, flip=True, optimizer=optimizer)
     full = tiny_run(tiny_data, tmp_path / "full", **extras)
 
     class Interrupt:
@@ -188,6 +189,7 @@ def test_early_stopping_stops_after_patience(tiny_data):
         ("limit_train", 60_000, "limit_train=60000: must be between 1 and 55000"),
         ("limit_test", 0, "limit_test=0: must be between 1 and 10000"),
         ("schedule", "cosine", "schedule='cosine': must be one of"),
+        ("optimizer", "adam", "optimizer='adam': must be one of sgd, adamw"),
         ("weight_decay", -1.0, "weight_decay=-1.0: must be >= 0"),
         ("report_sweep_batches", 0, "report_sweep_batches=0: must be at least 1"),
     ],
@@ -260,6 +262,29 @@ def test_per_epoch_schedules(schedule, changes, expected):
         if scheduler is not None:
             scheduler.step()
     assert lrs == pytest.approx(expected)
+
+
+def test_adamw_takes_the_configs_lr_and_decoupled_weight_decay_and_one_cycle_cycles_its_beta1():
+    from fmnist_lab.train import make_optimizer, make_scheduler
+
+    config = TrainConfig(optimizer="adamw", lr=0.01, weight_decay=0.05, epochs=2)
+    optimizer = make_optimizer(Net(), config)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (0.01, 0.05)
+    scheduler, per_batch = make_scheduler(optimizer, config, steps_per_epoch=10)
+    assert per_batch and optimizer.param_groups[0]["betas"][0] == pytest.approx(0.95)  # one-cycle's start
+    for _ in range(10):  # to the peak (30% of the 20 steps) and past it
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["betas"][0] < 0.9
+
+
+def test_sgd_is_the_default_optimizer_with_the_configs_momentum():
+    from fmnist_lab.train import make_optimizer
+
+    optimizer = make_optimizer(Net(), TrainConfig(lr=0.1, momentum=0.8, nesterov=False))
+    assert type(optimizer) is torch.optim.SGD
+    assert (optimizer.defaults["momentum"], optimizer.defaults["nesterov"]) == (0.8, False)
 
 
 def test_bf16_only_where_the_gpu_runs_it_natively(monkeypatch):
