@@ -26,7 +26,7 @@ from .train import (
     train_step,
 )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = [
     "CLASS_NAMES",
     "QUICK",
