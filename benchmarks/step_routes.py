@@ -21,7 +21,7 @@ import argparse
 import time
 
 import torch
-from throughput import images_per_second, lab_pipeline  # benchmarks/throughput.py: this script's folder is on the path
+from throughput import best_rates, lab_pipeline  # benchmarks/throughput.py: this script's folder is on the path
 from torch.profiler import ProfilerActivity, profile
 
 from fmnist_lab.config import TrainConfig
@@ -48,12 +48,7 @@ def main() -> None:
     config = TrainConfig()  # the lab's step, as benchmarks/throughput.py times it
     splits = make_splits(load_fashion_mnist(verbose=False), config)
     pipelines = {name: lab_pipeline(splits, sgd_options=options) for name, options in OPTIMIZERS.items()}
-    for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
-        images_per_second(batches, step, 1024)
-    best = {name: 0.0 for name in pipelines}
-    for _ in range(args.repeats):
-        for name, (batches, step) in pipelines.items():
-            best[name] = max(best[name], images_per_second(batches, step, args.images))
+    best = best_rates(pipelines, args.images, args.repeats)
 
     precision = "bfloat16" if bf16_is_native(torch.device("cpu")) and config.bf16 else "float32"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {precision}")

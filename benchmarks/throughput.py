@@ -86,6 +86,17 @@ def images_per_second(batches, step, images: int) -> float:
             return seen / (time.perf_counter() - start)
 
 
+def best_rates(pipelines: dict, images: int, repeats: int) -> dict[str, float]:
+    """Each pipeline's best images/s over ``repeats`` timings of ``images`` images, taken in turn after a warm-up."""
+    for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
+        images_per_second(batches, step, 1024)
+    best = {name: 0.0 for name in pipelines}
+    for _ in range(repeats):
+        for name, (batches, step) in pipelines.items():
+            best[name] = max(best[name], images_per_second(batches, step, images))
+    return best
+
+
 def _forever(batches):
     """Pass after pass over the batches (each pass reshuffled)."""
     while True:
@@ -108,12 +119,7 @@ def main() -> None:
         # no BatchNorm to tame it: a small LR keeps the floor's loss finite (the LR does not change the time)
         "floor (lab's, no BatchNorm, LeakyReLU, dropout)": lab_pipeline(splits, Floor, lr=1e-3),
     }
-    for batches, step in pipelines.values():  # warm-up: allocator, oneDNN kernels
-        images_per_second(batches, step, 1024)
-    best = {name: 0.0 for name in pipelines}
-    for _ in range(args.repeats):
-        for name, (batches, step) in pipelines.items():
-            best[name] = max(best[name], images_per_second(batches, step, args.images))
+    best = best_rates(pipelines, args.images, args.repeats)
     report, lab, pool_first, floor = best.values()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, rate in best.items():
