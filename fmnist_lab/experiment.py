@@ -26,12 +26,11 @@ from . import distributed
 from .config import TrainConfig
 from .data import Batches, Splits, make_splits
 from .dataset import FashionMNIST
-from .errors import ConfigError
 from .files import atomic_write_text
 from .lr_finder import with_picked_lr
 from .model import Net
 from .run_folder import ResumePoint, RunFolder, RunSettings
-from .train import NO_LR, History, TrainingState, evaluate, fit, format_eval
+from .train import History, TrainingState, evaluate, fit, format_eval, required_lr
 
 
 class DegenerateRunWarning(UserWarning):
@@ -109,8 +108,7 @@ def run(
     LR choice before. In a process group (``distributed.process_group``) every rank calls ``run``;
     rank 0 alone logs and writes the folder.
     """
-    if config.lr is None:  # refused before any folder is claimed or data prepared
-        raise ConfigError([("lr", None, NO_LR)])
+    required_lr(config)  # a config without its LR is refused before any folder is claimed or data prepared
     with _claimed(out_dir, overwrite=overwrite, log=log) as folder:
         return _train(config, None, data, folder, model, progress, on_epoch_end, log)
 
