@@ -25,7 +25,7 @@ from throughput import best_rates, lab_pipeline  # benchmarks/throughput.py: thi
 from torch.profiler import ProfilerActivity, profile
 
 from fmnist_lab.config import TrainConfig
-from fmnist_lab.data import Batches, make_splits
+from fmnist_lab.data import EVAL_BATCH_SIZE, Batches, make_splits
 from fmnist_lab.dataset import load_fashion_mnist
 from fmnist_lab.devices import bf16_is_native
 from fmnist_lab.model import Net
@@ -58,7 +58,7 @@ def main() -> None:
         print(f"   {name:<34} {rate:7.0f} images/s   x{rate / baseline:.3f}")
 
     model = Net().to(memory_format=torch.channels_last)
-    val_batches = Batches(splits.val_x, splits.val_y, 1000)
+    val_batches = Batches(splits.val_x, splits.val_y, EVAL_BATCH_SIZE)
     evaluate(model, val_batches, torch.device("cpu"), config.bf16, config.channels_last)  # warm-up
     validation = min(_timed_validation(model, val_batches, config) for _ in range(args.repeats))
     epoch = len(splits.train_y) / baseline

@@ -5,7 +5,7 @@ Everything a notebook needs is importable from here: ``from fmnist_lab import ..
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import RECIPES, TrainConfig, make_config
-from .data import Batches, Splits, make_splits, normalize, pixel_stats, train_val_split
+from .data import EVAL_BATCH_SIZE, Batches, Splits, make_splits, normalize, pixel_stats, train_val_split
 from .dataset import CLASS_NAMES, DataError, FashionMNIST, load_fashion_mnist
 from .devices import pick_device
 from .errors import ConfigError, LabError, TrainingDiverged
@@ -29,6 +29,7 @@ from .train import (
 __version__ = "0.4.0"
 __all__ = [
     "CLASS_NAMES",
+    "EVAL_BATCH_SIZE",
     "QUICK",
     "RECIPES",
     "Batches",

@@ -220,7 +220,7 @@ def _train_settings(
 
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .checkpoint import load_checkpoint
-    from .data import Batches, normalize
+    from .data import EVAL_BATCH_SIZE, Batches, normalize
     from .dataset import load_fashion_mnist
     from .devices import pick_device
     from .metrics import confusion_matrix, per_class_accuracy
@@ -230,7 +230,7 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     checkpoint = load_checkpoint(args.checkpoint, device)
     data = load_fashion_mnist(args.data_dir)
     x = normalize(data.test_images, checkpoint.mean, checkpoint.std)
-    result = evaluate(checkpoint.model, Batches(x, data.test_labels, 1000), device)
+    result = evaluate(checkpoint.model, Batches(x, data.test_labels, EVAL_BATCH_SIZE), device)
     print(format_eval("Test", result))
     print(f"Test accuracy: {100 * result.accuracy:.2f}%")
     for name, accuracy in zip(

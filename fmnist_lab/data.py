@@ -71,6 +71,12 @@ def augment_batch(x: Tensor, max_shift: int, flip: bool, background: float, gene
     return x
 
 
+# Evaluation runs in batches of 256 images, as training does. At 1,000, c1's and b1's outputs are 100 MB each, above
+# glibc's mmap threshold (32 MiB at most), so every batch maps, faults in and unmaps its memory again: the 10,000 test
+# images took twice as long on a 2-core CPU (benchmarks/eval_batch.py).
+EVAL_BATCH_SIZE = 256
+
+
 class Batches:
     """Mini-batches sliced from in-memory tensors, optionally shuffled and augmented.
 

@@ -24,7 +24,7 @@ import torch
 
 from . import distributed
 from .config import TrainConfig
-from .data import Batches, Splits, make_splits
+from .data import EVAL_BATCH_SIZE, Batches, Splits, make_splits
 from .dataset import FashionMNIST
 from .files import atomic_write_text
 from .lr_finder import with_picked_lr
@@ -208,7 +208,11 @@ def _test(
     """The test set, scored once with the chosen epoch's weights; metrics.json written last."""
     test = distributed.from_rank_zero(  # every rank holds the same model: one evaluation is enough
         lambda: evaluate(
-            model, Batches(splits.test_x, splits.test_y, 1000), splits.test_x.device, config.bf16, config.channels_last
+            model,
+            Batches(splits.test_x, splits.test_y, EVAL_BATCH_SIZE),
+            splits.test_x.device,
+            config.bf16,
+            config.channels_last,
         )
     )
     log(format_eval("Test", test))

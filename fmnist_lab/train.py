@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import TrainConfig
-from .data import Batches, Splits, training_batches
+from .data import EVAL_BATCH_SIZE, Batches, Splits, training_batches
 from .devices import autocast, to_device
 from .errors import ConfigError, TrainingDiverged
 
@@ -282,7 +282,7 @@ def fit(
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(splits.train_x.device).to(memory_format=layout)
     replica = distributed.wrap(model, config.sync_bn)  # the model itself outside a process group
-    batches, val_batches = training_batches(splits, config), Batches(splits.val_x, splits.val_y, 1000)
+    batches, val_batches = training_batches(splits, config), Batches(splits.val_x, splits.val_y, EVAL_BATCH_SIZE)
     state = TrainingState.begin(model, batches, config, resume_from)
     history = state.history
     with tqdm(total=config.epochs, initial=len(history), desc="Training", unit="epoch", disable=not progress) as bar:

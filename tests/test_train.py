@@ -374,3 +374,18 @@ def test_evaluation_in_channels_last_layout_scores_the_same(tiny_data):
     channels_last = evaluate(model, batches, torch.device("cpu"), bf16=False, channels_last=True)
     assert channels_last.loss == pytest.approx(plain.loss, rel=1e-5)
     assert torch.equal(channels_last.predictions, plain.predictions)
+
+
+def test_evaluation_in_batches_of_eval_batch_size_scores_as_one_batch(tiny_data):
+    """EVAL_BATCH_SIZE is a matter of speed only: 600 images in 256 + 256 + 88 score as in one batch of 600."""
+    from fmnist_lab.data import EVAL_BATCH_SIZE, Batches, make_splits
+    from fmnist_lab.train import evaluate
+
+    splits = make_splits(tiny_data, TrainConfig(val_size=600, device="cpu"))
+    torch.manual_seed(0)
+    model = Net()
+    whole = evaluate(model, Batches(splits.val_x, splits.val_y, 600), torch.device("cpu"), bf16=False)
+    batched = evaluate(model, Batches(splits.val_x, splits.val_y, EVAL_BATCH_SIZE), torch.device("cpu"), bf16=False)
+    assert EVAL_BATCH_SIZE < 600 and batched.total == whole.total == 600
+    assert batched.loss == pytest.approx(whole.loss, rel=1e-5)
+    assert torch.equal(batched.predictions, whole.predictions)
