@@ -73,7 +73,7 @@ def augment_batch(x: Tensor, max_shift: int, flip: bool, background: float, gene
 
 # Evaluation runs in batches of 256 images, as training does. At 1,000, c1's and b1's outputs are 100 MB each, above
 # glibc's mmap threshold (32 MiB at most), so every batch maps, faults in and unmaps its memory again: the 10,000 test
-# images took twice as long on a 2-core CPU (benchmarks/eval_batch.py).
+# images took 1.6 (one thread) to 2 (two) times as long on a 2-core CPU (benchmarks/eval_batch.py).
 EVAL_BATCH_SIZE = 256
 
 
