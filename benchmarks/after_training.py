@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fmnist_lab import Batches, evaluate, load_checkpoint, load_fashion_mnist, normalize, train_val_split
+from fmnist_lab import EVAL_BATCH_SIZE, Batches, TrainConfig, evaluate, load_checkpoint, load_fashion_mnist, make_splits
 from fmnist_lab.model import Net
 
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (right, down) in pixels
@@ -37,7 +37,10 @@ def shifted(images: Tensor, right: int, down: int, background: float) -> Tensor:
 
 
 def probabilities(model: Net, images: Tensor, labels: Tensor, shifts, background: float) -> Tensor:
-    views = [evaluate(model, Batches(shifted(images, *s, background), labels, 1000), images.device) for s in shifts]
+    views = [
+        evaluate(model, Batches(shifted(images, *s, background), labels, EVAL_BATCH_SIZE), images.device)
+        for s in shifts
+    ]
     return sum(view.probabilities for view in views) / len(views)
 
 
@@ -62,25 +65,15 @@ def main() -> None:
     args = parser.parse_args()
 
     checkpoint = load_checkpoint(args.checkpoint)
-    settings = checkpoint.config
-    data = load_fashion_mnist(verbose=False)
-    train_idx, val_idx = train_val_split(len(data.train_labels), settings["val_size"], settings["seed"])
-    limit = settings.get("limit_train")
-    train_idx = train_idx[:limit] if limit else train_idx
-
-    def prepare(images: Tensor) -> Tensor:
-        return normalize(images, checkpoint.mean, checkpoint.std)
-
-    sets = {
-        "validation": (prepare(data.train_images[val_idx]), data.train_labels[val_idx]),
-        "test": (prepare(data.test_images), data.test_labels),
-    }
-    background = -checkpoint.mean / checkpoint.std  # a black pixel, normalised
+    config = TrainConfig.from_dict({**checkpoint.config, "device": "cpu"})  # the checkpoint loads on the CPU
+    splits = make_splits(load_fashion_mnist(verbose=False), config)  # the run's own splits and statistics
+    sets = {"validation": (splits.val_x, splits.val_y), "test": (splits.test_x, splits.test_y)}
+    background = -splits.mean / splits.std  # a black pixel, normalised
     models = {
         "as trained": checkpoint.model,
-        "precise BatchNorm": precise_batchnorm(checkpoint.model, prepare(data.train_images[train_idx])),
+        "precise BatchNorm": precise_batchnorm(checkpoint.model, splits.train_x),
     }
-    print(f"{args.checkpoint}: {settings['optimizer']}, {settings['epochs']} epochs, seed {settings['seed']}")
+    print(f"{args.checkpoint}: {config.optimizer}, {config.epochs} epochs, seed {config.seed}")
     print(f"{'statistics':<20}{'views':<26}{'validation':>11}{'test':>9}")
     for model_name, model in models.items():
         for views_name, shifts in (("the image", SHIFTS[:1]), ("+ 4 one-pixel shifts", SHIFTS)):
