@@ -136,16 +136,11 @@ def format_eval(name: str, result: EvalResult) -> str:
 def required_lr(config: TrainConfig) -> float:
     """``config.lr``, which training needs: ``experiment.pick_lr`` picks it when a recipe leaves it open."""
     if config.lr is None:
-        raise ConfigError(
-            [
-                (
-                    "lr",
-                    None,
-                    "training needs a learning rate: give one (lr=0.05), or let the recipe's lr_rule pick it "
-                    "first: config, model = experiment.pick_lr(config, data)",
-                )
-            ]
+        why = (
+            "training needs a learning rate: give one (lr=0.05), or let the recipe's lr_rule pick it first: "
+            "config, model = experiment.pick_lr(config, data)"
         )
+        raise ConfigError([("lr", None, why)])
     return config.lr
 
 
