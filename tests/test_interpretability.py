@@ -31,6 +31,7 @@ from fmnist_lab.plots import (
     plot_image_and_feature_maps,
     plot_neighbours,
     plot_top_activating,
+    tile_maps,
 )
 
 from .conftest import make_images
@@ -261,9 +262,10 @@ def test_plots_draw_what_they_are_given():
     top = top_activating(model, x, k=3)
     assert len(plot_top_activating(images, model.c1.weight, top, [0, 5]).axes) == 2 * 4
     maps = block_outputs(model, x)["block 2"][0]
-    assert sum(bool(ax.images) for ax in plot_feature_maps(maps).axes) == 64
+    (grid,) = [ax for ax in plot_feature_maps(maps).axes if ax.images]  # the 64 maps, tiled into one image
+    assert torch.equal(torch.from_numpy(grid.images[0].get_array().data).isnan(), tile_maps(maps, 16).isnan())
     fig = plot_image_and_feature_maps(images[0], maps, "title")
-    assert sum(bool(ax.images) for ax in fig.axes) == 65
+    assert sum(bool(ax.images) for ax in fig.axes) == 2  # the image, the grid
     maps = {
         "saliency": saliency(model, x[:2], 1),
         "Grad-CAM": grad_cam(model, x[:2], 1),
@@ -286,17 +288,34 @@ def test_feature_map_explorer_redraws_for_each_image_and_block(monkeypatch):
     box = feature_map_explorer(model, images, labels, 0.3, 0.3)
     (slider, block), status = box.children[0].children, box.children[1]
 
-    def maps_drawn() -> int:
-        return sum(bool(ax.images) for ax in shown[-1].axes) - 1  # minus the input image
+    def maps_drawn(i: int, name: str) -> bool:
+        """Whether the figure shown last holds image ``i``'s maps of block ``name``, tiled as plot_feature_maps does."""
+        (drawn,) = [ax.images[0].get_array() for ax in shown[-1].axes[1:] if ax.images]
+        maps = block_outputs(model, normalize(images[i : i + 1], 0.3, 0.3))[name][0]
+        expected = tile_maps(maps, 8 if len(maps) <= 32 else 16)
+        return torch.allclose(torch.from_numpy(drawn.filled(float("nan"))), expected, equal_nan=True)
 
     def input_drawn() -> torch.Tensor:
         return torch.from_numpy(shown[-1].axes[0].images[0].get_array().data)
 
-    assert status.value.startswith("image #0 (T-shirt/top), block 1: 32 maps of 14x14") and maps_drawn() == 32
+    assert status.value.startswith("image #0 (T-shirt/top), block 1: 32 maps of 14x14") and maps_drawn(0, "block 1")
     assert torch.equal(input_drawn(), images[0])
     slider.value = 3
     assert status.value.startswith("image #3 (Dress), block 1") and torch.equal(input_drawn(), images[3])
     block.value = "block 3"
-    assert status.value.startswith("image #3 (Dress), block 3: 128 maps of 3x3") and maps_drawn() == 128
+    assert status.value.startswith("image #3 (Dress), block 3: 128 maps of 3x3") and maps_drawn(3, "block 3")
     assert len(shown) == 3 and hooks_left(model) == 0
     plt.close("all")
+
+
+def test_tile_maps_puts_each_map_in_its_place_with_nan_between():
+    maps = torch.arange(5 * 2 * 3, dtype=torch.float32).reshape(5, 2, 3)  # five 2x3 maps, three to a row
+    grid = tile_maps(maps, columns=3)
+    scale = 7  # 2 pixels enlarged to 14
+    assert grid.shape == (2 * 14 + 1, 3 * 21 + 2)
+    for i, tile in enumerate(maps):
+        top, left = (i // 3) * 15, (i % 3) * 22
+        placed = grid[top : top + 14, left : left + 21]
+        assert torch.equal(placed, tile.repeat_interleave(scale, 0).repeat_interleave(scale, 1))
+    assert grid[14].isnan().all() and grid[:, 21].isnan().all()  # the gaps
+    assert grid[15:, 44:].isnan().all()  # the sixth place, empty
