@@ -128,13 +128,14 @@ def plot_image(image: Tensor, ax: Axes, title: str = "") -> None:
 
 
 def plot_samples(images: Tensor, labels: Tensor, per_class: int = 6, classes: Sequence[str] = CLASS_NAMES) -> Figure:
-    """A grid with one row per class and the first ``per_class`` images of each."""
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2))
-    for c, row in enumerate(axes):
+    """A grid with one row per class and the first ``per_class`` images of each; each row is one image (tile_maps)."""
+    fig, axes = plt.subplots(len(classes), 1, figsize=(per_class * 1.1, len(classes) * 1.2))
+    gray = plt.get_cmap("gray").with_extremes(bad="white")  # the gaps (NaN) white, as the page
+    for c, ax in enumerate(axes):
         picks = (labels == c).nonzero().flatten()[:per_class]
-        for ax, i in zip(row, picks):
-            plot_image(images[i], ax)
-        row[0].set_title(classes[c], fontsize=8, loc="left")
+        ax.imshow(tile_maps(images[picks], per_class, gap=5).numpy(), cmap=gray, vmin=0, vmax=255)
+        ax.set_title(classes[c], fontsize=8, loc="left")
+        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -236,18 +237,19 @@ def plot_top_activating(images: Tensor, weights: Tensor, top: TopActivations, fi
     return fig
 
 
-def tile_maps(maps: Tensor, columns: int) -> Tensor:
-    """The maps (C, H, W) as one image: ``columns`` to a row, NaN in the gaps between them and in empty places.
+def tile_maps(maps: Tensor, columns: int, gap: int = 1) -> Tensor:
+    """Maps or images (N, H, W) as one image: ``columns`` to a row, NaN in the ``gap`` between them and in empty places.
 
-    Small maps are enlarged (each value repeated) to at least 14 pixels, so that the one-pixel gaps stay thin.
+    Small maps are enlarged (each value repeated) to at least 14 pixels, so that one-pixel gaps stay thin.
     """
-    channels, height, width = maps.shape
+    count, height, width = maps.shape
     scale = -(-14 // min(height, width))
     tiles = maps.float().repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    rows = -(-channels // columns)
-    grid = torch.full((rows * (height * scale + 1) - 1, columns * (width * scale + 1) - 1), float("nan"))
+    tile_height, tile_width = height * scale + gap, width * scale + gap
+    rows = -(-count // columns)
+    grid = torch.full((rows * tile_height - gap, columns * tile_width - gap), float("nan"))
     for i, tile in enumerate(tiles):
-        top, left = (i // columns) * (height * scale + 1), (i % columns) * (width * scale + 1)
+        top, left = (i // columns) * tile_height, (i % columns) * tile_width
         grid[top : top + height * scale, left : left + width * scale] = tile
     return grid
 

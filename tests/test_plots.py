@@ -1,7 +1,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from fmnist_lab.plots import plot_confusion_matrix, plot_gallery
+from fmnist_lab.plots import plot_confusion_matrix, plot_gallery, plot_samples, tile_maps
 
 
 def test_images_are_drawn_as_the_data_holds_them_light_on_black():
@@ -22,3 +22,24 @@ def test_confusion_matrix_names_its_split():
     fig = plot_confusion_matrix(cm, ["a", "b"], split="validation")
     assert fig.axes[0].get_title() == "Confusion matrix (validation set)"
     plt.close(fig)
+
+
+def test_samples_show_the_first_images_of_each_class_in_its_row_on_the_uint8_scale():
+    labels = torch.tensor([1, 0, 1, 1, 0, 1])
+    images = torch.arange(6, dtype=torch.uint8)[:, None, None].expand(6, 28, 28) * 40  # image i: all pixels 40 i
+    fig = plot_samples(images, labels, per_class=2, classes=["a", "b"])
+    rows = [ax.images[0] for ax in fig.axes]
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["a", "b"]
+    for row, firsts in zip(rows, ([1, 4], [0, 2])):
+        drawn = torch.from_numpy(row.get_array().filled(float("nan")))
+        assert torch.allclose(drawn, tile_maps(images[firsts], 2, gap=5), equal_nan=True)
+        assert row.get_clim() == (0, 255)
+    plt.close(fig)
+
+
+def test_tiles_are_placed_with_the_gap_between_them():
+    images = torch.ones(3, 28, 28)
+    grid = tile_maps(images, columns=2, gap=5)
+    assert grid.shape == (28 + 5 + 28, 28 + 5 + 28)
+    assert grid[:28, :28].eq(1).all() and grid[:28, 33:].eq(1).all() and grid[33:, :28].eq(1).all()
+    assert grid[28:33].isnan().all() and grid[:, 28:33].isnan().all() and grid[33:, 33:].isnan().all()
