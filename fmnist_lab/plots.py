@@ -121,21 +121,26 @@ def plot_image(image: Tensor, ax: Axes, title: str = "") -> None:
     uint8 images are drawn on their full 0-255 scale, so a dim image looks dim; float images
     (normalised, or averages) are stretched from their darkest to their brightest pixel.
     """
-    limits = {"vmin": 0, "vmax": 255} if image.dtype == torch.uint8 else {}
-    ax.imshow(image.squeeze().cpu().numpy(), cmap="gray", **limits)
+    ax.imshow(image.squeeze().cpu().numpy(), cmap="gray", **_gray_limits(image))
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
 
+def _gray_limits(images: Tensor) -> dict[str, float]:
+    """uint8 images on their full 0-255 scale; float ones (no limits) stretched from darkest to brightest."""
+    return {"vmin": 0, "vmax": 255} if images.dtype == torch.uint8 else {}
+
+
 def plot_samples(images: Tensor, labels: Tensor, per_class: int = 6, classes: Sequence[str] = CLASS_NAMES) -> Figure:
-    """A grid with one row per class and the first ``per_class`` images of each; each row is one image (tile_maps)."""
-    fig, axes = plt.subplots(len(classes), 1, figsize=(per_class * 1.1, len(classes) * 1.2))
-    gray = plt.get_cmap("gray").with_extremes(bad="white")  # the gaps (NaN) white, as the page
-    for c, ax in enumerate(axes):
+    """A grid with one row per class and the first ``per_class`` images of each (white where a class has fewer).
+
+    Drawn as ``plot_image`` draws (a float row stretched as a whole); each row is one image (``tile_maps``).
+    """
+    fig, axes = plt.subplots(len(classes), 1, figsize=(per_class * 1.1, len(classes) * 1.2), squeeze=False)
+    for c, ax in enumerate(axes[:, 0]):
         picks = (labels == c).nonzero().flatten()[:per_class]
-        ax.imshow(tile_maps(images[picks], per_class, gap=5).numpy(), cmap=gray, vmin=0, vmax=255)
+        _draw_tiles(ax, tile_maps(images[picks], per_class, gap=5), "gray", **_gray_limits(images))
         ax.set_title(classes[c], fontsize=8, loc="left")
-        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -238,20 +243,28 @@ def plot_top_activating(images: Tensor, weights: Tensor, top: TopActivations, fi
 
 
 def tile_maps(maps: Tensor, columns: int, gap: int = 1) -> Tensor:
-    """Maps or images (N, H, W) as one image: ``columns`` to a row, NaN in the ``gap`` between them and in empty places.
+    """Maps or images (N, H, W) as one float image, ``columns`` to a row, NaN between them and in empty places.
 
-    Small maps are enlarged (each value repeated) to at least 14 pixels, so that one-pixel gaps stay thin.
+    Small maps are enlarged (each value repeated) to at least 14 pixels, so that the gaps (``gap`` pixels of
+    the enlarged tiles) stay thin. NaN values in the maps would look like gaps.
     """
+    maps = maps.detach().cpu().float()
     count, height, width = maps.shape
     scale = -(-14 // min(height, width))
-    tiles = maps.float().repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    tiles = maps.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
     tile_height, tile_width = height * scale + gap, width * scale + gap
-    rows = -(-count // columns)
+    rows = max(1, -(-count // columns))  # no maps: one empty row
     grid = torch.full((rows * tile_height - gap, columns * tile_width - gap), float("nan"))
     for i, tile in enumerate(tiles):
         top, left = (i // columns) * tile_height, (i % columns) * tile_width
         grid[top : top + height * scale, left : left + width * scale] = tile
     return grid
+
+
+def _draw_tiles(ax: Axes, grid: Tensor, cmap: str, **limits: float) -> None:
+    """A ``tile_maps`` grid, its gaps (NaN) white like the page, each value a sharp square."""
+    ax.imshow(grid.numpy(), cmap=plt.get_cmap(cmap).with_extremes(bad="white"), interpolation="nearest", **limits)
+    ax.axis("off")
 
 
 def plot_feature_maps(maps: Tensor, title: str = "", fig: Figure | None = None, columns: int = 16) -> Figure:
@@ -265,12 +278,9 @@ def plot_feature_maps(maps: Tensor, title: str = "", fig: Figure | None = None, 
     rows = -(-len(maps) // columns)
     if fig is None:
         fig = plt.figure(figsize=(8, 8 * rows / columns + 0.6))
-    ax = fig.subplots()
-    ax.axis("off")
     # one scale for all channels; the top 1% of values saturate, so that a few strong ones do not darken the rest
     low, high = float(maps.min()), float(maps.flatten().quantile(0.99))
-    viridis = plt.get_cmap("viridis").with_extremes(bad="white")  # the gaps (NaN) white, as the page
-    ax.imshow(tile_maps(maps, columns).numpy(), cmap=viridis, vmin=low, vmax=high, interpolation="nearest")
+    _draw_tiles(fig.subplots(), tile_maps(maps, columns), "viridis", vmin=low, vmax=high)
     fig.suptitle(title, fontsize=10)
     return fig
 
