@@ -214,7 +214,8 @@ def course(tmp_path_factory) -> dict:
         released,
         source,
         {
-            "nb01-q1-answer": "while True:  # never ends: the per-cell time limit must stop it\n    pass\n\n"
+            # never ends: the per-cell time limit must stop it (sleeping, so as not to hold a core of the test machine)
+            "nb01-q1-answer": "import time\n\nwhile True:\n    time.sleep(1)\n\n"
             + without_markers(by_id(source)["nb01-q1-answer"].source)
         },
     )
