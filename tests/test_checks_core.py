@@ -135,6 +135,27 @@ def test_wrong_ends_with_the_hint_pointer():
     assert result.status == WRONG and result.message == "Not yet: on a case, it is off. Stuck? Run nb09.q1.hint()."
 
 
+def test_a_message_ending_in_its_own_punctuation_gets_no_second_full_stop():
+    def forgot_return(x):
+        x * 2
+
+    def checker(answer, generator=None):
+        return exercises.call(answer, 2, case="two")
+
+    result = Exercise("nb09.q1", checker, "a hint").verdict(forgot_return)
+    assert result.message == (
+        "Not yet: `forgot_return` returned None on two: did you forget the `return`? Stuck? Run nb09.q1.hint()."
+    )
+
+
+def test_a_value_handed_to_check_instead_of_the_function_gets_no_hint_pointer():
+    def checker(answer, generator=None):
+        return exercises.call(answer, 2, case="two")
+
+    result = Exercise("nb09.q1", checker, "a hint").verdict(4)
+    assert result.message == "Not yet: pass your function itself to check(), without calling it; it got int 4."
+
+
 # the solutions written in the instructor notebooks
 
 NOTEBOOKS = sorted(exercises.INSTRUCTOR_DIR.glob("*.ipynb"))

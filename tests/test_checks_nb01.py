@@ -56,7 +56,7 @@ PIXEL_STD_WRONG = {
     # 0 on the black-and-white case used to be taken for the per-image mistake, whatever it returned elsewhere
     "zero": (
         lambda images: 0.0,
-        ("on a batch of one black and one white 28x28 image, the pixel std is 0.5002, but you returned 0.0000"),
+        ("on a batch of one black and one white 28x28 image, the pixel std is 0.5000, but you returned 0.0000"),
     ),
 }
 

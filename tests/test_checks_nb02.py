@@ -63,6 +63,10 @@ SIZE_WRONG = {
         ),
     ),
     "a string": (lambda n, k, p, s: str((n + 2 * p - k) // s + 1), "should return one number"),
+    "n // stride when the stride is not 1": (
+        lambda n, k, p, s: (n + 2 * p - k) // s + 1 if s == 1 else n // s,
+        "on n=21, kernel 4, padding 2, stride 2, the answer should be 11, but `<lambda>` returned 10",
+    ),
 }
 
 
@@ -213,7 +217,30 @@ def bn_module(x, gamma, beta, eps):
     return layer(x).detach()
 
 
+def bn_imported_inside(x, gamma, beta, eps):
+    from torch.nn.functional import batch_norm
+
+    return batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
+
+
+def bn_sync_module(x, gamma, beta, eps):
+    layer = nn.SyncBatchNorm(x.shape[1], eps=eps)  # outside a process group it is BatchNorm
+    with torch.no_grad():
+        layer.weight.copy_(gamma)
+        layer.bias.copy_(beta)
+    return layer(x).detach()
+
+
+def bn_lazy_1d_over_pixels(x, gamma, beta, eps):
+    n, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # one row per pixel, one column per channel
+    out = nn.LazyBatchNorm1d(eps=eps, affine=False)(rows).detach()
+    return channel_view(gamma) * out.reshape(n, h, w, c).permute(0, 3, 1, 2) + channel_view(beta)
+
+
 BN_LIBRARY = {
+    "nn.SyncBatchNorm": (bn_sync_module, "calls PyTorch's ready-made `SyncBatchNorm`"),
+    "nn.LazyBatchNorm1d over the pixels": (bn_lazy_1d_over_pixels, "calls PyTorch's ready-made `LazyBatchNorm1d`"),
     "F.batch_norm": (bn_functional, "calls PyTorch's ready-made `batch_norm`"),
     "nn.BatchNorm2d": (bn_module, "calls PyTorch's ready-made `BatchNorm2d`"),
     "batch_norm under another name": (
@@ -225,6 +252,7 @@ BN_LIBRARY = {
         "calls PyTorch's ready-made `batch_norm`",
     ),
     "F.batch_norm in a helper": (bn_through_a_helper, "calls PyTorch's ready-made `batch_norm`"),
+    "batch_norm imported inside the function": (bn_imported_inside, "calls PyTorch's ready-made `batch_norm`"),
 }
 
 
@@ -236,6 +264,13 @@ def test_batchnorm_train_that_calls_pytorchs_batchnorm_is_refused(answer, senten
     )  # the right numbers,
     assert_wrong(nb02.q3, answer, sentence)  # refused all the same
     assert_wrong(nb02.q3, answer, "compute it yourself")
+
+
+def test_batchnorm_train_hidden_cases_use_eps_of_several_sizes():
+    for seed in CHECK_SEEDS:
+        cases = nb02._batchnorm_cases(torch.Generator().manual_seed(seed))
+        hidden = [eps for name, (_, _, _, eps) in cases.items() if name.startswith("hidden")]
+        assert len(hidden) == 8 and all(1e-5 <= eps <= 0.1 for eps in hidden) and len(set(hidden)) > 1, hidden
 
 
 # q4: conv_params

@@ -216,6 +216,11 @@ STOP_WRONG = {
         "`should_stop` should return True or False, but on no epochs yet, patience 2 it returned int 0",
     ),
     "never": (lambda acc, patience: False, "training should stop, but you returned False"),
+    "the last epochs against the one before them, not against the best": (
+        lambda acc, patience: len(acc) > patience and all(a <= acc[-patience - 1] for a in acc[-patience:]),
+        "on [0.90, 0.70, 0.75, 0.80], patience 2 (the best was 3 epochs ago), training should stop, but you "
+        "returned False",
+    ),
 }
 
 

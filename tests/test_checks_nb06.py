@@ -119,6 +119,16 @@ PAIR_WRONG = {
         ("a cell of the diagonal: those are the right answers. Leave the diagonal out"),
     ),
     "column first": (lambda cm: most_confused_pair(cm)[::-1], "the pair is right but in the wrong order"),
+    # both used to be told "the pair is right but in the wrong order"
+    "above the diagonal only": (
+        lambda cm: most_confused_pair(cm.triu()),
+        "on a 3x3 matrix where class 2 is taken for class 0 seven times and class 0 for class 2 three times, you "
+        "returned (0, 2), the largest count above the diagonal; the largest is cm(2, 0) = 7, below it",
+    ),
+    "both directions added": (
+        lambda cm: most_confused_pair(cm + cm.T),
+        "you added the two directions of each pair (cm + cm.T)",
+    ),
     # a rate where a count is asked used to pass: no case told the two apart
     "largest rate": (
         by_rate,

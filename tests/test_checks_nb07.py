@@ -40,7 +40,16 @@ SALIENCY_RIGHT = {
     ).abs(),
 }
 
+
+def by_captum(model, image, target):
+    from captum.attr import Saliency
+
+    x = image[None].clone().requires_grad_(True)
+    return Saliency(model.eval()).attribute(x, target=target, abs=True)[0, 0]
+
+
 SALIENCY_WRONG = {
+    "Captum's Saliency": (by_captum, "calls Captum's ready-made `Saliency`"),
     "signed": (
         lambda model, image, target: gradient(model, image, target),
         "your map has negative values: take the absolute value of the gradient",
@@ -120,6 +129,9 @@ NEAREST_RIGHT = {
         (i for i in range(len(f)) if i != q), key=lambda i: float((f[i] - f[q]).norm())
     )[:k],
     "int32 tensor": lambda f, q, k: my_nearest(f, q, k).int(),
+    "ties broken the other way (the later point first)": lambda f, q, k: sorted(
+        (i for i in range(len(f)) if i != q), key=lambda i: (float((f[i] - f[q]).norm()), -i)
+    )[:k],
 }
 
 
@@ -156,6 +168,10 @@ NEAREST_WRONG = {
     "the lab's nearest_neighbours": (
         lambda f, q, k: nb07.nearest_neighbours(f, q, k),
         "calls the lab's own `nearest_neighbours`",
+    ),
+    "a tied point twice": (
+        lambda f, q, k: [int(my_nearest(f, q, k)[0])] * k,
+        "the 3 nearest points are",
     ),
 }
 

@@ -40,6 +40,7 @@ import math
 import numbers
 import re
 import signal
+import sys
 import threading
 import time
 import types
@@ -80,7 +81,7 @@ class TooSlow(Wrong):
 
 
 class Misused(Wrong):
-    """Raised by a checker: ``check`` was handed the wrong data (the message names what it expects)."""
+    """Raised by a checker: ``check`` was handed the wrong thing (a value for the function, the wrong data)."""
 
 
 class _TimeUp(BaseException):
@@ -122,9 +123,9 @@ class Exercise:
         except NotDone as err:
             return Verdict(NOT_DONE, PREFIXES[NOT_DONE] + str(err))
         except (TooSlow, Misused) as err:  # no hint: it is not the answer's code that needs one
-            return Verdict(WRONG, f"{PREFIXES[WRONG]}{err}.")
+            return Verdict(WRONG, PREFIXES[WRONG] + _sentence(err))
         except Wrong as err:
-            return Verdict(WRONG, f"{PREFIXES[WRONG]}{err}. Stuck? Run {self.label}.hint().")
+            return Verdict(WRONG, f"{PREFIXES[WRONG]}{_sentence(err)} Stuck? Run {self.label}.hint().")
         except KeyboardInterrupt:  # Ctrl-C or the notebook's stop button: one sentence, no traceback
             return Verdict(
                 INTERRUPTED,
@@ -152,6 +153,12 @@ class Exercise:
     def solution(self) -> None:
         """Print the solution written in the instructor notebook, or why this installation has none."""
         print(solution_code(self.label))
+
+
+def _sentence(err: Exception) -> str:
+    """The checker's message as a sentence: a full stop added unless it already ends in one (or in ? or !)."""
+    text = str(err)
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def solution_code(label: str, instructor_dir: Path | None = None) -> str:
@@ -261,7 +268,7 @@ def call(
     (when ``returns``) and a run past ``time_limit(reference_s)`` become Wrong, each naming the case.
     """
     if not callable(function):
-        raise Wrong(f"pass your function itself to check(), without calling it; it got {describe(function)}")
+        raise Misused(f"pass your function itself to check(), without calling it; it got {describe(function)}")
     name = getattr(function, "__name__", "your function")
     given = [copy.deepcopy(a) for a in args] if copy_args else list(args)
     limit = time_limit(reference_s)
@@ -295,12 +302,16 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_OWNERS = {"fmnist_lab": "the lab's own", "captum": "Captum's ready-made"}  # whose function a refusal names
+
+
 def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callable[..., Any], ...]) -> None:
     """Wrong if ``answer`` calls one of ``lab_functions``, however it reaches it.
 
     The names its code uses (nested functions, lambdas and comprehensions included) are looked up where
-    the answer would find them: its globals, its closure, and attributes of the modules among them (so
-    ``lab.smooth`` counts too). Functions of the notebook that it calls are searched the same way.
+    the answer would find them: its globals, its closure, and attributes of the modules among them or
+    imported inside it (so ``lab.smooth`` and ``from captum.attr import Saliency`` in its body count too).
+    Functions of the notebook that it calls are searched the same way.
     """
     if not lab_functions:
         return
@@ -321,6 +332,7 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
         names = _names(code)
         found = [scope[name] for name in names if name in scope]
         modules = [value for value in found if isinstance(value, types.ModuleType)]
+        modules += [sys.modules[name] for name in names if name in sys.modules]  # imports inside the function
         while modules:  # lab.smooth, fmnist_lab.lr_finder.smooth, ...
             module = modules.pop()
             for name in names:
@@ -331,7 +343,7 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                         modules.append(value)
         for value in found:
             if any(value is lab for lab in lab_functions):
-                owner = "the lab's own" if value.__module__.startswith("fmnist_lab") else "PyTorch's ready-made"
+                owner = _OWNERS.get(value.__module__.split(".")[0], "PyTorch's ready-made")
                 raise Wrong(
                     f"`{getattr(answer, '__name__', 'your function')}` calls {owner} "
                     f"`{value.__name__}` ({value.__module__}.{value.__name__}); this exercise asks you to "

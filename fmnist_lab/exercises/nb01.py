@@ -84,7 +84,7 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
             },
             {case: _pixels(images) for case, images in cases.items()},
         )
-        got, right = answers[first_wrong][0], float(_pixels(cases[first_wrong]).std())
+        got, right = answers[first_wrong][0], float(_pixels(cases[first_wrong]).std(correction=0))  # as printed
         if mistake is not None:
             raise Wrong(f"on {first_wrong}, you returned {got:.4f}, {mistake}")
         raise Wrong(f"on {first_wrong}, the pixel std is {right:.4f}, but you returned {got:.4f}")
@@ -97,7 +97,7 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         x, seconds = timed(_pixels, train_images)
         value = as_number(call(pixel_std, train_images, case=what, reference_s=seconds), "pixel_std", what)
         if not any(close(value, right, scale=1e-3) for right in (x.std(correction=0), x.std())):
-            raise Wrong(f"on {what}, the pixel std is {float(x.std()):.4f}, but you returned {value:.4f}")
+            raise Wrong(f"on {what}, the pixel std is {float(x.std(correction=0)):.4f}, but you returned {value:.4f}")
         praise += f". On {what} it gives {value:.4f}"
     return praise + "."
 

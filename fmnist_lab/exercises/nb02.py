@@ -80,6 +80,7 @@ SIZE_CASES = {
     "n=28, kernel 5, padding 0, stride 1": (28, 5, 0, 1),
     "n=32, kernel 3, padding 1, stride 2": (32, 3, 1, 2),
     "n=10, kernel 3, padding 0, stride 3": (10, 3, 0, 3),
+    "n=21, kernel 4, padding 2, stride 2": (21, 4, 2, 2),  # 11, where n // stride would be 10
     "n=5, kernel 5, padding 2, stride 1": (5, 5, 2, 1),
 }
 
@@ -239,7 +240,10 @@ _BATCHNORM_LIBRARY = (
     nn.BatchNorm1d,
     nn.BatchNorm2d,
     nn.BatchNorm3d,
+    nn.LazyBatchNorm1d,
     nn.LazyBatchNorm2d,
+    nn.LazyBatchNorm3d,
+    nn.SyncBatchNorm,
 )
 
 
@@ -277,7 +281,7 @@ def _batchnorm_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
     if generator is not None:
         for i in range(8):
             shape = tuple(int(torch.randint(low, 7, (), generator=generator)) for low in (2, 1, 1, 1))
-            eps = float(10 ** -torch.randint(1, 6, (), generator=generator))
+            eps = 10.0 ** -int(torch.randint(1, 6, (), generator=generator))  # 0.1 down to 1e-5
             cases[f"hidden case {i + 1}: shape {shape}, eps {eps:g}"] = _batchnorm_case(generator, shape, eps)
     return cases
 

@@ -110,6 +110,7 @@ def _lag_cases(generator: torch.Generator | None) -> dict[str, tuple[float, floa
         "a 100-step sweep from 1e-6 to 1 with beta 0.98": (1e-6, 1.0, 100, 0.98),
         "a 200-step sweep from 1e-6 to 1 with beta 0.9": (1e-6, 1.0, 200, 0.9),
         "a 50-step sweep from 1e-3 to 10 with beta 0.8": (1e-3, 10.0, 50, 0.8),
+        "a 100-step sweep from 1e-4 to 1 with beta 0.85": (1e-4, 1.0, 100, 0.85),
     }
     if generator is not None:
         start = 10.0 ** -int(torch.randint(3, 8, (1,), generator=generator))
@@ -199,6 +200,9 @@ def _reset_cases(generator: torch.Generator | None) -> dict[str, nn.Module]:
                 nn.BatchNorm1d(8),
             )
         ),
+        "an nn.Sequential whose first layer is an nn.Sequential of Conv2d and BatchNorm2d, after a sweep": _swept(
+            nn.Sequential(nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3)), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+        ),
     }
     if generator is not None:
         width = int(torch.randint(3, 40, (1,), generator=generator))
@@ -219,7 +223,7 @@ def _fresh_weight_problem(weight: torch.Tensor, before: torch.Tensor) -> str | N
         return f"still holds the sweep's weights (changed by at most {float((weight - before).abs().max()):.2g})"
     spread = float(weight.std()) * math.sqrt(fan_in)
     if spread == 0:
-        return "has all its weights equal: then every unit computes the same and learns the same"
+        return "has all its weights equal (then every unit computes the same and learns the same)"
     if not 0.05 <= spread <= 3 or abs(float(weight.mean())) > float(weight.std()):
         return (
             f"has weights of mean {float(weight.mean()):.3g} and std {float(weight.std()):.3g}, not a fresh "

@@ -132,19 +132,26 @@ def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
         expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
-    for case, matrix in _matrix_cases(generator).items():
-        got = as_tensor(
-            call(
-                most_confused_pair,
-                matrix,
-                case=case,
-                keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
-            ),
-            "most_confused_pair",
-            case,
-            (2,),
+    cases = _matrix_cases(generator)
+    answers = {
+        case: tuple(
+            int(v)
+            for v in as_tensor(
+                call(
+                    most_confused_pair,
+                    matrix,
+                    case=case,
+                    keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
+                ),
+                "most_confused_pair",
+                case,
+                (2,),
+            )
         )
-        i, j = (int(v) for v in got)
+        for case, matrix in cases.items()
+    }
+    for case, matrix in cases.items():
+        i, j = answers[case]
         right = _largest_off_diagonal(matrix)
         if (i, j) == right:
             continue
@@ -153,10 +160,20 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
                 f"on {case}, you returned ({i}, {j}), a cell of the diagonal: those are the right answers. "
                 f"Leave the diagonal out"
             )
-        if (j, i) == right:
+        if all(answers[c] == _largest_off_diagonal(m.T) for c, m in cases.items()):
             raise Wrong(
                 f"on {case}, you returned ({i}, {j}): the pair is right but in the wrong order; return (true "
                 f"class, predicted class), the row first"
+            )
+        if all(answers[c] == _largest_off_diagonal(m.triu()) for c, m in cases.items()):
+            raise Wrong(
+                f"on {case}, you returned ({i}, {j}), the largest count above the diagonal; the largest is "
+                f"cm{right} = {int(matrix[right])}, below it: look at every cell off the diagonal"
+            )
+        if all(set(answers[c]) == set(_largest_off_diagonal(m + m.T)) for c, m in cases.items()):
+            raise Wrong(
+                f"on {case}, you added the two directions of each pair (cm + cm.T); the question asks for one "
+                f"direction, true class i taken for class j: cm{right} = {int(matrix[right])}"
             )
         if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(1, keepdim=True)):
             raise Wrong(

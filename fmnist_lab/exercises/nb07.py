@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
+from captum.attr import Saliency
 from torch import Tensor, nn
 
 from ..dataset import CLASS_NAMES
@@ -102,7 +103,7 @@ q2 = Exercise(
     _check_saliency,
     hint_text="model.eval(); x = image[None].clone().requires_grad_(True); log_probs = model(x); "
     "log_probs[0, target].backward(); the map is x.grad[0, 0].abs().",
-    lab_functions=(saliency,),
+    lab_functions=(saliency, Saliency),
 )
 
 
@@ -118,6 +119,12 @@ def _neighbour_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
     cases = {
         "five points on a line (0, 1, 3, 7, 10), the point at 3, k=3": (line, 2, 3),
         "2-D points where an earlier point sits exactly on the query (point 3), k=2": (twins, 3, 2),
+        # two points at distance 1 and two at distance 2: either of a tied pair may come first
+        "five points on a line (0, 1, -1, 2, -2), the point at 0, k=3 (ties)": (
+            torch.tensor([[0.0], [1.0], [-1.0], [2.0], [-2.0]]),
+            0,
+            3,
+        ),
         "200 random points in 16 dimensions, k=8": (torch.randn(200, 16, generator=g), 17, 8),
     }
     if generator is not None:
@@ -142,13 +149,22 @@ def _order(points: Tensor, query: int, p: float = 2.0) -> list[int]:
     return [int(i) for i in torch.argsort(distances, stable=True)]
 
 
+def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int]) -> bool:
+    """Whether ``got`` lists k other points, nearest first, as near as ``right``: points at the same distance
+    (duplicate images) may come in any order, and either one of them may make the cut."""
+    if len(set(got)) != len(got) or query in got or not all(0 <= i < len(points) for i in got):
+        return False
+    distances = (points - points[query]).norm(dim=1)
+    return torch.allclose(distances[got], distances[right])
+
+
 def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None = None, generator=None) -> str:
     if features is not None:
         expect_data(features, Tensor, "the features (a tensor, one row per image)")
     for case, (points, q, k) in _neighbour_cases(generator).items():
         got = [int(i) for i in as_tensor(call(my_nearest, points, q, k, case=case), "my_nearest", case, (k,))]
         right = nearest_neighbours(points, q, k).tolist()
-        if got == right:
+        if _nearest_first(points, q, got, right):
             continue
         if got == _order(points, q)[1 : k + 1]:
             raise Wrong(
@@ -172,11 +188,11 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
             f"on {case}, the {k} nearest points are {right} (nearest first, by Euclidean distance), "
             f"but you returned {got}"
         )
-    praise = "your my_nearest finds the nearest points, nearest first, itself left out, on all three cases"
+    praise = "your my_nearest finds the nearest points, nearest first, itself left out, on every case, ties included"
     if features is not None:
         case = "the validation features"
         mine = [int(i) for i in as_tensor(call(my_nearest, features, query, 8, case=case), "my_nearest", case, (8,))]
-        if mine != nearest_neighbours(features, query, 8).tolist():
+        if not _nearest_first(features, query, mine, nearest_neighbours(features, query, 8).tolist()):
             raise Wrong("on the validation features your eight neighbours differ from the lab's nearest_neighbours")
         praise += "; on the fc_1 features of the validation images it gives the neighbours shown above"
     return praise + "."
