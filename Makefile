@@ -61,8 +61,8 @@ student: setup
 # ignored by git) holds the gradebook and the students' work; nbgrader_config.py holds the settings.
 COURSE ?= course
 INSTRUCTOR ?= instructor
-ASSIGNMENT ?= 01_data_inspection
-ASSIGNMENTS ?= $(basename $(notdir $(wildcard $(INSTRUCTOR)/*.ipynb)))
+ASSIGNMENT ?=
+ASSIGNMENTS ?= $(or $(ASSIGNMENT),$(basename $(notdir $(wildcard $(INSTRUCTOR)/*.ipynb))))
 STUDENT ?=
 SUBMISSIONS ?= submissions
 QUICK ?= 1
@@ -70,17 +70,24 @@ TIMEOUT ?=
 # nbgrader runs alembic (its database migrations) from PATH
 NBGRADER = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader
 COURSE_FLAG = --CourseDirectory.root="$(abspath $(COURSE))"
+# collect, autograde and feedback work on one released assignment, named by ASSIGNMENT
+NEED_ASSIGNMENT = @test -n "$(ASSIGNMENT)" || { echo "make $@ needs ASSIGNMENT=<name>, e.g. make $@ ASSIGNMENT=01_data_inspection (the notebook's name without .ipynb)"; exit 1; }; \
+	test -d "$(COURSE)/source/$(ASSIGNMENT)" || { echo "ASSIGNMENT=$(ASSIGNMENT) was not released into $(COURSE)/: check the name, or run make release ASSIGNMENT=$(ASSIGNMENT) first"; exit 1; }
 
-## release: instructors: the notebooks of INSTRUCTOR/ (ASSIGNMENTS, default all) released into COURSE/release/, recorded in the gradebook
+## release: instructors: the notebooks of INSTRUCTOR/ (ASSIGNMENT=one, ASSIGNMENTS="several", default all) released into COURSE/release/, recorded in the gradebook
 release:
 	@for name in $(ASSIGNMENTS); do \
-		test -f "$(INSTRUCTOR)/$$name.ipynb" || { echo "no $(INSTRUCTOR)/$$name.ipynb: ASSIGNMENTS names notebooks of $(INSTRUCTOR)/, without .ipynb"; exit 1; }; \
+		test -f "$(INSTRUCTOR)/$$name.ipynb" || { echo "no $(INSTRUCTOR)/$$name.ipynb: ASSIGNMENT(S) names notebooks of $(INSTRUCTOR)/, without .ipynb"; exit 1; }; \
 		mkdir -p "$(COURSE)/source/$$name" && cp "$(INSTRUCTOR)/$$name.ipynb" "$(COURSE)/source/$$name/"; \
 	done
-	$(NBGRADER) generate_assignment "*" --force $(COURSE_FLAG)
+	@for name in $(ASSIGNMENTS); do \
+		echo "nbgrader generate_assignment $$name --force"; \
+		$(NBGRADER) generate_assignment "$$name" --force $(COURSE_FLAG) || exit 1; \
+	done
 
 ## collect: instructors: a folder of submissions (SUBMISSIONS=dir, one folder or zip per student id) into COURSE/submitted/
 collect:
+	$(NEED_ASSIGNMENT)
 	@test -d "$(SUBMISSIONS)" || { echo "SUBMISSIONS=$(SUBMISSIONS) is not a folder: give the folder of submissions, one folder or zip file per student id"; exit 1; }
 	mkdir -p "$(COURSE)/downloaded/$(ASSIGNMENT)/archive"
 	cp -R "$(SUBMISSIONS)/." "$(COURSE)/downloaded/$(ASSIGNMENT)/archive/"
@@ -88,15 +95,19 @@ collect:
 
 ## autograde: instructors: run and score the collected submissions of ASSIGNMENT (or of STUDENT only; quick mode unless QUICK=0; TIMEOUT=s per cell)
 autograde:
+	$(NEED_ASSIGNMENT)
 	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) --force $(COURSE_FLAG) \
 		$(if $(STUDENT),--student=$(STUDENT)) $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
 
 ## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv
 grades:
+	@$(BIN)/python tools/hand_grading.py "$(COURSE)"
 	$(NBGRADER) export --to "$(abspath $(COURSE))/grades.csv" $(COURSE_FLAG)
 
 ## feedback: instructors: one HTML feedback file per autograded submission of ASSIGNMENT, in COURSE/feedback/
 feedback:
+	$(NEED_ASSIGNMENT)
+	@$(BIN)/python tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
 
 clean:

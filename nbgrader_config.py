@@ -31,5 +31,10 @@ c.Execute.timeout = 300
 # `make collect`: a folder of submissions, one folder (or zip file) per student, named by the
 # student's id, holding the notebook under its released name, e.g.
 #   submissions/alice/01_data_inspection.ipynb   or   submissions/alice.zip
-# nbgrader matches this pattern against each file's path after unpacking them.
-c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/]+)/(?P<file_id>[^/]+\.ipynb)$"
+# nbgrader unpacks them into downloaded/<assignment>/extracted/<student id>/ and matches this pattern
+# against each file's path there: the student id is the first folder, and the notebook may sit in
+# folders of its own (a zip of the assignment folder); hidden files and folders (.ipynb_checkpoints)
+# and macOS's __MACOSX are skipped.
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/extracted/(?P<student_id>[^/.][^/]*)/(?:(?!__MACOSX/)[^/.][^/]*/)*(?P<file_id>[^/.][^/]*\.ipynb)$"
+)

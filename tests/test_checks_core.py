@@ -82,13 +82,13 @@ def test_solution_prints_the_solution_cell_before_the_check_call(capsys, tmp_pat
     assert solution_code("nb09.q1") == "One solution:\n\ndef first(x):\n    return 1"
 
 
-def test_without_the_instructor_notebooks_solution_says_why_and_how_to_get_them(capsys, tmp_path, monkeypatch):
+def test_without_the_instructor_notebooks_solution_says_why_and_not_where_to_find_them(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(exercises, "INSTRUCTOR_DIR", tmp_path / "not-installed")
     ALL[0].solution()
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.count(". ") == 0  # one sentence
     assert "not part of this installation" in out and "graded course" in out
-    assert "clone" in out and "pip install -e ." in out
+    assert "clone" not in out and "github" not in out  # a graded course's students are not sent to the solutions
 
 
 def test_strict_is_silent_when_correct_and_raises_the_sentence_otherwise(capsys):

@@ -5,7 +5,9 @@ through the documented make targets (each one nbgrader command, run in a tempora
 folder), in quick mode: the release, five simulated submissions collected from a folder, autograde,
 the CSV export and the feedback. The submissions: all correct; one wrong answer; blank (the stubs
 as released); one that rewrites a locked test cell to hide a wrong answer; one whose solution
-cell never ends (graded under a short per-cell time limit).
+cell never ends (handed in as a zip of its folder, graded under a short per-cell time limit). Then
+the warning about answers still to grade by hand, and the steps that refuse to run without a
+released assignment.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -24,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = importlib.util.spec_from_file_location("grading_metadata", ROOT / "tools" / "grading_metadata.py")
 tool = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(tool)
+HAND_SPEC = importlib.util.spec_from_file_location("hand_grading", ROOT / "tools" / "hand_grading.py")
+hand_grading = importlib.util.module_from_spec(HAND_SPEC)
+HAND_SPEC.loader.exec_module(hand_grading)
 
 ASSIGNMENT = "01_data_inspection"
 INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"
@@ -153,8 +159,8 @@ def test_the_instructor_notebooks_carry_the_metadata_the_tool_derives():
 # a tiny course, graded through the documented commands
 
 
-def make(target: str, course: Path, **variables: str) -> subprocess.CompletedProcess:
-    """Run one instructor make target on ``course``, with this interpreter's nbgrader."""
+def make(target: str, course: Path, succeeds: bool = True, **variables: str) -> subprocess.CompletedProcess:
+    """Run one instructor make target on ``course``, with this interpreter's nbgrader; it must succeed (or fail)."""
     settings = [f"{k}={v}" for k, v in {"COURSE": course, "BIN": Path(sys.executable).parent, **variables}.items()]
     result = subprocess.run(
         ["make", "--no-print-directory", "-C", str(ROOT), target, *settings],
@@ -162,7 +168,9 @@ def make(target: str, course: Path, **variables: str) -> subprocess.CompletedPro
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, f"make {target} failed:\n{result.stdout}\n{result.stderr}"
+    assert (result.returncode == 0) == succeeds, (
+        f"make {target} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 
@@ -227,14 +235,16 @@ def course(tmp_path_factory) -> dict:
     make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=folder)
     autograde = make("autograde", course, ASSIGNMENT=ASSIGNMENT)
 
-    # a second batch, graded on its own with a short limit per cell: only one student's work
+    # a second batch, graded on its own with a short limit per cell: only one student's work, handed in as a
+    # zip of the assignment folder, as "compress folder" makes it (the notebook's checkpoint inside)
     late = tmp_path_factory.mktemp("late")
-    (late / "never_ends").mkdir()
-    nbformat.write(never_ends, late / "never_ends" / f"{ASSIGNMENT}.ipynb")
+    with zipfile.ZipFile(late / "never_ends.zip", "w") as archive:
+        archive.writestr(f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb", nbformat.writes(never_ends))
+        archive.writestr(f"{ASSIGNMENT}/.ipynb_checkpoints/{ASSIGNMENT}-checkpoint.ipynb", nbformat.writes(released))
     make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=late)
     make("autograde", course, ASSIGNMENT=ASSIGNMENT, STUDENT="never_ends", TIMEOUT=str(LOOP_TIMEOUT))
 
-    make("feedback", course, ASSIGNMENT=ASSIGNMENT)
+    feedback = make("feedback", course, ASSIGNMENT=ASSIGNMENT)
     make("grades", course)
     with open(course / "grades.csv", newline="") as f:
         grades = {row["student_id"]: row for row in csv.DictReader(f)}
@@ -244,6 +254,7 @@ def course(tmp_path_factory) -> dict:
         "released": released,
         "grades": grades,
         "autograde_log": autograde.stdout + autograde.stderr,
+        "feedback_log": feedback.stdout + feedback.stderr,
     }
 
 
@@ -328,3 +339,30 @@ def test_every_submission_has_its_feedback_page_with_its_score(course):
         page = course["dir"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
         assert page.is_file(), f"no feedback for {student}"
         assert f"Score: {float(row['score'])} / {float(row['max_score'])}" in page.read_text()
+
+
+def test_feedback_warns_while_written_answers_wait_for_grading_by_hand(course):
+    """Every submission but the blank one has predictions and written answers, which autograde leaves to the
+    instructor: they count 0 until graded, and make feedback says so, student by student."""
+    source = course["source"]
+    by_hand = sum(1 for c in by_id(source).values() if c.metadata.nbgrader["solution"] and c.metadata.nbgrader["grade"])
+    assert by_hand >= 1
+    waiting = hand_grading.waiting_for_hand_grading(course["dir"] / "gradebook.db", ASSIGNMENT)
+    assert waiting == {student: by_hand for student in ("all_correct", "never_ends", "one_wrong", "tampering")}
+    assert hand_grading.warning(waiting, ASSIGNMENT) in course["feedback_log"]
+    assert f"all_correct ({by_hand} answer" in course["feedback_log"]
+    assert hand_grading.waiting_for_hand_grading(course["dir"] / "gradebook.db", "02_the_network") == {}
+
+
+@pytest.mark.parametrize(
+    "target, variables, sentence",
+    [
+        ("autograde", {}, "make autograde needs ASSIGNMENT=<name>"),
+        ("collect", {"ASSIGNMENT": "01_data_inspection"}, "was not released into"),
+        ("feedback", {"ASSIGNMENT": "01_data_inspectoin"}, "ASSIGNMENT=01_data_inspectoin was not released"),
+    ],
+)
+def test_a_step_without_a_released_assignment_is_refused_before_nbgrader_runs(tmp_path, target, variables, sentence):
+    result = make(target, tmp_path, succeeds=False, **variables)
+    assert sentence in result.stdout, result.stdout + result.stderr
+    assert not (tmp_path / "gradebook.db").exists() and not any(tmp_path.iterdir())

@@ -60,7 +60,6 @@ PREFIXES = {CORRECT: "Correct: ", WRONG: "Not yet: ", NOT_DONE: "Not done yet: "
 # Where solution() looks for the instructor notebooks: next to the package in a repository checkout
 # (an editable install); a wheel installs the package alone, so there is no such folder there.
 INSTRUCTOR_DIR = Path(__file__).resolve().parent.parent.parent / "instructor"
-REPOSITORY = "https://github.com/fmnist-lab/fmnist-lab.git"
 
 # The time limit of one call of an answer: TIME_FACTOR times the reference's time on that case, at least
 # TIME_FLOOR_S (a floor, because a tiny reference time says little about a slow but fair answer).
@@ -172,9 +171,8 @@ def solution_code(label: str, instructor_dir: Path | None = None) -> str:
     notebooks = sorted(folder.glob("*.ipynb"), key=lambda path: not path.name.startswith(f"{number}_"))
     if not notebooks:
         return (
-            "The solutions are not part of this installation, because in a graded course they stay with the "
-            f"instructors; studying on your own, clone {REPOSITORY} and install it with `pip install -e .` "
-            "(an editable install), and solution() prints them."
+            "The solutions are not part of this installation: it was installed without the instructor's "
+            "notebooks, as a graded course installs it."
         )
     check_call = re.compile(rf"\b{re.escape(label)}\.check\(")
     for notebook in notebooks:  # its own notebook first; any other while exercises move between notebooks
