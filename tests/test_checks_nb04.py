@@ -221,6 +221,8 @@ RESET_RIGHT = {
     "Kaiming normal and zero biases": init_with(lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
     "Xavier uniform and zero biases": init_with(nn.init.xavier_uniform_),
     "orthogonal and zero biases": init_with(nn.init.orthogonal_),
+    # VGG's initialisation, N(0, 0.01), used to be refused on c1 (fan-in 9) as "not a fresh initialisation"
+    "normal with std 0.01 and zero biases (VGG)": init_with(lambda w: nn.init.normal_(w, 0, 0.01)),
     "Kaiming uniform with small uniform biases": init_with(
         nn.init.kaiming_uniform_, lambda b: nn.init.uniform_(b, -0.01, 0.01)
     ),
