@@ -248,7 +248,8 @@ def _check_full_reset(full_reset, generator=None) -> str:
             _check_reset_case(full_reset, case, model)
     return (
         "your full_reset re-initialises convolutions and linear layers and puts every BatchNorm back to weight 1, "
-        "bias 0, running mean 0 and variance 1, in the lab's Net and in any other model."
+        "bias 0, running mean 0 and variance 1, in the lab's Net and in other models built of such layers, nested "
+        "ones included."
     )
 
 
