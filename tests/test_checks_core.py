@@ -435,6 +435,22 @@ def test_an_own_variable_named_like_the_lab_function_is_not_refused():
     assert nb01.q1.verdict(namespace["own"]).passed
 
 
+IMPORTS_INSIDE = """
+import torch
+ONES = torch.ones(3)  # a notebook's tensor, among the globals the answer reads
+
+def imports_inside(images):
+    import math
+    return (images.double() / 255).std().item() * ONES[0].item() * (math.pi / math.pi)
+"""
+
+
+def test_an_import_inside_the_answer_beside_a_notebook_tensor_is_read_without_error():
+    namespace = {}
+    exec(IMPORTS_INSIDE, namespace)  # noqa: S102 -- code written in this test
+    assert nb01.q1.verdict(namespace["imports_inside"]).passed  # a tensor compared with == used to raise here
+
+
 @pytest.mark.parametrize(
     "exercise, call_code",
     [

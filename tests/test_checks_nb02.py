@@ -128,7 +128,22 @@ def bn_float64_numpy(x, gamma, beta, eps):
     )
 
 
-BN_RIGHT = [bn_keepdim, bn_channels_first, bn_squared_deviations, bn_loop_over_channels, bn_float64_numpy]
+def batch_norm(x, gamma, beta, eps):  # a helper of the student's own that happens to share PyTorch's name
+    return bn_keepdim(x, gamma, beta, eps)
+
+
+def bn_own_helper_named_batch_norm(x, gamma, beta, eps):
+    return torch.as_tensor(batch_norm(x, gamma, beta, eps))  # used to be refused as torch.batch_norm
+
+
+BN_RIGHT = [
+    bn_keepdim,
+    bn_channels_first,
+    bn_squared_deviations,
+    bn_loop_over_channels,
+    bn_float64_numpy,
+    bn_own_helper_named_batch_norm,
+]
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -300,6 +300,25 @@ def test_on_hidden_cases_right_answers_still_pass_and_wrong_ones_still_fail(seed
             assert_wrong(exercise, answer, "", seed=seed)
 
 
+def test_vggs_initialisation_counts_as_fresh_on_the_narrowest_hidden_networks():
+    """The hidden case's last layer has a fan-in of 3 to 39: N(0, 0.01) is smallest against it at 3 and 4."""
+    narrow = [
+        seed
+        for seed in range(100)
+        if any(
+            f"({width} units)" in case
+            for width in (3, 4)
+            for case in nb04._reset_cases(torch.Generator().manual_seed(seed))
+        )
+    ]
+    assert len(narrow) >= 2
+    with torch.random.fork_rng():
+        for seed in narrow:
+            for draw in range(5):  # the answer draws its weights from the global generator: five draws each
+                torch.manual_seed(draw)
+                assert_right(nb04.q4, RESET_RIGHT["normal with std 0.01 and zero biases (VGG)"], seed=seed)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.floats(0.01, 10), min_size=1, max_size=40), st.floats(0.05, 0.99))
 def test_smoothing_the_check_holds_is_the_bias_corrected_average(losses, beta):

@@ -35,6 +35,7 @@ swaps the regions for ``raise NotImplementedError()``, which ``check`` reports a
 from __future__ import annotations
 
 import copy
+import dis
 import json
 import math
 import numbers
@@ -172,7 +173,7 @@ def solution_code(label: str, instructor_dir: Path | None = None) -> str:
     if not notebooks:
         return (
             "The solutions are not part of this installation: it was installed without the instructor's "
-            "notebooks, as a graded course installs it."
+            "notebooks (from a wheel or by Colab's install cell, as a graded course hands it out)."
         )
     check_call = re.compile(rf"\b{re.escape(label)}\.check\(")
     for notebook in notebooks:  # its own notebook first; any other while exercises move between notebooks
@@ -306,10 +307,12 @@ _OWNERS = {"fmnist_lab": "the lab's own", "captum": "Captum's ready-made"}  # wh
 def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callable[..., Any], ...]) -> None:
     """Wrong if ``answer`` calls one of ``lab_functions``, however it reaches it.
 
-    The names its code uses (nested functions, lambdas and comprehensions included) are looked up where
-    the answer would find them: its globals, its closure, and attributes of the modules among them or
-    imported inside it (so ``lab.smooth`` and ``from captum.attr import Saliency`` in its body count too).
-    Functions of the notebook that it calls are searched the same way.
+    Its code (nested functions, lambdas and comprehensions included) is read for the global names it
+    loads, the attributes it reads and the modules it imports. Global names are looked up where the
+    answer would find them (its globals and its closure); attributes on the modules among those and on
+    the modules it imports in its body (so ``lab.smooth``, ``F.batch_norm`` and ``from captum.attr import
+    Saliency`` count; a helper of its own that happens to be called ``batch_norm`` does not). Functions
+    of the notebook that it calls are searched the same way.
     """
     if not lab_functions:
         return
@@ -327,15 +330,15 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                 scope[variable] = cell.cell_contents
             except ValueError:  # a closure variable not yet assigned
                 pass
-        names = _names(code)
-        found = [scope[name] for name in names if name in scope]
+        global_names, attributes, imported = _names(code)
+        found = [scope[name] for name in global_names | set(code.co_freevars) if name in scope]
         modules = [value for value in found if isinstance(value, types.ModuleType)]
-        modules += [sys.modules[name] for name in names if name in sys.modules]  # imports inside the function
+        modules += [sys.modules[name] for name in imported if name in sys.modules]
         while modules:  # lab.smooth, fmnist_lab.lr_finder.smooth, ...
             module = modules.pop()
-            for name in names:
+            for name in attributes:
                 value = getattr(module, name, None)
-                if value is not None and value not in found:
+                if value is not None and not any(value is known for known in found):  # `is`: tensors have no ==
                     found.append(value)
                     if isinstance(value, types.ModuleType):
                         modules.append(value)
@@ -351,13 +354,27 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                 pending.append(value)  # a helper written in the same notebook
 
 
-def _names(code: types.CodeType) -> set[str]:
-    """The global and attribute names used by ``code`` and by the code objects nested in it."""
-    names = set(code.co_names)
+_GLOBAL_LOADS = {"LOAD_GLOBAL", "LOAD_NAME"}
+_ATTRIBUTE_LOADS = {"LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM"}  # IMPORT_FROM: `from m import name`
+
+
+def _names(code: types.CodeType) -> tuple[set[str], set[str], set[str]]:
+    """The global names, attribute names and imported modules of ``code`` and of the code nested in it."""
+    global_names, attributes, imported = set(), set(), set()
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in _GLOBAL_LOADS:
+            global_names.add(instruction.argval)
+        elif instruction.opname in _ATTRIBUTE_LOADS:
+            attributes.add(instruction.argval)
+        elif instruction.opname == "IMPORT_NAME":
+            imported.add(instruction.argval)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
-            names |= _names(constant)
-    return names
+            nested = _names(constant)
+            global_names |= nested[0]
+            attributes |= nested[1]
+            imported |= nested[2]
+    return global_names, attributes, imported
 
 
 # turning answers into numbers

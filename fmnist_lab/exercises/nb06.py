@@ -133,23 +133,15 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
     if cm is not None:
         expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
     cases = _matrix_cases(generator)
-    answers = {
-        case: tuple(
-            int(v)
-            for v in as_tensor(
-                call(
-                    most_confused_pair,
-                    matrix,
-                    case=case,
-                    keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
-                ),
-                "most_confused_pair",
-                case,
-                (2,),
-            )
+    answers = {}  # all of them first: a mistake is named only when it explains the answer on every case
+    for case, matrix in cases.items():
+        got = call(
+            most_confused_pair,
+            matrix,
+            case=case,
+            keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
         )
-        for case, matrix in cases.items()
-    }
+        answers[case] = tuple(int(v) for v in as_tensor(got, "most_confused_pair", case, (2,)))
     for case, matrix in cases.items():
         i, j = answers[case]
         right = _largest_off_diagonal(matrix)
