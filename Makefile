@@ -72,7 +72,7 @@ NBGRADER = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader
 COURSE_FLAG = --CourseDirectory.root="$(abspath $(COURSE))"
 # collect, autograde and feedback work on one released assignment, named by ASSIGNMENT
 NEED_ASSIGNMENT = @test -n "$(ASSIGNMENT)" || { echo "make $@ needs ASSIGNMENT=<name>, e.g. make $@ ASSIGNMENT=01_data_inspection (the notebook's name without .ipynb)"; exit 1; }; \
-	test -d "$(COURSE)/source/$(ASSIGNMENT)" || { echo "ASSIGNMENT=$(ASSIGNMENT) was not released into $(COURSE)/: check the name, or run make release ASSIGNMENT=$(ASSIGNMENT) first"; exit 1; }
+	test -d "$(COURSE)/release/$(ASSIGNMENT)" || { echo "ASSIGNMENT=$(ASSIGNMENT) was not released into $(COURSE)/: check the name, or run make release ASSIGNMENT=$(ASSIGNMENT) first"; exit 1; }
 
 ## release: instructors: the notebooks of INSTRUCTOR/ (ASSIGNMENT=one, ASSIGNMENTS="several", default all) released into COURSE/release/, recorded in the gradebook
 release:
@@ -101,13 +101,13 @@ autograde:
 
 ## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv
 grades:
-	@$(BIN)/python tools/hand_grading.py "$(COURSE)"
+	@$(PYTHON) tools/hand_grading.py "$(COURSE)"
 	$(NBGRADER) export --to "$(abspath $(COURSE))/grades.csv" $(COURSE_FLAG)
 
 ## feedback: instructors: one HTML feedback file per autograded submission of ASSIGNMENT, in COURSE/feedback/
 feedback:
 	$(NEED_ASSIGNMENT)
-	@$(BIN)/python tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
+	@$(PYTHON) tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
 
 clean:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
+from contextlib import closing
 from pathlib import Path
 
 import nbformat
@@ -245,7 +248,7 @@ def course(tmp_path_factory) -> dict:
     make("autograde", course, ASSIGNMENT=ASSIGNMENT, STUDENT="never_ends", TIMEOUT=str(LOOP_TIMEOUT))
 
     feedback = make("feedback", course, ASSIGNMENT=ASSIGNMENT)
-    make("grades", course)
+    grades_run = make("grades", course)
     with open(course / "grades.csv", newline="") as f:
         grades = {row["student_id"]: row for row in csv.DictReader(f)}
     return {
@@ -255,6 +258,7 @@ def course(tmp_path_factory) -> dict:
         "grades": grades,
         "autograde_log": autograde.stdout + autograde.stderr,
         "feedback_log": feedback.stdout + feedback.stderr,
+        "grades_log": grades_run.stdout + grades_run.stderr,
     }
 
 
@@ -341,17 +345,31 @@ def test_every_submission_has_its_feedback_page_with_its_score(course):
         assert f"Score: {float(row['score'])} / {float(row['max_score'])}" in page.read_text()
 
 
-def test_feedback_warns_while_written_answers_wait_for_grading_by_hand(course):
+def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand(course, tmp_path):
     """Every submission but the blank one has predictions and written answers, which autograde leaves to the
-    instructor: they count 0 until graded, and make feedback says so, student by student."""
+    instructor: they count 0 until graded, and make grades and make feedback say so, student by student."""
     source = course["source"]
     by_hand = sum(1 for c in by_id(source).values() if c.metadata.nbgrader["solution"] and c.metadata.nbgrader["grade"])
     assert by_hand >= 1
-    waiting = hand_grading.waiting_for_hand_grading(course["dir"] / "gradebook.db", ASSIGNMENT)
-    assert waiting == {student: by_hand for student in ("all_correct", "never_ends", "one_wrong", "tampering")}
+    gradebook = course["dir"] / "gradebook.db"
+    waiting = hand_grading.waiting_for_hand_grading(gradebook, ASSIGNMENT)
+    students = ("all_correct", "never_ends", "one_wrong", "tampering")
+    assert waiting == {(student, ASSIGNMENT): by_hand for student in students}
     assert hand_grading.warning(waiting, ASSIGNMENT) in course["feedback_log"]
     assert f"all_correct ({by_hand} answer" in course["feedback_log"]
-    assert hand_grading.waiting_for_hand_grading(course["dir"] / "gradebook.db", "02_the_network") == {}
+    assert f"all_correct ({by_hand} answer{'s' * (by_hand > 1)} of {ASSIGNMENT})" in course["grades_log"]
+    assert hand_grading.waiting_for_hand_grading(gradebook, "02_the_network") == {}
+
+    # graded by hand, then autograded again: nbgrader flags the answers for review, but their scores count
+    graded = tmp_path / "gradebook.db"
+    shutil.copy(gradebook, graded)
+    with closing(sqlite3.connect(graded)) as connection, connection:
+        connection.execute(
+            "UPDATE grade SET manual_score = 1, needs_manual_grade = 1 WHERE needs_manual_grade AND notebook_id IN "
+            "(SELECT notebook.id FROM submitted_notebook AS notebook JOIN submitted_assignment AS submitted "
+            "ON notebook.assignment_id = submitted.id WHERE submitted.student_id = 'all_correct')"
+        )
+    assert set(hand_grading.waiting_for_hand_grading(graded, ASSIGNMENT)) == {(s, ASSIGNMENT) for s in students[1:]}
 
 
 @pytest.mark.parametrize(

@@ -5,46 +5,56 @@ Usage: python tools/hand_grading.py COURSE_DIR [ASSIGNMENT]
 written answers still count 0 without knowing it.)
 
 Autograde scores the checks; each answer in markdown waits for the instructor in nbgrader's
-Formgrader and counts 0 until then. This reads the gradebook (SQLite, nbgrader 0.9's tables) and
-prints one warning naming the students, or nothing when every answer has its grade. It never fails
-the make target: feedback on the checks alone may be what an instructor wants to send first.
+Formgrader and counts 0 until it has a manual score. This reads the gradebook (SQLite, nbgrader
+0.9's tables) and prints one warning naming the submissions, or nothing when every answer has its
+grade. It fails only where there is no gradebook: feedback on the checks alone may be what an
+instructor wants to send first.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
+# An answer counts 0 while it has no manual score. (nbgrader also flags for review an answer that
+# has one, when autograde runs again: that one counts, so it is not listed.)
 WAITING = """
-    SELECT submitted.student_id, COUNT(*)
+    SELECT submitted.student_id, assignment.name, COUNT(*)
     FROM grade
     JOIN submitted_notebook AS notebook ON grade.notebook_id = notebook.id
     JOIN submitted_assignment AS submitted ON notebook.assignment_id = submitted.id
     JOIN assignment ON submitted.assignment_id = assignment.id
-    WHERE grade.needs_manual_grade AND (? IS NULL OR assignment.name = ?)
-    GROUP BY submitted.student_id
-    ORDER BY submitted.student_id
+    WHERE grade.needs_manual_grade AND grade.manual_score IS NULL AND (? IS NULL OR assignment.name = ?)
+    GROUP BY submitted.student_id, assignment.name
+    ORDER BY submitted.student_id, assignment.name
 """
 
 
-def waiting_for_hand_grading(gradebook: Path, assignment: str | None = None) -> dict[str, int]:
-    """Student id -> the number of their answers (of ``assignment``, or of all) not yet graded by hand."""
+def waiting_for_hand_grading(gradebook: Path, assignment: str | None = None) -> dict[tuple[str, str], int]:
+    """(student id, assignment) -> the number of answers (of ``assignment``, or of all) that count 0 until graded."""
     if not gradebook.is_file():
         raise FileNotFoundError(f"no gradebook at {gradebook}: run `make release` first (it creates the course)")
-    with sqlite3.connect(f"file:{gradebook}?mode=ro", uri=True) as connection:
-        return dict(connection.execute(WAITING, (assignment, assignment)).fetchall())
+    with closing(sqlite3.connect(f"{gradebook.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+        rows = connection.execute(WAITING, (assignment, assignment)).fetchall()
+    return {(student, name): count for student, name, count in rows}
 
 
-def warning(waiting: dict[str, int], assignment: str | None) -> str:
-    """The warning for ``waiting`` (empty when no answer waits)."""
+def warning(waiting: dict[tuple[str, str], int], assignment: str | None) -> str:
+    """The warning for ``waiting`` (empty when no answer waits); with ``assignment``, its name is said once."""
     if not waiting:
         return ""
-    students = ", ".join(f"{student} ({count} answer{'s' * (count > 1)})" for student, count in waiting.items())
+
+    def submission(student: str, name: str, count: int) -> str:
+        answers = f"{count} answer{'s' * (count > 1)}"
+        return f"{student} ({answers})" if assignment else f"{student} ({answers} of {name})"
+
+    listed = ", ".join(submission(student, name, count) for (student, name), count in waiting.items())
     of = f" of {assignment}" if assignment else ""
     return (
         f"WARNING: answers graded by hand count 0 until you grade them; {len(waiting)} submission(s){of} still "
-        f"wait: {students}. Grade them in Formgrader (start `.venv/bin/jupyter lab` in the repository folder, "
+        f"wait: {listed}. Grade them in Formgrader (start `.venv/bin/jupyter lab` in the repository folder, "
         f"then Nbgrader > Formgrader > Manual Grading), then run this make target again."
     )
 
