@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import RECIPES, TrainConfig, make_config
+from .devices import bf16_allowed
 from .errors import ConfigError, LabError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_train_command(commands: argparse._SubParsersAction) -> None:
     """``train``: one flag per setting, the recipe, and the run folder's options."""
-    train = commands.add_parser("train", help="train the network, write best.pt, last.pt and metrics.json")
+    train = commands.add_parser("train", help="train the network, write best.pt, last.pt, run.json and metrics.json")
     train.add_argument("--data-dir", help=DATA_DIR_HELP)
     train.add_argument(
         "--recipe",
@@ -142,8 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def flags_message(err: ConfigError) -> str:
-    """The library names arguments (``lr=0``); the command line names flags (``--lr 0``)."""
-    return "; ".join(f"{flag(name)} {value}: {rule}" for name, value, rule in err.problems)
+    """The library names arguments (``lr=0``); the command line names flags (``--lr 0``) and environment
+    variables, whose names are upper case (``FMNIST_LAB_BF16=2``)."""
+    return "; ".join(
+        f"{name}={value}: {rule}" if name.isupper() else f"{flag(name)} {value}: {rule}"
+        for name, value, rule in err.problems
+    )
 
 
 def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -213,6 +218,7 @@ def _train_settings(
         saved = RunFolder(Path(args.resume)).read_settings()  # read once; the processes need its device first
         return saved.config, Path(args.resume), saved
     try:
+        bf16_allowed()  # FMNIST_LAB_BF16 is read when training starts: a bad value is refused here, before any work
         return make_config(args.recipe or "default", **changes), Path(args.out or DEFAULT_OUT), None
     except ConfigError as err:
         parser.error(flags_message(err))
