@@ -4,6 +4,8 @@ and an answer that hands the work to PyTorch's own layer is refused (also on the
 from __future__ import annotations
 
 import math
+import sys
+import types
 
 import pytest
 import torch
@@ -136,6 +138,15 @@ def bn_own_helper_named_batch_norm(x, gamma, beta, eps):
     return torch.as_tensor(batch_norm(x, gamma, beta, eps))  # used to be refused as torch.batch_norm
 
 
+class Norms:
+    def batch_norm(self, x, gamma, beta, eps):  # a method of the student's own class, named like PyTorch's
+        return bn_keepdim(x, gamma, beta, eps)
+
+
+def bn_own_method_named_batch_norm(x, gamma, beta, eps):
+    return torch.as_tensor(Norms().batch_norm(x, gamma, beta, eps))  # used to be refused as torch.batch_norm
+
+
 BN_RIGHT = [
     bn_keepdim,
     bn_channels_first,
@@ -143,6 +154,7 @@ BN_RIGHT = [
     bn_loop_over_channels,
     bn_float64_numpy,
     bn_own_helper_named_batch_norm,
+    bn_own_method_named_batch_norm,
 ]
 
 
@@ -253,7 +265,23 @@ def bn_lazy_1d_over_pixels(x, gamma, beta, eps):
     return channel_view(gamma) * out.reshape(n, h, w, c).permute(0, 3, 1, 2) + channel_view(beta)
 
 
+@torch.no_grad()
+def bn_decorated(x, gamma, beta, eps):
+    return F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
+
+
+class LibraryNorm:
+    def run(self, x, gamma, beta, eps):
+        return F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
+
+
+def bn_in_a_method_of_a_class_of_the_notebook(x, gamma, beta, eps):
+    return LibraryNorm().run(x, gamma, beta, eps)
+
+
 BN_LIBRARY = {
+    "F.batch_norm under @torch.no_grad()": (bn_decorated, "calls PyTorch's ready-made `batch_norm`"),
+    "F.batch_norm in a method": (bn_in_a_method_of_a_class_of_the_notebook, "calls PyTorch's ready-made `batch_norm`"),
     "nn.SyncBatchNorm": (bn_sync_module, "calls PyTorch's ready-made `SyncBatchNorm`"),
     "nn.LazyBatchNorm1d over the pixels": (bn_lazy_1d_over_pixels, "calls PyTorch's ready-made `LazyBatchNorm1d`"),
     "F.batch_norm": (bn_functional, "calls PyTorch's ready-made `batch_norm`"),
@@ -279,6 +307,19 @@ def test_batchnorm_train_that_calls_pytorchs_batchnorm_is_refused(answer, senten
     )  # the right numbers,
     assert_wrong(nb02.q3, answer, sentence)  # refused all the same
     assert_wrong(nb02.q3, answer, "compute it yourself")
+
+
+def test_batchnorm_train_through_a_module_of_the_students_own_is_not_refused(monkeypatch):
+    helpers = types.ModuleType("student_helpers")
+    helpers.batch_norm = bn_keepdim  # a module of the student's with a function named like PyTorch's
+    monkeypatch.setitem(sys.modules, "student_helpers", helpers)
+
+    def answer(x, gamma, beta, eps):
+        from student_helpers import batch_norm
+
+        return torch.as_tensor(batch_norm(x, gamma, beta, eps))
+
+    assert_right(nb02.q3, answer)
 
 
 def test_batchnorm_train_hidden_cases_use_eps_of_several_sizes():

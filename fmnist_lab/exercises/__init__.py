@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import dis
+import inspect
 import json
 import math
 import numbers
@@ -305,21 +306,21 @@ _OWNERS = {"fmnist_lab": "the lab's own", "captum": "Captum's ready-made"}  # wh
 
 
 def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callable[..., Any], ...]) -> None:
-    """Wrong if ``answer`` calls one of ``lab_functions``, however it reaches it.
+    """Wrong if ``answer`` calls one of ``lab_functions``, by any name an honest answer would use.
 
-    Its code (nested functions, lambdas and comprehensions included) is read for the global names it
-    loads, the attributes it reads and the modules it imports. Global names are looked up where the
-    answer would find them (its globals and its closure); attributes on the modules among those and on
-    the modules it imports in its body (so ``lab.smooth``, ``F.batch_norm`` and ``from captum.attr import
-    Saliency`` count; a helper of its own that happens to be called ``batch_norm`` does not). Functions
-    of the notebook that it calls are searched the same way.
+    Its code (nested functions, lambdas and comprehensions included) is read instruction by instruction
+    for what it names: a global or closure variable and the attributes read from it (``lab.smooth``,
+    ``F.batch_norm``, ``torch.nn.functional.batch_norm``), and what it imports in its body (``from
+    captum.attr import Saliency``). Each is looked up where the answer would find it, so a helper of its
+    own, or a method of its own class, that happens to be called ``batch_norm`` is not refused. Functions
+    of the notebook that it calls are read the same way; a decorated answer is read through its wrapper.
     """
     if not lab_functions:
         return
     seen: set[int] = set()
     pending = [answer]
     while pending:
-        function = pending.pop()
+        function = inspect.unwrap(pending.pop())  # @torch.no_grad(), functools.wraps, lru_cache
         code = getattr(function, "__code__", None)
         if code is None or id(code) in seen:
             continue
@@ -330,19 +331,7 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                 scope[variable] = cell.cell_contents
             except ValueError:  # a closure variable not yet assigned
                 pass
-        global_names, attributes, imported = _names(code)
-        found = [scope[name] for name in global_names | set(code.co_freevars) if name in scope]
-        modules = [value for value in found if isinstance(value, types.ModuleType)]
-        modules += [sys.modules[name] for name in imported if name in sys.modules]
-        while modules:  # lab.smooth, fmnist_lab.lr_finder.smooth, ...
-            module = modules.pop()
-            for name in attributes:
-                value = getattr(module, name, None)
-                if value is not None and not any(value is known for known in found):  # `is`: tensors have no ==
-                    found.append(value)
-                    if isinstance(value, types.ModuleType):
-                        modules.append(value)
-        for value in found:
+        for value in _named_objects(code, scope, {}):
             if any(value is lab for lab in lab_functions):
                 owner = _OWNERS.get(value.__module__.split(".")[0], "PyTorch's ready-made")
                 raise Wrong(
@@ -350,31 +339,58 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                     f"`{value.__name__}` ({value.__module__}.{value.__name__}); this exercise asks you to "
                     f"compute it yourself"
                 )
-            if isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
+            if isinstance(value, type) and value.__module__ == getattr(function, "__module__", None):
+                pending.extend(vars(value).values())  # a class of the notebook: its methods
+            elif isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
                 pending.append(value)  # a helper written in the same notebook
 
 
-_GLOBAL_LOADS = {"LOAD_GLOBAL", "LOAD_NAME"}
-_ATTRIBUTE_LOADS = {"LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM"}  # IMPORT_FROM: `from m import name`
+_ATTRIBUTE_LOADS = {"LOAD_ATTR", "LOAD_METHOD"}
+_STORES = {"STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"}
 
 
-def _names(code: types.CodeType) -> tuple[set[str], set[str], set[str]]:
-    """The global names, attribute names and imported modules of ``code`` and of the code nested in it."""
-    global_names, attributes, imported = set(), set(), set()
+def _named_objects(code: types.CodeType, scope: dict[str, Any], imported: dict[str, Any]) -> list[Any]:
+    """The objects ``code`` and the code nested in it name: each global or closure variable, followed by the
+    attributes read from it, and what each import in its body binds (``imported``: local name -> object,
+    shared with the nested code). A name it cannot resolve (an ordinary local variable) is left out."""
+    found: list[Any] = []
+    chain: Any = None  # the object named so far, while attributes are read from it
+    importing: Any = None  # the module an import statement reads from
+    last_import: Any = None  # what the import statement gave last, for the store that binds it
+    fromlist: Any = None
     for instruction in dis.get_instructions(code):
-        if instruction.opname in _GLOBAL_LOADS:
-            global_names.add(instruction.argval)
-        elif instruction.opname in _ATTRIBUTE_LOADS:
-            attributes.add(instruction.argval)
-        elif instruction.opname == "IMPORT_NAME":
-            imported.add(instruction.argval)
+        op, name = instruction.opname, instruction.argval
+        if op in _ATTRIBUTE_LOADS:
+            chain = None if chain is None else getattr(chain, name, None)
+        elif op in ("LOAD_GLOBAL", "LOAD_NAME"):
+            chain = scope.get(name, imported.get(name)) if op == "LOAD_GLOBAL" else imported.get(name, scope.get(name))
+        elif op in ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLASSDEREF"):
+            chain = imported.get(name, None if op.startswith("LOAD_FAST") else scope.get(name))
+        else:
+            chain = None
+            if op == "LOAD_CONST":
+                fromlist = name
+            elif op == "IMPORT_NAME":  # `import a.b` gives a; with `as` or `from`, what follows reads on
+                importing = sys.modules.get(name) if fromlist else sys.modules.get(name.split(".")[0])
+                last_import = importing
+            elif op == "IMPORT_FROM":
+                last_import = getattr(importing, name, None)
+            elif op in ("SWAP", "ROT_TWO"):  # `import a.b as c`: the attribute replaces the module it came from
+                importing = last_import
+            elif op in _STORES:
+                if last_import is not None:
+                    imported[name] = last_import
+                last_import = None
+            elif op != "POP_TOP":
+                importing = last_import = None
+            if last_import is not None:
+                found.append(last_import)
+        if chain is not None:
+            found.append(chain)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
-            nested = _names(constant)
-            global_names |= nested[0]
-            attributes |= nested[1]
-            imported |= nested[2]
-    return global_names, attributes, imported
+            found.extend(_named_objects(constant, scope, imported))
+    return found
 
 
 # turning answers into numbers
