@@ -40,7 +40,7 @@ test: data browser
 	$(BIN)/ruff format --check .
 	FMNIST_LAB_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --no-loadscope-reorder
 
-## notebooks: instructors: execute all notebooks in full mode into build/notebooks (ipynb + html)
+## notebooks: instructors: execute the instructor's edition in full mode into build/notebooks (ipynb + html)
 notebooks: data
 	mkdir -p build/notebooks
 	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \

@@ -124,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` hands on to torchrun
+    try:
+        bf16_allowed()  # read where the arithmetic starts: a bad FMNIST_LAB_BF16 is refused here, before any work
+    except ConfigError as err:
+        parser.error(flags_message(err))
     # a `kill` from another terminal ends training like Ctrl-C: the message says how to resume
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -218,7 +222,6 @@ def _train_settings(
         saved = RunFolder(Path(args.resume)).read_settings()  # read once; the processes need its device first
         return saved.config, Path(args.resume), saved
     try:
-        bf16_allowed()  # FMNIST_LAB_BF16 is read when training starts: a bad value is refused here, before any work
         return make_config(args.recipe or "default", **changes), Path(args.out or DEFAULT_OUT), None
     except ConfigError as err:
         parser.error(flags_message(err))

@@ -49,14 +49,17 @@ def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkey
     assert message in capsys.readouterr().err
 
 
-def test_a_bad_bf16_variable_is_refused_by_its_name_before_any_work(capsys, monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    "argv", [["train", "--out", "RUN"], ["train", "--resume", "RUN"], ["lr-find"], ["evaluate", "RUN/best.pt"]]
+)
+def test_a_bad_bf16_variable_is_refused_by_its_name_before_any_work(argv, capsys, monkeypatch, tmp_path):
     def no_data(*args, **kwargs):
         raise AssertionError("work started before FMNIST_LAB_BF16 was checked")
 
     monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", no_data)
     monkeypatch.setenv("FMNIST_LAB_BF16", "2")
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--out", str(tmp_path / "run")])
+        main([arg.replace("RUN", str(tmp_path / "run")) for arg in argv])
     assert exit_info.value.code == 2
     assert "FMNIST_LAB_BF16=2: must be 0 (float32 everywhere) or 1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

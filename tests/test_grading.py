@@ -372,6 +372,13 @@ def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand
     assert set(hand_grading.waiting_for_hand_grading(graded, ASSIGNMENT)) == {(s, ASSIGNMENT) for s in students[1:]}
 
 
+def test_a_source_folder_without_its_release_does_not_count_as_released(tmp_path):
+    """make release copies the source before nbgrader runs: a release that failed leaves only that."""
+    (tmp_path / "source" / ASSIGNMENT).mkdir(parents=True)
+    result = make("autograde", tmp_path, succeeds=False, ASSIGNMENT=ASSIGNMENT)
+    assert f"ASSIGNMENT={ASSIGNMENT} was not released" in result.stdout
+
+
 @pytest.mark.parametrize(
     "target, variables, sentence",
     [

@@ -7,8 +7,8 @@ written answers still count 0 without knowing it.)
 Autograde scores the checks; each answer in markdown waits for the instructor in nbgrader's
 Formgrader and counts 0 until it has a manual score. This reads the gradebook (SQLite, nbgrader
 0.9's tables) and prints one warning naming the submissions, or nothing when every answer has its
-grade. It fails only where there is no gradebook: feedback on the checks alone may be what an
-instructor wants to send first.
+grade. It fails only where it cannot read the gradebook (none yet, or not nbgrader 0.9's): feedback
+on the checks alone may be what an instructor wants to send first.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ def main(argv: list[str]) -> int:
         waiting = waiting_for_hand_grading(Path(argv[0]) / "gradebook.db", assignment)
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
+        return 1
+    except sqlite3.Error as err:
+        print(f"cannot read {Path(argv[0]) / 'gradebook.db'} as nbgrader 0.9's gradebook: {err}", file=sys.stderr)
         return 1
     if waiting:
         print(warning(waiting, assignment))
