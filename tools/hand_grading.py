@@ -63,14 +63,14 @@ def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
-    assignment = argv[1] if len(argv) == 2 else None
+    gradebook, assignment = Path(argv[0]) / "gradebook.db", argv[1] if len(argv) == 2 else None
     try:
-        waiting = waiting_for_hand_grading(Path(argv[0]) / "gradebook.db", assignment)
+        waiting = waiting_for_hand_grading(gradebook, assignment)
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 1
     except sqlite3.Error as err:
-        print(f"cannot read {Path(argv[0]) / 'gradebook.db'} as nbgrader 0.9's gradebook: {err}", file=sys.stderr)
+        print(f"cannot read {gradebook} as nbgrader 0.9's gradebook: {err}", file=sys.stderr)
         return 1
     if waiting:
         print(warning(waiting, assignment))

@@ -144,9 +144,13 @@ def _neighbour_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
     return cases
 
 
+def _distances(points: Tensor, query: int, p: float = 2.0) -> Tensor:
+    """Each point's distance to point ``query`` (Euclidean, or another p-norm)."""
+    return (points - points[query]).norm(p=p, dim=1)
+
+
 def _order(points: Tensor, query: int, p: float = 2.0) -> list[int]:
-    distances = (points - points[query]).norm(p=p, dim=1)
-    return [int(i) for i in torch.argsort(distances, stable=True)]
+    return [int(i) for i in torch.argsort(_distances(points, query, p), stable=True)]
 
 
 def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int]) -> bool:
@@ -154,7 +158,7 @@ def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int])
     (duplicate images) may come in any order, and either one of them may make the cut."""
     if len(set(got)) != len(got) or query in got or not all(0 <= i < len(points) for i in got):
         return False
-    distances = (points - points[query]).norm(dim=1)
+    distances = _distances(points, query)
     return torch.allclose(distances[got], distances[right])
 
 
