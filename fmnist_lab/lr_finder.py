@@ -258,7 +258,7 @@ def report_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restor
 
     With ``config``'s optimizer (the report recipe's: plain SGD, float32, batch 64). Each
     point is the mean loss of its mini-batches; the data is reshuffled and reused as often as
-    the sweep needs (30 x 100 batches of 64 are 3.4 passes over 55,000 images), as the
+    the sweep needs (30 x 100 batches of 64 are 3.5 passes over 55,000 images), as the
     report's loop over its DataLoader did to log 100 steps.
     """
     per_step = config.report_sweep_batches

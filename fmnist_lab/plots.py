@@ -299,7 +299,7 @@ def plot_image_and_feature_maps(image: Tensor, maps: Tensor, title: str = "") ->
 
 
 def plot_attributions(images: Tensor, maps: dict[str, Tensor], titles: Sequence[str]) -> Figure:
-    """One row per image: the image, then each map over it (bright = supports the class; negatives not shown)."""
+    """One row per image: the image, then each map over it (bright = a large positive value; negatives not shown)."""
     fig, axes = plt.subplots(
         len(images), len(maps) + 1, figsize=(2.0 * (len(maps) + 1), 2.1 * len(images)), squeeze=False
     )

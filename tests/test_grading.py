@@ -55,6 +55,7 @@ def lab_notebook() -> nbformat.NotebookNode:
             new_markdown("### Exercise 2 · Predict, then run"),
             new_markdown("**My prediction:**\n\n### BEGIN SOLUTION\n42\n### END SOLUTION"),
             new_code("print(double(21))"),
+            new_code("# YOURS TO CHANGE: try another number\nprint(double(4))"),
         ]
     )
 
@@ -77,6 +78,8 @@ def test_the_cells_get_their_roles_and_readable_ids():
     for index in (0, 1, 2, 5, 7):  # everything else: read-only
         grade_id, grade, solution, locked, _ = roles[index]
         assert re.fullmatch(r"nb09-cell-[0-9a-f]{8}", grade_id) and locked and not grade and not solution
+    grade_id, grade, solution, locked, _ = roles[8]  # a cell to try things in: editable, graded by nobody
+    assert re.fullmatch(r"nb09-cell-[0-9a-f]{8}", grade_id) and not locked and not grade and not solution
 
 
 def test_the_check_gets_hidden_tests_once_with_a_seed_fixed_by_its_label():
@@ -178,7 +181,8 @@ def make(target: str, course: Path, succeeds: bool = True, **variables: str) -> 
 
 
 def by_id(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
-    return {c.metadata.nbgrader["grade_id"]: c for c in notebook.cells if "nbgrader" in c.metadata}
+    # a cell yours to change is neither graded nor locked: nbgrader's autograde keeps no grade id for it
+    return {c.metadata.nbgrader["grade_id"]: c for c in notebook.cells if "grade_id" in c.metadata.get("nbgrader", {})}
 
 
 def without_markers(source: str) -> str:

@@ -93,14 +93,20 @@ def test_no_solution_hidden_test_or_output_is_left(path):
 
 
 @pytest.mark.parametrize("path", INSTRUCTOR, ids=lambda p: p.stem)
-def test_students_can_edit_only_their_answers(path):
+def test_students_can_edit_only_their_answers_and_the_cells_yours_to_change(path):
+    yours = 0
     for cell in student(path).cells:
         grading = cell.metadata.nbgrader
-        assert cell.metadata.get("editable", True) == grading["solution"], (
+        to_change = cell.cell_type == "code" and cell.source.startswith("# YOURS TO CHANGE")
+        yours += to_change
+        assert cell.metadata.get("editable", True) == (grading["solution"] or to_change), (
             f"{path.name}, {grading['grade_id']}: editable is {cell.metadata.get('editable', True)}"
         )
+        if to_change:
+            assert not grading["grade"] and not grading["solution"]  # nobody grades what a student tries out
         if is_check(cell):
             assert grading["grade"] and grading["points"] > 0  # each check is an autograded test
+    assert yours >= 1  # at least the Colab cell's REPOSITORY, for a student working from a fork
 
 
 def test_nbval_runs_both_editions_and_the_student_checks_must_say_not_done_yet():

@@ -19,6 +19,8 @@ Rerunning it changes nothing, so it can follow any edit of a notebook. From the 
 
 - a markdown cell with ``### BEGIN SOLUTION`` (a prediction or a written answer) is a
   **manually graded answer** ``nbNN-exE-answer`` (or ``nbNN-secS-answer``; ANSWER_POINTS points);
+- a code cell whose first line starts with ``# YOURS TO CHANGE`` (settings of an experiment, the
+  path of a photo, a cell to try things in) is left **editable** and graded by nobody;
 - every other cell is **locked** (read-only), with an id made from its text.
 
 Points an instructor has already set on a graded cell are kept; everything else is derived
@@ -53,6 +55,7 @@ GENERATED_HIDDEN = re.compile(  # a hidden-tests region as hidden_tests() writes
 )
 DEFINITION = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.M)
 NOTEBOOK_NUMBER = re.compile(r"^(\d\d)_")
+YOURS_TO_CHANGE = "# YOURS TO CHANGE"  # the first line of a code cell the student may edit and run again
 
 
 NUMBERED = "put it under a numbered heading, '### N · ...' (an exercise) or '## N · ...' (a section)"
@@ -177,7 +180,8 @@ def derive(notebook: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNod
                 digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
                 lesson_ids[digest] = lesson_ids.get(digest, 0) + 1  # identical cells stay apart
                 grade_id = f"{prefix}-cell-{digest}" + (f"-{lesson_ids[digest]}" if lesson_ids[digest] > 1 else "")
-                fields = metadata(grade_id, grade=False, solution=False, locked=True)
+                yours = cell.cell_type == "code" and cell.source.startswith(YOURS_TO_CHANGE)
+                fields = metadata(grade_id, grade=False, solution=False, locked=not yours)
             if grade_id in ids:
                 raise ConventionError(f"a second cell with grade id {grade_id!r}: give each exercise one such cell")
         except ConventionError as err:
