@@ -34,7 +34,7 @@ PIXEL_STD_RIGHT = {
 PIXEL_STD_WRONG = {
     "per-image std": (
         lambda images: pixels(images).std(dim=1).mean().item(),
-        "the mean of the per-image standard deviations (the report's 0.3202 statistic)",
+        "the mean of the per-image standard deviations (whose value is the report's 0.3202)",
     ),
     "bytes not scaled": (
         lambda images: images.double().std().item(),

@@ -74,8 +74,8 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         mistake = _diagnose(
             answers,
             {
-                "the mean of the per-image standard deviations (the report's 0.3202 statistic), not the std of all "
-                "pixels: take one std over every pixel of every image at once": lambda x: (x.std(dim=1).mean(),),
+                "the mean of the per-image standard deviations (whose value is the report's 0.3202), not the std of "
+                "all pixels: take one std over every pixel of every image at once": lambda x: (x.std(dim=1).mean(),),
                 "the per-image standard deviations' mean, with correction=0: take one std over every pixel of every "
                 "image at once": lambda x: (x.std(dim=1, correction=0).mean(),),
                 "255 times too large: scale the bytes to [0, 1] (divide by 255) first": lambda x: (255 * x.std(),),
@@ -202,7 +202,10 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
     far_apart[3] = far_apart[1] + 0.5  # classes 1 and 3 (not neighbours in the index) nearly alike
     noisy = torch.rand(6, 28, 28, generator=g, dtype=torch.float64)
     noisy[4] = noisy[0] + 0.01 * torch.rand(28, 28, generator=g, dtype=torch.float64)
-    cases = {"4 average images where classes 1 and 3 are alike": far_apart, "6 random 28x28 average images": noisy}
+    cases = {
+        "4 average images of 6x6 pixels where classes 1 and 3 are alike": far_apart,
+        "6 random 28x28 average images": noisy,
+    }
     if generator is not None:
         for n in range(2):
             classes = int(torch.randint(3, 11, (1,), generator=generator))
