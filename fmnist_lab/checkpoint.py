@@ -140,7 +140,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     except RuntimeError as err:
         raise CheckpointError(
             f"{path}: the checkpoint was saved from a different architecture than the "
-            f"lab's Net, so its weights do not fit:\n{err}"
+            f"lab's Net, so its weights do not fit; pass a best.pt or last.pt that `fmnist-lab train` wrote:\n{err}"
         ) from err
     return Checkpoint(
         model=model.to(device).eval(),

@@ -34,6 +34,7 @@ LR_FIND_HELP = {
 
 
 def flag(name: str) -> str:
+    """The command-line flag of a setting: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
 
 
@@ -60,6 +61,7 @@ def add_settings(parser: argparse.ArgumentParser, names: Sequence[str] | None = 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``fmnist-lab`` parser with its commands: data, train, evaluate, lr-find, predict."""
     parser = argparse.ArgumentParser(
         prog="fmnist-lab", description="Fashion-MNIST teaching lab: the report's CNN, done properly."
     )
@@ -121,6 +123,7 @@ def add_lr_find_command(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the lab's own errors end it with one line and exit status 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` hands on to torchrun
@@ -156,6 +159,7 @@ def flags_message(err: ConfigError) -> str:
 
 
 def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``fmnist-lab data``: find or stage the dataset, verify it and print its statistics."""
     from .data import pixel_stats
     from .dataset import load_fashion_mnist
 
@@ -173,6 +177,7 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``fmnist-lab train``: a new run (LR choice, training, the one test pass) or a resumed one."""
     from . import distributed
     from .dataset import load_fashion_mnist
     from .experiment import pick_lr, resume, run
@@ -228,6 +233,7 @@ def _train_settings(
 
 
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``fmnist-lab evaluate``: a checkpoint scored on the test set, per class too."""
     from .checkpoint import load_checkpoint
     from .data import EVAL_BATCH_SIZE, Batches, normalize
     from .dataset import load_fashion_mnist
@@ -250,11 +256,12 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``fmnist-lab lr-find``: the LR range test on a fresh network; suggestions printed, curve saved."""
     import torch
 
     from .data import make_splits
     from .dataset import load_fashion_mnist
-    from .lr_finder import find_lr, sweep_batches
+    from .lr_finder import REPORT_DIVISOR, find_lr, sweep_batches
     from .model import Net
 
     if not 0 < args.start_lr < args.end_lr:
@@ -278,7 +285,7 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if result.one_cycle_lr is not None:
         print(f"  one-cycle peak LR: {result.one_cycle_lr:.3g}")
     print(
-        f"  (lowest raw loss at LR {result.lowest_raw_loss_lr:.3g}; the report's rule, divided by 4: "
+        f"  (lowest raw loss at LR {result.lowest_raw_loss_lr:.3g}; the report's rule, divided by {REPORT_DIVISOR}: "
         f"{result.report_lr:.3g})"
     )
     if args.plot:
@@ -294,6 +301,7 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``fmnist-lab predict``: the top classes of each image file; a file that fails is named, the rest go on."""
     from .checkpoint import load_checkpoint
     from .predict import ImageError, predict_files
 

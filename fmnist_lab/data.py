@@ -120,6 +120,7 @@ class Batches:
 
     @property
     def dataset_size(self) -> int:
+        """The number of images served per epoch, over all processes (a DataLoader's ``len(dataset)``)."""
         return len(self.labels)
 
     def __len__(self) -> int:

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from .errors import LabError
 from .files import atomic_write
+from .quick import env_switch
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -94,10 +95,10 @@ class FashionMNIST:
 
 
 def _checksums_wanted(verify_checksums: bool | None) -> bool:
-    """The argument where given, else True unless ``$FMNIST_LAB_ALLOW_OTHER_DATA`` is set (and not 0)."""
+    """The argument where given, else True unless ``$FMNIST_LAB_ALLOW_OTHER_DATA`` is 1."""
     if verify_checksums is not None:
         return verify_checksums
-    return os.environ.get(ALLOW_OTHER_DATA_ENV, "0") in ("", "0")
+    return not env_switch(ALLOW_OTHER_DATA_ENV, False, "verify the checksums", "accept another dataset in this format")
 
 
 def _checksum_error(path: Path, found: str, expected: str, fix: str) -> DataError:
@@ -218,7 +219,10 @@ def _stage_from_debian(data_dir: Path, verify_checksums: bool = True) -> dict[st
         try:  # the real name only ever holds a verified file
             atomic_write(raw_dir / stem, "wb", functools.partial(_decompress_and_verify, source, expected))
         except OSError as err:
-            raise DataError(f"Staging {source} into {raw_dir} failed ({err}).") from err
+            raise DataError(
+                f"Staging {source} into {raw_dir} failed ({err}). Free some disk space, or set {DATA_DIR_ENV} to a "
+                f"folder on another disk; if {source} itself cannot be read, reinstall it: {REINSTALL_DEBIAN}"
+            ) from err
     return {stem: raw_dir / stem for stem in FILES}
 
 

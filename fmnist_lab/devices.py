@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from .errors import ConfigError
+from .quick import env_switch
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -67,10 +67,7 @@ def bf16_allowed() -> bool:
 
     Read at each call, not at import, so a notebook or test can set it after importing the lab.
     """
-    setting = os.environ.get("FMNIST_LAB_BF16", "1").strip()
-    if setting not in ("0", "1", ""):
-        raise ConfigError([("FMNIST_LAB_BF16", setting, "must be 0 (float32 everywhere) or 1 (bfloat16 where native)")])
-    return setting != "0"
+    return env_switch("FMNIST_LAB_BF16", True, "float32 everywhere", "bfloat16 where native")
 
 
 def _cpu_has_native_bf16() -> bool:

@@ -60,10 +60,12 @@ def is_active() -> bool:
 
 
 def rank() -> int:
+    """This process's rank: 0 when training is not distributed."""
     return dist.get_rank() if is_active() else 0
 
 
 def world_size() -> int:
+    """The number of processes training together: 1 when training is not distributed."""
     return dist.get_world_size() if is_active() else 1
 
 

@@ -1,8 +1,6 @@
 """The lab's ipywidgets widgets: ``explore`` steps through images (validation or test) and the model's
 probabilities; ``feature_map_explorer`` shows any image's feature maps after each conv block.
-
-Where ipywidgets is not installed (or no widget front end runs), ``explore`` falls back
-to plain output: a static figure of the first matching images. The figures come from plots.py.
+The figures come from plots.py.
 """
 
 from __future__ import annotations
@@ -43,20 +41,11 @@ def explore(
 
     (Longer than the lab's 45 lines: the callbacks close over the widget's controls, so they stay together.)
 
-    Returns the widget (display it, or let it be the cell's last value); without
-    ipywidgets, shows the first six images statically and returns None.
+    Returns the widget: display it, or let it be the cell's last value.
     """
+    import ipywidgets as widgets  # here, not at the top: importing the lab does not load the widget library
+
     predictions = probabilities.argmax(1)
-    try:
-        import ipywidgets as widgets
-    except ImportError:
-        print(
-            "ipywidgets is not installed, so here is a static view instead of the explorer "
-            "(pip install ipywidgets for the interactive one)."
-        )
-        for i in range(6):
-            show(plot_prediction(images[i], probabilities[i], int(targets[i]), classes, f"#{i}  "))
-        return None
 
     class_filter = widgets.Dropdown(options=[ALL_CLASSES, *classes], value=ALL_CLASSES, description="class")
     mistakes = widgets.Checkbox(value=False, description="mistakes only")

@@ -302,7 +302,7 @@ def with_picked_lr(config: TrainConfig, model: Net, splits: Splits, log: Callabl
         log(
             f"Report's LR sweep ({len(result.lrs)} LRs, {config.report_sweep_batches} mini-batches each): lowest "
             f"logged loss {min(result.losses):.4f} at LR {result.lowest_raw_loss_lr:.6f}; "
-            f"divided by 4: LR {result.report_lr:.6g}"
+            f"divided by {REPORT_DIVISOR}: LR {result.report_lr:.6g}"
         )
         return dataclasses.replace(config, lr=result.report_lr)
     result = find_lr(model, sweep_batches(splits, config), config=config)

@@ -46,6 +46,7 @@ class Net(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters (weights and biases; BatchNorm's running statistics are buffers, not counted)."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -64,8 +65,7 @@ def layer_shapes(
 
     def record(name: str):
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-            params = sum(p.numel() for p in module.parameters())
-            rows.append((name, tuple(inputs[0].shape[1:]), tuple(output.shape[1:]), params))
+            rows.append((name, tuple(inputs[0].shape[1:]), tuple(output.shape[1:]), count_parameters(module)))
 
         return hook
 

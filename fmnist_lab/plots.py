@@ -30,17 +30,12 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     return ax.figure, ax
 
 
-def plot_lr_finder(
-    result: LRFinderResult, ax: Axes | None = None, label: str | None = None, show_raw: bool = True
-) -> Figure:
+def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | None = None) -> Figure:
     """Raw and smoothed loss against a log LR axis, with each suggestion marked."""
     fig, ax = _axes(ax, (7, 4.5))
     label = label or f"{result.mode} sweep"
-    if show_raw:
-        (raw,) = ax.plot(result.lrs, result.losses, alpha=0.3, lw=1, label=f"{label}: raw loss")
-        color = raw.get_color()
-    else:
-        color = None
+    (raw,) = ax.plot(result.lrs, result.losses, alpha=0.3, lw=1, label=f"{label}: raw loss")
+    color = raw.get_color()
     ax.plot(result.lrs, result.smoothed, lw=2, color=color, label=f"{label}: smoothed loss")
     for name, lr in result.suggestions.items():
         i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
@@ -51,7 +46,7 @@ def plot_lr_finder(
             ms=9,
             mfc="none",
             mew=2,
-            color="black" if color is None else color,
+            color=color,
             label=f"{label}: {name} = {lr:.3g}",
         )
     if result.one_cycle_lr is not None:
@@ -59,7 +54,7 @@ def plot_lr_finder(
             result.one_cycle_lr,
             ls="--",
             lw=1,
-            color=color or "black",
+            color=color,
             label=f"{label}: one-cycle peak = {result.one_cycle_lr:.3g}",
         )
     ax.set_xscale("log")
@@ -95,7 +90,7 @@ def plot_history(history: History, fig: Figure | None = None) -> Figure:
 class LiveHistoryPlot:
     """Training curves that redraw in place after every epoch (one figure, not one per epoch).
 
-    Pass ``live.update`` as ``on_epoch_end`` to ``run`` or ``fit``. Outside a notebook it does nothing.
+    Pass ``live.update`` as ``on_epoch_end`` to ``run`` or ``fit``. Outside IPython (a script) it draws nothing.
     """
 
     def __init__(self) -> None:
@@ -104,9 +99,11 @@ class LiveHistoryPlot:
         self.handle = None
 
     def update(self, state: TrainingState) -> None:
-        try:
-            from IPython.display import display
-        except ImportError:
+        """Redraw the curves with the history so far."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is None:  # a script: display() would print the figure's repr after every epoch
             return
         plot_history(state.history, self.fig)
         if self.handle is None:
@@ -350,9 +347,7 @@ def plot_neighbours(
 
 def show(fig: Figure) -> None:
     """Display a figure once (in a notebook or widget output) and release it."""
-    try:
-        from IPython.display import display
-    except ImportError:
-        return
+    from IPython.display import display
+
     display(fig)
     plt.close(fig)

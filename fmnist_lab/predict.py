@@ -40,7 +40,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     if path.is_dir():
         raise ImageError(f"{path}: is a folder; pass image files (for example {path / '*.jpg'})")
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        raise ImageError(f"{path}: no such file; check the path (a PNG or JPEG file)")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes); pass a PNG or JPEG image")
     too_large = (

@@ -99,10 +99,7 @@ class RunFolder:
             raise RunFolderError(f"{self.path} is not writable; choose an output folder you can write to")
         holder = self._lock_holder()
         if holder is not None:
-            raise RunFolderError(
-                f"another run ({holder}) is writing to {self.path}; wait for it to finish, "
-                f"or choose another output folder"
-            )
+            raise self._busy(holder)
         if resume:
             self.require_resumable()
         elif self.holds_a_run() and not overwrite:
@@ -118,7 +115,7 @@ class RunFolder:
         try:
             fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:  # taken between check() and now
-            raise RunFolderError(f"another run ({self._lock_holder()}) is writing to {self.path}") from None
+            raise self._busy(self._lock_holder() or "one that took the folder a moment ago") from None
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.ctime()}))
         self.locked = True
@@ -127,9 +124,15 @@ class RunFolder:
                 (self.path / name).unlink()
 
     def release(self) -> None:
+        """Give the lock back, if this folder object holds it."""
         if self.locked:
             self.lock.unlink(missing_ok=True)
             self.locked = False
+
+    def _busy(self, holder: str) -> RunFolderError:
+        return RunFolderError(
+            f"another run ({holder}) is writing to {self.path}; wait for it to finish, or choose another output folder"
+        )
 
     def _lock_holder(self) -> str | None:
         """Who holds the lock ("process 123 on host, started …"), or None; a dead holder's lock is removed."""
@@ -146,9 +149,11 @@ class RunFolder:
         return f"process {pid} on {host}, started {holder.get('started', '?')}"
 
     def existing_files(self) -> list[str]:
+        """The files of a run that the folder holds already."""
         return [name for name in RUN_FILES if (self.path / name).exists()]
 
     def holds_a_run(self) -> bool:
+        """True if any file of a run is there."""
         return bool(self.existing_files())
 
     def require_resumable(self) -> None:
@@ -187,7 +192,12 @@ class RunFolder:
         """The settings (``settings`` if already read) and the last epoch's state, checked to belong to one run."""
         run_id, config = settings or self.read_settings()
         payload = read_checkpoint(self.path / "last.pt")
-        if payload["metrics"].get("run_id") != run_id or "training_state" not in payload:
+        if "training_state" not in payload:
+            raise CheckpointError(
+                f"{self.path / 'last.pt'} holds no training state (a best.pt copied over it?), so the run cannot "
+                f"go on from it; train again into a new folder"
+            )
+        if payload["metrics"].get("run_id") != run_id:
             raise CheckpointError(
                 f"{self.path / 'last.pt'} does not belong to the run in run.json (run ids "
                 f"{payload['metrics'].get('run_id')!r} and {run_id!r}): the folder mixes two runs; "

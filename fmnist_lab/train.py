@@ -186,6 +186,7 @@ class History:
         return len(self.train_loss)
 
     def append(self, train_loss: float, val_loss: float, val_accuracy: float, lr: float, seconds: float) -> None:
+        """Record one epoch."""
         for name, value in zip(asdict(self), (train_loss, val_loss, val_accuracy, lr, seconds)):
             getattr(self, name).append(value)
 
@@ -226,6 +227,7 @@ class TrainingState:
         return state
 
     def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on exactly: weights, optimizer, scheduler, history, random state."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -236,6 +238,7 @@ class TrainingState:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` saved, random state included."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -253,6 +256,7 @@ class TrainingState:
         }
 
     def load_random_state(self, state: dict[str, Any]) -> None:
+        """Restore the batch order's generator and PyTorch's random number generators."""
         self.generator.set_state(state["batch_generator"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():

@@ -9,6 +9,8 @@ from fmnist_lab import dataset as dataset_module
 from fmnist_lab.config import TrainConfig
 from fmnist_lab.data import Batches, augment_batch, make_splits, normalize, pixel_stats, train_val_split
 from fmnist_lab.dataset import DataError, load_fashion_mnist, locate_files, read_idx
+from fmnist_lab.errors import ConfigError
+from fmnist_lab.quick import env_switch
 
 from .conftest import idx_bytes, write_idx_set
 
@@ -244,6 +246,19 @@ def test_a_different_dataset_needs_the_opt_out(tiny_counts, isolated_sources, tm
     )
     with pytest.raises(DataError, match="SHA-256"):  # the argument wins over the variable
         load_fashion_mnist(tmp_path / "digits", verbose=False, verify_checksums=True)
+    monkeypatch.setenv("FMNIST_LAB_ALLOW_OTHER_DATA", "false")  # a truth test would read "false" as on
+    with pytest.raises(ConfigError, match="FMNIST_LAB_ALLOW_OTHER_DATA='false': must be 0 .verify the checksums. or 1"):
+        load_fashion_mnist(tmp_path / "digits", verbose=False)
+
+
+@pytest.mark.parametrize("setting", ["false", "no", "2", "yes"])
+def test_a_switch_in_the_environment_is_0_or_1(setting, monkeypatch):
+    monkeypatch.setenv("FMNIST_LAB_QUICK", setting)
+    with pytest.raises(ConfigError, match=f"FMNIST_LAB_QUICK='{setting}': must be 0 .full sizes. or 1"):
+        env_switch("FMNIST_LAB_QUICK", False, "full sizes", "quick mode")
+    for value, expected in (("0", False), ("1", True), (" 1 ", True), ("", True)):
+        monkeypatch.setenv("FMNIST_LAB_QUICK", value)
+        assert env_switch("FMNIST_LAB_QUICK", True, "off", "on") is expected  # unset or empty: the default
 
 
 def hidden_files(folder):

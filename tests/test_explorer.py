@@ -1,5 +1,3 @@
-import builtins
-
 import matplotlib.pyplot as plt
 import torch
 
@@ -35,21 +33,6 @@ def test_explorer_widget_reacts_to_its_controls():
     assert slider.max == 1 and "#1 " in status.value and "of 2" in status.value
     class_filter.value = "T-shirt/top"
     assert status.value == "no image matches these filters"
-    plt.close("all")
-
-
-def test_without_ipywidgets_the_explorer_falls_back_to_plain_output(monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def no_widgets(name, *args, **kwargs):
-        if name == "ipywidgets":
-            raise ImportError("No module named 'ipywidgets'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_widgets)
-    images, targets, probabilities = fake_results()
-    assert explore(images, targets, probabilities) is None
-    assert "ipywidgets is not installed" in capsys.readouterr().out
     plt.close("all")
 
 

@@ -1,7 +1,10 @@
+from types import SimpleNamespace
+
 import matplotlib.pyplot as plt
 import torch
 
-from fmnist_lab.plots import plot_confusion_matrix, plot_gallery, plot_samples, tile_maps
+from fmnist_lab.plots import LiveHistoryPlot, plot_confusion_matrix, plot_gallery, plot_samples, tile_maps
+from fmnist_lab.train import History
 
 
 def test_images_are_drawn_as_the_data_holds_them_light_on_black():
@@ -56,3 +59,12 @@ def test_tiles_are_placed_with_the_gap_between_them_and_small_maps_enlarged():
         assert torch.equal(grid[top : top + 14, left : left + 21], tile.repeat_interleave(7, 0).repeat_interleave(7, 1))
     assert grid[14].isnan().all() and grid[:, 21].isnan().all()  # the gaps
     assert grid[15:, 44:].isnan().all()  # the sixth place, empty
+
+
+def test_live_curves_draw_nothing_outside_ipython(capsys):
+    """In a script, display() would print the figure's repr after every epoch."""
+    live = LiveHistoryPlot()
+    history = History()
+    history.append(train_loss=0.5, val_loss=0.4, val_accuracy=0.9, lr=0.1, seconds=1.0)
+    live.update(SimpleNamespace(history=history))
+    assert capsys.readouterr().out == "" and live.handle is None

@@ -51,6 +51,24 @@ def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tiny_data
     assert not (tmp_path / ".lock").exists()
 
 
+def test_a_lock_taken_between_the_check_and_the_claim_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    folder = RunFolder(tmp_path)
+    real_check = folder.check
+
+    def check_then_lose_the_race(resume=False, overwrite=False):
+        real_check(resume, overwrite)
+        dead = subprocess.Popen(["true"])
+        dead.wait()  # the other run took the lock, then died: its holder reads as no one
+        (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "started": "x"}))
+
+    monkeypatch.setattr(folder, "check", check_then_lose_the_race)
+    with pytest.raises(RunFolderError) as refused:
+        folder.claim()
+    assert "None" not in str(refused.value) and "wait for it to finish, or choose another output folder" in str(
+        refused.value
+    )
+
+
 def test_the_lock_of_a_killed_run_is_taken_over(tiny_data, tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid now names no process
@@ -105,6 +123,13 @@ def test_a_run_folder_of_an_earlier_version_is_refused_with_what_to_do(tiny_data
     settings = json.loads(path.read_text())
     path.write_text(json.dumps({**settings, "lr": 0.1, "config": {**settings["config"], "lr": None}}))
     with pytest.raises(RunFolderError, match="earlier version of the lab.* best.pt still loads.* start a new run"):
+        resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+
+
+def test_resume_refuses_a_best_pt_copied_over_last_pt(tiny_data, tmp_path):
+    interrupted_run(tiny_data, tmp_path)
+    (tmp_path / "best.pt").replace(tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="last.pt holds no training state .a best.pt copied over it"):
         resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
 
 

@@ -96,6 +96,7 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """True when the check said Correct."""
         return self.status == CORRECT
 
 

@@ -143,7 +143,7 @@ def _batchnorm_train(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tens
     x = x.double()
     dims = (0, 2, 3)
     x_hat = _normalise(x, x.mean(dims, keepdim=True), x.var(dims, correction=0, keepdim=True), eps)
-    return _per_channel(gamma.double()) * x_hat + _per_channel(beta.double())
+    return _scaled(x_hat, gamma, beta)
 
 
 def _scaled(x_hat: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
