@@ -460,6 +460,13 @@ def test_an_import_inside_the_answer_beside_a_notebook_tensor_is_read_without_er
             ("from fmnist_lab.metrics import confusion_matrix\ndef f(t, p, n):\n    return confusion_matrix(t, p, n)"),
         ),
         (
+            "nb06.q2",
+            (
+                "from fmnist_lab.metrics import most_confused_pairs\n"
+                "def f(cm):\n    return most_confused_pairs(cm, 1)[0][:2]"
+            ),
+        ),
+        (
             "nb07.q2",
             (
                 "from fmnist_lab.interpretability import saliency\n"

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..dataset import CLASS_NAMES
-from ..metrics import confusion_matrix
+from ..metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
 from . import Exercise, Wrong, all_close, as_tensor, call, expect_data
 
 
@@ -125,8 +125,8 @@ def _matrix_cases(generator: torch.Generator | None = None) -> dict[str, Tensor]
 
 
 def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
-    off = cm.double().clone().fill_diagonal_(-1)
-    return divmod(int(off.argmax()), len(cm))
+    true_class, predicted_class, _ = most_confused_pairs(cm, 1)[0]
+    return true_class, predicted_class
 
 
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
@@ -190,6 +190,7 @@ q2 = Exercise(
     _check_most_confused_pair,
     hint_text="Copy the matrix and overwrite its diagonal (off = cm.clone(); off.fill_diagonal_(-1)), then take "
     "off.argmax() and turn the flat index into (row, column) with divmod(index, len(cm)).",
+    lab_functions=(most_confused_pairs,),
 )
 
 
@@ -214,8 +215,7 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
             continue
         if got.isnan().any():
             raise Wrong(f"on {case}, you returned NaN for a class the model never predicts (0 / 0): give it 0")
-        recall = matrix.diag().double() / matrix.sum(1).clamp(min=1).double()
-        if all_close(got, recall):
+        if all_close(got, per_class_accuracy(matrix)):  # recall
             raise Wrong(
                 f"on {case}, you divided by the row sums: that is recall (per_class_accuracy). Precision "
                 f"divides by the column sums, the images predicted as each class"
