@@ -40,7 +40,7 @@ CANDIDATES = {
     "fast-ls": ("fast with label smoothing 0.1", "fast", {"label_smoothing": 0.1}),
     "fast-512": ("fast at batch 512 (the LR finder scales the LR)", "fast", {"batch_size": 512}),
     "fast-14": ("fast, 14 epochs", "fast", {"epochs": 14}),
-    # peak LR and weight decay picked on the validation split in 10- and 8-epoch runs (results/tuning.jsonl)
+    # peak LR and weight decay picked on the validation split of 10-epoch seed-0 runs (results/tuning.jsonl)
     "fast-adamw": (
         "fast with AdamW, peak LR 0.01 given, weight decay 0.05",
         "fast",

@@ -8,7 +8,6 @@ import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -166,23 +165,15 @@ CHECK_CALL = re.compile(r"\b(nb\d\d)\.(q\d+)\.check\((\w+)")
 def test_every_exercise_module_is_checked_by_its_notebook(path):
     code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     module = f"nb{path.name[:2]}"
-    if not (Path(exercises.__file__).parent / f"{module}.py").exists():
-        pytest.skip(f"{path.name} has no exercise module yet (tests/test_student_edition.py requires exercises)")
     labels = {
         value.label
         for value in vars(importlib.import_module(f"fmnist_lab.exercises.{module}")).values()
         if isinstance(value, Exercise)
     }
-    called = {
-        f"{nb}.{q}"
-        for notebook in NOTEBOOKS
-        for nb, q, _ in CHECK_CALL.findall(
-            "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
-        )
-    }
-    assert labels <= called, f"{sorted(labels - called)} are checked by no notebook"
+    called = {f"{nb}.{q}" for nb, q, _ in CHECK_CALL.findall(code)}  # in this notebook
+    assert labels, f"{module} defines no exercise"
+    assert labels <= called, f"{sorted(labels - called)} are not checked in {path.name}"
     assert all(label.startswith(module) for label in labels)
-    assert CHECK_CALL.search(code) or not labels
 
 
 # one comparison for every check
@@ -328,9 +319,7 @@ def loops_forever(*args):
 
 def test_a_looping_answer_is_stopped_by_the_time_limit_with_one_sentence(monkeypatch, capsys):
     monkeypatch.setattr(exercises, "TIME_FLOOR_S", 0.3)
-    started = time.perf_counter()
     nb01.q1.check(loops_forever)
-    assert time.perf_counter() - started < 5
     assert capsys.readouterr().out == (
         "Not yet: your function ran longer than 0.3 s on a batch of one black and one white 28x28 image.\n"
     )
@@ -454,7 +443,6 @@ def test_an_import_inside_the_answer_beside_a_notebook_tensor_is_read_without_er
 @pytest.mark.parametrize(
     "exercise, call_code",
     [
-        ("nb04.q1", "from fmnist_lab.lr_finder import smooth\ndef f(losses, beta):\n    return smooth(losses, beta)"),
         (
             "nb06.q1",
             ("from fmnist_lab.metrics import confusion_matrix\ndef f(t, p, n):\n    return confusion_matrix(t, p, n)"),

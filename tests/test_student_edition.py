@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -120,3 +121,26 @@ def test_nbval_runs_both_editions_and_the_student_checks_must_say_not_done_yet()
     assert all((ROOT / "notebooks" / name).is_file() for name in conftest.IN_THE_BROWSER)
     stream = {"output_type": "stream", "name": "stdout", "text": "Not done yet: `f` still raises ..."}
     assert conftest.printed([stream, {"output_type": "stream", "name": "stderr", "text": "warning"}]) == stream["text"]
+
+    def after_the_cell_ran(edition: str, source: str, said: str):
+        """Drive the root conftest's hook as pytest does around one nbval cell that printed ``said``."""
+        item = SimpleNamespace(
+            cell=SimpleNamespace(source=source),
+            path=ROOT / edition / "01_data_inspection.ipynb",
+            test_outputs=[{"output_type": "stream", "name": "stdout", "text": said}],
+        )
+        hook = conftest.pytest_runtest_call(item)
+        next(hook)  # nbval runs the cell here
+        return lambda: hook.send(None)
+
+    check = "nb01.q1.check(pixel_std, data.train_images)"
+    for edition, right, wrong in (
+        ("notebooks", "Not done yet: ...", "Correct: ..."),
+        ("instructor", "Correct: ...", "Not done yet: ..."),
+    ):
+        with pytest.raises(StopIteration):
+            after_the_cell_ran(edition, check, right)()
+        with pytest.raises(AssertionError, match=f"should answer {right.split(':')[0] + ':'!r} in this edition"):
+            after_the_cell_ran(edition, check, wrong)()
+    with pytest.raises(StopIteration):  # a cell that calls no check may print anything
+        after_the_cell_ran("notebooks", "print(pixel_std(data.train_images))", "Correct: ...")()
