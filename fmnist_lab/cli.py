@@ -123,7 +123,10 @@ def add_lr_find_command(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; the lab's own errors end it with one line and exit status 1."""
+    """Run one command; the lab's own errors raised while it runs end it with one line and exit status 1.
+
+    (A bad FMNIST_LAB_QUICK is refused earlier, when the lab is imported, with a traceback.)
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` hands on to torchrun

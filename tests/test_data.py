@@ -256,9 +256,14 @@ def test_a_switch_in_the_environment_is_0_or_1(setting, monkeypatch):
     monkeypatch.setenv("FMNIST_LAB_QUICK", setting)
     with pytest.raises(ConfigError, match=f"FMNIST_LAB_QUICK='{setting}': must be 0 .full sizes. or 1"):
         env_switch("FMNIST_LAB_QUICK", False, "full sizes", "quick mode")
-    for value, expected in (("0", False), ("1", True), (" 1 ", True), ("", True)):
+    for value, expected in (("0", False), ("1", True), (" 1 ", True)):
         monkeypatch.setenv("FMNIST_LAB_QUICK", value)
-        assert env_switch("FMNIST_LAB_QUICK", True, "off", "on") is expected  # unset or empty: the default
+        assert env_switch("FMNIST_LAB_QUICK", not expected, "off", "on") is expected
+    for default in (False, True):  # empty or unset: the default
+        monkeypatch.setenv("FMNIST_LAB_QUICK", "")
+        assert env_switch("FMNIST_LAB_QUICK", default, "off", "on") is default
+        monkeypatch.delenv("FMNIST_LAB_QUICK")
+        assert env_switch("FMNIST_LAB_QUICK", default, "off", "on") is default
 
 
 def hidden_files(folder):
