@@ -87,6 +87,7 @@ def _check_should_stop(
 q1 = Exercise(
     "nb05.q1",
     _check_should_stop,
-    hint_text="Find the epoch of the best accuracy (the first one, if several tie), then count the epochs since "
-    "then: len(val_accuracies) - 1 - best_index. Stop when that count reaches patience.",
+    hint_text="With no epochs yet there is nothing to compare: return False. Otherwise find the epoch of the best "
+    "accuracy (the first one, if several tie), then count the epochs since then: len(val_accuracies) - 1 - "
+    "best_index. Stop when that count reaches patience.",
 )
