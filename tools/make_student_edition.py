@@ -7,7 +7,8 @@ A thin wrapper over ``nbgrader generate_assignment``: each notebook becomes an a
 own (named like the notebook) in a scratch course, build/edition/, whose gradebook is thrown
 away; nbgrader replaces every solution region with its stub (``# YOUR CODE HERE`` +
 ``raise NotImplementedError()`` in code, ``YOUR ANSWER HERE`` in markdown), removes the hidden
-tests, clears every output and locks the cells; the released notebooks are copied to ``--out``
+tests, clears every output and locks the read-only cells (solution cells and ``# YOURS TO CHANGE``
+cells stay editable); the released notebooks are copied to ``--out``
 unchanged. nbgrader reads the repository's nbgrader_config.py, as `make release` does, so this
 edition is the one an instructor releases.
 """
