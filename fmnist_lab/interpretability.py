@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .model import NEGATIVE_SLOPE
+
 BLOCKS = ("block 1", "block 2", "block 3")  # conv -> BatchNorm -> LeakyReLU -> max-pool -> Dropout2d
 UPPER_BODY = (0, 2, 4, 6)  # T-shirt/top, Pullover, Coat, Shirt: the classes the network confuses most
 
@@ -127,7 +129,7 @@ def saliency(model: nn.Module, x: Tensor, target: Tensor | int) -> Tensor:
     return maps.detach().squeeze(1).cpu()
 
 
-def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int, negative_slope: float = 0.01) -> Tensor:
+def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int) -> Tensor:
     """Grad-CAM on the last conv block's activated maps, LeakyReLU(``b3``), 7x7, upsampled to the image: (N, 28, 28).
 
     Each of the 128 maps is weighted by the mean gradient of the target's log-probability
@@ -146,8 +148,8 @@ def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int, negative_slope: 
             handle.remove()
         (z,) = outputs
         (gradient_z,) = torch.autograd.grad(log_probabilities.gather(1, target[:, None]).sum(), z)
-        activated = F.leaky_relu(z, negative_slope)
-        gradient = gradient_z / torch.where(z > 0, 1.0, negative_slope)
+        activated = F.leaky_relu(z, NEGATIVE_SLOPE)
+        gradient = gradient_z / torch.where(z > 0, 1.0, NEGATIVE_SLOPE)
         maps = (gradient.mean(dim=(2, 3), keepdim=True) * activated).sum(1, keepdim=True).clamp(min=0)
         maps = F.interpolate(maps, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
     return maps.detach().squeeze(1).cpu()

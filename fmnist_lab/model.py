@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+NEGATIVE_SLOPE = 0.01  # LeakyReLU's slope below zero, as in the report
+
 
 class Net(nn.Module):
     """3 x [conv 3x3 -> BatchNorm -> LeakyReLU -> max-pool 2 -> Dropout2d] -> 512 -> 10.
@@ -28,11 +30,11 @@ class Net(nn.Module):
         self.fc_2 = nn.Linear(512, 10)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.drop_2d(F.max_pool2d(F.leaky_relu(self.b1(self.c1(x)), 0.01), 2))  # 28 -> 14
-        x = self.drop_2d(F.max_pool2d(F.leaky_relu(self.b2(self.c2(x)), 0.01), 2))  # 14 -> 7
-        x = self.drop_2d(F.max_pool2d(F.leaky_relu(self.b3(self.c3(x)), 0.01), 2))  # 7 -> 3
+        x = self.drop_2d(F.max_pool2d(F.leaky_relu(self.b1(self.c1(x)), NEGATIVE_SLOPE), 2))  # 28 -> 14
+        x = self.drop_2d(F.max_pool2d(F.leaky_relu(self.b2(self.c2(x)), NEGATIVE_SLOPE), 2))  # 14 -> 7
+        x = self.drop_2d(F.max_pool2d(F.leaky_relu(self.b3(self.c3(x)), NEGATIVE_SLOPE), 2))  # 7 -> 3
         x = x.flatten(1)  # flatten(1), unlike the report's view(-1, ...), also accepts channels_last
-        x = self.drop(F.leaky_relu(self.fc_1(x), 0.01))
+        x = self.drop(F.leaky_relu(self.fc_1(x), NEGATIVE_SLOPE))
         return F.log_softmax(self.fc_2(x), dim=1)
 
     def reset_parameters(self, batchnorm: bool = True) -> None:

@@ -163,15 +163,14 @@ def _sentence(err: Exception) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
-def solution_code(label: str, instructor_dir: Path | None = None) -> str:
+def solution_code(label: str) -> str:
     """The text ``solution()`` prints for ``label`` ("nbNN.qK"): the instructor notebook's solution cell.
 
     That is the nearest code cell holding ``### BEGIN SOLUTION`` before the cell that calls
     ``nbNN.qK.check(``, with the marker lines removed (the def line stays, so it reads as a whole function).
     """
-    folder = INSTRUCTOR_DIR if instructor_dir is None else instructor_dir
     number = label[2:].split(".")[0]
-    notebooks = sorted(folder.glob("*.ipynb"), key=lambda path: not path.name.startswith(f"{number}_"))
+    notebooks = sorted(INSTRUCTOR_DIR.glob("*.ipynb"), key=lambda path: not path.name.startswith(f"{number}_"))
     if not notebooks:
         return (
             "The solutions are not part of this installation: it was installed without the instructor's "
@@ -184,7 +183,7 @@ def solution_code(label: str, instructor_dir: Path | None = None) -> str:
         if calling is not None:
             break
     else:
-        return f"No notebook in {folder} calls {label}.check(...), so there is no solution to show."
+        return f"No notebook in {INSTRUCTOR_DIR} calls {label}.check(...), so there is no solution to show."
     solved = next((i for i in range(calling - 1, -1, -1) if "### BEGIN SOLUTION" in sources[i]), None)
     if solved is None:
         return f"{notebook.name} has no solution cell before its call of {label}.check(...)."
