@@ -189,8 +189,9 @@ def mean_over_ranks(value: float) -> float:
 def sync_buffers(model: nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm's running statistics).
 
-    With per-process BatchNorm each rank's running statistics follow its own batches; after
-    this, every rank holds the model that rank 0 saves and validates.
+    DistributedDataParallel sends rank 0's buffers to every rank before each forward pass, and
+    each rank's forward then updates them with its own batch: after an epoch's last step the ranks
+    differ by that one update. After this, every rank holds the model that rank 0 validates and saves.
     """
     if is_active():
         for buffer in model.buffers():
