@@ -400,6 +400,10 @@ def through_a_helper(images):
 def own(images, pixel_stats=None):
     pixel_stats = (images.double() / 255).std().item()  # a local of that name is the student's own
     return pixel_stats
+
+def own_in_a_comprehension(images):
+    pixel_stats = (images.double() / 255).std().item()  # the comprehension reads this local, not the import
+    return [pixel_stats for _ in range(1)][0]
 """
 
 
@@ -418,10 +422,11 @@ def test_an_answer_that_calls_the_lab_function_is_refused(name):
     )
 
 
-def test_an_own_variable_named_like_the_lab_function_is_not_refused():
+@pytest.mark.parametrize("name", ["own", "own_in_a_comprehension"])
+def test_an_own_variable_named_like_the_lab_function_is_not_refused(name):
     namespace = {}
     exec(NOTEBOOK_CODE, namespace)  # noqa: S102 -- code written in this test
-    assert nb01.q1.verdict(namespace["own"]).passed
+    assert nb01.q1.verdict(namespace[name]).passed
 
 
 IMPORTS_INSIDE = """

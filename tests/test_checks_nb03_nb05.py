@@ -32,7 +32,7 @@ def epoch_loop(
     def train_one_epoch(model, batches, optimizer):
         if train_mode:
             model.train()
-        total, seen, losses = torch.zeros(()), 0, []
+        total, seen, losses = 0, 0, []  # total becomes a tensor on the batches' device
         for x, y in batches:
             if zero_grad and not zero_after_step:
                 optimizer.zero_grad()
@@ -42,7 +42,7 @@ def epoch_loop(
                 optimizer.step()
             if zero_grad and zero_after_step:
                 optimizer.zero_grad(set_to_none=False)
-            total += loss.detach() * len(y)
+            total = total + loss.detach() * len(y)
             seen += len(y)
             losses.append(loss.item())
         if eval_after:

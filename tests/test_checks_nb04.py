@@ -219,6 +219,10 @@ RESET_RIGHT = {
         lambda m: m.reset_parameters() if m is not model and hasattr(m, "reset_parameters") else None
     ),
     "Kaiming normal and zero biases": init_with(lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
+    # in fan-out mode fc_2's std is sqrt(2 / 10): refused as "not a fresh initialisation" before
+    "Kaiming normal in fan-out mode and zero biases": init_with(
+        lambda w: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+    ),
     "Xavier uniform and zero biases": init_with(nn.init.xavier_uniform_),
     "orthogonal and zero biases": init_with(nn.init.orthogonal_),
     # VGG's initialisation, N(0, 0.01), used to be refused on c1 (fan-in 9) as "not a fresh initialisation"

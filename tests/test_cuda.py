@@ -14,10 +14,12 @@ from fmnist_lab.config import TrainConfig
 from fmnist_lab.data import Batches, make_splits
 from fmnist_lab.devices import bf16_is_native, pick_device
 from fmnist_lab.errors import ConfigError
+from fmnist_lab.exercises import nb03
 from fmnist_lab.experiment import run
 from fmnist_lab.lr_finder import find_lr
 from fmnist_lab.model import Net
 from fmnist_lab.train import evaluate, fit
+from tests.checks_support import assert_right
 from tests.test_distributed import on_processes, quiet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -110,3 +112,34 @@ def test_ddp_with_sync_bn_on_gpus_trains_the_weights_of_one_process(tiny_data, t
 def test_more_processes_than_gpus_are_refused():
     with pytest.raises(ConfigError, match="need one GPU each, but PyTorch sees"):
         distributed.check_settings(TrainConfig(device="cuda", batch_size=256), torch.cuda.device_count() + 1)
+
+
+SECTION_3_LOOP = """
+import torch.nn.functional as F
+
+def train_one_epoch(model, batches, optimizer):
+    model.train()
+    total, seen = 0.0, 0
+    for images, labels in batches:
+        images, labels = images.to(device), labels.to(device)  # as section 3's train() does
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(labels)
+        seen += len(labels)
+    return total / seen
+"""
+
+
+def test_notebook_03s_loop_moving_batches_to_the_notebooks_gpu_is_correct():
+    # notebook 03 sets device = splits.train_x.device: the GPU; the check used to train its network on the CPU
+    namespace = {"device": torch.device("cuda")}
+    exec(SECTION_3_LOOP, namespace)  # noqa: S102 -- a notebook's code, written in this test
+    assert_right(nb03.q2, namespace["train_one_epoch"])
+
+
+def test_a_loop_that_moves_the_network_to_the_cpu_gets_a_sentence():
+    namespace = {"device": torch.device("cpu")}
+    exec(SECTION_3_LOOP.replace("    model.train()", "    model.train().to(device)"), namespace)  # noqa: S102
+    assert nb03.q2.verdict(namespace["train_one_epoch"]).message  # compared its weights without raising

@@ -349,10 +349,14 @@ _ATTRIBUTE_LOADS = {"LOAD_ATTR", "LOAD_METHOD"}
 _STORES = {"STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"}
 
 
-def _named_objects(code: types.CodeType, scope: dict[str, Any], imported: dict[str, Any]) -> list[Any]:
+def _named_objects(
+    code: types.CodeType, scope: dict[str, Any], imported: dict[str, Any], cells: frozenset[str] = frozenset()
+) -> list[Any]:
     """The objects ``code`` and the code nested in it name: each global or closure variable, followed by the
     attributes read from it, and what each import in its body binds (``imported``: local name -> object,
-    shared with the nested code). A name it cannot resolve (an ordinary local variable) is left out."""
+    shared with the nested code). A name it cannot resolve (an ordinary local variable) is left out, as is
+    a local variable that nested code shares (``cells``: the answer's own, not the notebook's of that name)."""
+    cells = cells | frozenset(code.co_cellvars)
     found: list[Any] = []
     chain: Any = None  # the object named so far, while attributes are read from it
     importing: Any = None  # the module an import statement reads from
@@ -365,7 +369,7 @@ def _named_objects(code: types.CodeType, scope: dict[str, Any], imported: dict[s
         elif op in ("LOAD_GLOBAL", "LOAD_NAME"):
             chain = scope.get(name, imported.get(name)) if op == "LOAD_GLOBAL" else imported.get(name, scope.get(name))
         elif op in ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLASSDEREF"):
-            chain = imported.get(name, None if op.startswith("LOAD_FAST") else scope.get(name))
+            chain = imported.get(name, None if op.startswith("LOAD_FAST") or name in cells else scope.get(name))
         else:
             chain = None
             if op == "LOAD_CONST":
@@ -389,7 +393,7 @@ def _named_objects(code: types.CodeType, scope: dict[str, Any], imported: dict[s
             found.append(chain)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
-            found.extend(_named_objects(constant, scope, imported))
+            found.extend(_named_objects(constant, scope, imported, cells))
     return found
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batches
+from ..devices import pick_device
 from ..model import Net
 from ..train import train_epoch, train_step
 from . import Exercise, Wrong, as_number, call, close, own_random_state, timed
@@ -36,14 +37,22 @@ def reference_epoch(
 
 
 def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
-    """A fresh network and optimizer with momentum (so a forgotten zero_grad shows), and a few batches."""
+    """A fresh network and optimizer with momentum (so a forgotten zero_grad shows), and a few batches.
+
+    On the lab's device, where the notebook's data and network are: an answer that moves each batch
+    `.to(device)` with the notebook's `device`, as section 3's loop does, must not mix devices.
+    """
+    device = pick_device()
     torch.manual_seed(seed)
-    model = Net()
+    model = Net().to(device)
     if not train_mode:
         model.eval()  # the student's function must switch it back to training mode itself
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     g = torch.Generator().manual_seed(seed)
-    batches = [(torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)) for n in batch_sizes]
+    batches = [
+        (torch.randn(n, 1, 28, 28, generator=g).to(device), torch.randint(0, 10, (n,), generator=g).to(device))
+        for n in batch_sizes
+    ]
     return model, optimizer, batches
 
 
@@ -58,7 +67,11 @@ def _variant(
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:
-    return all(torch.allclose(p, q, rtol=1e-4, atol=1e-5) for p, q in zip(a.parameters(), b.parameters()))
+    """Compared on the CPU: an answer may have moved its network to another device."""
+    return all(
+        torch.allclose(p.detach().cpu(), q.detach().cpu(), rtol=1e-4, atol=1e-5)
+        for p, q in zip(a.parameters(), b.parameters())
+    )
 
 
 def _notebook_objects(answer) -> list[str]:

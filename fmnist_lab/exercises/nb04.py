@@ -216,21 +216,25 @@ def _fresh_weight_problem(weight: torch.Tensor, before: torch.Tensor) -> str | N
     """Why ``weight`` is not a standard fresh initialisation (None if it is one).
 
     The standard ones (PyTorch's default, Kaiming/He, Xavier/Glorot, orthogonal, uniform or normal) draw
-    values centred on 0 with a spread between about 0.1 and 2 over the square root of the fan-in; VGG's
+    values centred on 0 with a spread between about 0.1 and 2 over the square root of the fan-in, or of
+    the fan-out (Kaiming's mode="fan_out": 1.4 over the square root of fc_2's fan-out of 10); VGG's
     normal with std 0.01 is smaller on small layers (0.03 on c1's fan-in of 9, 0.017 on a fan-in of 3),
     and BatchNorm after a layer makes its scale matter little, so the lower bound only refuses weights
     all but zero.
     """
     fan_in = weight[0].numel()
+    fan_out = weight.shape[0] * weight[0, 0].numel()
     if torch.allclose(weight, before, rtol=0.01, atol=1e-3):
         return f"still holds the sweep's weights (changed by at most {float((weight - before).abs().max()):.2g})"
-    spread = float(weight.std()) * math.sqrt(fan_in)
-    if spread == 0:
+    std = float(weight.std())
+    if std == 0:
         return "has all its weights equal (then every unit computes the same and learns the same)"
-    if not 0.005 <= spread <= 3 or abs(float(weight.mean())) > float(weight.std()):
+    in_range = 0.005 <= std * math.sqrt(fan_in) and std * math.sqrt(min(fan_in, fan_out)) <= 3
+    if not in_range or abs(float(weight.mean())) > std:
         return (
-            f"has weights of mean {float(weight.mean()):.3g} and std {float(weight.std()):.3g}, not a fresh "
-            f"initialisation's (centred on 0, std near 1 / sqrt(fan-in) = {1 / math.sqrt(fan_in):.3g})"
+            f"has weights of mean {float(weight.mean()):.3g} and std {std:.3g}, not a fresh initialisation's "
+            f"(centred on 0, std near 1 / sqrt(fan-in) = {1 / math.sqrt(fan_in):.3g}, or 1 / sqrt(fan-out) = "
+            f"{1 / math.sqrt(fan_out):.3g})"
         )
     return None
 
