@@ -33,6 +33,7 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
 def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | None = None) -> Figure:
     """Raw and smoothed loss against a log LR axis, with each suggestion marked."""
     fig, ax = _axes(ax, (7, 4.5))
+    earlier = ax.get_ylim() if ax.lines else None  # another sweep drawn here: keep its range in view too
     label = label or f"{result.mode} sweep"
     (raw,) = ax.plot(result.lrs, result.losses, alpha=0.3, lw=1, label=f"{label}: raw loss")
     color = raw.get_color()
@@ -61,9 +62,12 @@ def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | 
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     top = max(result.smoothed[: max(1, len(result.smoothed) // 10)] + [min(result.smoothed) * 1.5])
-    ax.set_ylim(min(result.losses) * 0.9, max(top, ax.get_ylim()[0] + 1e-3) * 1.15)
+    low, high = min(result.losses) * 0.9, max(top, ax.get_ylim()[0] + 1e-3) * 1.15
+    if earlier is not None:
+        low, high = min(low, earlier[0]), max(high, earlier[1])
+    ax.set_ylim(low, high)
     ax.set_title("LR range test")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the curves
     ax.grid(True, which="both", alpha=0.3)
     return fig
 

@@ -179,6 +179,19 @@ def test_plot_marks_suggestions_on_a_log_axis(sweep_setup):
     plt.close("all")
 
 
+def test_two_sweeps_on_one_plot_both_stay_in_view():
+    # notebook 04 draws the report's sweep, then the lab's: the second used to set the range alone
+    lrs = sweep_lrs(1e-4, 1.0, 50, "exp")
+    low = LRFinderResult(lrs, [0.4 + x / 100 for x in range(50)], [0.5 + x / 100 for x in range(50)], "end")
+    high = LRFinderResult(lrs, [1.5 + x / 100 for x in range(50)], [1.6 + x / 100 for x in range(50)], "end")
+    fig, ax = plt.subplots()
+    plot_lr_finder(low, ax=ax, label="low")
+    plot_lr_finder(high, ax=ax, label="high")
+    bottom, top = ax.get_ylim()
+    assert bottom <= min(low.losses) and top >= max(high.smoothed[:5])
+    plt.close(fig)
+
+
 def test_report_rule_divides_the_lowest_raw_loss_lr_by_four():
     # the report's own sweep: lowest raw loss 0.402151 at step 62 (LR 0.620038); it printed 0.15500949999999986
     lrs = sweep_lrs(1e-4, 1.0, 100, "linear")
