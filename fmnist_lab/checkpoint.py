@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         head = f.read(4)
     if head != b"PK\x03\x04":  # torch.save writes a zip archive
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint (it does not start like a file written "
-            f"by torch.save). Pass the best.pt or last.pt that training wrote."
+            f"{path}: not a PyTorch checkpoint in the zip format that torch.save writes (as every checkpoint "
+            f"of the lab is). Pass the best.pt or last.pt that training wrote."
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # a whole file that holds more than tensors and plain data
+        raise CheckpointError(
+            f"{path}: a PyTorch file, but not an fmnist-lab checkpoint: it holds pickled Python objects (a "
+            f"model saved whole with torch.save(model)?), which the lab does not load, since unpickling can run "
+            f"any code. Pass the best.pt or last.pt that training wrote."
+        ) from err
     except Exception as err:
         raise CheckpointError(
             f"{path}: the checkpoint is truncated or corrupt ({err}). It cannot be "

@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import inspect
 import io
+import math
+import os
 import signal
 import sys
 import typing
@@ -31,6 +33,13 @@ LR_FIND_HELP = {
     "num_steps": "LRs tried, one mini-batch each",
     "mode": "exp (equal steps in log LR) or linear (the report's)",
 }
+
+
+def path_name(text: str) -> str:
+    """A folder or file name given on the command line: an empty one (``--resume ""``) is refused, not ignored."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a folder or file name, not an empty string")
+    return text
 
 
 def flag(name: str) -> str:
@@ -68,12 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="find, stage and verify the dataset; print where it came from")
-    data.add_argument("--data-dir", help=DATA_DIR_HELP)
+    data.add_argument("--data-dir", type=path_name, help=DATA_DIR_HELP)
 
     add_train_command(commands)
 
     evaluate = commands.add_parser("evaluate", help="test loss, accuracy and per-class accuracy of a checkpoint")
-    evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
+    evaluate.add_argument("--data-dir", type=path_name, help=DATA_DIR_HELP)
     add_settings(evaluate, ["device"])
     evaluate.add_argument("checkpoint")
 
@@ -88,16 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
 def add_train_command(commands: argparse._SubParsersAction) -> None:
     """``train``: one flag per setting, the recipe, and the run folder's options."""
     train = commands.add_parser("train", help="train the network, write best.pt, last.pt, run.json and metrics.json")
-    train.add_argument("--data-dir", help=DATA_DIR_HELP)
+    train.add_argument("--data-dir", type=path_name, help=DATA_DIR_HELP)
     train.add_argument(
         "--recipe",
         choices=list(RECIPES),
         help="default: the lab's recipe; fast: a few minutes on a CPU; report: the report's own",
     )
     add_settings(train)
-    train.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT})")
+    train.add_argument("--out", type=path_name, help=f"output folder (default: {DEFAULT_OUT})")
     train.add_argument("--overwrite", action="store_true", help="replace the run that the output folder holds")
-    train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own settings")
+    train.add_argument(
+        "--resume", type=path_name, metavar="DIR", help="continue the interrupted run in DIR with its own settings"
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
         "--nproc",
@@ -113,13 +124,13 @@ def add_lr_find_command(commands: argparse._SubParsersAction) -> None:
     from .lr_finder import find_lr
 
     lr_find = commands.add_parser("lr-find", help="LR range test: print suggestions, save the plot")
-    lr_find.add_argument("--data-dir", help=DATA_DIR_HELP)
+    lr_find.add_argument("--data-dir", type=path_name, help=DATA_DIR_HELP)
     parameters, hints = inspect.signature(find_lr).parameters, typing.get_type_hints(find_lr)
     for name, help in LR_FIND_HELP.items():
         default = parameters[name].default
         add_flag(lr_find, name, hints[name], f"{help} (default: {default})", default)
     add_settings(lr_find, ["batch_size", "seed", "limit_train", "device"])
-    lr_find.add_argument("--plot", metavar="PNG", help="save the plot to this PNG file")
+    lr_find.add_argument("--plot", type=path_name, metavar="PNG", help="save the plot to this PNG file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -267,14 +278,20 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from .lr_finder import REPORT_DIVISOR, find_lr, sweep_batches
     from .model import Net
 
-    if not 0 < args.start_lr < args.end_lr:
-        parser.error(f"--start-lr ({args.start_lr}) must be above 0 and below --end-lr ({args.end_lr})")
+    if not 0 < args.start_lr < args.end_lr < math.inf:
+        parser.error(
+            f"--start-lr ({args.start_lr}) must be above 0 and below --end-lr ({args.end_lr}), a finite number"
+        )
     if args.num_steps < 2 or args.mode not in ("exp", "linear"):
         parser.error(f"--num-steps {args.num_steps}, --mode {args.mode}: need at least 2 steps, mode exp or linear")
     try:
         config = make_config(**{name: getattr(args, name) for name in ("batch_size", "seed", "limit_train", "device")})
     except ConfigError as err:
         parser.error(flags_message(err))
+    if args.plot:
+        problem = plot_path_problem(Path(args.plot))
+        if problem:
+            parser.error(f"--plot {args.plot}: {problem}")  # before the sweep, not after it
     data = load_fashion_mnist(args.data_dir)
     splits = make_splits(data, config)
     torch.manual_seed(config.seed)
@@ -301,6 +318,23 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         atomic_savefig(plot_lr_finder(result), args.plot, dpi=120, bbox_inches="tight")
         print(f"Plot saved to {args.plot}")
     return 0
+
+
+def plot_path_problem(path: Path) -> str | None:
+    """Why the plot cannot be saved to ``path`` (None if it can): its format, a folder in its place, its folder."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix and path.suffix[1:].lower() not in formats:
+        return f"matplotlib cannot save {path.suffix} files; end the name in .png, .pdf, .svg or .jpg"
+    if path.is_dir():
+        return f"a folder; give a file name in it, such as {path / 'lr_finder.png'}"
+    folder = next(parent for parent in path.parents if parent.exists())  # the folder to write in, or to create it in
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK):
+        return f"cannot write in {folder}; choose a folder you can write to"
+    return None
 
 
 def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -24,6 +24,8 @@ def pick_device(name: str = "auto") -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise ConfigError([("device", name, "not a device name; use auto, cpu, cuda or mps")]) from err
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError([("device", name, "not a device the lab trains on; use auto, cpu, cuda or mps")])
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError([("device", name, "PyTorch sees no CUDA GPU here; use device='cpu' or 'auto'")])
     if device.type == "mps" and not torch.backends.mps.is_available():

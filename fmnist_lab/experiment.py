@@ -176,6 +176,7 @@ def _train(
         run_id = distributed.from_rank_zero(lambda: uuid.uuid4().hex)
     else:
         run_id = point.run_id
+        start -= sum(point.training_state["history"]["seconds"])  # the minutes count the earlier sessions' epochs too
         if folder is not None:
             log(f"Resuming {folder.path} after epoch {len(point.training_state['history']['train_loss'])}")
     processes = distributed.world_size()

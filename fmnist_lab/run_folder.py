@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Splits
-from .errors import LabError
+from .errors import ConfigError, LabError
 from .files import atomic_write_text
 from .train import TrainingState
 
@@ -157,11 +157,16 @@ class RunFolder:
         return bool(self.existing_files())
 
     def require_resumable(self) -> None:
-        """Refuse a folder that holds no interrupted run (run.json and last.pt are both needed)."""
+        """Refuse a folder that holds no interrupted run (run.json and last.pt are both needed, metrics.json not)."""
         if not (self.path / "run.json").is_file() or not (self.path / "last.pt").is_file():
             raise RunFolderError(
                 f"{self.path} is not the output folder of an interrupted fmnist-lab run (it needs "
                 f"run.json and last.pt, which `fmnist-lab train --out {self.path}` writes)"
+            )
+        if (self.path / "metrics.json").is_file():
+            raise RunFolderError(
+                f"{self.path} holds a finished run (its metrics.json is written), so there is nothing to resume: "
+                f"score it with `fmnist-lab evaluate {self.path / 'best.pt'}`, or train again into a new folder"
             )
 
     def read_settings(self) -> RunSettings:
@@ -179,7 +184,16 @@ class RunFolder:
             run_id, config = settings["run_id"], settings["config"]
             if not isinstance(run_id, str) or not isinstance(config, dict):
                 raise TypeError("run_id must be a string and config a dict")
-            config = TrainConfig.from_dict(config)
+            try:
+                config = TrainConfig.from_dict(config)
+            except ConfigError as err:
+                device = next(((value, rule) for name, value, rule in err.problems if name == "device"), None)
+                if device is None:
+                    raise
+                raise RunFolderError(
+                    f"{self.path} is a run on device {device[0]!r}, and {device[1].split(';')[0]}: a resumed run keeps "
+                    f"its own settings, so resume it on a machine with that device, or train again into a new folder"
+                ) from err
             if config.lr is None:
                 raise ValueError("its config has no LR")
             return RunSettings(run_id, config)

@@ -36,6 +36,13 @@ from fmnist_lab.train import History
             "--start-lr (1.0) must be above 0 and below --end-lr (0.1)",
         ),
         (["evaluate"], "the following arguments are required: checkpoint"),
+        # an empty --resume used to be read as no --resume: the default recipe started, 30 epochs
+        (["train", "--resume", ""], "argument --resume: needs a folder or file name, not an empty string"),
+        (["train", "--out", " "], "argument --out: needs a folder or file name, not an empty string"),
+        (["lr-find", "--end-lr", "inf"], "below --end-lr (inf), a finite number"),
+        # the plot's path used to fail after the whole sweep, naming a temporary file
+        (["lr-find", "--plot", "sweep.txt"], "--plot sweep.txt: matplotlib cannot save .txt files"),
+        (["train", "--device", "meta"], "--device meta: not a device the lab trains on"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkeypatch):
@@ -180,6 +187,18 @@ def test_a_bug_keeps_its_traceback(fake_training, monkeypatch, tmp_path):
     monkeypatch.setattr("fmnist_lab.experiment.run", broken_run)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):  # not a one-line "error:" message
         main(["train", "--no-progress", "--out", str(tmp_path / "run")])
+
+
+def test_a_plot_path_that_cannot_be_written_is_refused_before_the_sweep(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
+    (tmp_path / "a_file").write_text("")
+    for plot, message in [
+        (tmp_path, f"a folder; give a file name in it, such as {tmp_path / 'lr_finder.png'}"),
+        (tmp_path / "a_file" / "sweep.png", f"{tmp_path / 'a_file'} is a file, not a folder"),
+    ]:
+        with pytest.raises(SystemExit):
+            main(["lr-find", "--plot", str(plot)])
+        assert message in capsys.readouterr().err
 
 
 def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path, capsys):

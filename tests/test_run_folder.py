@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
 from fmnist_lab.cli import main
@@ -162,6 +163,24 @@ def test_a_damaged_run_json_is_refused_with_a_message(tiny_data, tmp_path, edit)
     with pytest.raises(RunFolderError, match="run.json is damaged .* cannot be resumed"):
         resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
     assert main(["train", "--resume", str(tmp_path)]) == 1  # the command line says the same, in one line
+
+
+def test_a_finished_run_is_not_resumed(tiny_data, tmp_path):
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    before = (tmp_path / "metrics.json").read_text()
+    with pytest.raises(RunFolderError, match="holds a finished run .* nothing to resume: score it with"):
+        resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+    assert (tmp_path / "metrics.json").read_text() == before  # it used to be rewritten by a second test pass
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without Apple's MPS")
+def test_a_run_on_a_device_this_machine_lacks_is_not_called_damaged(tiny_data, tmp_path):
+    interrupted_run(tiny_data, tmp_path)
+    path = tmp_path / "run.json"
+    settings = json.loads(path.read_text())
+    path.write_text(json.dumps({**settings, "config": {**settings["config"], "device": "mps"}}))
+    with pytest.raises(RunFolderError, match="is a run on device 'mps', and Apple's MPS is not available here: .*"):
+        resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
 
 
 def test_cli_refuses_an_existing_run_before_loading_data(tiny_data, tmp_path, monkeypatch, capsys):

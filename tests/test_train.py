@@ -11,6 +11,7 @@ from fmnist_lab.config import RECIPES, TrainConfig, make_config
 from fmnist_lab.devices import bf16_is_native, pick_device
 from fmnist_lab.errors import ConfigError, TrainingDiverged
 from fmnist_lab.experiment import pick_lr, resume, run
+from fmnist_lab.files import atomic_write_text
 from fmnist_lab.model import Net
 from fmnist_lab.train import History, format_eval
 
@@ -112,6 +113,20 @@ def test_plain_state_dict_is_not_a_lab_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "weights.pt")
 
 
+def test_a_model_saved_whole_is_not_called_corrupt(tmp_path):
+    torch.save(Net(), tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="not an fmnist-lab checkpoint: it holds pickled Python objects"):
+        load_checkpoint(tmp_path / "model.pt")
+
+
+def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path):
+    target = tmp_path / ("x" * 250)  # a legal name, too long once the temporary file's parts are added
+    with pytest.raises(OSError) as refused:
+        atomic_write_text(target, "{}")
+    assert refused.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "nope.pt")
@@ -168,6 +183,7 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path, optimiz
     resumed = resume(tmp_path / "cut", tiny_data, progress=False, log=lambda line: None)
     assert without_seconds(resumed.history) == without_seconds(full.history)
     assert resumed.test_accuracy == full.test_accuracy
+    assert resumed.minutes * 60 >= sum(resumed.history.seconds)  # the epochs before the interrupt count too
     a, b = load_checkpoint(tmp_path / "full" / "best.pt"), load_checkpoint(tmp_path / "cut" / "best.pt")
     assert all(torch.equal(a.model.state_dict()[k], v) for k, v in b.model.state_dict().items())
 
@@ -228,6 +244,9 @@ def test_recipes_are_values_and_changes_do_not_leak():
 def test_pick_device():
     assert pick_device("cpu").type == "cpu"
     assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+    for name in ("meta", "xpu"):  # devices PyTorch names but the lab does not train on (they used to crash later)
+        with pytest.raises(ConfigError, match=f"device='{name}': not a device the lab trains on"):
+            pick_device(name)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="device='cuda': PyTorch sees no CUDA GPU"):
             pick_device("cuda")
