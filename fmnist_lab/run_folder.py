@@ -158,20 +158,23 @@ class RunFolder:
 
     def require_resumable(self) -> None:
         """Refuse a folder that holds no interrupted run (run.json and last.pt are both needed, metrics.json not)."""
-        if not (self.path / "run.json").is_file() or not (self.path / "last.pt").is_file():
-            raise RunFolderError(
-                f"{self.path} is not the output folder of an interrupted fmnist-lab run (it needs "
-                f"run.json and last.pt, which `fmnist-lab train --out {self.path}` writes)"
-            )
+        self._require_run_files()
         if (self.path / "metrics.json").is_file():
             raise RunFolderError(
                 f"{self.path} holds a finished run (its metrics.json is written), so there is nothing to resume: "
                 f"score it with `fmnist-lab evaluate {self.path / 'best.pt'}`, or train again into a new folder"
             )
 
+    def _require_run_files(self) -> None:
+        if not (self.path / "run.json").is_file() or not (self.path / "last.pt").is_file():
+            raise RunFolderError(
+                f"{self.path} is not the output folder of an interrupted fmnist-lab run (it needs "
+                f"run.json and last.pt, which `fmnist-lab train --out {self.path}` writes)"
+            )
+
     def read_settings(self) -> RunSettings:
-        """The run id and config in ``run.json``, each checked."""
-        self.require_resumable()
+        """The run id and config in ``run.json``, each checked (a finished run's too)."""
+        self._require_run_files()
         path = self.path / "run.json"
         try:
             settings = json.loads(path.read_text())

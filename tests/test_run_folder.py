@@ -171,6 +171,8 @@ def test_a_finished_run_is_not_resumed(tiny_data, tmp_path):
     with pytest.raises(RunFolderError, match="holds a finished run .* nothing to resume: score it with"):
         resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
     assert (tmp_path / "metrics.json").read_text() == before  # it used to be rewritten by a second test pass
+    assert main(["train", "--resume", str(tmp_path)]) == 1  # the command line refuses it too, before the data loads
+    assert RunFolder(tmp_path).read_settings().config.epochs == QUICK["epochs"]  # its settings can still be read
 
 
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without Apple's MPS")
