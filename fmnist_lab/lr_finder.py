@@ -172,6 +172,18 @@ def find_lr(
     """
     config = config or TrainConfig()
     num_steps = _affordable_steps(num_steps, len(batches), batches_per_step, max_passes)
+    if num_steps < 2:  # a training set of one mini-batch: nothing to sweep
+        raise ConfigError(
+            [
+                (
+                    "batch_size",
+                    batches.batch_size,
+                    f"{batches.dataset_size} training images in mini-batches of {batches.batch_size} feed too "
+                    f"few steps of an LR sweep ({num_steps}; it needs 2 at least): use more images or smaller "
+                    f"batches, or give the LR yourself",
+                )
+            ]
+        )
     lrs = sweep_lrs(start_lr, end_lr, num_steps, mode)
     optimizer = optimizer or make_optimizer(model, dataclasses.replace(config, lr=lrs[0]))
     before = TrainingState(model, optimizer, None, False, batches.generator)

@@ -92,6 +92,7 @@ def test_ddp_with_sync_bn_on_gpus_trains_the_weights_of_one_process(tiny_data, t
         batch_size=128,
         val_size=200,
         limit_train=384,
+        lr=0.05,  # fit trains with a given LR (the LR finder's choice is run()'s)
         schedule="constant",
         bf16=False,
         device="cuda",
