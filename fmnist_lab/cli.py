@@ -136,7 +136,7 @@ def add_lr_find_command(commands: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the lab's own errors raised while it runs end it with one line and exit status 1.
 
-    (A bad FMNIST_LAB_QUICK is refused earlier, when the lab is imported, with a traceback.)
+    (A bad FMNIST_LAB_QUICK is refused earlier, when the lab is imported, with one line too: quick.py.)
     """
     parser = build_parser()
     args = parser.parse_args(argv)

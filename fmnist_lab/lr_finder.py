@@ -171,19 +171,7 @@ def find_lr(
     as before the sweep.
     """
     config = config or TrainConfig()
-    num_steps = _affordable_steps(num_steps, len(batches), batches_per_step, max_passes)
-    if num_steps < 2:  # a training set of one mini-batch: nothing to sweep
-        raise ConfigError(
-            [
-                (
-                    "batch_size",
-                    batches.batch_size,
-                    f"{batches.dataset_size} training images in mini-batches of {batches.batch_size} feed too "
-                    f"few steps of an LR sweep ({num_steps}; it needs 2 at least): use more images or smaller "
-                    f"batches, or give the LR yourself",
-                )
-            ]
-        )
+    num_steps = _affordable_steps(num_steps, batches, batches_per_step, max_passes)
     lrs = sweep_lrs(start_lr, end_lr, num_steps, mode)
     optimizer = optimizer or make_optimizer(model, dataclasses.replace(config, lr=lrs[0]))
     before = TrainingState(model, optimizer, None, False, batches.generator)
@@ -204,11 +192,26 @@ def find_lr(
     return LRFinderResult(used_lrs, losses, smoothed_losses, stop_reason, mode, suggestions, problems)
 
 
-def _affordable_steps(num_steps: int, num_batches: int, batches_per_step: int, max_passes: int) -> int:
-    """``num_steps``, or fewer (with a warning) where ``max_passes`` over the data cannot feed them all."""
+def _affordable_steps(num_steps: int, batches: Batches, batches_per_step: int, max_passes: int) -> int:
+    """``num_steps``, or fewer (with a warning) where ``max_passes`` over the data cannot feed them all.
+
+    Fewer than 2 (a training set of one mini-batch) is no sweep at all: refused with what to do.
+    """
     if batches_per_step < 1 or max_passes < 1:
         raise ValueError(f"batches_per_step and max_passes must be at least 1, got {batches_per_step} and {max_passes}")
-    affordable = max_passes * num_batches // batches_per_step
+    affordable = max_passes * len(batches) // batches_per_step
+    if affordable < 2:
+        raise ConfigError(
+            [
+                (
+                    "batch_size",
+                    batches.batch_size,
+                    f"{batches.dataset_size} training images in mini-batches of {batches.batch_size} feed too "
+                    f"few steps of an LR sweep ({affordable}; it needs 2 at least): use more images or smaller "
+                    f"batches, or give the LR yourself",
+                )
+            ]
+        )
     if num_steps > affordable:
         passes = "one pass" if max_passes == 1 else f"{max_passes} passes"
         warnings.warn(

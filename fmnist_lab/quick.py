@@ -23,4 +23,7 @@ def env_switch(name: str, default: bool, off: str, on: str) -> bool:
     return default if setting == "" else setting == "1"
 
 
-QUICK: bool = env_switch("FMNIST_LAB_QUICK", False, "full sizes", "quick mode's small sizes, for tests")
+try:
+    QUICK: bool = env_switch("FMNIST_LAB_QUICK", False, "full sizes", "quick mode's small sizes, for tests")
+except ConfigError as err:  # read as the lab is imported, before any command runs: one line, as a command's errors
+    raise SystemExit(f"fmnist-lab: error: {err}") from None

@@ -1,5 +1,9 @@
 import dataclasses
 import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -70,6 +74,19 @@ def test_a_bad_bf16_variable_is_refused_by_its_name_before_any_work(argv, capsys
     assert exit_info.value.code == 2
     assert "FMNIST_LAB_BF16=2: must be 0 (float32 everywhere) or 1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_quick_variable_is_refused_in_one_line_as_the_lab_is_imported():
+    # it used to end in a 12-frame traceback, even for --help
+    root = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "FMNIST_LAB_QUICK": "yes", "PYTHONPATH": str(root)}
+    result = subprocess.run(
+        [sys.executable, "-m", "fmnist_lab", "data", "--help"], env=environment, capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "fmnist-lab: error: FMNIST_LAB_QUICK='yes': must be 0 (full sizes) or 1 (quick mode's small sizes, for tests)\n"
+    )
 
 
 @pytest.fixture
