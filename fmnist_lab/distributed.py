@@ -262,6 +262,8 @@ def launch(argv: list[str], processes: int, out: Path) -> int:
     env = dict(os.environ)
     # torchrun would set 1 thread per process and warn about it; share this machine's cores instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    if sys.platform == "win32":  # PyTorch's Windows builds lack libuv, the store torchrun asks for (pytorch#139990)
+        env.setdefault("USE_LIBUV", "0")
     child = subprocess.Popen(torchrun_command(argv, processes), stderr=subprocess.PIPE, env=env)
     decoder, tail = codecs.getincrementaldecoder("utf-8")(errors="replace"), ""
     try:

@@ -29,8 +29,10 @@ def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]
     except OSError as err:  # name the file asked for, not the temporary one
         raise OSError(err.errno, err.strerror, str(path)) from err
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode any other file gets
-        with os.fdopen(fd, mode) as f:
+        # text in UTF-8 on every platform (Windows' default code page cannot write "≥")
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            if hasattr(os, "fchmod"):  # not on Windows before Python 3.13, where mkstemp's mode is no problem
+                os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; give the mode any other file gets
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -253,6 +253,7 @@ class TrainingState:
             "batch_generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "mps_rng": torch.mps.get_rng_state() if torch.backends.mps.is_available() else None,  # dropout there
         }
 
     def load_random_state(self, state: dict[str, Any]) -> None:
@@ -261,6 +262,8 @@ class TrainingState:
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state.get("mps_rng") is not None and torch.backends.mps.is_available():  # absent from older checkpoints
+            torch.mps.set_rng_state(state["mps_rng"])
 
 
 def fit(

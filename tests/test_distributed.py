@@ -103,6 +103,22 @@ def test_the_launcher_hands_the_command_on_without_nproc():
     assert command[6:] == ["fmnist_lab", "train", "--epochs", "1", "--out", "x"]
 
 
+def test_on_windows_torchrun_is_told_to_use_the_store_its_pytorch_has(monkeypatch, tmp_path):
+    # PyTorch's Windows builds lack libuv, which torchrun's store would ask for
+    handed_on = {}
+
+    def popen(command, stderr, env):
+        handed_on.update(env)
+        raise RuntimeError("not started")
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", popen)
+    monkeypatch.setattr(distributed.sys, "platform", "win32")
+    monkeypatch.delenv("USE_LIBUV", raising=False)
+    with pytest.raises(RuntimeError, match="not started"):
+        distributed.launch(["train"], 2, tmp_path)
+    assert handed_on["USE_LIBUV"] == "0"
+
+
 # --- several processes in this test: equivalence and resume --------------------------------------------------------
 
 

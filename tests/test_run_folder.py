@@ -7,10 +7,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from fmnist_lab import run_folder
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
@@ -76,6 +78,16 @@ def test_the_lock_of_a_killed_run_is_taken_over(tiny_data, tmp_path):
     (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "started": "then"}))
     quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
     assert (tmp_path / "metrics.json").is_file() and not (tmp_path / ".lock").exists()
+
+
+def test_on_windows_a_lock_holder_is_looked_up_not_signalled(monkeypatch):
+    # os.kill(pid, 0) is no liveness check on Windows: signal 0 is CTRL_C_EVENT there
+    looked_up = []
+    windows_os = SimpleNamespace(name="nt", kill=lambda *args: pytest.fail("os.kill called on Windows"))
+    monkeypatch.setattr(run_folder, "os", windows_os)
+    monkeypatch.setattr(run_folder, "_windows_process_alive", lambda pid: looked_up.append(pid) or False)
+    assert not run_folder._process_alive(4321)
+    assert looked_up == [4321]
 
 
 def test_the_lock_is_released_when_training_is_interrupted(tiny_data, tmp_path):

@@ -1,6 +1,9 @@
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -9,12 +12,13 @@ import torch
 from fmnist_lab import checkpoint as checkpoint_module
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fmnist_lab.config import RECIPES, TrainConfig, make_config
+from fmnist_lab.data import Batches
 from fmnist_lab.devices import bf16_is_native, pick_device
 from fmnist_lab.errors import ConfigError, TrainingDiverged
 from fmnist_lab.experiment import pick_lr, resume, run
 from fmnist_lab.files import atomic_write_text
 from fmnist_lab.model import Net
-from fmnist_lab.train import History, format_eval
+from fmnist_lab.train import History, TrainingState, format_eval
 
 QUICK = dict(epochs=3, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
 
@@ -126,6 +130,29 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path)
         atomic_write_text(target, "{}")
     assert refused.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_files_are_written_in_utf8_whatever_the_locale(tmp_path):
+    # Windows' default code page, like this ASCII locale, cannot encode "≥" (speedrun.md holds one)
+    target = tmp_path / "table.md"
+    ascii_locale = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    code = f"from fmnist_lab.files import atomic_write_text; atomic_write_text({str(target)!r}, '\\u2265 92.54%')"
+    subprocess.run([sys.executable, "-c", code], env=ascii_locale, check=True, capture_output=True)
+    assert target.read_bytes() == "≥ 92.54%".encode()
+
+
+def test_a_resume_restores_apples_gpu_generator_too(monkeypatch):
+    # on Apple's MPS, dropout draws from torch.mps's own generator, not the CPU's
+    batches = Batches(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), 2, shuffle=True)
+    state = TrainingState.begin(Net(), batches, TrainConfig(lr=0.1, device="cpu"))
+    mps_generator = {"state": torch.tensor([1], dtype=torch.uint8)}
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda: mps_generator["state"].clone())
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda state: mps_generator.update(state=state))
+    saved = state.state_dict()
+    mps_generator["state"] = torch.tensor([2], dtype=torch.uint8)  # dropout drew numbers after the save
+    state.load_state_dict(saved)
+    assert mps_generator["state"].tolist() == [1]
 
 
 def test_missing_checkpoint(tmp_path):
