@@ -3,8 +3,8 @@
     python benchmarks/report_replay.py [--candidates constant step-0.7 ...] [--epochs 23] [--jobs 2]
 
 The report names no scheduler, but its log holds 23 per-epoch test accuracies. The report's
-LR sweep (30 mini-batches per LR, linear 1e-4 -> 1) and its conv/linear-only reset run once;
-from that state each candidate trains the report's recipe (plain SGD, batch 64, float32, at
+LR sweep (30 mini-batches per LR in our reading, linear 1e-4 -> 1) and its conv/linear-only reset
+run once; from that state each candidate trains the report's recipe (plain SGD; batch 64 and float32 ours; at
 the LR it printed, 0.155) for 23 epochs with one schedule, and is scored on the TEST set after
 every epoch — only because that reproduces the report's own log; nothing in the lab chooses
 anything on the test set. Candidates run ``--jobs`` at a time, one thread each (on 2 cores two

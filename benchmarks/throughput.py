@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py [--images 12800] [--repeats 3]
 
-The report's pipeline: torchvision's FashionMNIST dataset with ToTensor + Normalize through a
+The report's pipeline as we read it: torchvision's FashionMNIST dataset with ToTensor + Normalize through a
 DataLoader, batch 64, float32, plain SGD. The lab's: in-memory tensors sliced into batches of
 256, bfloat16 autocast (where the CPU has native bf16), channels-last, Nesterov SGD. Both train
 the same network; the lab's pipeline also trains it with max-pooling moved before LeakyReLU (the

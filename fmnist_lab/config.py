@@ -38,7 +38,7 @@ class TrainConfig:
         "how the LR is picked when none is given: finder (the lab's LR finder, its "
         "one-cycle peak) or report (the report's sweep, lowest logged loss / 4)",
     )
-    # The report's find_lr(model, train_loader, 1e-4, 1, 100, 30): 30 mini-batches per LR, their mean loss logged
+    # The report's find_lr(model, train_loader, 1e-4, 1, 100, 30), in our reading: 30 mini-batches per LR, mean logged
     report_sweep_batches: int = setting(30, "report LR rule: mini-batches trained at each LR of its sweep")
     schedule: str = setting("onecycle", "onecycle, step (StepLR), exponential (ExponentialLR) or constant")
     step_size: int = setting(1, "step schedule: epochs between LR cuts")
@@ -130,7 +130,8 @@ RECIPES: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     # The same recipe cut to 10 epochs: a few minutes on a laptop CPU.
     "fast": TrainConfig(epochs=10),
-    # The report, replayed as written: plain SGD, batch 64, float32, its LR sweep and rule, 23 epochs. It names no
+    # The report, replayed: its LR sweep and rule, plain SGD, 23 epochs; batch 64, float32 and the ÷4 rule are our
+    # reading of its log. It names no
     # scheduler; a constant LR fits its 23 logged test accuracies best (benchmarks/report_replay.py).
     "report": TrainConfig(
         epochs=23,

@@ -8,7 +8,7 @@ What the report did (``replay_report_lr_choice`` replays it), and what ``find_lr
   see benchmarks/report_sweep_probe.py), then took the LR of the lowest logged loss, divided
   by 4; a single point of a noisy curve decides, so we smooth the loss (bias-corrected
   exponential moving average) and read labelled suggestions off the smoothed curve;
-- it then re-initialised the conv and linear layers but not BatchNorm, whose scale, shift and
+- it then re-initialised the conv and linear layers and, in our reading, not BatchNorm, whose scale, shift and
   running statistics training then inherited from the sweep's last steps at LRs near 1; we
   restore weights, BatchNorm statistics, optimizer and random-number states exactly.
 """
@@ -273,8 +273,8 @@ def report_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restor
 
     With ``config``'s optimizer (the report recipe's: plain SGD, float32, batch 64). Each
     point is the mean loss of its mini-batches; the data is reshuffled and reused as often as
-    the sweep needs (30 x 100 batches of 64 are 3.5 passes over 55,000 images), as the
-    report's loop over its DataLoader did to log 100 steps.
+    the sweep needs (30 x 100 batches of 64 are 3.5 passes over 55,000 images), as, in our
+    reading, the report's loop over its DataLoader did to log 100 steps.
     """
     per_step = config.report_sweep_batches
     return find_lr(

@@ -292,7 +292,7 @@ def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNo
     if not kept:
         return
     advice = {
-        3: "reset BatchNorm layers too (the report's defect): reset_parameters() resets all of it",
+        3: "reset BatchNorm layers too (what, in our reading, the report did not): reset_parameters() resets all of it",
         2: "reset_parameters() resets all of it",
     }.get(len(kept), "reset_parameters() resets it too")
     if len(kept) == 1 and "batch count" in kept[0]:
