@@ -189,7 +189,14 @@ CLOSEST_WRONG = {
     "farthest": (farthest, "is the pair farthest apart; look for the smallest distance"),
     "diagonal kept": (
         lambda means: divmod(int(torch.cdist(means.flatten(1), means.flatten(1)).argmin()), len(means)),
-        "you returned (0, 0), a class and itself, at distance 0",
+        "you returned (0, 0), a class and itself: compare only different classes",
+    ),
+    # infinity on the diagonal, as told, then argmax: once told it returned "distance 0"
+    "infinity on the diagonal, then argmax": (
+        lambda means: divmod(
+            int(torch.cdist(means.flatten(1), means.flatten(1)).fill_diagonal_(float("inf")).argmax()), len(means)
+        ),
+        "take the smallest distance (infinity on the diagonal, then argmin; an argmax picks that infinity)",
     ),
     "counted from 1": (
         lambda means: tuple(v + 1 for v in closest(means)),

@@ -196,6 +196,10 @@ BN_WRONG = {
         "over the batch only (dim=0)",
     ),
     "no eps": (lambda x, g, b, eps: bn_keepdim(x, g, b, 0.0), "you left out eps"),
+    "eps written in, not the one given": (
+        lambda x, g, b, eps: bn_keepdim(x, g, b, 1e-5),
+        "or used another than the `eps` given",
+    ),
     "eps outside the root": (
         lambda x, g, b, eps: scaled(
             (x - x.mean((0, 2, 3), keepdim=True)) / (x.var((0, 2, 3), correction=0, keepdim=True).sqrt() + eps), g, b

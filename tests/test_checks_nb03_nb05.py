@@ -54,6 +54,18 @@ def epoch_loop(
     return train_one_epoch
 
 
+def step_after_zero_grad(model, batches, optimizer):
+    model.train()
+    total, seen = 0.0, 0
+    for x, y in batches:
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+        total, seen = total + loss.item() * len(y), seen + len(y)
+    return total / seen
+
+
 EPOCH_RIGHT = {
     # the loop the check compares with, shared: the wrong answers below are written independently of it
     "the check's reference loop": lambda model, batches, optimizer: nb03.reference_epoch(model, batches, optimizer)[0],
@@ -81,6 +93,11 @@ EPOCH_WRONG = {
     "mean over batches": (epoch_loop(weighted=False), "you returned the mean of the batch losses"),
     # the notebook's optimizer used to be told "call loss.backward() and optimizer.step()"
     "no step": (epoch_loop(step=False), "the optimizer it was given never took a step"),
+    # both calls made, in an order that leaves step() no gradient: once told only to make them
+    "zero_grad between backward and step": (
+        lambda model, batches, optimizer: step_after_zero_grad(model, batches, optimizer),
+        "a step before backward(), or after zero_grad() cleared the gradients, finds none to apply",
+    ),
     "last batch's loss": (
         lambda model, batches, optimizer: epoch_loop()(model, batches[-1:], optimizer),
         "the weights end up different from one SGD step per batch",

@@ -50,6 +50,20 @@ CONFUSION_WRONG = {
         lambda t, p, n: by_loop(t, p, int(max(t.max(), p.max())) + 1),
         ("your matrix has shape (3, 3): it must be num_classes x num_classes (4x4) even when a class never appears"),
     ),
+    # an 8-bit count wraps past 255: once right on every case, the hidden ones included
+    "counted in uint8": (
+        lambda t, p, n: torch.tensor(by_loop(t, p, n).tolist()).to(torch.uint8),
+        "a count of 300 does not fit your matrix's dtype, which holds at most 255: count in torch.long",
+    ),
+    "counted in NumPy's int8": (
+        lambda t, p, n: by_numpy(t, p, n).astype(np.int8),
+        "a count of 300 does not fit your matrix's dtype, which holds at most 127",
+    ),
+    # a DataFrame (pandas.crosstab) of the right shape: once told its shape was wrong
+    "an array of Python objects": (
+        lambda t, p, n: np.array(by_loop(t, p, n).tolist(), dtype=object),
+        "`my_confusion_matrix` should return a tensor of shape (3, 3)",
+    ),
     "one too many everywhere": (
         lambda t, p, n: by_loop(t, p, n) + 1,
         "the matrix should be\ntensor([[1, 1, 0],\n        [0, 1, 0],\n        [2, 0, 1]])\n"

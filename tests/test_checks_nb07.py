@@ -165,6 +165,11 @@ NEAREST_WRONG = {
         lambda f, q, k: (f - f[q]).norm(dim=1).argsort(descending=True)[:k],
         "you returned the farthest points: take the smallest distances",
     ),
+    # the query's distance set to infinity, then topk's largest: once told to leave the query out
+    "farthest, the query's distance infinite": (
+        lambda f, q, k: (f - f[q]).norm(dim=1).index_fill(0, torch.tensor([q]), float("inf")).topk(k).indices,
+        "you returned the farthest points: take the smallest distances",
+    ),
     "unordered": (
         lambda f, q, k: my_nearest(f, q, k).flip(0),
         ("you found the right neighbours [0, 1, 3] but in the wrong order: nearest first"),

@@ -233,8 +233,8 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
         distances = _distances(means)
         if i == j:
             raise Wrong(
-                f"on {case}, you returned ({i}, {j}), a class and itself, at distance 0: compare only "
-                f"different classes (put infinity on the diagonal before the argmin)"
+                f"on {case}, you returned ({i}, {j}), a class and itself: compare only different classes and "
+                f"take the smallest distance (infinity on the diagonal, then argmin; an argmax picks that infinity)"
             )
         if distances[i, j] == distances.max():
             raise Wrong(f"on {case}, ({i}, {j}) is the pair farthest apart; look for the smallest distance")

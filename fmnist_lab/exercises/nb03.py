@@ -133,7 +133,8 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
         if not optimizer.state:
             raise Wrong(
                 f"on {case}, the weights did not change and the optimizer it was given never took a step: "
-                f"call loss.backward() and optimizer.step() for every batch"
+                f"call loss.backward() and then optimizer.step() for every batch (a step before backward(), or "
+                f"after zero_grad() cleared the gradients, finds none to apply)"
             )
         raise Wrong(f"on {case}, the weights did not change: compute the loss with the `model` it is given")
     if not _same_weights(model, reference):

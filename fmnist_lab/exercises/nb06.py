@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,6 +29,11 @@ def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tens
             4,
         ),
         "300 random predictions of 10 classes": (targets, predictions, 10),
+        "400 predictions of 2 classes, 300 of class 0 right (a count above 255)": (
+            torch.tensor([0] * 300 + [1] * 100),
+            torch.tensor([0] * 300 + [1] * 60 + [0] * 40),
+            2,
+        ),
     }
     if generator is not None:
         n = int(torch.randint(2, 12, (1,), generator=generator))
@@ -36,6 +44,14 @@ def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tens
             n,
         )
     return cases
+
+
+def _largest_count(dtype: object) -> float:
+    """The largest count an integer ``dtype`` (PyTorch's or NumPy's) holds; infinity for any other."""
+    try:
+        return torch.iinfo(dtype).max if isinstance(dtype, torch.dtype) else np.iinfo(dtype).max
+    except (TypeError, ValueError):
+        return math.inf
 
 
 def _expect_labels(targets: object, predictions: object) -> None:
@@ -54,11 +70,12 @@ def _check_confusion(
     for case, (t, p, n) in _prediction_cases(generator).items():
         got = call(my_confusion_matrix, t, p, n, case=case)
         right = confusion_matrix(t, p, n).double()
+        largest = _largest_count(getattr(got, "dtype", None))
         try:
             got = as_tensor(got, "my_confusion_matrix", case, (n, n))
         except Wrong:
             shape = getattr(got, "shape", None)
-            if shape is not None and len(shape) == 2:
+            if shape is not None and len(shape) == 2 and tuple(shape) != (n, n):
                 raise Wrong(
                     f"on {case}, your matrix has shape {tuple(shape)}: it must be num_classes x num_classes "
                     f"({n}x{n}) even when a class never appears"
@@ -72,9 +89,17 @@ def _check_confusion(
             )
         if all_close(got, right / right.sum(1, keepdim=True).clamp(min=1)):
             raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
+        if right.max() > largest:
+            raise Wrong(
+                f"on {case}, a count of {int(right.max())} does not fit your matrix's dtype, which holds at most "
+                f"{largest}: count in torch.long"
+            )
         shown = got.long() if torch.equal(got, got.round()) else got
         raise Wrong(f"on {case}, the matrix should be\n{right.long()}\nbut yours is\n{shown}")
-    praise = "your matrix is right on a 3-class case, with a class that never appears, and on 300 random predictions"
+    praise = (
+        "your matrix is right on a 3-class case, with a class that never appears, on 300 random predictions and "
+        "with a count above 255"
+    )
     if targets is not None:
         case = "the validation split"
         mine = as_tensor(

@@ -175,14 +175,15 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
                 f"on {case}, you dropped the first of the sorted points, but that is not always the query: "
                 f"here another point sits at distance 0 too. Leave out the index `query` itself"
             )
+        farthest = [i for i in _order(points, q)[::-1] if i != q]
+        if got in (farthest[:k], [q, *farthest[: k - 1]]):  # the second: the query's distance set to infinity
+            raise Wrong(f"on {case}, you returned the farthest points: take the smallest distances")
         if q in got:
             raise Wrong(f"on {case}, your list holds the query itself (index {q}): leave it out, its distance is 0")
         if sorted(got) == sorted(right):
             raise Wrong(
                 f"on {case}, you found the right neighbours {sorted(right)} but in the wrong order: nearest first"
             )
-        if got == [i for i in _order(points, q)[::-1] if i != q][:k]:
-            raise Wrong(f"on {case}, you returned the farthest points: take the smallest distances")
         if got == [i for i in _order(points, q, p=1) if i != q][:k]:
             raise Wrong(
                 f"on {case}, you ranked the points by the sum of absolute differences (L1); rank them by the "
