@@ -60,11 +60,15 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_DIR_ENV = "FMNIST_DATA_DIR"
 ALLOW_OTHER_DATA_ENV = "FMNIST_LAB_ALLOW_OTHER_DATA"
 REINSTALL_DEBIAN = "sudo apt-get install --reinstall dataset-fashion-mnist"
-HOW_TO_GET_DATA = f"""Ways to get Fashion-MNIST (any one is enough):
+
+
+def how_to_get_data() -> str:
+    """The ways to get the dataset, naming this installation's data folder (a wheel's is not ``data/``)."""
+    return f"""Ways to get Fashion-MNIST (any one is enough):
   1. point the lab at a folder holding the four files: set {DATA_DIR_ENV}=/path/to/folder
      (or pass data_dir=... / --data-dir ...);
-  2. put the files into the project's data folder in torchvision's layout:
-     data/FashionMNIST/raw/train-images-idx3-ubyte (and the three others);
+  2. put the files into the lab's data folder, in torchvision's layout:
+     {default_data_dir() / "FashionMNIST" / "raw"}/train-images-idx3-ubyte.gz (and the three others);
   3. on Debian/Ubuntu: sudo apt-get install -y dataset-fashion-mnist
      (the lab copies them from {DEBIAN_DIR});
   4. be online: torchvision downloads them into the data folder."""
@@ -172,7 +176,7 @@ def _complete(folder: Path) -> dict[str, Path] | None:
         raise DataError(
             f"{folder} holds only part of Fashion-MNIST: missing {', '.join(missing)}. "
             f"Put the missing file(s) there, or delete the folder's dataset files to let the "
-            f"lab stage them again.\n{HOW_TO_GET_DATA}"
+            f"lab stage them again.\n{how_to_get_data()}"
         )
     return found
 
@@ -258,9 +262,9 @@ def locate_files(
             return _download_with_torchvision(target), f"torchvision download into {target}"
         except Exception as err:  # any network or mirror failure ends in the same advice
             raise DataError(
-                f"Fashion-MNIST not found, and torchvision's download failed ({err}).\n{HOW_TO_GET_DATA}"
+                f"Fashion-MNIST not found, and torchvision's download failed ({err}).\n{how_to_get_data()}"
             ) from err
-    raise DataError(f"Fashion-MNIST not found.\n{HOW_TO_GET_DATA}")
+    raise DataError(f"Fashion-MNIST not found.\n{how_to_get_data()}")
 
 
 def load_fashion_mnist(
