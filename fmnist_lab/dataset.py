@@ -68,7 +68,7 @@ def how_to_get_data() -> str:
   1. point the lab at a folder holding the four files: set {DATA_DIR_ENV}=/path/to/folder
      (or pass data_dir=... / --data-dir ...);
   2. put the files into the lab's data folder, in torchvision's layout:
-     {default_data_dir() / "FashionMNIST" / "raw"}/train-images-idx3-ubyte.gz (and the three others);
+     {default_data_dir() / "FashionMNIST" / "raw" / "train-images-idx3-ubyte.gz"} (and the three others);
   3. on Debian/Ubuntu: sudo apt-get install -y dataset-fashion-mnist
      (the lab copies them from {DEBIAN_DIR});
   4. be online: torchvision downloads them into the data folder."""

@@ -110,6 +110,15 @@ def check_settings(config: TrainConfig, processes: int, processes_here: int | No
                 f"is the global batch, split evenly over the {processes} processes: use a multiple of {processes}",
             )
         )
+    if processes > 1 and sys.platform == "win32":
+        problems.append(
+            (
+                "nproc",
+                processes,
+                "torchrun does not start on PyTorch's Windows builds (its rendezvous needs libuv, which they "
+                "lack: pytorch#139990): train in one process, or under WSL or Linux",
+            )
+        )
     device = torch.device(config.device)  # resolved by TrainConfig
     if device.type == "mps":
         problems.append(("device", config.device, "torch.distributed does not train on Apple's MPS; use cpu"))
@@ -262,8 +271,6 @@ def launch(argv: list[str], processes: int, out: Path) -> int:
     env = dict(os.environ)
     # torchrun would set 1 thread per process and warn about it; share this machine's cores instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    if sys.platform == "win32":  # PyTorch's Windows builds lack libuv, the store torchrun asks for (pytorch#139990)
-        env.setdefault("USE_LIBUV", "0")
     child = subprocess.Popen(torchrun_command(argv, processes), stderr=subprocess.PIPE, env=env)
     decoder, tail = codecs.getincrementaldecoder("utf-8")(errors="replace"), ""
     try:

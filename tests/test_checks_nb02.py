@@ -198,7 +198,7 @@ BN_WRONG = {
     "no eps": (lambda x, g, b, eps: bn_keepdim(x, g, b, 0.0), "you left out eps"),
     "eps written in, not the one given": (
         lambda x, g, b, eps: bn_keepdim(x, g, b, 1e-5),
-        "or used another than the `eps` given",
+        "or used an eps other than the `eps` given",
     ),
     "eps outside the root": (
         lambda x, g, b, eps: scaled(

@@ -225,3 +225,10 @@ def test_nearest_on_hidden_cases(seed):
         assert_right(nb07.q3, answer, seed=seed)
     for answer, _ in NEAREST_WRONG.values():
         assert_wrong(nb07.q3, answer, "", seed=seed)
+
+
+def test_the_query_alone_for_one_neighbour_is_told_to_leave_the_query_out(monkeypatch):
+    # a hidden case may ask for k = 1; [query] then also looks like "the query in front of the farthest"
+    points = torch.tensor([[0.0], [1.0], [3.0]])
+    monkeypatch.setattr(nb07, "_neighbour_cases", lambda generator: {"3 points on a line, k = 1": (points, 0, 1)})
+    assert_wrong(nb07.q3, lambda f, q, k: torch.tensor([q]), "your list holds the query itself (index 0)")

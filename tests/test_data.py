@@ -116,7 +116,7 @@ def test_no_source_lists_all_four_ways(tiny_counts, isolated_sources, monkeypatc
     text = str(err.value)
     for needle in (
         "FMNIST_DATA_DIR",
-        f"{isolated_sources['project'] / 'FashionMNIST' / 'raw'}/train-images-idx3-ubyte.gz",  # this install's folder
+        str(isolated_sources["project"] / "FashionMNIST" / "raw" / "train-images-idx3-ubyte.gz"),  # this install's
         "apt-get install -y dataset-fashion-mnist",
         "torchvision downloads",
         "network unreachable",

@@ -103,20 +103,13 @@ def test_the_launcher_hands_the_command_on_without_nproc():
     assert command[6:] == ["fmnist_lab", "train", "--epochs", "1", "--out", "x"]
 
 
-def test_on_windows_torchrun_is_told_to_use_the_store_its_pytorch_has(monkeypatch, tmp_path):
-    # PyTorch's Windows builds lack libuv, which torchrun's store would ask for
-    handed_on = {}
-
-    def popen(command, stderr, env):
-        handed_on.update(env)
-        raise RuntimeError("not started")
-
-    monkeypatch.setattr(distributed.subprocess, "Popen", popen)
+def test_on_windows_several_processes_are_refused_before_torchrun_fails(tmp_path, capsys, monkeypatch):
+    # PyTorch's Windows builds lack libuv, which torchrun's rendezvous store needs whatever USE_LIBUV says
+    monkeypatch.setattr(distributed, "launch", lambda *a: pytest.fail("torchrun started"))
     monkeypatch.setattr(distributed.sys, "platform", "win32")
-    monkeypatch.delenv("USE_LIBUV", raising=False)
-    with pytest.raises(RuntimeError, match="not started"):
-        distributed.launch(["train"], 2, tmp_path)
-    assert handed_on["USE_LIBUV"] == "0"
+    distributed.check_settings(TrainConfig(device="cpu"), 1)
+    assert main(["train", "--nproc", "2", "--device", "cpu", "--out", str(tmp_path)]) == 1
+    assert "--nproc 2: torchrun does not start on PyTorch's Windows builds" in capsys.readouterr().err
 
 
 # --- several processes in this test: equivalence and resume --------------------------------------------------------

@@ -204,8 +204,8 @@ _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
     ),
     (
         (
-            "you left out eps, or used another than the `eps` given: divide by sqrt(var + eps), which also keeps a "
-            "constant channel from dividing by zero"
+            "you left out eps, or used an eps other than the `eps` given: divide by sqrt(var + eps), which also "
+            "keeps a constant channel from dividing by zero"
         ),
         lambda x, g, b, eps: _batchnorm_train(x, g, b, 0.0),
     ),

@@ -176,7 +176,8 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
                 f"here another point sits at distance 0 too. Leave out the index `query` itself"
             )
         farthest = [i for i in _order(points, q)[::-1] if i != q]
-        if got in (farthest[:k], [q, *farthest[: k - 1]]):  # the second: the query's distance set to infinity
+        # the second: the query's distance set to infinity (for k = 1 that is the query alone, told below)
+        if got == farthest[:k] or (k > 1 and got == [q, *farthest[: k - 1]]):
             raise Wrong(f"on {case}, you returned the farthest points: take the smallest distances")
         if q in got:
             raise Wrong(f"on {case}, your list holds the query itself (index {q}): leave it out, its distance is 0")
