@@ -170,12 +170,13 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
         right = nearest_neighbours(points, q, k).tolist()
         if _nearest_first(points, q, got, right):
             continue
-        if got == _order(points, q)[1 : k + 1]:
+        order = _order(points, q)
+        if got == order[1 : k + 1]:
             raise Wrong(
                 f"on {case}, you dropped the first of the sorted points, but that is not always the query: "
                 f"here another point sits at distance 0 too. Leave out the index `query` itself"
             )
-        farthest = [i for i in _order(points, q)[::-1] if i != q]
+        farthest = [i for i in order[::-1] if i != q]
         # the second: the query's distance set to infinity (for k = 1 that is the query alone, told below)
         if got == farthest[:k] or (k > 1 and got == [q, *farthest[: k - 1]]):
             raise Wrong(f"on {case}, you returned the farthest points: take the smallest distances")
