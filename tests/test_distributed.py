@@ -216,7 +216,7 @@ def train_interrupt_and_resume(data, config: TrainConfig, folder: Path) -> None:
 
 def test_a_two_process_run_resumes_exactly(tiny_data, tmp_path):
     # the lab's own network: per-process BatchNorm, dropout on, augmentation on
-    config = TrainConfig(epochs=2, batch_size=64, val_size=200, lr=0.05, max_shift=2, device="cpu")
+    config = TrainConfig(epochs=2, batch_size=64, limit_train=256, val_size=200, lr=0.05, max_shift=2, device="cpu")
     on_processes(2, train_interrupt_and_resume, tiny_data, config, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     for name, weights in ranks[0]["whole"].items():

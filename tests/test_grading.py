@@ -2,12 +2,12 @@
 
 The grading metadata tool on its own first; then a tiny course of notebook 01 graded end to end
 through the documented make targets (each one nbgrader command, run in a temporary course
-folder), in quick mode: the release, five simulated submissions collected from a folder, autograde,
-the CSV export and the feedback. The submissions: all correct; one wrong answer; blank (the stubs
-as released); one that rewrites a locked test cell to hide a wrong answer; one whose solution
-cell never ends (handed in as a zip of its folder, graded under a short per-cell time limit). Then
-the warning about answers still to grade by hand, and the steps that refuse to run without a
-released assignment.
+folder), in quick mode: the release, four simulated submissions collected from a folder, autograde,
+the CSV export and the feedback. The submissions: all correct; blank (the stubs as released); one
+with a wrong answer that also rewrites the locked test cell to hide it (graded like a plain wrong
+answer once the test cell is restored); one whose solution cell never ends (handed in as a zip of
+its folder, graded under a short per-cell time limit). Then the warning about answers still to
+grade by hand, and the steps that refuse to run without a released assignment.
 """
 
 from __future__ import annotations
@@ -219,7 +219,6 @@ def course(tmp_path_factory) -> dict:
     source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     submissions = {
         "all_correct": submission(released, source),
-        "one_wrong": submission(released, source, {"nb01-q1-answer": WRONG_PIXEL_STD}),
         "blank": nbformat.from_dict(released),
         "tampering": submission(
             released, source, {"nb01-q1-answer": WRONG_PIXEL_STD, "nb01-q1": 'print("Correct: trust me.")'}
@@ -293,7 +292,6 @@ def test_each_submission_gets_its_total_score(course):
     assert full >= 3 * tool.CHECK_POINTS  # notebook 01 has three checked exercises
     expected = {
         "all_correct": full,
-        "one_wrong": full - q1,
         "blank": 0.0,
         "tampering": full - q1,
         "never_ends": full - q1,
@@ -321,7 +319,7 @@ def test_a_rewritten_test_cell_is_detected_and_restored(course):
             for g, c in by_id(notebook).items()
             if c.metadata.nbgrader["locked"] and compute_checksum(c) != c.metadata.nbgrader["checksum"]
         ]
-    assert changed == {"all_correct": [], "one_wrong": [], "blank": [], "tampering": ["nb01-q1"], "never_ends": []}
+    assert changed == {"all_correct": [], "blank": [], "tampering": ["nb01-q1"], "never_ends": []}
 
     graded = nbformat.read(
         course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4
@@ -357,7 +355,7 @@ def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand
     assert by_hand >= 1
     gradebook = course["dir"] / "gradebook.db"
     waiting = hand_grading.waiting_for_hand_grading(gradebook, ASSIGNMENT)
-    students = ("all_correct", "never_ends", "one_wrong", "tampering")
+    students = ("all_correct", "never_ends", "tampering")
     assert waiting == {(student, ASSIGNMENT): by_hand for student in students}
     assert hand_grading.warning(waiting, ASSIGNMENT) in course["feedback_log"]
     assert f"all_correct ({by_hand} answer" in course["feedback_log"]

@@ -19,7 +19,9 @@ from fmnist_lab.config import TrainConfig
 from fmnist_lab.experiment import DegenerateRunWarning, degenerate_settings, resume, run
 from fmnist_lab.run_folder import RunFolder, RunFolderError, latest_run, new_run_folder
 
-QUICK = dict(epochs=2, batch_size=64, val_size=200, lr=0.05, bf16=False, device="cpu")
+# runs to hold, not to learn: two batches an epoch
+QUICK = dict(epochs=2, batch_size=64, limit_train=128, val_size=200, lr=0.05, bf16=False, device="cpu")
+pytestmark = pytest.mark.filterwarnings("ignore:only 128 training images:fmnist_lab.experiment.DegenerateRunWarning")
 
 
 def quiet_run(data, out_dir, config, **kwargs):
