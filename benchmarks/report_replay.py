@@ -45,7 +45,8 @@ from fmnist_lab.lr_finder import replay_report_lr_choice  # noqa: E402
 from fmnist_lab.model import Net  # noqa: E402
 from fmnist_lab.train import evaluate, fit  # noqa: E402
 
-# The report's log, "Test set: ... Accuracy: N/10000" after epochs 1..23 (../shared/seed report, its only results).
+# The report's log, "Test set: ... Accuracy: N/10000" after epochs 1..23: its only results (copied from its text,
+# which this repository does not hold).
 REPORT_TEST_ACCURACY = [
     87.36,
     88.62,
