@@ -1,7 +1,7 @@
 """A route the speedrun issue did not list: Muon, orthogonalised momentum, on the convolutions' weights.
 
     python benchmarks/muon_probe.py                 # the four candidates below, two processes at a time
-    python benchmarks/muon_probe.py --epochs 8 --seed 0 --candidates sgd muon-0.02
+    python benchmarks/muon_probe.py --candidates sgd muon-0.02 --seed 1 --out /tmp/muon_seed1.jsonl
 
 Muon (Keller Jordan's optimizer behind the CIFAR-10 and nanoGPT speedruns) replaces a weight
 matrix's momentum-SGD update by the nearest orthogonal matrix (five Newton-Schulz steps), so that
@@ -13,8 +13,8 @@ given SGD peak LR (no LR finder), in float32, scored like the speedrun: the epoc
 validation, the test set once.
 
 The lab has no optimizer hook, so each run swaps ``fmnist_lab.train.make_optimizer`` for its own
-process only. Results: one JSON line per run in ``benchmarks/results/avx2/muon_probe.jsonl``
-(README, "Time to accuracy").
+process only. Results: one JSON line per run, by default in ``benchmarks/results/avx2/muon_probe.jsonl``
+(README, "Time to accuracy"; ``--out`` elsewhere, so that a partial run does not replace it).
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sgd-lr", type=float, default=0.1, help="SGD's peak LR (the fast recipe's finder: 0.09-0.14)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON-lines file to write")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a single candidate, in this process (what main starts)
     args = parser.parse_args()
     if args.one:
@@ -146,17 +147,19 @@ def main() -> None:
             )
             for name in pair
         ]
-        for process in processes:
+        for name, process in zip(pair, processes):
             out, _ = process.communicate()
             if process.returncode != 0:
-                sys.exit(f"a candidate failed (exit {process.returncode})")
+                for other in processes:
+                    other.kill()
+                sys.exit(f"candidate {name} failed (exit {process.returncode}); nothing written")
             results.append(json.loads(out.strip().splitlines()[-1]))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS, "".join(json.dumps(r) + "\n" for r in results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in results))
     print(f"{'candidate':<15} {'best validation':>15} {'test':>7} {'minutes':>8}")
     for r in results:
         print(f"{r['name']:<15} {100 * r['best_val']:>14.2f}% {100 * r['test']:>6.2f}% {r['minutes']:>8.1f}")
-    print(f"written: {RESULTS}")
+    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":
