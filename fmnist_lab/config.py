@@ -51,6 +51,11 @@ class TrainConfig:
     max_shift: int = setting(0, "augmentation: random shifts of up to this many pixels")
     flip: bool = setting(False, "augmentation: random horizontal flips")
     patience: int | None = setting(None, "early stopping after this many epochs without a better validation accuracy")
+    dropout_epochs: int | None = setting(
+        None,
+        "early dropout: the network's dropout layers drop only in the first this many epochs, "
+        "then pass everything on (default: in every epoch; 0: in none)",
+    )
     val_size: int = setting(5000, "validation images carved from the 60,000 training images")
     limit_train: int | None = setting(None, "use only this many training images (quick runs)")
     limit_test: int | None = setting(None, "score only the first this many test images (quick runs)")
@@ -90,6 +95,7 @@ class TrainConfig:
         check(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
         check(self.max_shift >= 0, "max_shift", "must be >= 0")
         check(self.patience is None or self.patience >= 1, "patience", "must be at least 1")
+        check(self.dropout_epochs is None or self.dropout_epochs >= 0, "dropout_epochs", "must be >= 0")
         check(0 < self.val_size < TRAIN_SIZE, "val_size", f"must be between 1 and {TRAIN_SIZE - 1}")
         left = TRAIN_SIZE - self.val_size
         check(

@@ -43,6 +43,9 @@ def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Op
     return loss.item()
 
 
+DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+
+
 def train_epoch(
     model: nn.Module,
     batches: Batches,
@@ -55,9 +58,14 @@ def train_epoch(
 ) -> float:
     """One pass over the training batches; returns the mean training loss.
 
-    ``scheduler``, if given, is stepped after every batch (one-cycle).
+    ``scheduler``, if given, is stepped after every batch (one-cycle). Past ``config.dropout_epochs``
+    the dropout layers stay in eval mode: they pass everything on, as at test time.
     """
     model.train()
+    if config.dropout_epochs is not None and epoch > config.dropout_epochs:
+        for module in model.modules():
+            if isinstance(module, DROPOUT_LAYERS):
+                module.eval()
     total_loss, seen = 0.0, 0
     bar = tqdm(batches, desc=f"Epoch {epoch}", leave=False, disable=not progress, unit="batch")
     for batch_idx, (x, y) in enumerate(bar):

@@ -197,7 +197,8 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_data, 
 @pytest.mark.filterwarnings("ignore:only 256 training images:fmnist_lab.experiment.DegenerateRunWarning")
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])  # the checkpoint carries momentum or Adam's moments
 def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path, optimizer):
-    extras = dict(epochs=4, limit_train=256, max_shift=2, flip=True, optimizer=optimizer)  # 4 batches an epoch
+    # 4 batches an epoch; dropout stops after epoch 3, after the interruption
+    extras = dict(epochs=4, limit_train=256, max_shift=2, flip=True, optimizer=optimizer, dropout_epochs=3)
     full = tiny_run(tiny_data, tmp_path / "full", **extras)
 
     class Interrupt:
@@ -219,6 +220,22 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path, optimiz
     assert all(torch.equal(a.model.state_dict()[k], v) for k, v in b.model.state_dict().items())
 
 
+def test_early_dropout_drops_in_its_first_epochs_only(tiny_data):
+    """dropout_epochs=1: the dropout layers change what passes through them in epoch 1 only; BatchNorm trains on."""
+    torch.manual_seed(0)
+    model = Net()
+    seen = []  # per training forward: (the dropout before the head changed its input, BatchNorm in training mode)
+
+    def record(module, inputs, output):
+        if model.training:  # not the validation passes
+            seen.append((not torch.equal(inputs[0], output), model.b1.training))
+
+    model.drop.register_forward_hook(record)
+    run(TrainConfig(**{**QUICK, "dropout_epochs": 1}), tiny_data, progress=False, log=lambda line: None, model=model)
+    per_epoch = len(seen) // QUICK["epochs"]
+    assert seen == [(True, True)] * per_epoch + [(False, True)] * (len(seen) - per_epoch)
+
+
 def test_early_stopping_stops_after_patience(tiny_data):
     result = tiny_run(tiny_data, epochs=30, patience=2, schedule="constant", lr=0.05)
     h = result.history
@@ -238,6 +255,7 @@ def test_early_stopping_stops_after_patience(tiny_data):
         ("schedule", "cosine", "schedule='cosine': must be one of"),
         ("optimizer", "adam", "optimizer='adam': must be one of sgd, adamw"),
         ("weight_decay", -1.0, "weight_decay=-1.0: must be >= 0"),
+        ("dropout_epochs", -1, "dropout_epochs=-1: must be >= 0"),
         ("report_sweep_batches", 0, "report_sweep_batches=0: must be at least 1"),
     ],
 )
