@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -33,11 +34,12 @@ import torch
 from torch import nn
 
 from fmnist_lab import load_fashion_mnist, make_config, run
+from fmnist_lab.experiment import RunResult
 from fmnist_lab.files import atomic_write_text
 
 NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)  # Keller Jordan's quintic coefficients
 CONVS = ("c2.weight", "c3.weight")
-# name -> (Muon's peak LR, the weights it updates); SGD's peak LR is --sgd-lr for all of them
+# name -> (Muon's peak LR, the weights it updates); SGD's peak LR is --lr for all of them
 CANDIDATES = {
     "sgd": (None, ()),
     "muon-0.02": (0.02, CONVS),
@@ -108,6 +110,13 @@ def run_candidate(name: str, sgd_lr: float, epochs: int, seed: int) -> dict:
         sgd_lr=sgd_lr,
         muon_lr=muon_lr,
         muon_weights=list(muon_names),
+        **scored(result, start, epochs, seed),
+    )
+
+
+def scored(result: RunResult, start: float, epochs: int, seed: int) -> dict:
+    """What a probe records of every run (``start``: its ``time.perf_counter()`` before training)."""
+    return dict(
         epochs=epochs,
         seed=seed,
         threads=torch.get_num_threads(),
@@ -121,26 +130,29 @@ def run_candidate(name: str, sgd_lr: float, epochs: int, seed: int) -> dict:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(CANDIDATES))
+def probe_main(script: str, doc: str, candidates: dict, results_path: Path, run_candidate: Callable) -> None:
+    """A probe's command line: ``run_candidate(name, lr, epochs, seed)`` for each candidate, two processes at a time
+    (``script --one NAME``), a failed one stopping its pair; one JSON line each written to ``--out``, a table printed.
+    dropout_probe.py shares it."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--candidates", nargs="+", choices=candidates, default=list(candidates))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sgd-lr", type=float, default=0.1, help="SGD's peak LR (the fast recipe's finder: 0.09-0.14)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON-lines file to write")
+    parser.add_argument("--lr", type=float, default=0.1, help="SGD's peak LR (the fast recipe's finder: 0.09-0.14)")
+    parser.add_argument("--out", type=Path, default=results_path, help="the JSON-lines file to write")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a single candidate, in this process (what main starts)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_candidate(args.one, args.sgd_lr, args.epochs, args.seed)), flush=True)
+        print(json.dumps(run_candidate(args.one, args.lr, args.epochs, args.seed)), flush=True)
         return
     # two processes of one thread each, as the 2-core machine runs the test command
     pending, results = list(args.candidates), []
-    common = ["--epochs", str(args.epochs), "--seed", str(args.seed), "--sgd-lr", str(args.sgd_lr)]
+    common = ["--epochs", str(args.epochs), "--seed", str(args.seed), "--lr", str(args.lr)]
     while pending:
         pair, pending = pending[:2], pending[2:]
         processes = [
             subprocess.Popen(
-                [sys.executable, __file__, "--one", name, *common],
+                [sys.executable, script, "--one", name, *common],
                 stdout=subprocess.PIPE,
                 text=True,
                 env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -163,4 +175,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    probe_main(__file__, __doc__, CANDIDATES, RESULTS, run_candidate)
