@@ -14,8 +14,9 @@ validation, the test set once. The rates are set between epochs by the ``on_epoc
 that "late" can be measured too; the lab's ``dropout_epochs`` setting does what "early" and "off" do.
 Evaluation never drops, whatever the schedule.
 
-The committed results are three runs' lines, one after the other: this command as above (seed 0,
-all four candidates), then ``--candidates early off --seed 1`` and ``--seed 2``.
+The committed results are three runs' files concatenated, in this order: the first command above
+(seed 0, all four candidates), then ``--candidates early off --seed 1 --out FILE`` and the same with
+``--seed 2`` (each run writes its own file).
 
 Results: one JSON line per run, by default in ``benchmarks/results/avx2/dropout_probe.jsonl``
 (README, "Time to accuracy"; ``--out`` elsewhere, so that a partial run does not replace it).

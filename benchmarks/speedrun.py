@@ -46,7 +46,7 @@ CANDIDATES = {
         "fast",
         {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.05},
     ),
-    # early dropout (the network's dropout in the first half of the epochs only): results/avx2/dropout_probe.jsonl
+    # early dropout (the network's dropout in the first epochs only): results/avx2/dropout_probe.jsonl
     "fast-early": (
         "fast, 8 epochs, dropout in the first 4 only, peak LR 0.1 given",
         "fast",

@@ -32,7 +32,9 @@ class TrainConfig:
 
     epochs: int = setting(30, "number of epochs")
     batch_size: int = setting(256, "images per mini-batch")
-    lr: float | None = setting(None, "peak learning rate (default: picked by the recipe's lr_rule before training)")
+    lr: float | None = setting(
+        None, "peak learning rate (default: the recipe's, or where it has none, picked by its lr_rule before training)"
+    )
     lr_rule: str = setting(
         "finder",
         "how the LR is picked when none is given: finder (the lab's LR finder, its "
