@@ -43,21 +43,23 @@ CANDIDATES = {
 RESULTS = Path(__file__).parent / "results" / "avx2" / "dropout_probe.jsonl"
 
 
-def set_dropout(model: Net, on: bool) -> None:
-    """The network's own rates (0.25 after each block, 0.5 before the head), or none."""
-    model.drop_2d.p, model.drop.p = (0.25, 0.5) if on else (0.0, 0.0)
-
-
 def run_candidate(name: str, lr: float, epochs: int, seed: int) -> dict:
     drops = CANDIDATES[name]
     config = make_config("fast", lr=lr, epochs=epochs, seed=seed, bf16=False)
     data = load_fashion_mnist(download=False, verbose=False)
     torch.manual_seed(config.seed)  # the model run() would make, from the same random numbers
     model = Net()
-    set_dropout(model, drops(1, epochs))
+    layers = (model.drop_2d, model.drop)
+    rates = [layer.p for layer in layers]  # the network's own (0.25 after each block, 0.5 before the head)
+
+    def set_dropout(epoch: int) -> None:
+        for layer, rate in zip(layers, rates):
+            layer.p = rate if drops(epoch, epochs) else 0.0
+
+    set_dropout(1)
 
     def next_epoch(state: TrainingState) -> None:
-        set_dropout(model, drops(len(state.history.val_accuracy) + 1, epochs))
+        set_dropout(len(state.history.val_accuracy) + 1)
 
     start = time.perf_counter()
     result = run(config, data, progress=False, log=lambda line: None, on_epoch_end=next_epoch, model=model)

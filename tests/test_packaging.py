@@ -1,4 +1,5 @@
-"""environment.yml (conda) must list what pyproject.toml (pip) asks for."""
+"""environment.yml (conda) must list what pyproject.toml (pip) asks for; the wheel pip builds holds the
+package and its licence."""
 
 import re
 import shutil
