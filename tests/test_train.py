@@ -236,6 +236,15 @@ def test_early_dropout_drops_in_its_first_epochs_only(tiny_data):
     assert seen == [(True, True)] * per_epoch + [(False, True)] * (len(seen) - per_epoch)
 
 
+def test_early_dropout_is_the_same_run_until_the_switch(tiny_data):
+    """Notebook 05, section 7: the same weights, batches and masks until the switch; after it the runs part."""
+    always = tiny_run(tiny_data, epochs=2, limit_train=256).history
+    early = tiny_run(tiny_data, epochs=2, limit_train=256, dropout_epochs=1).history
+    first, second = (without_seconds(h) for h in (always, early))
+    assert {k: v[0] for k, v in first.items()} == {k: v[0] for k, v in second.items()}
+    assert early.train_loss[1] != always.train_loss[1] and early.val_loss[1] != always.val_loss[1]
+
+
 def test_early_stopping_stops_after_patience(tiny_data):
     result = tiny_run(tiny_data, epochs=30, patience=2, schedule="constant", lr=0.05)
     h = result.history
