@@ -236,6 +236,7 @@ def test_early_dropout_drops_in_its_first_epochs_only(tiny_data):
     assert seen == [(True, True)] * per_epoch + [(False, True)] * (len(seen) - per_epoch)
 
 
+@pytest.mark.filterwarnings("ignore:only 256 training images:fmnist_lab.experiment.DegenerateRunWarning")
 def test_early_dropout_is_the_same_run_until_the_switch(tiny_data):
     """Notebook 05, section 7: the same weights, batches and masks until the switch; after it the runs part."""
     always = tiny_run(tiny_data, epochs=2, limit_train=256).history
