@@ -1,7 +1,7 @@
 """Exercises that the lab checks on the spot, one module per notebook.
 
     from fmnist_lab.exercises import nb01
-    nb01.q1.check(pixel_std)                         # prints one sentence
+    nb01.q1.check(pixel_std)                         # prints its verdict
     nb01.q1.check(pixel_std, strict=True, seed=7)    # grading: silent if right, AssertionError otherwise
     nb01.q1.hint()                                   # prints a hint
     nb01.q1.solution()                               # prints the instructor notebook's solution
@@ -9,11 +9,11 @@
 The contract of every exercise's ``check(answer, *data, strict=False, seed=None)``:
 
 - it runs ``answer`` (usually the student's function) on cases of its own, not only the notebook's, and
-  prints exactly one sentence that starts with ``Correct:`` (all cases passed), ``Not yet:`` (what is
+  prints one message that starts with ``Correct:`` (all cases passed), ``Not yet:`` (what is
   wrong, on which case) or ``Not done yet:`` (the answer is still the stub that raises
   ``NotImplementedError``);
 - it never raises for a wrong or unfinished answer: the student's exceptions become sentences;
-- ``data`` (optional) is the notebook's real data: once the answer has passed its own cases, the sentence
+- ``data`` (optional) is the notebook's real data: once the answer has passed its own cases, the message
   also says what the answer gives there. The answer only ever sees copies of it;
 - ``seed`` (an int) adds random cases drawn from ``torch.Generator().manual_seed(seed)``: the grader's
   hidden cases, different from the fixed cases a student sees;
@@ -22,7 +22,7 @@ The contract of every exercise's ``check(answer, *data, strict=False, seed=None)
 - each call of the answer has a time limit (``call``); a time-out and a Ctrl-C each give one sentence;
 - ``verdict(answer, *data, seed=None)`` returns the same outcome without printing, for tests and scripts.
 
-A checker is ``checker(answer, *data, generator=None) -> str``: it returns the praise (one sentence
+A checker is ``checker(answer, *data, generator=None) -> str``: it returns the praise (the message
 without the "Correct: " prefix) or raises ``Wrong`` / ``NotDone``. With a generator it also runs the
 random cases drawn from it.
 
@@ -92,7 +92,7 @@ class _TimeUp(BaseException):
 @dataclass(frozen=True)
 class Verdict:
     status: str  # CORRECT, WRONG, NOT_DONE or INTERRUPTED
-    message: str  # one sentence, starting with "Correct:", "Not yet:", "Not done yet:" or "Stopped:"
+    message: str  # starting with "Correct:", "Not yet:", "Not done yet:" or "Stopped:"
 
     @property
     def passed(self) -> bool:

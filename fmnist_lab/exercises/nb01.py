@@ -88,10 +88,7 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         if mistake is not None:
             raise Wrong(f"on {first_wrong}, you returned {got:.4f}, {mistake}")
         raise Wrong(f"on {first_wrong}, the pixel std is {right:.4f}, but you returned {got:.4f}")
-    praise = (
-        "your pixel_std is right on a black and a white image (0.5), on images of different brightness and "
-        "on 5x7 images"
-    )
+    praise = "your pixel_std is right on a black and a white image, on images of different brightness and on 5x7 images"
     if train_images is not None:
         what = describe_images(train_images)
         x, seconds = timed(_pixels, train_images)
