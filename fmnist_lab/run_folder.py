@@ -92,9 +92,15 @@ class RunFolder:
                 "resume and overwrite exclude each other: resume continues the run in "
                 f"{self.path}, overwrite replaces it"
             )
-        if self.path.exists() and not self.path.is_dir():
-            raise RunFolderError(f"{self.path} is a file, not a folder; choose another output folder")
-        self.path.mkdir(parents=True, exist_ok=True)  # OSError (e.g. permission denied) names the path
+        existing = next(p for p in (self.path, *self.path.parents) if p.exists())  # the folder, or where it will be
+        if not existing.is_dir():
+            raise RunFolderError(f"{existing} is a file, not a folder; choose another output folder")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(
+                f"cannot create the output folder {self.path}: {err.strerror or err}; choose another output folder"
+            ) from err
         if not os.access(self.path, os.W_OK):
             raise RunFolderError(f"{self.path} is not writable; choose an output folder you can write to")
         holder = self._lock_holder()

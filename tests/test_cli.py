@@ -190,11 +190,24 @@ def test_resume_from_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "is not the output folder of an interrupted fmnist-lab run" in capsys.readouterr().err
 
 
-def test_out_that_is_a_file_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("out", ["taken", "taken/run"])  # the folder itself, or a folder to create inside a file
+def test_out_that_is_a_file_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch, out):
     monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
     (tmp_path / "taken").write_text("a file")
-    assert main(["train", "--out", str(tmp_path / "taken")]) == 1
-    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / out)]) == 1
+    assert f"{tmp_path / 'taken'} is a file, not a folder; choose another output folder" in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_created_is_refused_naming_what_to_do(tmp_path, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "run"))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)  # as where the parent folder is read-only, even for root
+    assert main(["train", "--out", str(tmp_path / "run")]) == 1
+    assert (
+        f"cannot create the output folder {tmp_path / 'run'}: Permission denied; choose another output folder"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_bug_keeps_its_traceback(fake_training, monkeypatch, tmp_path):
