@@ -46,7 +46,9 @@ class TrainConfig:
     step_size: int = setting(1, "step schedule: epochs between LR cuts")
     gamma: float = setting(0.7, "step and exponential schedules: the LR's factor at each cut")
     optimizer: str = setting("sgd", "sgd (momentum, Nesterov, L2 weight decay) or adamw (decoupled weight decay)")
-    momentum: float = setting(0.9, "SGD momentum (0 for plain SGD)")
+    momentum: float = setting(
+        0.9, "SGD momentum (0 for plain SGD); the onecycle schedule replaces any other value by its 0.95-0.85 cycle"
+    )
     nesterov: bool = setting(True, "Nesterov momentum")
     weight_decay: float = setting(5e-4, "weight decay (SGD: L2 penalty; AdamW: decoupled, scaled by the LR)")
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")

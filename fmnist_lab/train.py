@@ -168,10 +168,15 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> tuple[Any, bool]:
     """``config.schedule`` peaking at ``config.lr``, and whether it steps per batch (True) or per epoch (False)."""
     if config.schedule == "onecycle":
-        # OneCycleLR also cycles the momentum, 0.95 -> 0.85 -> 0.95, against the LR: the configured
-        # momentum is replaced while it runs (notebook 05 plots both)
+        # OneCycleLR also cycles the momentum (SGD's, or AdamW's beta1), 0.95 -> 0.85 -> 0.95, against the LR:
+        # a configured momentum is replaced while it runs (notebook 05 plots both); momentum 0 stays plain SGD
+        cycle_momentum = config.optimizer == "adamw" or config.momentum > 0
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=required_lr(config), epochs=config.epochs, steps_per_epoch=steps_per_epoch
+            optimizer,
+            max_lr=required_lr(config),
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            cycle_momentum=cycle_momentum,
         ), True
     if config.schedule == "step":  # step_size 1, gamma 0.7: PyTorch's MNIST example
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma), False

@@ -359,6 +359,24 @@ def test_adamw_takes_the_configs_lr_and_decoupled_weight_decay_and_one_cycle_cyc
     assert optimizer.param_groups[0]["betas"][0] < 0.9
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_one_cycle_cycles_sgds_momentum_but_leaves_plain_sgd_plain(momentum):
+    from fmnist_lab.train import make_optimizer, make_scheduler
+
+    config = TrainConfig(lr=0.1, momentum=momentum, epochs=2)  # the default schedule: one-cycle
+    optimizer = make_optimizer(Net(), config)
+    scheduler, _ = make_scheduler(optimizer, config, steps_per_epoch=10)
+    momenta = []
+    for _ in range(20):
+        momenta.append(optimizer.param_groups[0]["momentum"])
+        optimizer.step()
+        scheduler.step()
+    if momentum:  # one-cycle's own: 0.95 down to 0.85 at the LR's peak (30% of the steps), then back
+        assert momenta[0] == pytest.approx(0.95) and min(momenta) == pytest.approx(0.85)
+    else:  # "0 for plain SGD", as the setting's help says
+        assert set(momenta) == {0.0}
+
+
 def test_sgd_is_the_default_optimizer_with_the_configs_momentum():
     from fmnist_lab.train import make_optimizer
 
