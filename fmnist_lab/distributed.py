@@ -271,19 +271,19 @@ def launch(argv: list[str], processes: int, out: Path) -> int:
     env = dict(os.environ)
     # torchrun would set 1 thread per process and warn about it; share this machine's cores instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    child = subprocess.Popen(torchrun_command(argv, processes), stderr=subprocess.PIPE, env=env)
     decoder, tail = codecs.getincrementaldecoder("utf-8")(errors="replace"), ""
-    try:
-        while chunk := os.read(child.stderr.fileno(), 65536):
-            text = decoder.decode(chunk)
-            sys.stderr.write(text)  # chunks, not lines: the progress bar's \r updates stay live
-            sys.stderr.flush()
-            tail = (tail + text)[-65536:]
-        returncode = child.wait()
-    except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM to this process: torchrun stops its ranks
-        child.send_signal(signal.SIGTERM)
-        child.wait()
-        raise
+    with subprocess.Popen(torchrun_command(argv, processes), stderr=subprocess.PIPE, env=env) as child:
+        try:
+            while chunk := os.read(child.stderr.fileno(), 65536):
+                text = decoder.decode(chunk)
+                sys.stderr.write(text)  # chunks, not lines: the progress bar's \r updates stay live
+                sys.stderr.flush()
+                tail = (tail + text)[-65536:]
+            returncode = child.wait()
+        except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM to this process: torchrun stops its ranks
+            child.send_signal(signal.SIGTERM)
+            child.wait()
+            raise
     if returncode != 0:
         print(failure_message(tail, out, processes), file=sys.stderr)
     return returncode

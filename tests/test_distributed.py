@@ -6,6 +6,7 @@ The multi-process tests run 2 CPU processes with the gloo backend on tiny sizes.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,17 @@ def test_the_launcher_hands_the_command_on_without_nproc():
     command = distributed.torchrun_command(argv, 2)
     assert command[:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m"]
     assert command[6:] == ["fmnist_lab", "train", "--epochs", "1", "--out", "x"]
+
+
+def test_the_launcher_passes_torchruns_output_on_and_closes_its_pipe(tmp_path, capsys, monkeypatch):
+    stand_in = "import sys; sys.stderr.write('rank 0: épocas\\n'); sys.exit(3)"  # torchrun's place: a line, a failure
+    monkeypatch.setattr(distributed, "torchrun_command", lambda argv, processes: [sys.executable, "-c", stand_in])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert distributed.launch(["train"], 2, tmp_path) == 3
+        gc.collect()
+    assert "rank 0: épocas" in capsys.readouterr().err
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
 
 
 def test_on_windows_several_processes_are_refused_before_torchrun_fails(tmp_path, capsys, monkeypatch):
