@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="top-3 classes for your own PNG/JPEG images")
     predict.add_argument("checkpoint")
     predict.add_argument("images", nargs="+")
+    for command in commands.choices.values():  # a command's usage errors show its own usage and name
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -145,11 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         bf16_allowed()  # read where the arithmetic starts: a bad FMNIST_LAB_BF16 is refused here, before any work
     except ConfigError as err:
-        parser.error(flags_message(err))
+        args.command_parser.error(flags_message(err))
     # a `kill` from another terminal ends training like Ctrl-C: the message says how to resume
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return COMMANDS[args.command](args, parser)
+        return COMMANDS[args.command](args, args.command_parser)
     except ConfigError as err:
         print(f"fmnist-lab {args.command}: error: {flags_message(err)}", file=sys.stderr)
         return 1
@@ -260,7 +262,9 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     checkpoint = load_checkpoint(args.checkpoint, device)
     data = load_fashion_mnist(args.data_dir)
     x = normalize(data.test_images, checkpoint.mean, checkpoint.std)
-    result = evaluate(checkpoint.model, Batches(x, data.test_labels, EVAL_BATCH_SIZE), device)
+    # in the precision the run trained and scored in (a run trained with --no-bf16 keeps it off)
+    bf16 = checkpoint.config.get("bf16", True)
+    result = evaluate(checkpoint.model, Batches(x, data.test_labels, EVAL_BATCH_SIZE), device, bf16=bf16)
     print(format_eval("Test", result))
     print(f"Test accuracy: {100 * result.accuracy:.2f}%")
     for name, accuracy in zip(

@@ -27,9 +27,9 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise ConfigError([("device", name, "not a device the lab trains on; use auto, cpu, cuda or mps")])
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError([("device", name, "PyTorch sees no CUDA GPU here; use device='cpu' or 'auto'")])
+        raise ConfigError([("device", name, "PyTorch sees no CUDA GPU here; use cpu or auto")])
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError([("device", name, "Apple's MPS is not available here; use device='cpu' or 'auto'")])
+        raise ConfigError([("device", name, "Apple's MPS is not available here; use cpu or auto")])
     return device
 
 

@@ -185,6 +185,18 @@ def test_recipe_names_come_from_the_recipes(capsys):
     assert "{" + ",".join(RECIPES) + "}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["train", "lr-find"])
+def test_a_missing_gpu_is_refused_with_advice_in_flags(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
+    argv = [command, "--device", "cuda"] + (["--out", str(tmp_path / "run")] if command == "train" else [])
+    with pytest.raises(SystemExit):  # a usage error, as for any flag with a value that cannot work
+        main(argv)
+    assert f"fmnist-lab {command}: error: --device cuda: PyTorch sees no CUDA GPU here; use cpu or auto" in (
+        capsys.readouterr().err
+    )
+
+
 def test_resume_from_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path)]) == 1
     assert "is not the output folder of an interrupted fmnist-lab run" in capsys.readouterr().err
@@ -243,6 +255,24 @@ def checkpoint_file(tmp_path):
     path = tmp_path / "model.pt"
     save_checkpoint(path, Net(), 0.286, 0.353, TrainConfig(), {})
     return path
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_evaluate_scores_in_the_precision_the_run_trained_in(tmp_path, tiny_data, monkeypatch, capsys, bf16):
+    from fmnist_lab import train
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, Net(), 0.286, 0.353, TrainConfig(bf16=bf16), {})
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda data_dir: tiny_data)
+    seen, original = [], train.evaluate
+
+    def recording_evaluate(*args, **kwargs):
+        seen.append(kwargs.get("bf16"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", recording_evaluate)
+    assert main(["evaluate", str(path), "--device", "cpu"]) == 0
+    assert seen == [bf16] and "Test accuracy: " in capsys.readouterr().out
 
 
 def shoe_photo(size=(300, 200), mode="RGB", light_background=True):
