@@ -30,7 +30,7 @@ from .files import atomic_write_text
 from .lr_finder import with_picked_lr
 from .model import Net
 from .run_folder import ResumePoint, RunFolder, RunSettings
-from .train import History, TrainingState, evaluate, fit, format_eval, required_lr
+from .train import History, TrainingState, elapsed_seconds, evaluate, fit, format_eval, required_lr
 
 
 class DegenerateRunWarning(UserWarning):
@@ -176,7 +176,7 @@ def _train(
         run_id = distributed.from_rank_zero(lambda: uuid.uuid4().hex)
     else:
         run_id = point.run_id
-        start -= sum(point.training_state["history"]["seconds"])  # the minutes count the earlier sessions' epochs too
+        start -= elapsed_seconds(point.training_state)  # the minutes count the earlier sessions too
         if folder is not None:
             log(f"Resuming {folder.path} after epoch {len(point.training_state['history']['train_loss'])}")
     processes = distributed.world_size()
@@ -186,6 +186,7 @@ def _train(
     )
 
     def after_epoch(state: TrainingState) -> None:
+        state.elapsed_seconds = time.perf_counter() - start  # what last.pt records, for a resume to go on from
         if folder is not None:
             folder.save_epoch(state, splits, run_id)
         if on_epoch_end is not None:

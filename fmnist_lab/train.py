@@ -225,6 +225,7 @@ class TrainingState:
     history: History = field(default_factory=History)
     best_weights: dict[str, Tensor] | None = None
     config: TrainConfig | None = None  # what it trains with (what its checkpoints record)
+    elapsed_seconds: float = 0.0  # the run's wall time at its last save, earlier sessions' included (run sets it)
 
     @classmethod
     def begin(
@@ -248,6 +249,7 @@ class TrainingState:
             **self.random_state(),
             "history": asdict(self.history),
             "best_weights": self.best_weights,
+            "elapsed_seconds": self.elapsed_seconds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -259,6 +261,7 @@ class TrainingState:
         self.load_random_state(state)
         self.history = History(**state["history"])
         self.best_weights = state["best_weights"]
+        self.elapsed_seconds = elapsed_seconds(state)
 
     def random_state(self) -> dict[str, Any]:
         """The batches' shuffling and PyTorch's global random numbers (dropout, initialisation)."""
@@ -277,6 +280,11 @@ class TrainingState:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         if state.get("mps_rng") is not None and torch.backends.mps.is_available():  # absent from older checkpoints
             torch.mps.set_rng_state(state["mps_rng"])
+
+
+def elapsed_seconds(training_state: dict[str, Any]) -> float:
+    """The run's wall time when ``training_state`` was saved; older checkpoints kept only the epochs' training time."""
+    return training_state.get("elapsed_seconds", sum(training_state["history"]["seconds"]))
 
 
 def fit(

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fmnist_lab import checkpoint as checkpoint_module
-from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from fmnist_lab.config import RECIPES, TrainConfig, make_config
 from fmnist_lab.data import Batches
 from fmnist_lab.devices import bf16_is_native, pick_device
@@ -212,10 +212,14 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path, optimiz
             config, tiny_data, out_dir=tmp_path / "cut", progress=False, on_epoch_end=Interrupt(), log=lambda line: None
         )
     assert load_checkpoint(tmp_path / "cut" / "last.pt").metrics["epoch"] == 2
+    saved = read_checkpoint(tmp_path / "cut" / "last.pt")["training_state"]
+    # the wall time of the first session's 2 epochs: their training, validation and saving, not training alone
+    assert saved["elapsed_seconds"] > sum(saved["history"]["seconds"])
     resumed = resume(tmp_path / "cut", tiny_data, progress=False, log=lambda line: None)
     assert without_seconds(resumed.history) == without_seconds(full.history)
     assert resumed.test_accuracy == full.test_accuracy
-    assert resumed.minutes * 60 >= sum(resumed.history.seconds)  # the epochs before the interrupt count too
+    # the minutes count the first session's wall time, then this one's epochs
+    assert resumed.minutes * 60 > saved["elapsed_seconds"] + sum(resumed.history.seconds[2:])
     a, b = load_checkpoint(tmp_path / "full" / "best.pt"), load_checkpoint(tmp_path / "cut" / "best.pt")
     assert all(torch.equal(a.model.state_dict()[k], v) for k, v in b.model.state_dict().items())
 
