@@ -242,7 +242,7 @@ def test_tsne_keeps_separate_groups_apart():
 def test_nearest_neighbours_in_order_without_the_query():
     points = torch.tensor([[0.0, 0.0], [6.0, 0.0], [1.0, 0.0], [0.0, -2.0], [4.0, 3.0]])
     assert nearest_neighbours(points, 0, k=3).tolist() == [2, 3, 4]  # distances 1, 2, 5 (and 6)
-    assert nearest_neighbours(points, 4, k=2).tolist() == [1, 2]  # 3.6, 4.2
+    assert nearest_neighbours(points, 4, k=3).tolist() == [1, 2, 0]  # 3.6, 4.2, 5: by distance, not by index
     with pytest.raises(ValueError, match="k must be between 1 and 4"):
         nearest_neighbours(points, 0, k=5)
 

@@ -16,5 +16,6 @@ def test_most_confused_pairs_skip_the_diagonal_and_keep_the_direction():
 
 def test_most_confident_mistakes_are_wrong_and_sorted_by_confidence():
     targets = torch.tensor([0, 1, 2, 0])
-    probabilities = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.0, 0.4, 0.6], [0.3, 0.7, 0.0]])
-    assert most_confident_mistakes(targets, probabilities, k=5).tolist() == [1, 3]
+    probabilities = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.0, 0.4, 0.6], [0.05, 0.95, 0.0]])
+    # the mistakes: image 1 (said class 0 with 0.8), image 3 (class 1 with 0.95): the later one first
+    assert most_confident_mistakes(targets, probabilities, k=5).tolist() == [3, 1]
