@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .config import RECIPES, TrainConfig, make_config
 from .devices import bf16_allowed
 from .errors import ConfigError, LabError
+from .files import nearest_existing
 
 if TYPE_CHECKING:
     from .run_folder import RunSettings
@@ -334,7 +335,7 @@ def plot_path_problem(path: Path) -> str | None:
         return f"matplotlib cannot save {path.suffix} files; end the name in .png, .pdf, .svg or .jpg"
     if path.is_dir():
         return f"a folder; give a file name in it, such as {path / 'lr_finder.png'}"
-    folder = next(parent for parent in path.parents if parent.exists())  # the folder to write in, or to create it in
+    folder = nearest_existing(path.parent)  # the folder to write in, or to create it in
     if not folder.is_dir():
         return f"{folder} is a file, not a folder"
     if not os.access(folder, os.W_OK):

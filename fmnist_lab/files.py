@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` if it exists, else the nearest folder above it that does: where it would be created."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]) -> None:
     """Call ``write`` on a fresh temporary file in ``path``'s folder, then rename it to ``path``.
 

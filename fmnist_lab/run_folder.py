@@ -22,7 +22,7 @@ from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Splits
 from .errors import ConfigError, LabError
-from .files import atomic_write_text
+from .files import atomic_write_text, nearest_existing
 from .train import TrainingState
 
 RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.json")
@@ -92,7 +92,7 @@ class RunFolder:
                 "resume and overwrite exclude each other: resume continues the run in "
                 f"{self.path}, overwrite replaces it"
             )
-        existing = next(p for p in (self.path, *self.path.parents) if p.exists())  # the folder, or where it will be
+        existing = nearest_existing(self.path)  # the folder, or where it will be created
         if not existing.is_dir():
             raise RunFolderError(f"{existing} is a file, not a folder; choose another output folder")
         try:
