@@ -37,6 +37,11 @@ def make_images(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 @pytest.fixture
 def tiny_data() -> FashionMNIST:
+    return tiny_dataset()
+
+
+def tiny_dataset() -> FashionMNIST:
+    """1,200 training and 200 test images of the easy task above (the tiny_data fixture, for wider-scoped fixtures)."""
     g = torch.Generator().manual_seed(1)
     train_labels = torch.randint(0, 10, (1200,), generator=g)
     test_labels = torch.randint(0, 10, (200,), generator=g)

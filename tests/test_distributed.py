@@ -35,6 +35,8 @@ from fmnist_lab.model import Net
 from fmnist_lab.run_folder import RUN_FILES, RunFolder
 from fmnist_lab.train import fit
 
+from .conftest import tiny_dataset
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -183,28 +185,6 @@ def train_frozen_norm_net(data, config: TrainConfig, result_file: Path) -> None:
     )
 
 
-def test_two_processes_of_64_train_the_weights_of_one_process_of_128(tiny_data, tmp_path):
-    # 3 steps of 128 images, float32, no augmentation
-    config = TrainConfig(
-        epochs=1, batch_size=128, lr=0.05, val_size=200, limit_train=384, schedule="constant", bf16=False, device="cpu"
-    )
-    on_processes(2, train_frozen_norm_net, tiny_data, config, tmp_path / "result")
-    ranks = [torch.load(tmp_path / f"result.rank{r}") for r in (0, 1)]
-
-    torch.manual_seed(0)
-    model = FrozenNormNet()
-    history = fit(model, make_splits(tiny_data, config), config, progress=False, log=quiet)
-    initial = FrozenNormNet().state_dict()  # a differently seeded start: the weights did move
-    for name, weights in model.state_dict().items():
-        for r in (0, 1):
-            assert torch.allclose(ranks[r]["weights"][name], weights, atol=1e-5, rtol=1e-4), (name, r)
-        if weights.is_floating_point() and "running" not in name:
-            assert not torch.allclose(initial[name], weights)
-    for r in (0, 1):
-        assert ranks[r]["history"]["train_loss"] == pytest.approx(history.train_loss, rel=1e-5)
-        assert ranks[r]["history"]["val_accuracy"] == history.val_accuracy
-
-
 def train_interrupt_and_resume(data, config: TrainConfig, folder: Path) -> None:
     whole = run(config, data, folder / "whole", progress=False, log=quiet)
 
@@ -227,17 +207,55 @@ def train_interrupt_and_resume(data, config: TrainConfig, folder: Path) -> None:
     )
 
 
-def test_a_two_process_run_resumes_exactly(tiny_data, tmp_path):
-    # the lab's own network: per-process BatchNorm, dropout on, augmentation on
-    config = TrainConfig(epochs=2, batch_size=64, limit_train=256, val_size=200, lr=0.05, max_shift=2, device="cpu")
-    on_processes(2, train_interrupt_and_resume, tiny_data, config, tmp_path)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+# The two tests below share one group of 2 processes: starting the processes (each imports torch, then torch._dynamo
+# for its first optimizer) takes longer than the little training they do.
+EQUIVALENCE = TrainConfig(  # 3 steps of 128 images, float32, no augmentation
+    epochs=1, batch_size=128, lr=0.05, val_size=200, limit_train=384, schedule="constant", bf16=False, device="cpu"
+)
+RESUMING = TrainConfig(  # the lab's own network: per-process BatchNorm, dropout on, augmentation on
+    epochs=2, batch_size=64, limit_train=256, val_size=200, lr=0.05, max_shift=2, device="cpu"
+)
+
+
+def both_runs(data, config: TrainConfig, folder: Path) -> None:
+    """On each rank: the frozen-norm network under EQUIVALENCE, then ``config``'s run interrupted and resumed."""
+    train_frozen_norm_net(data, EQUIVALENCE, folder / "result")
+    train_interrupt_and_resume(data, config, folder)
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory) -> Path:
+    """The folder in which each rank of one 2-process group saved what both runs left."""
+    folder = tmp_path_factory.mktemp("two_processes")
+    on_processes(2, both_runs, tiny_dataset(), RESUMING, folder)
+    return folder
+
+
+def test_two_processes_of_64_train_the_weights_of_one_process_of_128(two_process_runs):
+    ranks = [torch.load(two_process_runs / f"result.rank{r}") for r in (0, 1)]
+
+    torch.manual_seed(0)
+    model = FrozenNormNet()
+    history = fit(model, make_splits(tiny_dataset(), EQUIVALENCE), EQUIVALENCE, progress=False, log=quiet)
+    initial = FrozenNormNet().state_dict()  # a differently seeded start: the weights did move
+    for name, weights in model.state_dict().items():
+        for r in (0, 1):
+            assert torch.allclose(ranks[r]["weights"][name], weights, atol=1e-5, rtol=1e-4), (name, r)
+        if weights.is_floating_point() and "running" not in name:
+            assert not torch.allclose(initial[name], weights)
+    for r in (0, 1):
+        assert ranks[r]["history"]["train_loss"] == pytest.approx(history.train_loss, rel=1e-5)
+        assert ranks[r]["history"]["val_accuracy"] == history.val_accuracy
+
+
+def test_a_two_process_run_resumes_exactly(two_process_runs):
+    ranks = [torch.load(two_process_runs / f"rank{r}.pt") for r in (0, 1)]
     for name, weights in ranks[0]["whole"].items():
         assert torch.equal(ranks[0]["resumed"][name], weights), name  # resumed after epoch 1 = never stopped
         assert torch.equal(ranks[1]["resumed"][name], weights), name  # every rank ends with rank 0's model
     assert ranks[0]["history"]["val_accuracy"] == ranks[0]["whole_history"]["val_accuracy"]
     assert ranks[1]["history"] == {**ranks[0]["history"], "seconds": ranks[1]["history"]["seconds"]}
-    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == sorted(RUN_FILES)  # rank 0's files only
+    assert sorted(p.name for p in (two_process_runs / "resumed").iterdir()) == sorted(RUN_FILES)  # rank 0's only
 
 
 # --- the command line -----------------------------------------------------------------------------------------------
