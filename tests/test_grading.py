@@ -36,7 +36,7 @@ HAND_SPEC.loader.exec_module(hand_grading)
 
 ASSIGNMENT = "01_data_inspection"
 INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"
-LOOP_TIMEOUT = 15  # seconds per cell for the submission that never ends; notebook 01's slowest cell takes 2 s
+LOOP_TIMEOUT = 10  # seconds per cell for the submission that never ends; notebook 01's slowest cell takes 2 s
 
 
 # the metadata tool on its own

@@ -110,7 +110,9 @@ def test_cli_train_prints_report_style_lines(tmp_path):
             "--epochs",
             "1",
             "--limit-train",
-            "3000",
+            "1000",
+            "--val-size",
+            "1000",
             "--lr",
             "0.05",
             "--no-progress",
@@ -122,7 +124,7 @@ def test_cli_train_prints_report_style_lines(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    assert "Train Epoch: 1 [0/3000 (0%)]\tLoss: " in out.stdout
+    assert "Train Epoch: 1 [0/1000 (0%)]\tLoss: " in out.stdout
     assert "Test set: Average loss: " in out.stdout and "/10000 (" in out.stdout
     assert "Test accuracy: " in out.stdout
     assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "best.pt").is_file()
