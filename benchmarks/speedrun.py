@@ -8,6 +8,9 @@ test pass: ``recipes.whole_run``) and the test accuracy of the epoch picked on t
 report's recipe is replayed once, as we read it (its sweep, its rule, 23 epochs, plain SGD, batch 64 in
 float32, which it runs in whatever the precision setting); every candidate runs each seed with
 bfloat16 on (where the CPU has it natively) and off (``FMNIST_LAB_BF16=0``, what most laptops run).
+Every run is a process of its own, and the replay takes turns with the candidates' runs, one at a
+time, in slices of ``--slice`` seconds (``timeshare.py``): a machine that slows down for a while
+slows the replay and the runs compared with it alike. Linux or macOS.
 Targets (issue "The report's accuracy in an eighth of its time"): mean test accuracy of 3 seeds
 >= 92.54%, in at most 1/8 of the replay's time with bfloat16 on and 1/5 with it off.
 Writes benchmarks/results/speedrun.{json,md,png}.
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +31,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from recipes import machine, whole_run  # noqa: E402  (benchmarks/recipes.py: python puts this script's folder on the path)
+from timeshare import Child, take_turns  # noqa: E402
 
 from fmnist_lab.config import make_config  # noqa: E402
 from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
@@ -61,19 +66,37 @@ CANDIDATES = {
 QUICK_CHANGES = {"limit_train": 12_800, "epochs": 1, "report_sweep_batches": 1}  # --quick: the script, not the numbers
 
 
-def timed_run(recipe: str, changes: dict, seed: int, precision: str, data) -> dict:
-    """One whole run with bfloat16 on or off; its minutes and test accuracy."""
+def timed_run(name: str, recipe: str, changes: dict, seed: int, precision: str) -> None:
+    """One whole run with bfloat16 on or off, in this child process of ``take_turns``, which times it.
+
+    Its start and end lines go to stdout, everything else to stderr.
+    """
+    protocol, sys.stdout = sys.stdout, sys.stderr
     os.environ["FMNIST_LAB_BF16"] = "1" if precision == "on" else "0"  # read at every autocast
-    result, minutes = whole_run(make_config(recipe, seed=seed, **changes), data)
-    return {
+    data = load_fashion_mnist()
+    print(json.dumps({"event": "start"}), file=protocol, flush=True)
+    result, _ = whole_run(make_config(recipe, seed=seed, **changes), data)  # its own clock counts stopped turns
+    outcome = {
         "seed": seed,
         "precision": precision,
-        "minutes": minutes,
         "test_accuracy": result.test_accuracy,
         "best_epoch": result.history.best_epoch,
         "epochs": len(result.history),
         "lr": result.config.lr,
     }
+    print(json.dumps({"event": "end", "result": outcome}), file=protocol, flush=True)
+    print(f"{name}, bf16 {precision}, seed {seed}: {100 * result.test_accuracy:.2f}%", flush=True)
+
+
+def child(name: str, recipe: str, changes: dict, seed: int, precision: str) -> Child:
+    """A run of ``timed_run`` in a process of its own (this script with ``--run``)."""
+    spec = json.dumps({"name": name, "recipe": recipe, "changes": changes, "seed": seed, "precision": precision})
+    return Child(name, [sys.executable, __file__, "--run", spec])
+
+
+def timed(run: Child) -> dict:
+    """The child's result with its minutes: its running time, turns stopped not counted."""
+    return {**run.result, "minutes": run.seconds / 60}
 
 
 def summary(name: str, runs: list[dict], report_minutes: float) -> dict:
@@ -152,31 +175,42 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--precisions", nargs="+", default=["on", "off"], choices=["on", "off"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, measures nothing")
+    parser.add_argument("--slice", type=float, default=20.0, help="seconds per turn of the timed runs (default 20)")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--run", help=argparse.SUPPRESS)  # one timed run, as the benchmark's child process
     args = parser.parse_args()
+    if args.run:
+        timed_run(**json.loads(args.run))
+        return
     quick = QUICK_CHANGES if args.quick else {}
 
-    data = load_fashion_mnist()
-    report = timed_run("report", quick, 0, "off", data)
-    print(f"report replayed: {100 * report['test_accuracy']:.2f}% in {report['minutes']:.1f} min", flush=True)
+    replay = child("the report, replayed", "report", quick, 0, "off")
+    children = {
+        (name, precision, seed): child(name, CANDIDATES[name][1], {**CANDIDATES[name][2], **quick}, seed, precision)
+        for name in args.candidates
+        for precision in args.precisions
+        for seed in args.seeds
+    }
+    alone = take_turns(replay, list(children.values()), args.slice)
+    report = timed(replay)
     runs: dict[str, list[dict]] = {}
-    for name in args.candidates:
-        _, recipe, changes = CANDIDATES[name]
-        for precision in args.precisions:
-            for seed in args.seeds:
-                result = timed_run(recipe, {**changes, **quick}, seed, precision, data)
-                runs.setdefault(name, []).append(result)
-                print(
-                    f"{name} bf16 {precision} seed {seed}: {100 * result['test_accuracy']:.2f}% in "
-                    f"{result['minutes']:.2f} min",
-                    flush=True,
-                )
+    for (name, _, _), run in children.items():
+        runs.setdefault(name, []).append(timed(run))
+    total = report["minutes"] + sum(r["minutes"] for candidate_runs in runs.values() for r in candidate_runs)
+    timing = (
+        f"Timed in turns: the replay and the candidates' runs, one at a time, took turns of {args.slice:g} s "
+        f"on the machine; {alone / 60:.1f} of their {total:.1f} minutes ran with the other side finished."
+    )
     rows = [
         summary(name, [r for r in runs[name] if r["precision"] == p], report["minutes"])
         for name in runs
         for p in args.precisions
     ]
-    text = table(report, rows) + f"\n\nMachine: {machine()}." + (" Quick mode: not a measurement." if quick else "")
+    text = (
+        table(report, rows)
+        + f"\n\nMachine: {machine()}. {timing}"
+        + (" Quick mode: not a measurement." if quick else "")
+    )
     print(text)
     out = Path(args.out)
     descriptions = {name: CANDIDATES[name][0] for name in runs}
@@ -187,6 +221,8 @@ def main() -> None:
             {
                 "machine": machine(),
                 "quick": bool(quick),
+                "slice_seconds": args.slice,
+                "alone_minutes": alone / 60,
                 "report": report,
                 "candidates": descriptions,
                 "runs": runs,

@@ -1,0 +1,42 @@
+"""benchmarks/timeshare.py: runs that take turns count only their own turns."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+from timeshare import Child, take_turns  # noqa: E402
+
+# a child that burns CPU_SECONDS of its own CPU time between its start and end lines, and reports its own wall span
+BURN = """
+import json, sys, time
+cpu_seconds = float(sys.argv[1])
+print(json.dumps({"event": "start"}), flush=True)
+began, cpu = time.perf_counter(), time.process_time()
+while time.process_time() - cpu < cpu_seconds:
+    pass
+print(json.dumps({"event": "end", "result": {"span": time.perf_counter() - began}}), flush=True)
+"""
+
+
+def burner(name: str, cpu_seconds: float) -> Child:
+    return Child(name, [sys.executable, "-c", BURN, str(cpu_seconds)])
+
+
+def test_runs_take_turns_and_count_only_their_own():
+    cpu_seconds = {"long": 0.8, "a": 0.4, "b": 0.4}
+    long_run, *short_runs = (burner(name, seconds) for name, seconds in cpu_seconds.items())
+    alone = take_turns(long_run, short_runs, slice_seconds=0.05)
+    for run in (long_run, *short_runs):
+        # stopped between its turns, it burned all its CPU time in them, and a single thread's wall time >= its CPU time
+        assert run.seconds >= 0.98 * cpu_seconds[run.name], run.name
+        # its own clock ran on while it was stopped: it ran every other turn
+        assert run.seconds < 0.75 * run.result["span"], run.name
+    assert alone < 0.5 * long_run.seconds  # the two sides ended close together
+
+
+def test_a_run_that_fails_is_named():
+    failing = Child("broken", [sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(RuntimeError, match="run 'broken' exited with code 3 before its end line"):
+        take_turns(burner("long", 0.2), [failing], slice_seconds=0.05)
