@@ -185,11 +185,11 @@ def main() -> None:
     quick = QUICK_CHANGES if args.quick else {}
 
     replay = child("the report, replayed", "report", quick, 0, "off")
-    children = {
+    children = {  # seed by seed: a slow stretch of the machine falls on every candidate and precision alike
         (name, precision, seed): child(name, CANDIDATES[name][1], {**CANDIDATES[name][2], **quick}, seed, precision)
+        for seed in args.seeds
         for name in args.candidates
         for precision in args.precisions
-        for seed in args.seeds
     }
     alone = take_turns(replay, list(children.values()), args.slice)
     report = timed(replay)
