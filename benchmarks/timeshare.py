@@ -94,6 +94,7 @@ def take_turns(long_run: Child, short_runs: Sequence[Child], slice_seconds: floa
     if not hasattr(signal, "SIGSTOP"):
         raise RuntimeError("timing in turns stops and continues processes (SIGSTOP, SIGCONT): run it on Linux or macOS")
     queue, alone = deque(short_runs), 0.0
+    on_terminate = signal.signal(signal.SIGTERM, _exit)  # so that a terminated benchmark kills its stopped runs too
     try:
         while True:
             if queue and queue[0].done:
@@ -109,4 +110,9 @@ def take_turns(long_run: Child, short_runs: Sequence[Child], slice_seconds: floa
     finally:
         for child in (long_run, *short_runs):
             child.kill()
+        signal.signal(signal.SIGTERM, on_terminate)
     return alone
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

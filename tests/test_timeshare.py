@@ -1,6 +1,10 @@
 """benchmarks/timeshare.py: runs that take turns count only their own turns."""
 
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +44,25 @@ def test_a_run_that_fails_is_named():
     failing = Child("broken", [sys.executable, "-c", "import sys; sys.exit(3)"])
     with pytest.raises(RuntimeError, match="run 'broken' exited with code 3 before its end line"):
         take_turns(burner("long", 0.2), [failing], slice_seconds=0.05)
+
+
+def test_a_terminated_benchmark_leaves_no_stopped_run_behind(tmp_path):
+    # each child writes its process id, then burns CPU for a minute in its turns
+    child = f"import os, time; open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w').close()\nwhile True: pass"
+    benchmark = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1] / 'benchmarks')!r})\n"
+        "from timeshare import Child, take_turns\n"
+        f"argv = [sys.executable, '-c', {child!r}]\n"
+        "take_turns(Child('long', argv), [Child('short', argv)], 0.1)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", benchmark])
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    children = [int(path.name) for path in tmp_path.iterdir()]
+    assert len(children) == 2, "the two runs did not start"
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+    for pid in children:  # killed and reaped by the benchmark before it exited
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
