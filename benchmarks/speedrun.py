@@ -71,7 +71,8 @@ def timed_run(name: str, recipe: str, changes: dict, seed: int, precision: str) 
 
     Its start and end lines go to stdout, everything else to stderr.
     """
-    protocol, sys.stdout = sys.stdout, sys.stderr
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")  # the start and end lines alone
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # what Python or a library writes to stdout goes to stderr
     os.environ["FMNIST_LAB_BF16"] = "1" if precision == "on" else "0"  # read at every autocast
     data = load_fashion_mnist()
     print(json.dumps({"event": "start"}), file=protocol, flush=True)
