@@ -8,9 +8,11 @@ test pass: ``recipes.whole_run``) and the test accuracy of the epoch picked on t
 report's recipe is replayed once, as we read it (its sweep, its rule, 23 epochs, plain SGD, batch 64 in
 float32, which it runs in whatever the precision setting); every candidate runs each seed with
 bfloat16 on (where the CPU has it natively) and off (``FMNIST_LAB_BF16=0``, what most laptops run).
-Every run is a process of its own, and the replay takes turns with the candidates' runs, one at a
-time, in slices of ``--slice`` seconds (``timeshare.py``): a machine that slows down for a while
-slows the replay and the runs compared with it alike. Linux or macOS.
+Every run is a process of its own, all of them alive at once, and they take turns on the machine in
+slices of ``--slice`` seconds, each turn to the run furthest behind by the share of its optimizer
+steps done (``timeshare.py``): every run advances at the same pace from the benchmark's start to its
+end, so a machine that slows down for a while slows the replay and every run compared with it alike.
+Linux or macOS.
 Targets (issue "The report's accuracy in an eighth of its time"): mean test accuracy of 3 seeds
 >= 92.54%, in at most 1/8 of the replay's time with bfloat16 on and 1/5 with it off.
 Writes benchmarks/results/speedrun.{json,md,png}.
@@ -19,7 +21,9 @@ Writes benchmarks/results/speedrun.{json,md,png}.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import math
 import os
 import statistics
 import sys
@@ -32,10 +36,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from recipes import machine, whole_run  # noqa: E402  (benchmarks/recipes.py: python puts this script's folder on the path)
 from timeshare import Child, take_turns  # noqa: E402
+from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
 
-from fmnist_lab.config import make_config  # noqa: E402
+from fmnist_lab.config import TRAIN_SIZE, TrainConfig, make_config  # noqa: E402
 from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
 from fmnist_lab.files import atomic_savefig, atomic_write_text  # noqa: E402
+from fmnist_lab.lr_finder import REPORT_SWEEP_STEPS, find_lr  # noqa: E402
 
 REPORT_ACCURACY = 0.9254  # its last epoch's test accuracy; in our reading its settings were chosen with it in view
 TARGET_SPEEDUP = {"on": 8, "off": 5}  # bf16 on: an eighth of the replay's time; off: a fifth
@@ -64,19 +70,45 @@ CANDIDATES = {
     ),
 }
 QUICK_CHANGES = {"limit_train": 12_800, "epochs": 1, "report_sweep_batches": 1}  # --quick: the script, not the numbers
+PROGRESS_EVERY = 10  # optimizer steps between a run's progress lines
+
+
+def planned_steps(config: TrainConfig) -> int:
+    """The optimizer steps of a whole run: its LR sweep, where it picks its LR, then its epochs.
+
+    The LR finder's sweep is counted at its full length (it stops early where the loss diverges).
+    """
+    per_epoch = math.ceil((config.limit_train or TRAIN_SIZE - config.val_size) / config.batch_size)
+    if config.lr is not None:
+        sweep = 0
+    elif config.lr_rule == "report":
+        sweep = REPORT_SWEEP_STEPS * config.report_sweep_batches
+    else:
+        sweep = inspect.signature(find_lr).parameters["num_steps"].default
+    return sweep + config.epochs * per_epoch
 
 
 def timed_run(name: str, recipe: str, changes: dict, seed: int, precision: str) -> None:
     """One whole run with bfloat16 on or off, in this child process of ``take_turns``, which times it.
 
-    Its start and end lines go to stdout, everything else to stderr.
+    Its start, progress and end lines go to stdout, everything else to stderr.
     """
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")  # the start and end lines alone
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")  # the start, progress and end lines alone
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # what Python or a library writes to stdout goes to stderr
     os.environ["FMNIST_LAB_BF16"] = "1" if precision == "on" else "0"  # read at every autocast
+    config = make_config(recipe, seed=seed, **changes)
+    planned, steps = planned_steps(config), 0
+
+    def count_step(optimizer: object, args: object, kwargs: object) -> None:
+        nonlocal steps
+        steps += 1
+        if steps % PROGRESS_EVERY == 0:
+            print(json.dumps({"event": "progress", "done": min(steps / planned, 1.0)}), file=protocol, flush=True)
+
+    register_optimizer_step_post_hook(count_step)  # every optimizer's steps: sweep and training
     data = load_fashion_mnist()
     print(json.dumps({"event": "start"}), file=protocol, flush=True)
-    result, _ = whole_run(make_config(recipe, seed=seed, **changes), data)  # its own clock counts stopped turns
+    result, _ = whole_run(config, data)  # its own clock counts stopped turns
     outcome = {
         "seed": seed,
         "precision": precision,
@@ -176,7 +208,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--precisions", nargs="+", default=["on", "off"], choices=["on", "off"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, measures nothing")
-    parser.add_argument("--slice", type=float, default=20.0, help="seconds per turn of the timed runs (default 20)")
+    parser.add_argument("--slice", type=float, default=5.0, help="seconds per turn of the timed runs (default 5)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # one timed run, as the benchmark's child process
     args = parser.parse_args()
@@ -186,21 +218,21 @@ def main() -> None:
     quick = QUICK_CHANGES if args.quick else {}
 
     replay = child("the report, replayed", "report", quick, 0, "off")
-    children = {  # seed by seed: a slow stretch of the machine falls on every candidate and precision alike
+    children = {
         (name, precision, seed): child(name, CANDIDATES[name][1], {**CANDIDATES[name][2], **quick}, seed, precision)
         for seed in args.seeds
         for name in args.candidates
         for precision in args.precisions
     }
-    alone = take_turns(replay, list(children.values()), args.slice)
+    alone = take_turns([replay, *children.values()], args.slice)
     report = timed(replay)
     runs: dict[str, list[dict]] = {}
     for (name, _, _), run in children.items():
         runs.setdefault(name, []).append(timed(run))
     total = report["minutes"] + sum(r["minutes"] for candidate_runs in runs.values() for r in candidate_runs)
     timing = (
-        f"Timed in turns: the replay and the candidates' runs, one at a time, took turns of {args.slice:g} s "
-        f"on the machine; {alone / 60:.1f} of their {total:.1f} minutes ran with the other side finished."
+        f"Timed in turns: all runs alive at once, one at a time on the machine in turns of {args.slice:g} s, "
+        f"each turn to the run furthest behind; {alone / 60:.1f} of their {total:.1f} minutes ran with one run left."
     )
     rows = [
         summary(name, [r for r in runs[name] if r["precision"] == p], report["minutes"])

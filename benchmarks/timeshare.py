@@ -2,13 +2,16 @@
 
 On a shared 2-core VM the same training run took 3.0 minutes and, a quarter of an hour later, 4.9
 (2026-12-03): timed one after the other, a 21-minute replay and the 2-minute runs compared with it
-meet different machines. Here every run is a child process, and the runs take turns on the whole
-machine: one is continued (SIGCONT) for a slice of seconds while the others are stopped (SIGSTOP).
-A run's time is the wall time of its slices between the ``start`` and ``end`` lines it prints, so a
-slow minute of the machine falls on whichever runs are sharing it then.
+meet different machines. Here every run is a child process, all of them alive at once, and they
+take turns on the whole machine: one is continued (SIGCONT) for a slice of seconds while the others
+are stopped (SIGSTOP), and each turn goes to the run furthest behind, by the share of its work it
+reports done. So every run advances at the same pace through the whole benchmark, and a slow stretch
+of the machine falls on every run alike, whatever its length. A run's time is the wall time of its
+slices between the ``start`` and ``end`` lines it prints.
 
-A child prints one JSON line ``{"event": "start"}`` when its timed work begins (after imports and
-data loading) and one ``{"event": "end", "result": {...}}`` when it ends. POSIX only (Linux, macOS).
+A child prints JSON lines: ``{"event": "start"}`` when its timed work begins (after imports and data
+loading), ``{"event": "progress", "done": 0.37}`` as it goes (the share of its work done), and
+``{"event": "end", "result": {...}}`` when it ends. POSIX only (Linux, macOS).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import select
 import signal
 import subprocess
 import time
-from collections import deque
 from collections.abc import Sequence
 
 
@@ -30,6 +32,7 @@ class Child:
         self.name, self.argv = name, list(argv)
         self.process: subprocess.Popen | None = None
         self.seconds = 0.0
+        self.progress = 0.0  # the share of its work done, as it last reported
         self.result: dict | None = None
         self._timing_since: float | None = None  # while its timed work runs: when the current count began
         self._pending = b""
@@ -74,9 +77,11 @@ class Child:
             message = json.loads(line)
             if message["event"] == "start":
                 self._timing_since = now
+            elif message["event"] == "progress":
+                self.progress = float(message["done"])
             elif message["event"] == "end":
                 self.seconds += now - self._timing_since
-                self._timing_since, self.result = None, message["result"]
+                self._timing_since, self.result, self.progress = None, message["result"], 1.0
         return True
 
     def kill(self) -> None:
@@ -85,31 +90,28 @@ class Child:
             self.process.wait()
 
 
-def take_turns(long_run: Child, short_runs: Sequence[Child], slice_seconds: float) -> float:
-    """Run ``long_run`` in turns with each of ``short_runs`` in order (one at a time), in slices; run all to the end.
+def take_turns(runs: Sequence[Child], slice_seconds: float) -> float:
+    """Run all ``runs`` to the end in turns of ``slice_seconds``, each turn to the run with the least progress.
 
-    Returns the seconds during which one side ran with the other finished: the part of the
-    timing that no turn-taking evened out.
+    Ties go to the run that waited longest. Returns the seconds during which one run was left alone:
+    the part of the timing that no turn-taking evened out.
     """
     if not hasattr(signal, "SIGSTOP"):
         raise RuntimeError("timing in turns stops and continues processes (SIGSTOP, SIGCONT): run it on Linux or macOS")
-    queue, alone = deque(short_runs), 0.0
+    last_turn = dict.fromkeys(range(len(runs)), -1)
+    alone, turn = 0.0, 0
     on_terminate = signal.signal(signal.SIGTERM, _exit)  # so that a terminated benchmark kills its stopped runs too
     try:
-        while True:
-            if queue and queue[0].done:
-                queue.popleft()
-            turns = [child for child in (long_run, queue[0] if queue else None) if child is not None and not child.done]
-            if not turns:
-                break
-            for child in turns:
-                began = time.perf_counter()
-                child.run_for(slice_seconds)
-                if len(turns) == 1:
-                    alone += time.perf_counter() - began
+        while waiting := [i for i, run in enumerate(runs) if not run.done]:
+            behind = min(waiting, key=lambda i: (runs[i].progress, last_turn[i]))
+            began = time.perf_counter()
+            runs[behind].run_for(slice_seconds)
+            if len(waiting) == 1:
+                alone += time.perf_counter() - began
+            last_turn[behind], turn = turn, turn + 1
     finally:
-        for child in (long_run, *short_runs):
-            child.kill()
+        for run in runs:
+            run.kill()
         signal.signal(signal.SIGTERM, on_terminate)
     return alone
 

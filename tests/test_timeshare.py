@@ -12,14 +12,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 from timeshare import Child, take_turns  # noqa: E402
 
-# a child that burns CPU_SECONDS of its own CPU time between its start and end lines, and reports its own wall span
+# a child that burns CPU_SECONDS of its own CPU time between its start and end lines, reporting its progress as it goes,
+# and reports its own wall span
 BURN = """
 import json, sys, time
 cpu_seconds = float(sys.argv[1])
 print(json.dumps({"event": "start"}), flush=True)
-began, cpu = time.perf_counter(), time.process_time()
-while time.process_time() - cpu < cpu_seconds:
-    pass
+began, cpu, reported = time.perf_counter(), time.process_time(), 0.0
+while (used := time.process_time() - cpu) < cpu_seconds:
+    if used - reported > 0.02:
+        print(json.dumps({"event": "progress", "done": used / cpu_seconds}), flush=True)
+        reported = used
 print(json.dumps({"event": "end", "result": {"span": time.perf_counter() - began}}), flush=True)
 """
 
@@ -28,22 +31,25 @@ def burner(name: str, cpu_seconds: float) -> Child:
     return Child(name, [sys.executable, "-c", BURN, str(cpu_seconds)])
 
 
-def test_runs_take_turns_and_count_only_their_own():
+def test_runs_take_turns_count_only_their_own_and_advance_together():
     cpu_seconds = {"long": 0.8, "a": 0.4, "b": 0.4}
-    long_run, *short_runs = (burner(name, seconds) for name, seconds in cpu_seconds.items())
-    alone = take_turns(long_run, short_runs, slice_seconds=0.05)
-    for run in (long_run, *short_runs):
+    runs = [burner(name, seconds) for name, seconds in cpu_seconds.items()]
+    alone = take_turns(runs, slice_seconds=0.05)
+    longest_span = max(run.result["span"] for run in runs)
+    for run in runs:
         # stopped between its turns, it burned all its CPU time in them, and a single thread's wall time >= its CPU time
         assert run.seconds >= 0.98 * cpu_seconds[run.name], run.name
-        # its own clock ran on while it was stopped: it ran every other turn
+        # its own clock ran on while it was stopped: the others ran in between
         assert run.seconds < 0.75 * run.result["span"], run.name
-    assert alone < 0.5 * long_run.seconds  # the two sides ended close together
+        # each turn went to the run furthest behind: the short runs lived through the long one's time, not half of it
+        assert run.result["span"] > 0.75 * longest_span, run.name
+    assert alone < 0.25 * runs[0].seconds  # the runs ended close together
 
 
 def test_a_run_that_fails_is_named():
     failing = Child("broken", [sys.executable, "-c", "import sys; sys.exit(3)"])
     with pytest.raises(RuntimeError, match="run 'broken' exited with code 3 before its end line"):
-        take_turns(burner("long", 0.2), [failing], slice_seconds=0.05)
+        take_turns([burner("long", 0.2), failing], slice_seconds=0.05)
 
 
 def test_a_terminated_benchmark_leaves_no_stopped_run_behind(tmp_path):
@@ -53,7 +59,7 @@ def test_a_terminated_benchmark_leaves_no_stopped_run_behind(tmp_path):
         f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1] / 'benchmarks')!r})\n"
         "from timeshare import Child, take_turns\n"
         f"argv = [sys.executable, '-c', {child!r}]\n"
-        "take_turns(Child('long', argv), [Child('short', argv)], 0.1)"
+        "take_turns([Child('long', argv), Child('short', argv)], 0.1)"
     )
     parent = subprocess.Popen([sys.executable, "-c", benchmark])
     deadline = time.monotonic() + 30
