@@ -21,7 +21,6 @@ Writes benchmarks/results/speedrun.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E40
 from fmnist_lab.config import TRAIN_SIZE, TrainConfig, make_config  # noqa: E402
 from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
 from fmnist_lab.files import atomic_savefig, atomic_write_text  # noqa: E402
-from fmnist_lab.lr_finder import REPORT_SWEEP_STEPS, find_lr  # noqa: E402
+from fmnist_lab.lr_finder import FINDER_STEPS, REPORT_SWEEP_STEPS  # noqa: E402
 
 REPORT_ACCURACY = 0.9254  # its last epoch's test accuracy; in our reading its settings were chosen with it in view
 TARGET_SPEEDUP = {"on": 8, "off": 5}  # bf16 on: an eighth of the replay's time; off: a fifth
@@ -84,7 +83,7 @@ def planned_steps(config: TrainConfig) -> int:
     elif config.lr_rule == "report":
         sweep = REPORT_SWEEP_STEPS * config.report_sweep_batches
     else:
-        sweep = inspect.signature(find_lr).parameters["num_steps"].default
+        sweep = FINDER_STEPS
     return sweep + config.epochs * per_epoch
 
 

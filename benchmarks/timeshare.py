@@ -98,17 +98,17 @@ def take_turns(runs: Sequence[Child], slice_seconds: float) -> float:
     """
     if not hasattr(signal, "SIGSTOP"):
         raise RuntimeError("timing in turns stops and continues processes (SIGSTOP, SIGCONT): run it on Linux or macOS")
-    last_turn = dict.fromkeys(range(len(runs)), -1)
-    alone, turn = 0.0, 0
+    last_turn = [float("-inf")] * len(runs)  # when each run's last turn began
+    alone = 0.0
     on_terminate = signal.signal(signal.SIGTERM, _exit)  # so that a terminated benchmark kills its stopped runs too
     try:
         while waiting := [i for i, run in enumerate(runs) if not run.done]:
             behind = min(waiting, key=lambda i: (runs[i].progress, last_turn[i]))
             began = time.perf_counter()
             runs[behind].run_for(slice_seconds)
+            last_turn[behind] = began
             if len(waiting) == 1:
                 alone += time.perf_counter() - began
-            last_turn[behind], turn = turn, turn + 1
     finally:
         for run in runs:
             run.kill()

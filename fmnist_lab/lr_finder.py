@@ -40,6 +40,7 @@ DEFAULT_BETA = 0.9
 FLAT_RELATIVE_CHANGE = 0.05
 REPORT_DIVISOR = 4
 REPORT_SWEEP_STEPS = 100
+FINDER_STEPS = 200  # the LR finder's sweep, at most (it stops where the loss diverges)
 
 
 class LRFinderWarning(UserWarning):
@@ -152,7 +153,7 @@ def find_lr(
     batches: Batches,
     start_lr: float = 1e-6,
     end_lr: float = 1.0,
-    num_steps: int = 200,
+    num_steps: int = FINDER_STEPS,
     mode: str = "exp",
     beta: float = DEFAULT_BETA,
     diverge_factor: float = 4.0,
