@@ -3,20 +3,18 @@
     python benchmarks/throughput.py [--images 12800] [--repeats 3]
 
 The report's pipeline as we read it: torchvision's FashionMNIST dataset with ToTensor + Normalize through a
-DataLoader, batch 64, float32, plain SGD, each block's LeakyReLU before its max-pool as the report wrote it. The
-lab's: in-memory tensors sliced into batches of 256, bfloat16 autocast (where the CPU has native bf16),
-channels-last, Nesterov SGD, each block max-pooled before its LeakyReLU (``Net``'s default: the same function).
-Both train the same network; the lab's pipeline also trains it in the report's order, to show what pooling
-first gains. The floor: the lab's pipeline training the same convolutions, max-pools and linear layers without
-BatchNorm, LeakyReLU or dropout; the lab's step runs at a share of the floor's speed. All four are timed
-alternately, best of --repeats, after a warm-up.
+DataLoader, batch 64, float32, plain SGD. The lab's: in-memory tensors sliced into batches of
+256, bfloat16 autocast (where the CPU has native bf16), channels-last, Nesterov SGD. Both train
+the same network; the lab's pipeline also trains it with max-pooling moved before LeakyReLU (the
+same function). The floor: the lab's pipeline training the same convolutions, max-pools and linear
+layers without BatchNorm, LeakyReLU or dropout; the lab's step runs at a share of the floor's
+speed. All four are timed alternately, best of --repeats, after a warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +32,7 @@ def report_pipeline(data_dir: str, mean: float, std: float):
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
     dataset = datasets.FashionMNIST(data_dir, train=True, download=False, transform=transform)
     loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
-    model = Net(pool_first=False)
+    model = Net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 
     def step(x, y):
@@ -54,7 +52,20 @@ class Floor(Net):
         return F.log_softmax(self.fc_2(self.fc_1(x.flatten(1))), dim=1)
 
 
-def lab_pipeline(splits: Splits, network: Callable[[], Net] = Net, lr: float = 0.05, sgd_options: dict | None = None):
+class PoolFirst(Net):
+    """The same function, max-pooled before LeakyReLU: an increasing function commutes with max, on 1/4 of the values.
+
+    A route measured, not taken: ``Net.forward`` keeps the report's order, which the notebooks read line by line.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        for conv, norm in ((self.c1, self.b1), (self.c2, self.b2), (self.c3, self.b3)):
+            x = self.drop_2d(F.leaky_relu(F.max_pool2d(norm(conv(x)), 2), 0.01))
+        x = self.drop(F.leaky_relu(self.fc_1(x.flatten(1)), 0.01))
+        return F.log_softmax(self.fc_2(x), dim=1)
+
+
+def lab_pipeline(splits: Splits, network: type[Net] = Net, lr: float = 0.05, sgd_options: dict | None = None):
     """The lab's batches and training step; ``sgd_options`` are added to ``make_optimizer``'s SGD (``fused=True``)."""
     config = TrainConfig(lr=lr)
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
@@ -104,19 +115,18 @@ def main() -> None:
     pipelines = {
         "report (DataLoader, batch 64, fp32)": report_pipeline(str(default_data_dir()), mean, std),
         "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(splits),
-        "lab in the report's order (LeakyReLU, then max-pool)": lab_pipeline(splits, lambda: Net(pool_first=False)),
+        "lab, max-pool before LeakyReLU": lab_pipeline(splits, PoolFirst),
         # no BatchNorm to tame it: a small LR keeps the floor's loss finite (the LR does not change the time)
         "floor (lab's, no BatchNorm, LeakyReLU, dropout)": lab_pipeline(splits, Floor, lr=1e-3),
     }
     best = best_rates(pipelines, args.images, args.repeats)
-    report, lab, report_order, floor = best.values()
+    report, lab, pool_first, floor = best.values()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, rate in best.items():
         print(f"{name:<50} {rate:8.0f} images/s   {55_000 / rate:5.1f} s per 55,000-image epoch")
     print(f"speed-up: {lab / report:.2f}x")
     print(
-        f"the lab's step at {lab / floor:.0%} of its floor's speed; in the report's order: {report_order / floor:.0%}; "
-        f"pooling first {lab / report_order:.2f}x as fast"
+        f"the lab's step at {lab / floor:.0%} of its floor's speed; max-pool before LeakyReLU: {pool_first / floor:.0%}"
     )
 
 

@@ -71,9 +71,6 @@ class TrainConfig:
     )
     bf16: bool = setting(True, "bfloat16 autocast where the hardware runs it natively (--no-bf16: float32)")
     channels_last: bool = setting(True, "channels-last memory layout of images and weights (faster convolutions)")
-    pool_first: bool = setting(
-        True, "each block max-pools before its LeakyReLU: the report's function, faster (--no-pool-first: its order)"
-    )
     sync_bn: bool = setting(
         False,
         "several processes on GPUs: BatchNorm statistics over the global batch "
@@ -143,10 +140,11 @@ RECIPES: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     # The same recipe cut to 10 epochs: a few minutes on a laptop CPU.
     "fast": TrainConfig(epochs=10),
-    # The fast recipe cut to 8 epochs, the network's dropout on in the first 4 only (early dropout: at this budget the
-    # network is under-fitted), peak LR 0.1 given instead of a finder's pick (README, "Time to accuracy":
-    # benchmarks/speedrun.py's fast-early; 7 epochs, fast-early-7, while max-pooling came after LeakyReLU).
-    "speedrun": TrainConfig(epochs=8, dropout_epochs=4, lr=0.1),
+    # The fast recipe cut to 7 epochs, the network's dropout on in the first 3 only (early dropout: at this budget the
+    # network is under-fitted), peak LR 0.1 given instead of a finder's pick: the report's accuracy in a fifth of its
+    # time in float32 over the 3 seeds of one benchmark run; over 6 seeds it averages 92.535%, on the report's 92.54%
+    # (README, "Time to accuracy": benchmarks/speedrun.py's fast-early-7).
+    "speedrun": TrainConfig(epochs=7, dropout_epochs=3, lr=0.1),
     # The report, replayed: its LR sweep and rule, plain SGD, 23 epochs; batch 64, float32 and the ÷4 rule are our
     # reading of its log. It names no
     # scheduler; a constant LR fits its 23 logged test accuracies best (benchmarks/report_replay.py).
@@ -160,7 +158,6 @@ RECIPES: dict[str, TrainConfig] = {
         weight_decay=0.0,
         bf16=False,
         channels_last=False,
-        pool_first=False,
     ),
 }
 

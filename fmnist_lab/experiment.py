@@ -78,7 +78,7 @@ def pick_lr(config: TrainConfig, data: FashionMNIST, log: Callable[[str], None] 
     """
     start = time.perf_counter()
     torch.manual_seed(config.seed)
-    model = Net(config.pool_first)
+    model = Net()
     if config.lr is not None:
         return config, model
     if not distributed.is_main():
@@ -168,7 +168,7 @@ def _train(
         progress, log = False, _quiet
     if model is None:  # a config that came with its LR, or a resumed run (its checkpoint then holds the weights)
         torch.manual_seed(config.seed)
-        model = Net(config.pool_first)
+        model = Net()
     splits = make_splits(data, config)
     for problem in degenerate_settings(config, len(splits.train_y)) if distributed.is_main() else ():
         warnings.warn(problem, DegenerateRunWarning, stacklevel=4)
