@@ -67,6 +67,12 @@ CANDIDATES = {
         "speedrun",
         {},
     ),
+    # the dropping epochs picked on validation (early_dropout_probe.py: 1, 2 or 3 of 7; results/avx512)
+    "fast-early-7-1": (
+        "the speedrun recipe with dropout in the first epoch only",
+        "speedrun",
+        {"dropout_epochs": 1},
+    ),
 }
 QUICK_CHANGES = {"limit_train": 12_800, "epochs": 1, "report_sweep_batches": 1}  # --quick: the script, not the numbers
 PROGRESS_EVERY = 10  # optimizer steps between a run's progress lines
