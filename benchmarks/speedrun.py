@@ -63,15 +63,15 @@ CANDIDATES = {
         {"epochs": 8, "dropout_epochs": 4, "lr": 0.1},
     ),
     "fast-early-7": (
-        "the speedrun recipe: fast, 7 epochs, dropout in the first 3 only, peak LR 0.1 given",
+        "fast, 7 epochs, dropout in the first 3 only, peak LR 0.1 given (the speedrun recipe before the dropout probe)",
         "speedrun",
-        {},
+        {"dropout_epochs": 3},
     ),
     # the dropping epochs picked on validation (early_dropout_probe.py: 1, 2 or 3 of 7; results/avx512)
     "fast-early-7-1": (
-        "the speedrun recipe with dropout in the first epoch only",
+        "the speedrun recipe: fast, 7 epochs, dropout in the first epoch only, peak LR 0.1 given",
         "speedrun",
-        {"dropout_epochs": 1},
+        {},
     ),
 }
 QUICK_CHANGES = {"limit_train": 12_800, "epochs": 1, "report_sweep_batches": 1}  # --quick: the script, not the numbers
