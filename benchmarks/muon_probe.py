@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -130,6 +130,31 @@ def scored(result: RunResult, start: float, epochs: int, seed: int) -> dict:
     )
 
 
+def run_in_pairs(script: str, runs: list[tuple[str, list[str]]]) -> Iterator[dict]:
+    """Each of ``runs`` (a label, the arguments) is ``script`` in a process of its own, yielding the JSON of its
+    output's last line, in order. Two processes of one thread each at a time, as the 2-core machine runs the test
+    command; a failed run stops its pair and exits, naming its label. The probes share it."""
+    pending = list(runs)
+    while pending:
+        pair, pending = pending[:2], pending[2:]
+        processes = [
+            subprocess.Popen(
+                [sys.executable, script, *arguments],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+            for _, arguments in pair
+        ]
+        for (label, _), process in zip(pair, processes):
+            out, _ = process.communicate()
+            if process.returncode != 0:
+                for other in processes:
+                    other.kill()
+                sys.exit(f"{label} failed (exit {process.returncode}); nothing written")
+            yield json.loads(out.strip().splitlines()[-1])
+
+
 def probe_main(script: str, doc: str, candidates: dict, results_path: Path, run_candidate: Callable) -> None:
     """A probe's command line: ``run_candidate(name, lr, epochs, seed)`` for each candidate, two processes at a time
     (``script --one NAME``), a failed one stopping its pair; one JSON line each written to ``--out``, a table printed.
@@ -145,28 +170,9 @@ def probe_main(script: str, doc: str, candidates: dict, results_path: Path, run_
     if args.one:
         print(json.dumps(run_candidate(args.one, args.lr, args.epochs, args.seed)), flush=True)
         return
-    # two processes of one thread each, as the 2-core machine runs the test command
-    pending, results = list(args.candidates), []
     common = ["--epochs", str(args.epochs), "--seed", str(args.seed), "--lr", str(args.lr)]
-    while pending:
-        pair, pending = pending[:2], pending[2:]
-        processes = [
-            subprocess.Popen(
-                [sys.executable, script, "--one", name, *common],
-                stdout=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
-            )
-            for name in pair
-        ]
-        for name, process in zip(pair, processes):
-            out, _ = process.communicate()
-            if process.returncode != 0:
-                for other in processes:
-                    other.kill()
-                sys.exit(f"candidate {name} failed (exit {process.returncode}); nothing written")
-            results.append(json.loads(out.strip().splitlines()[-1]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runs = [(f"candidate {name}", ["--one", name, *common]) for name in args.candidates]
+    results = list(run_in_pairs(script, runs))
     atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in results))
     print(f"{'candidate':<15} {'best validation':>15} {'test':>7} {'minutes':>8}")
     for r in results:
