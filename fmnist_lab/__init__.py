@@ -7,7 +7,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import RECIPES, TrainConfig, make_config
 from .data import EVAL_BATCH_SIZE, Batches, Splits, make_splits, normalize, pixel_stats, train_val_split
 from .dataset import CLASS_NAMES, DataError, FashionMNIST, load_fashion_mnist
-from .devices import pick_device
+from .devices import keep_freed_memory, pick_device
 from .errors import ConfigError, LabError, TrainingDiverged
 from .experiment import pick_lr, resume, run
 from .lr_finder import find_lr, sweep_lrs
@@ -25,6 +25,8 @@ from .train import (
     train_epoch,
     train_step,
 )
+
+keep_freed_memory()  # before anything trains: devices.py says why
 
 __version__ = "0.4.0"
 __all__ = [

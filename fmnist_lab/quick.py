@@ -23,7 +23,15 @@ def env_switch(name: str, default: bool, off: str, on: str) -> bool:
     return default if setting == "" else setting == "1"
 
 
-try:
-    QUICK: bool = env_switch("FMNIST_LAB_QUICK", False, "full sizes", "quick mode's small sizes, for tests")
-except ConfigError as err:  # read as the lab is imported, before any command runs: one line, as a command's errors
-    raise SystemExit(f"fmnist-lab: error: {err}") from None
+def switch_at_import(name: str, default: bool, off: str, on: str) -> bool:
+    """``env_switch`` for a switch read as the lab is imported, before any command runs.
+
+    A refused value exits with one line, as a command's errors do, instead of an import's traceback.
+    """
+    try:
+        return env_switch(name, default, off, on)
+    except ConfigError as err:
+        raise SystemExit(f"fmnist-lab: error: {err}") from None
+
+
+QUICK: bool = switch_at_import("FMNIST_LAB_QUICK", False, "full sizes", "quick mode's small sizes, for tests")
