@@ -143,7 +143,8 @@ RECIPES: dict[str, TrainConfig] = {
     # The fast recipe cut to 7 epochs, the network's dropout on in the first epoch only (early dropout: at this budget
     # the network is under-fitted; 1 of 1-3 dropping epochs picked on validation, benchmarks/early_dropout_probe.py),
     # peak LR 0.1 given instead of a finder's pick: the report's accuracy in an eighth of its time with bfloat16 and a
-    # fifth in float32, over the 3 seeds of one benchmark run (README, "Time to accuracy"; speedrun.py: fast-early-7-1).
+    # fifth in float32, over the 3 seeds of each of two benchmark runs (README, "Time to accuracy"; speedrun.py:
+    # fast-early-7-1).
     "speedrun": TrainConfig(epochs=7, dropout_epochs=1, lr=0.1),
     # The report, replayed: its LR sweep and rule, plain SGD, 23 epochs; batch 64, float32 and the ÷4 rule are our
     # reading of its log. It names no
