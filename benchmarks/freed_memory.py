@@ -42,8 +42,8 @@ def measure(images: int) -> dict[str, float]:
     images_per_second(batches, step, 2_048)  # warm-up: oneDNN's kernels, the heap grown to a step's size
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     rate = images_per_second(batches, step, images)
-    steps = -(-images // batches.batch_size)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    steps = -(-images // batches.batch_size)  # images_per_second stops at the first step reaching ``images``
     return {"images_per_s": rate, "faults_per_step": faults / steps, "threads": torch.get_num_threads()}
 
 

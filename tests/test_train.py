@@ -447,7 +447,7 @@ def test_training_steps_reuse_the_memory_they_free():
     assert faults_per_step < 2_000, f"{faults_per_step:.0f} page faults a step: freed memory went back to the kernel"
 
 
-def test_keep_memory_switch(monkeypatch, capsys):
+def test_keep_memory_switch(monkeypatch):
     monkeypatch.setenv("FMNIST_LAB_KEEP_MEMORY", "0")
     assert not keep_freed_memory()
     monkeypatch.setenv("FMNIST_LAB_KEEP_MEMORY", "yes")
