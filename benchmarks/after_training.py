@@ -3,7 +3,7 @@
     fmnist-lab train --recipe fast --optimizer adamw --lr 0.01 --weight-decay 0.05 --seed 0 --out runs/adamw0
     python benchmarks/after_training.py runs/adamw0/best.pt
 
-Routes to the speedrun's accuracy that cost no training epoch (README, "Time to accuracy"):
+Routes to the speedrun's accuracy that cost no training epoch (docs/speedrun.md, section 4):
 
 - **Test-time shifts:** each image's class probabilities averaged over the image and its four
   one-pixel shifts (left, right, up, down; the empty edge filled with the background). The

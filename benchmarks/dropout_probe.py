@@ -19,7 +19,7 @@ The committed results are three runs' files concatenated, in this order: the fir
 ``--seed 2`` (each run writes its own file).
 
 Results: one JSON line per run, by default in ``benchmarks/results/avx2/dropout_probe.jsonl``
-(README, "Time to accuracy"; ``--out`` elsewhere, so that a partial run does not replace it).
+(docs/speedrun.md; ``--out`` elsewhere, so that a partial run does not replace it).
 """
 
 from __future__ import annotations

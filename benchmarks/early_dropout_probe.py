@@ -3,7 +3,7 @@
     python benchmarks/early_dropout_probe.py    # dropout in the first 1, 2 or 3 epochs, seeds 0-2: 27 min, 2 cores
 
 When this probe ran, the speedrun recipe trained 7 epochs with the network's dropout on in the first 3
-only; it has since taken the probe's pick, 1 (README, "Time to accuracy"). Fewer dropping epochs leave
+only; it has since taken the probe's pick, 1 (README, "Time to accuracy"; docs/speedrun.md). Fewer dropping epochs leave
 the under-fitted network more of its capacity and cost less (a dropping step draws its masks); more
 keep more of the regulariser. Each setting runs seeds 0-2 in the precision this machine trains in
 (bfloat16 where native; ``FMNIST_LAB_BF16=0`` for float32), two processes of one thread at a time

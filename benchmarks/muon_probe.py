@@ -14,7 +14,7 @@ validation, the test set once.
 
 The lab has no optimizer hook, so each run swaps ``fmnist_lab.train.make_optimizer`` for its own
 process only. Results: one JSON line per run, by default in ``benchmarks/results/avx2/muon_probe.jsonl``
-(README, "Time to accuracy"; ``--out`` elsewhere, so that a partial run does not replace it).
+(docs/speedrun.md; ``--out`` elsewhere, so that a partial run does not replace it).
 """
 
 from __future__ import annotations
