@@ -88,6 +88,40 @@ def test_conv_output_size_hidden_cases_catch_an_answer_tuned_to_the_fixed_ones()
     assert_wrong(nb02.q1, tuned, "the answer should be", seed=3)
 
 
+def conv_output_size_by_running_conv2d(n, kernel, padding, stride):
+    return nn.Conv2d(1, 1, kernel, stride=stride, padding=padding)(torch.zeros(1, 1, n, n)).shape[-1]
+
+
+def conv_output_size_by_running_max_pool(n, kernel, padding, stride):
+    padded = n + 2 * padding
+    return F.max_pool2d(torch.zeros(1, 1, padded, padded), kernel, stride).shape[-1]
+
+
+SIZE_LIBRARY = {
+    "nn.Conv2d on a blank image": (conv_output_size_by_running_conv2d, "calls PyTorch's ready-made `Conv2d`"),
+    "F.conv2d": (
+        lambda n, k, p, s: F.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k), stride=s, padding=p).shape[-1],
+        "calls PyTorch's ready-made `conv2d`",
+    ),
+    "F.unfold": (
+        lambda n, k, p, s: math.isqrt(F.unfold(torch.zeros(1, 1, n, n), k, padding=p, stride=s).shape[-1]),
+        "calls PyTorch's ready-made `unfold`",
+    ),
+}
+
+
+@pytest.mark.parametrize("answer, sentence", SIZE_LIBRARY.values(), ids=SIZE_LIBRARY.keys())
+def test_conv_output_size_that_runs_a_pytorch_layer_is_refused(answer, sentence):
+    assert answer(28, 3, 1, 1) == 28 and answer(7, 2, 0, 2) == 3  # the right sizes,
+    assert_wrong(nb02.q1, answer, sentence)  # refused all the same
+    assert_wrong(nb02.q1, answer, "compute it yourself")
+
+
+def test_conv_output_size_that_runs_max_pooling_is_refused():
+    assert conv_output_size_by_running_max_pool(28, 3, 1, 1) == 28  # right, as a window of any kind counts alike
+    assert_wrong(nb02.q1, conv_output_size_by_running_max_pool, "calls PyTorch's ready-made `max_pool2d`")
+
+
 # q3: batchnorm_train
 
 
@@ -300,6 +334,22 @@ BN_LIBRARY = {
     ),
     "F.batch_norm in a helper": (bn_through_a_helper, "calls PyTorch's ready-made `batch_norm`"),
     "batch_norm imported inside the function": (bn_imported_inside, "calls PyTorch's ready-made `batch_norm`"),
+    "group_norm with one group per channel, the batch folded into the pixels": (
+        lambda x, g, b, eps: (
+            F.group_norm(x.transpose(0, 1).reshape(1, x.shape[1], -1), x.shape[1], g, b, eps)
+            .reshape(x.shape[1], x.shape[0], *x.shape[2:])
+            .transpose(0, 1)
+        ),
+        "calls PyTorch's ready-made `group_norm`",
+    ),
+    "instance_norm with the batch folded into the pixels": (
+        lambda x, g, b, eps: (
+            F.instance_norm(x.transpose(0, 1).reshape(1, x.shape[1], -1), weight=g, bias=b, eps=eps)
+            .reshape(x.shape[1], x.shape[0], *x.shape[2:])
+            .transpose(0, 1)
+        ),
+        "calls PyTorch's ready-made `instance_norm`",
+    ),
 }
 
 

@@ -101,7 +101,11 @@ def sweep(count: int = 30) -> LRFinderResult:
 
 
 def test_smooth_losses_compares_with_the_lab_sweep():
-    assert "on the lab's sweep your beta = 0.9 curve is find_lr's" in assert_right(nb04.q1, smooth_losses, sweep())
+    result = sweep()
+    message = assert_right(nb04.q1, smooth_losses, result)
+    assert "on the lab's sweep your beta = 0.9 curve is find_lr's" in message
+    lowest = result.smoothed.index(min(result.smoothed))  # the step as notebook 04's plots number it, from 0
+    assert f"lowest at step {lowest} (LR {result.lrs[lowest]:.3g}; steps counted from 0" in message
 
 
 def test_smooth_losses_handed_the_sweeps_losses_names_what_it_expects():

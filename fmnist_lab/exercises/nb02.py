@@ -118,6 +118,19 @@ def _check_conv_output_size(conv_output_size, generator: torch.Generator | None 
     )
 
 
+# What would measure q1's size instead of computing it: run the layer on a blank image and read the shape
+_SIZE_LIBRARY = (
+    F.conv2d,
+    torch.conv2d,
+    nn.Conv2d,
+    nn.LazyConv2d,
+    F.max_pool2d,
+    torch.max_pool2d,
+    nn.MaxPool2d,
+    F.unfold,
+    nn.Unfold,
+)
+
 q1 = Exercise(
     "nb02.q1",
     _check_conv_output_size,
@@ -125,6 +138,7 @@ q1 = Exercise(
     "edge can start at 0, stride, 2·stride, … up to the last start where all `kernel` pixels still fit: "
     "n + 2·padding − kernel. Count those starts (a window that does not fit is dropped, so round down), and "
     "compare with the formula of section 1.",
+    lab_functions=_SIZE_LIBRARY,
 )
 
 
@@ -247,6 +261,17 @@ _BATCHNORM_LIBRARY = (
     nn.LazyBatchNorm2d,
     nn.LazyBatchNorm3d,
     nn.SyncBatchNorm,
+    # the other normalisations, which give BatchNorm's numbers when the tensor is reshaped to suit them
+    F.group_norm,
+    torch.group_norm,
+    nn.GroupNorm,
+    F.instance_norm,
+    torch.instance_norm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    F.layer_norm,
+    torch.layer_norm,
+    nn.LayerNorm,
 )
 
 

@@ -74,8 +74,8 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
             raise Wrong("on the lab's sweep your beta = 0.9 curve differs from find_lr's smoothed curve")
         lowest = int(mine.argmin())
         praise += (
-            f"; on the lab's sweep your beta = 0.9 curve is find_lr's, lowest at step {lowest + 1} "
-            f"(LR {sweep.lrs[lowest]:.3g})"
+            f"; on the lab's sweep your beta = 0.9 curve is find_lr's, lowest at step {lowest} "
+            f"(LR {sweep.lrs[lowest]:.3g}; steps counted from 0, as section 4's plot counts them)"
         )
     return praise + "."
 
