@@ -7,6 +7,7 @@ fit in one axes take an optional ``ax``. ``show`` displays a figure once and rel
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import matplotlib.pyplot as plt
 import torch
@@ -30,15 +31,37 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     return ax.figure, ax
 
 
-def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | None = None) -> Figure:
-    """Raw and smoothed loss against a log LR axis, with each suggestion marked."""
+def plot_lr_finder(
+    result: LRFinderResult, ax: Axes | None = None, label: str | None = None, rule: Literal["lab", "report"] = "lab"
+) -> Figure:
+    """Raw and smoothed loss against a log LR axis, with what a rule reads off the sweep marked.
+
+    ``rule="lab"``: the lab's suggestions and the one-cycle peak. ``rule="report"``: the report's rule
+    alone, the lowest logged (raw) loss and its LR divided by 4, so that a replay of the report's sweep
+    is not shown with choices the report never made.
+    """
+    if rule not in ("lab", "report"):
+        raise ValueError(f'rule must be "lab" or "report", got {rule!r}')
     fig, ax = _axes(ax, (7, 4.5))
     earlier = ax.get_ylim() if ax.lines else None  # another sweep drawn here: keep its range in view too
     label = label or f"{result.mode} sweep"
     (raw,) = ax.plot(result.lrs, result.losses, alpha=0.3, lw=1, label=f"{label}: raw loss")
     color = raw.get_color()
     ax.plot(result.lrs, result.smoothed, lw=2, color=color, label=f"{label}: smoothed loss")
-    for name, lr in result.suggestions.items():
+    if rule == "report":
+        lowest = min(range(len(result.losses)), key=result.losses.__getitem__)
+        ax.plot(
+            result.lrs[lowest],
+            result.losses[lowest],
+            "o",
+            ms=9,
+            mfc="none",
+            mew=2,
+            color=color,
+            label=f"{label}: lowest logged loss, LR {result.lrs[lowest]:.3g}",
+        )
+        ax.axvline(result.report_lr, ls="--", lw=1, color=color, label=f"{label}: that LR / 4 = {result.report_lr:.3g}")
+    for name, lr in result.suggestions.items() if rule == "lab" else ():
         i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
         ax.plot(
             lr,
@@ -50,7 +73,7 @@ def plot_lr_finder(result: LRFinderResult, ax: Axes | None = None, label: str | 
             color=color,
             label=f"{label}: {name} = {lr:.3g}",
         )
-    if result.one_cycle_lr is not None:
+    if rule == "lab" and result.one_cycle_lr is not None:
         ax.axvline(
             result.one_cycle_lr,
             ls="--",

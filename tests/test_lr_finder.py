@@ -179,6 +179,25 @@ def test_plot_marks_suggestions_on_a_log_axis(sweep_setup):
     plt.close("all")
 
 
+def test_the_report_rule_marks_its_own_pick_and_none_of_the_labs():
+    # notebook 04 draws the report's sweep with the report's rule: the lab's suggestions were never its choice
+    lrs = sweep_lrs(1e-4, 1.0, 20, "linear")
+    losses = [2.3 - 0.1 * i for i in range(12)] + [1.5 + 0.2 * i for i in range(8)]  # lowest at step 11
+    result = LRFinderResult(lrs, losses, smooth(losses, 0.9), "end", "linear", suggest(lrs, smooth(losses, 0.9))[0])
+    assert result.suggestions  # the lab's rules found something to suggest on this curve,
+    fig, ax = plt.subplots()
+    plot_lr_finder(result, ax=ax, label="report", rule="report")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not any(name in label for label in labels for name in result.suggestions)  # and none is drawn
+    assert not any("one-cycle" in label for label in labels)
+    assert f"report: lowest logged loss, LR {lrs[11]:.3g}" in labels
+    assert f"report: that LR / 4 = {lrs[11] / 4:.3g}" in labels
+    assert any(line.get_xdata()[0] == result.report_lr for line in ax.lines if line.get_linestyle() == "--")
+    with pytest.raises(ValueError, match='rule must be "lab" or "report"'):
+        plot_lr_finder(result, rule="reports")
+    plt.close("all")
+
+
 def test_two_sweeps_on_one_plot_both_stay_in_view():
     # notebook 04 draws the report's sweep, then the lab's: the second used to set the range alone
     lrs = sweep_lrs(1e-4, 1.0, 50, "exp")
