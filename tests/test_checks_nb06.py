@@ -151,6 +151,15 @@ PAIR_WRONG = {
             "question asks for the largest count, cm(0, 1) = 30"
         ),
     ),
+    # a share of each column where a count is asked used to pass: no case told the two apart
+    "largest share of a column": (
+        lambda cm: most_confused_pair(cm.double() / cm.sum(0, keepdim=True)),
+        (
+            "on a 3x3 matrix where the largest count lies in a column of many predictions, you returned the "
+            "largest share of a column (each column divided by its sum), cm[0, 2] = 30; the question asks for "
+            "the largest count, cm(1, 0) = 40"
+        ),
+    ),
     # changing the matrix in place, which the hint warns against, used to pass
     "changes the matrix in place": (in_place, "changed the input it was given: work on a copy (off = cm.clone())"),
     "smallest count": (
@@ -168,6 +177,20 @@ def test_most_confused_pair_right_answers_pass(answer):
 @pytest.mark.parametrize("answer, sentence", PAIR_WRONG.values(), ids=PAIR_WRONG)
 def test_most_confused_pair_wrong_answers_get_their_sentence(answer, sentence):
     assert_wrong(nb06.q2, answer, sentence)
+
+
+def test_most_confused_pair_is_checked_on_the_validation_matrix_too():
+    # an answer tuned to the fixed cases, wrong on the notebook's own matrix, used to be praised there
+    cases = {tuple(map(tuple, m.tolist())): most_confused_pair(m) for m in nb06._matrix_cases().values()}
+
+    def tuned(cm):
+        return cases.get(tuple(map(tuple, cm.tolist())), (0, 1))
+
+    validation, classes = torch.tensor([[50, 1, 3], [2, 60, 9], [7, 4, 40]]), ["a", "b", "c"]
+    assert_right(nb06.q2, tuned)
+    sentence = "on the validation split's matrix, the largest count off the diagonal is cm(1, 2) = 9 (b taken for c)"
+    assert_wrong(nb06.q2, tuned, sentence, validation, classes)
+    assert "b taken for c, 9 times" in assert_right(nb06.q2, most_confused_pair, validation, classes)
 
 
 def test_most_confused_pair_never_changes_the_notebooks_matrix():

@@ -139,6 +139,10 @@ def _matrix_cases(generator: torch.Generator | None = None) -> dict[str, Tensor]
         "a 3x3 matrix where a common class has the largest count and a rare one the largest rate": torch.tensor(
             [[900, 30, 0], [2, 10, 5], [1, 3, 80]]
         ),
+        # the largest count (40, in the much-predicted column 0) is not the largest share of a column (30 of 111)
+        "a 3x3 matrix where the largest count lies in a column of many predictions": torch.tensor(
+            [[900, 2, 30], [40, 10, 1], [1, 3, 80]]
+        ),
     }
     if generator is not None:
         n = int(torch.randint(3, 11, (1,), generator=generator))
@@ -198,6 +202,12 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
                 f"{int(matrix[i, j])}; the question asks for the largest count, cm{right} = "
                 f"{int(matrix[right])}"
             )
+        if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(0, keepdim=True)):
+            raise Wrong(
+                f"on {case}, you returned the largest share of a column (each column divided by its sum), "
+                f"cm[{i}, {j}] = {int(matrix[i, j])}; the question asks for the largest count, cm{right} = "
+                f"{int(matrix[right])}"
+            )
         raise Wrong(
             f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
             f"returned ({i}, {j})"
@@ -206,6 +216,12 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
     if cm is not None:
         case = "the validation split's matrix"
         i, j = (int(v) for v in as_tensor(call(most_confused_pair, cm, case=case), "most_confused_pair", case, (2,)))
+        right = _largest_off_diagonal(cm)
+        if (i, j) != right and int(cm[i, j]) != int(cm[right]):  # a tie for the largest count is right too
+            raise Wrong(
+                f"on {case}, the largest count off the diagonal is cm{right} = {int(cm[right])} ({classes[right[0]]} "
+                f"taken for {classes[right[1]]}), but you returned ({i}, {j}), {int(cm[i, j])} times"
+            )
         praise += f"; on the validation split: {classes[i]} taken for {classes[j]}, {int(cm[i, j])} times"
     return praise + "."
 
