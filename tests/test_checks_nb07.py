@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.neighbors import NearestNeighbors
 
 from fmnist_lab.exercises import nb07
 from fmnist_lab.model import Net
@@ -179,6 +180,16 @@ NEAREST_WRONG = {
         "you ranked the points by the sum of absolute differences (L1)",
     ),
     "one too many": (lambda f, q, k: my_nearest(f, q, k + 1), "`my_nearest` should return shape (3,)"),
+    "scikit-learn's NearestNeighbors": (
+        lambda f, q, k: torch.tensor(
+            [
+                int(i)
+                for i in NearestNeighbors(n_neighbors=k + 1).fit(f).kneighbors(f[q : q + 1], return_distance=False)[0]
+                if i != q
+            ][:k]
+        ),
+        "calls scikit-learn's ready-made `NearestNeighbors`",
+    ),
     "the lab's nearest_neighbours": (
         lambda f, q, k: nb07.nearest_neighbours(f, q, k),
         "calls the lab's own `nearest_neighbours`",

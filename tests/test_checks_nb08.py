@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.data import DistributedSampler
 
 from fmnist_lab import distributed
 from fmnist_lab.exercises import nb08
@@ -76,6 +77,10 @@ def shard_by_the_lab(order, rank, world_size):
     return distributed.shard(order, rank, world_size)
 
 
+def shard_by_distributed_sampler(order, rank, world_size):  # PyTorch's sampler, the rule the exercise asks for
+    return order[list(DistributedSampler(range(len(order)), num_replicas=world_size, rank=rank, shuffle=False))]
+
+
 RIGHT = {
     "slicing a repeated order": shard_sliced,
     "positions modulo the length": shard_by_modulo,
@@ -98,6 +103,7 @@ WRONG = {
     ),
     "changes the shared order": (shard_in_place, "leave `order` as it is"),
     "the lab's shard": (shard_by_the_lab, "distributed.shard"),
+    "PyTorch's DistributedSampler": (shard_by_distributed_sampler, "calls PyTorch's ready-made `DistributedSampler`"),
 }
 
 

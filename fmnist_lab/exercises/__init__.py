@@ -302,7 +302,11 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-_OWNERS = {"fmnist_lab": "the lab's own", "captum": "Captum's ready-made"}  # whose function a refusal names
+_OWNERS = {
+    "fmnist_lab": "the lab's own",
+    "captum": "Captum's ready-made",
+    "sklearn": "scikit-learn's ready-made",
+}  # whose function a refusal names
 
 
 def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callable[..., Any], ...]) -> None:

@@ -6,6 +6,7 @@ import copy
 
 import torch
 from captum.attr import Saliency
+from sklearn.neighbors import NearestNeighbors
 from torch import Tensor, nn
 
 from ..dataset import CLASS_NAMES
@@ -211,5 +212,5 @@ q3 = Exercise(
     hint_text="distances = (features - features[query]).norm(dim=1) gives every point's distance to the query. "
     "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
     "distances.topk(k, largest=False).indices (or argsort()[:k]).",
-    lab_functions=(nearest_neighbours,),
+    lab_functions=(nearest_neighbours, NearestNeighbors),
 )

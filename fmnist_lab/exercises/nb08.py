@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.utils.data import DistributedSampler
 
 from .. import distributed
 from . import Exercise, Wrong, call, describe
@@ -103,5 +104,5 @@ q1 = Exercise(
     _check_shard,
     hint_text="First pad: total = ceil(len(order) / world_size) * world_size; repeat the order until it is at least "
     "that long and cut it there (torch.cat or order.repeat(...)[:total]). Then slice: padded[rank::world_size].",
-    lab_functions=(distributed.shard, distributed.pad_to_multiple),
+    lab_functions=(distributed.shard, distributed.pad_to_multiple, DistributedSampler),
 )
