@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data browser run test notebooks notebook-outputs student release collect autograde grades feedback clean
+.PHONY: help setup data browser run test notebooks notebook-outputs student release collect autograde formgrader grades feedback clean
+
+## help: these targets, each with what it does
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
 ## setup: create .venv and install the lab with its dev tools
 setup: $(VENV)/.installed
@@ -34,7 +38,7 @@ browser:
 		|| echo "apt-get could not install chromium; the browser tests will be skipped (outside CI)"; \
 	fi
 
-## test: the style (ruff lint and format check), unit, real-data and browser tests, every notebook through nbval (quick mode)
+## test: the style (ruff lint and format check), unit, real-data and browser tests, every notebook through nbval (quick mode; the student edition's 05-07 in the browser)
 test: data browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -62,7 +66,10 @@ student: setup
 COURSE ?= course
 INSTRUCTOR ?= instructor
 ASSIGNMENT ?=
+# a notebook's file name names its assignment too
+override ASSIGNMENT := $(patsubst %.ipynb,%,$(ASSIGNMENT))
 ASSIGNMENTS ?= $(or $(ASSIGNMENT),$(basename $(notdir $(wildcard $(INSTRUCTOR)/*.ipynb))))
+override ASSIGNMENTS := $(patsubst %.ipynb,%,$(ASSIGNMENTS))
 STUDENT ?=
 SUBMISSIONS ?= submissions
 QUICK ?= 1
@@ -70,12 +77,14 @@ TIMEOUT ?=
 # nbgrader runs alembic (its database migrations) from PATH
 NBGRADER = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader
 COURSE_FLAG = --CourseDirectory.root="$(abspath $(COURSE))"
+NEED_NBGRADER = @test -x "$(BIN)/nbgrader" || { echo "no nbgrader in $(BIN)/: run make setup, or pass BIN=<the folder of your nbgrader>"; exit 1; }
 # collect, autograde and feedback work on one released assignment, named by ASSIGNMENT
 NEED_ASSIGNMENT = @test -n "$(ASSIGNMENT)" || { echo "make $@ needs ASSIGNMENT=<name>, e.g. make $@ ASSIGNMENT=01_data_inspection (the notebook's name without .ipynb)"; exit 1; }; \
 	test -d "$(COURSE)/release/$(ASSIGNMENT)" || { echo "ASSIGNMENT=$(ASSIGNMENT) was not released into $(COURSE)/: check the name, or run make release ASSIGNMENT=$(ASSIGNMENT) first"; exit 1; }
 
 ## release: instructors: the notebooks of INSTRUCTOR/ (ASSIGNMENT=one, ASSIGNMENTS="several", default all) released into COURSE/release/, recorded in the gradebook
 release:
+	$(NEED_NBGRADER)
 	@for name in $(ASSIGNMENTS); do \
 		test -f "$(INSTRUCTOR)/$$name.ipynb" || { echo "no $(INSTRUCTOR)/$$name.ipynb: ASSIGNMENT(S) names notebooks of $(INSTRUCTOR)/, without .ipynb"; exit 1; }; \
 		mkdir -p "$(COURSE)/source/$$name" && cp "$(INSTRUCTOR)/$$name.ipynb" "$(COURSE)/source/$$name/"; \
@@ -87,26 +96,38 @@ release:
 
 ## collect: instructors: a folder of submissions (SUBMISSIONS=dir, one folder or zip per student id) into COURSE/submitted/
 collect:
+	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
 	@test -d "$(SUBMISSIONS)" || { echo "SUBMISSIONS=$(SUBMISSIONS) is not a folder: give the folder of submissions, one folder or zip file per student id"; exit 1; }
+	rm -rf "$(COURSE)/downloaded/$(ASSIGNMENT)"  # what an earlier collect copied: nbgrader would read it again
 	mkdir -p "$(COURSE)/downloaded/$(ASSIGNMENT)/archive"
 	cp -R "$(SUBMISSIONS)/." "$(COURSE)/downloaded/$(ASSIGNMENT)/archive/"
 	$(NBGRADER) zip_collect $(ASSIGNMENT) --force $(COURSE_FLAG)
 
 ## autograde: instructors: run and score the collected submissions of ASSIGNMENT (or of STUDENT only; quick mode unless QUICK=0; TIMEOUT=s per cell)
 autograde:
+	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
+	@ls -d "$(COURSE)"/submitted/*/"$(ASSIGNMENT)" >/dev/null 2>&1 || { echo "no submission of $(ASSIGNMENT) in $(COURSE)/submitted/: run make collect ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=<folder> first"; exit 1; }
 	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) --force $(COURSE_FLAG) \
 		$(if $(STUDENT),--student=$(STUDENT)) $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
 
+## formgrader: instructors: JupyterLab with nbgrader's Formgrader on COURSE, to grade predictions and written answers by hand
+formgrader:
+	@test -f "$(COURSE)/gradebook.db" || { echo "no gradebook in $(COURSE)/: run make release first (with the same COURSE=)"; exit 1; }
+	FMNIST_LAB_COURSE="$(abspath $(COURSE))" $(BIN)/jupyter lab
+
 ## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv
 grades:
+	$(NEED_NBGRADER)
 	@$(PYTHON) tools/hand_grading.py "$(COURSE)"
 	$(NBGRADER) export --to "$(abspath $(COURSE))/grades.csv" $(COURSE_FLAG)
 
 ## feedback: instructors: one HTML feedback file per autograded submission of ASSIGNMENT, in COURSE/feedback/
 feedback:
+	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
+	@ls -d "$(COURSE)"/autograded/*/"$(ASSIGNMENT)" >/dev/null 2>&1 || { echo "no autograded submission of $(ASSIGNMENT) in $(COURSE)/: run make autograde ASSIGNMENT=$(ASSIGNMENT) first"; exit 1; }
 	@$(PYTHON) tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
 

@@ -1,6 +1,7 @@
 """nbgrader's settings for grading the lab (every `nbgrader` command run from this folder reads them).
 
-The course folder is ``course/`` (git ignores it: it holds students' work and the gradebook):
+The course folder is ``course/`` (git ignores it: it holds students' work and the gradebook; the
+environment variable FMNIST_LAB_COURSE names another):
 
     course/source/<assignment>/<assignment>.ipynb       the instructor's edition (`make release` copies it)
     course/release/<assignment>/                        what students get (the same as notebooks/)
@@ -18,7 +19,11 @@ import os
 
 c = get_config()  # noqa: F821 (nbgrader defines get_config and __file__ when it reads this file)
 
-c.CourseDirectory.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "course")
+# FMNIST_LAB_COURSE: another course folder, for Formgrader too (`make formgrader COURSE=path` sets it); the
+# make targets also pass it on the command line, which wins over this file for nbgrader's commands
+c.CourseDirectory.root = os.environ.get("FMNIST_LAB_COURSE") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "course"
+)
 c.CourseDirectory.course_id = "fmnist-lab"
 
 # Each cell of a submission runs under this limit (seconds) when it is autograded: a cell that

@@ -248,6 +248,7 @@ def course(tmp_path_factory) -> dict:
         archive.writestr(f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb", nbformat.writes(never_ends))
         archive.writestr(f"{ASSIGNMENT}/.ipynb_checkpoints/{ASSIGNMENT}-checkpoint.ipynb", nbformat.writes(released))
     make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=late)
+    archive = sorted(p.name for p in (course / "downloaded" / ASSIGNMENT / "archive").iterdir())
     make("autograde", course, ASSIGNMENT=ASSIGNMENT, STUDENT="never_ends", TIMEOUT=str(LOOP_TIMEOUT))
 
     feedback = make("feedback", course, ASSIGNMENT=ASSIGNMENT)
@@ -256,6 +257,7 @@ def course(tmp_path_factory) -> dict:
         grades = {row["student_id"]: row for row in csv.DictReader(f)}
     return {
         "dir": course,
+        "archive_after_the_second_collect": archive,
         "source": source,
         "released": released,
         "grades": grades,
@@ -372,6 +374,61 @@ def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand
             "ON notebook.assignment_id = submitted.id WHERE submitted.student_id = 'all_correct')"
         )
     assert set(hand_grading.waiting_for_hand_grading(graded, ASSIGNMENT)) == {(s, ASSIGNMENT) for s in students[1:]}
+
+
+def test_a_second_collect_reads_its_own_folder_only_and_keeps_the_students_collected_before(course):
+    # a folder collected earlier stayed in the archive: a file fixed or removed since was collected again
+    assert course["archive_after_the_second_collect"] == ["never_ends.zip"]
+    assert sorted(p.name for p in (course["dir"] / "submitted").iterdir()) == [
+        "all_correct",
+        "blank",
+        "never_ends",
+        "tampering",
+    ]
+
+
+def test_formgrader_reads_the_course_folder_from_the_environment(monkeypatch):
+    """`make formgrader COURSE=path` sets FMNIST_LAB_COURSE: JupyterLab's Formgrader reads only nbgrader_config.py."""
+    from traitlets.config import Config
+
+    def course_root(environment: str | None) -> str:
+        if environment is None:
+            monkeypatch.delenv("FMNIST_LAB_COURSE", raising=False)
+        else:
+            monkeypatch.setenv("FMNIST_LAB_COURSE", environment)
+        config = Config()
+        path = ROOT / "nbgrader_config.py"
+        exec(compile(path.read_text(), str(path), "exec"), {"get_config": lambda: config, "__file__": str(path)})
+        return config.CourseDirectory.root
+
+    assert course_root(None) == str(ROOT / "course")
+    assert course_root("/srv/fall-term") == "/srv/fall-term"
+
+
+def test_formgrader_without_a_gradebook_is_refused(tmp_path):
+    result = make("formgrader", tmp_path, succeeds=False)
+    assert f"no gradebook in {tmp_path}/: run make release first (with the same COURSE=)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "target, variables, sentence",
+    [
+        ("autograde", {}, "run make collect ASSIGNMENT=01_data_inspection SUBMISSIONS=<folder> first"),
+        ("autograde", {"ASSIGNMENT": f"{ASSIGNMENT}.ipynb"}, f"no submission of {ASSIGNMENT} in"),  # the file's name
+        ("feedback", {}, "no autograded submission of 01_data_inspection in"),
+    ],
+)
+def test_a_step_before_the_one_it_needs_is_refused_with_that_step_named(tmp_path, target, variables, sentence):
+    (tmp_path / "release" / ASSIGNMENT).mkdir(parents=True)
+    result = make(target, tmp_path, succeeds=False, **{"ASSIGNMENT": ASSIGNMENT, **variables})
+    assert sentence in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("target", ["release", "collect", "autograde", "grades", "feedback"])
+def test_a_step_without_nbgrader_says_how_to_get_it(tmp_path, target):
+    result = make(target, tmp_path, succeeds=False, BIN=tmp_path / "bin", ASSIGNMENT=ASSIGNMENT)
+    assert f"no nbgrader in {tmp_path}/bin/: run make setup, or pass BIN=" in result.stdout, result.stdout
+    assert not any(tmp_path.iterdir())  # nothing copied or created before the refusal
 
 
 def test_a_source_folder_without_its_release_does_not_count_as_released(tmp_path):

@@ -54,7 +54,7 @@ def warning(waiting: dict[tuple[str, str], int], assignment: str | None) -> str:
     of = f" of {assignment}" if assignment else ""
     return (
         f"WARNING: answers graded by hand count 0 until you grade them; {len(waiting)} submission(s){of} still "
-        f"wait: {listed}. Grade them in Formgrader (start `.venv/bin/jupyter lab` in the repository folder, "
+        f"wait: {listed}. Grade them in Formgrader (`make formgrader`, with the same COURSE=, "
         f"then Nbgrader > Formgrader > Manual Grading), then run this make target again."
     )
 
