@@ -163,7 +163,7 @@ def probe_main(script: str, doc: str, candidates: dict, results_path: Path, run_
     parser.add_argument("--candidates", nargs="+", choices=candidates, default=list(candidates))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=0.1, help="SGD's peak LR (the fast recipe's finder: 0.09-0.14)")
+    parser.add_argument("--lr", type=float, default=0.1, help="SGD's peak LR (the fast recipe's finder: 0.077-0.14)")
     parser.add_argument("--out", type=Path, default=results_path, help="the JSON-lines file to write")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a single candidate, in this process (what probe_main starts)
     args = parser.parse_args()
