@@ -81,6 +81,8 @@ NEED_NBGRADER = @test -x "$(BIN)/nbgrader" || { echo "no nbgrader in $(BIN)/: ru
 # collect, autograde and feedback work on one released assignment, named by ASSIGNMENT
 NEED_ASSIGNMENT = @test -n "$(ASSIGNMENT)" || { echo "make $@ needs ASSIGNMENT=<name>, e.g. make $@ ASSIGNMENT=01_data_inspection (the notebook's name without .ipynb)"; exit 1; }; \
 	test -d "$(COURSE)/release/$(ASSIGNMENT)" || { echo "ASSIGNMENT=$(ASSIGNMENT) was not released into $(COURSE)/: check the name, or run make release ASSIGNMENT=$(ASSIGNMENT) first"; exit 1; }
+# $(call NEED_STEP,folder,what it holds,the make command that fills it): a step that needs an earlier one's output
+NEED_STEP = @ls -d "$(COURSE)"/$(1)/*/"$(ASSIGNMENT)" >/dev/null 2>&1 || { echo "no $(2) of $(ASSIGNMENT) in $(COURSE)/$(1)/: run make $(3) first"; exit 1; }
 
 ## release: instructors: the notebooks of INSTRUCTOR/ (ASSIGNMENT=one, ASSIGNMENTS="several", default all) released into COURSE/release/, recorded in the gradebook
 release:
@@ -108,7 +110,7 @@ collect:
 autograde:
 	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
-	@ls -d "$(COURSE)"/submitted/*/"$(ASSIGNMENT)" >/dev/null 2>&1 || { echo "no submission of $(ASSIGNMENT) in $(COURSE)/submitted/: run make collect ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=<folder> first"; exit 1; }
+	$(call NEED_STEP,submitted,submission,collect ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=<folder>)
 	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) --force $(COURSE_FLAG) \
 		$(if $(STUDENT),--student=$(STUDENT)) $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
 
@@ -127,7 +129,7 @@ grades:
 feedback:
 	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
-	@ls -d "$(COURSE)"/autograded/*/"$(ASSIGNMENT)" >/dev/null 2>&1 || { echo "no autograded submission of $(ASSIGNMENT) in $(COURSE)/: run make autograde ASSIGNMENT=$(ASSIGNMENT) first"; exit 1; }
+	$(call NEED_STEP,autograded,autograded submission,autograde ASSIGNMENT=$(ASSIGNMENT))
 	@$(PYTHON) tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
 

@@ -68,9 +68,14 @@ class LRFinderResult:
         return self.suggestions["minimum/10"] * 10 if self.suggestions else None
 
     @property
+    def lowest_raw_loss_step(self) -> int:
+        """The step (from 0) of the lowest raw (unsmoothed, noisy) loss."""
+        return min(range(len(self.losses)), key=self.losses.__getitem__)
+
+    @property
     def lowest_raw_loss_lr(self) -> float:
         """The LR of the lowest raw (unsmoothed, noisy) loss."""
-        return self.lrs[min(range(len(self.losses)), key=self.losses.__getitem__)]
+        return self.lrs[self.lowest_raw_loss_step]
 
     @property
     def report_lr(self) -> float:

@@ -49,38 +49,38 @@ def plot_lr_finder(
     color = raw.get_color()
     ax.plot(result.lrs, result.smoothed, lw=2, color=color, label=f"{label}: smoothed loss")
     if rule == "report":
-        lowest = min(range(len(result.losses)), key=result.losses.__getitem__)
         ax.plot(
-            result.lrs[lowest],
-            result.losses[lowest],
+            result.lowest_raw_loss_lr,
+            result.losses[result.lowest_raw_loss_step],
             "o",
             ms=9,
             mfc="none",
             mew=2,
             color=color,
-            label=f"{label}: lowest logged loss, LR {result.lrs[lowest]:.3g}",
+            label=f"{label}: lowest logged loss, LR {result.lowest_raw_loss_lr:.3g}",
         )
         ax.axvline(result.report_lr, ls="--", lw=1, color=color, label=f"{label}: that LR / 4 = {result.report_lr:.3g}")
-    for name, lr in result.suggestions.items() if rule == "lab" else ():
-        i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
-        ax.plot(
-            lr,
-            result.smoothed[i],
-            SUGGESTION_MARKERS[name],
-            ms=9,
-            mfc="none",
-            mew=2,
-            color=color,
-            label=f"{label}: {name} = {lr:.3g}",
-        )
-    if rule == "lab" and result.one_cycle_lr is not None:
-        ax.axvline(
-            result.one_cycle_lr,
-            ls="--",
-            lw=1,
-            color=color,
-            label=f"{label}: one-cycle peak = {result.one_cycle_lr:.3g}",
-        )
+    else:
+        for name, lr in result.suggestions.items():
+            i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
+            ax.plot(
+                lr,
+                result.smoothed[i],
+                SUGGESTION_MARKERS[name],
+                ms=9,
+                mfc="none",
+                mew=2,
+                color=color,
+                label=f"{label}: {name} = {lr:.3g}",
+            )
+        if result.one_cycle_lr is not None:
+            ax.axvline(
+                result.one_cycle_lr,
+                ls="--",
+                lw=1,
+                color=color,
+                label=f"{label}: one-cycle peak = {result.one_cycle_lr:.3g}",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")

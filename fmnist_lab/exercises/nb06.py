@@ -196,18 +196,15 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
                 f"on {case}, you added the two directions of each pair (cm + cm.T); the question asks for one "
                 f"direction, true class i taken for class j: cm{right} = {int(matrix[right])}"
             )
-        if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(1, keepdim=True)):
-            raise Wrong(
-                f"on {case}, you returned the largest rate (each row divided by its sum), cm[{i}, {j}] = "
-                f"{int(matrix[i, j])}; the question asks for the largest count, cm{right} = "
-                f"{int(matrix[right])}"
-            )
-        if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(0, keepdim=True)):
-            raise Wrong(
-                f"on {case}, you returned the largest share of a column (each column divided by its sum), "
-                f"cm[{i}, {j}] = {int(matrix[i, j])}; the question asks for the largest count, cm{right} = "
-                f"{int(matrix[right])}"
-            )
+        for dim, rate in (
+            (1, "the largest rate (each row divided by its sum)"),
+            (0, "the largest share of a column (each column divided by its sum)"),
+        ):
+            if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(dim, keepdim=True)):
+                raise Wrong(
+                    f"on {case}, you returned {rate}, cm[{i}, {j}] = {int(matrix[i, j])}; the question asks for the "
+                    f"largest count, cm{right} = {int(matrix[right])}"
+                )
         raise Wrong(
             f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
             f"returned ({i}, {j})"
@@ -217,7 +214,7 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
         case = "the validation split's matrix"
         i, j = (int(v) for v in as_tensor(call(most_confused_pair, cm, case=case), "most_confused_pair", case, (2,)))
         right = _largest_off_diagonal(cm)
-        if (i, j) != right and int(cm[i, j]) != int(cm[right]):  # a tie for the largest count is right too
+        if int(cm[i, j]) != int(cm[right]):  # a tie for the largest count is right too
             raise Wrong(
                 f"on {case}, the largest count off the diagonal is cm{right} = {int(cm[right])} ({classes[right[0]]} "
                 f"taken for {classes[right[1]]}), but you returned ({i}, {j}), {int(cm[i, j])} times"
