@@ -34,6 +34,8 @@ class CheckpointError(LabError, RuntimeError):
 
 @dataclass
 class Checkpoint:
+    """A trained network with what it needs to predict: its inputs' normalisation, the class names, its run's record."""
+
     model: Net
     mean: float
     std: float

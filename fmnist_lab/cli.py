@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import inspect
 import io
-import math
 import os
 import signal
 import sys
@@ -281,16 +280,11 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     from .data import make_splits
     from .dataset import load_fashion_mnist
-    from .lr_finder import REPORT_DIVISOR, find_lr, sweep_batches
+    from .lr_finder import REPORT_DIVISOR, find_lr, sweep_batches, sweep_lrs
     from .model import Net
 
-    if not 0 < args.start_lr < args.end_lr < math.inf:
-        parser.error(
-            f"--start-lr ({args.start_lr}) must be above 0 and below --end-lr ({args.end_lr}), a finite number"
-        )
-    if args.num_steps < 2 or args.mode not in ("exp", "linear"):
-        parser.error(f"--num-steps {args.num_steps}, --mode {args.mode}: need at least 2 steps, mode exp or linear")
     try:
+        sweep_lrs(args.start_lr, args.end_lr, args.num_steps, args.mode)  # its checks, before any work
         config = make_config(**{name: getattr(args, name) for name in ("batch_size", "seed", "limit_train", "device")})
     except ConfigError as err:
         parser.error(flags_message(err))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,13 @@ OPTIMIZERS = ("sgd", "adamw")
 LR_RULES = ("finder", "report")
 TRAIN_SIZE = 60_000
 TEST_SIZE = 10_000
+# what each type hint of TrainConfig accepts, and the rule a wrong value is told
+TYPE_RULES = {
+    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "must be a whole number"),
+    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "must be a number"),
+    "str": (lambda v: isinstance(v, str), "must be a string"),
+    "bool": (lambda v: isinstance(v, bool), "must be True or False"),
+}
 
 
 def setting(default: Any, help: str) -> Any:
@@ -79,7 +87,9 @@ class TrainConfig:
     log_interval: int = setting(50, "batches between 'Train Epoch' log lines")
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = self._type_problems()
+        if problems:  # the value checks below compare numbers: a string would end in a TypeError
+            raise ConfigError(problems)
 
         def check(ok: bool, name: str, rule: str) -> None:
             if not ok:
@@ -119,6 +129,17 @@ class TrainConfig:
             problems.extend(err.problems)
         if problems:
             raise ConfigError(problems)
+
+    def _type_problems(self) -> list[tuple[str, Any, str]]:
+        """Settings whose value does not fit the field's type hint ("int", "float | None", ...)."""
+        problems = []
+        for f in dataclasses.fields(self):
+            hint, value = str(f.type), getattr(self, f.name)
+            optional = hint.endswith(" | None")
+            fits, rule = TYPE_RULES[hint.removesuffix(" | None")]
+            if not (fits(value) or (optional and value is None)):
+                problems.append((f.name, value, rule + (" or None" if optional else "")))
+        return problems
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

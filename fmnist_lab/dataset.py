@@ -243,11 +243,17 @@ def locate_files(
 ) -> tuple[dict[str, Path], str]:
     """Find (and if needed stage) the four files; returns them and where they came from.
 
-    Search order: the explicit folder (argument or ``$FMNIST_DATA_DIR``), the project's
+    Search order: the explicit folder (argument or ``$FMNIST_DATA_DIR``; it must exist), the project's
     data folder, Debian's ``dataset-fashion-mnist`` package, torchvision's download.
     ``verify_checksums``: as in ``load_fashion_mnist``; staged files are checked before they land.
     """
     explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
+    if explicit is not None and not Path(explicit).is_dir():  # a typo would otherwise pass unnoticed
+        named_by = "data_dir (or --data-dir)" if data_dir is not None else f"${DATA_DIR_ENV}"
+        raise DataError(
+            f"The data folder {explicit}, named by {named_by}, is not a folder. Correct the path, or create the "
+            f"folder (the lab then stages the dataset into it), or name no folder to use {default_data_dir()}."
+        )
     project_dir = default_data_dir()
     target = Path(explicit) if explicit is not None else project_dir
     if explicit is not None and (files := _complete(Path(explicit))):

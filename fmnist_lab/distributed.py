@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .errors import ConfigError, LabError
+from .model import model_device
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -177,7 +178,7 @@ def wrap(model: nn.Module, sync_bn: bool = False) -> nn.Module:
     if sync_bn:
         for name, child in list(model.named_children()):
             setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
-    device = next(model.parameters()).device
+    device = model_device(model)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 

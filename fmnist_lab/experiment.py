@@ -60,6 +60,8 @@ def degenerate_settings(config: TrainConfig, train_size: int) -> list[str]:
 
 @dataclass
 class RunResult:
+    """A finished run: the chosen epoch's model, its history and settings, its test score; ``metrics``: metrics.json."""
+
     model: Net  # holding the weights of the epoch chosen on the validation split
     history: History
     config: TrainConfig  # resolved: the LR and the device it trained with

@@ -36,7 +36,7 @@ def matching_indices(
 
 def explore(
     images: Tensor, targets: Tensor, probabilities: Tensor, classes: Sequence[str] = CLASS_NAMES, split: str = "test"
-):
+) -> ipywidgets.VBox:
     """A slider over the images of one split, a class filter and a mistakes-only switch.
 
     (Longer than the lab's 45 lines: the callbacks close over the widget's controls, so they stay together.)

@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: done once, at import, not beside other threads
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()  # the mode bits a new file of this process must not have
+
+
 def nearest_existing(path: Path) -> Path:
     """``path`` if it exists, else the nearest folder above it that does: where it would be created."""
     return next(p for p in (path, *path.parents) if p.exists())
@@ -37,7 +46,7 @@ def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]
         # text in UTF-8 on every platform (Windows' default code page cannot write "≥")
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             if hasattr(os, "fchmod"):  # not on Windows before Python 3.13, where mkstemp's mode is no problem
-                os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; give the mode any other file gets
+                os.fchmod(f.fileno(), 0o666 & ~UMASK)  # mkstemp makes 0600; give the mode any other file gets
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -45,6 +54,7 @@ def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)  # the rename itself on disk: after a power cut, path is the new file, not the old
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -63,7 +73,11 @@ def atomic_savefig(fig: Figure, path: str | os.PathLike, **savefig_kwargs: Any) 
     atomic_write(path, "wb", lambda f: fig.savefig(f, format=image_format, **savefig_kwargs))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder to flush it; NTFS journals the rename
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .model import NEGATIVE_SLOPE
+from .model import NEGATIVE_SLOPE, evaluating, model_device
 
 BLOCKS = ("block 1", "block 2", "block 3")  # conv -> BatchNorm -> LeakyReLU -> max-pool -> Dropout2d
 UPPER_BODY = (0, 2, 4, 6)  # T-shirt/top, Pullover, Coat, Shirt: the classes the network confuses most
@@ -40,21 +40,6 @@ def recording(module: nn.Module, inputs: bool = False) -> Iterator[list[Tensor]]
         handle.remove()
 
 
-@contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode inside the ``with`` block; the model's previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def block_outputs(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
     """What each of the three conv blocks hands on: ``{"block 1": (N, 32, 14, 14), ...}``.
@@ -63,7 +48,7 @@ def block_outputs(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
     passes its input through), so a hook on it sees the three block outputs in order.
     """
     with evaluating(model), recording(model.drop_2d) as outputs:
-        model(x.to(_device(model)))
+        model(x.to(model_device(model)))
     return {name: out.cpu() for name, out in zip(BLOCKS, outputs, strict=True)}
 
 
@@ -71,7 +56,7 @@ def block_outputs(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
 def first_layer_responses(model: nn.Module, x: Tensor) -> Tensor:
     """Each ``c1`` filter's response at every pixel, after BatchNorm: (N, 32, 28, 28)."""
     with evaluating(model), recording(model.b1) as outputs:
-        model(x.to(_device(model)))
+        model(x.to(model_device(model)))
     return outputs[0].cpu()
 
 
@@ -80,7 +65,7 @@ def classifier_features(model: nn.Module, x: Tensor, batch_size: int = 500) -> T
     """The 512 features the last layer reads (``fc_1`` after LeakyReLU): (N, 512)."""
     with evaluating(model), recording(model.fc_2, inputs=True) as inputs:
         for start in range(0, len(x), batch_size):
-            model(x[start : start + batch_size].to(_device(model)))
+            model(x[start : start + batch_size].to(model_device(model)))
     return torch.cat([f.cpu() for f in inputs])
 
 
@@ -115,7 +100,7 @@ def top_activating(model: nn.Module, x: Tensor, k: int = 6, batch_size: int = 50
 
 def _prepare(model: nn.Module, x: Tensor, target: Tensor | int) -> tuple[Tensor, Tensor]:
     """The images on the model's device, and one target class per image."""
-    x = x.to(_device(model))
+    x = x.to(model_device(model))
     return x, torch.as_tensor(target, device=x.device).expand(len(x))
 
 
@@ -238,10 +223,15 @@ def tsne(features: Tensor, seed: int = 0, perplexity: float = 30.0) -> Tensor:
     return torch.from_numpy(embedding).float()
 
 
-def nearest_neighbours(features: Tensor, query: int, k: int = 8) -> Tensor:
-    """Indices of the ``k`` points closest to point ``query`` (Euclidean), nearest first, itself excluded."""
+def _require_neighbours(features: Tensor, k: int) -> None:
+    """``k`` neighbours must exist among the other points."""
     if not 1 <= k < len(features):
         raise ValueError(f"k must be between 1 and {len(features) - 1} (the other points), got {k}")
+
+
+def nearest_neighbours(features: Tensor, query: int, k: int = 8) -> Tensor:
+    """Indices of the ``k`` points closest to point ``query`` (Euclidean), nearest first, itself excluded."""
+    _require_neighbours(features, k)
     distances = (features - features[query]).norm(dim=1)
     distances[query] = float("inf")
     return distances.topk(k, largest=False).indices
@@ -249,6 +239,7 @@ def nearest_neighbours(features: Tensor, query: int, k: int = 8) -> Tensor:
 
 def knn_accuracy(features: Tensor, labels: Tensor, k: int = 5) -> float:
     """Leave-one-out accuracy of a ``k``-nearest-neighbour vote: how well the features group the classes."""
+    _require_neighbours(features, k)
     distances = torch.cdist(features.float(), features.float())
     distances.fill_diagonal_(float("inf"))
     neighbours = distances.topk(k, largest=False).indices

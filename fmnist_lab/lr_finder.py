@@ -49,6 +49,8 @@ class LRFinderWarning(UserWarning):
 
 @dataclass
 class LRFinderResult:
+    """One LR sweep: the LRs tried, their losses raw and smoothed, why it stopped, and the LRs it suggests."""
+
     lrs: list[float]
     losses: list[float]  # raw losses: one per LR (the mean of its mini-batches when there are several)
     smoothed: list[float]  # bias-corrected EMA of the losses
@@ -89,15 +91,18 @@ def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exp")
     The linear mode steps as the report's sweep did: ``(end_lr - start_lr) / num_steps`` apart, so
     1e-4 -> 1 over 100 steps gives 0.0001, 0.010099, ..., 0.990001 (its log), never ``end_lr`` itself.
     """
-    if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+    problems = []
+    if not 0 < start_lr < end_lr < math.inf:
+        problems.append(("start_lr", start_lr, f"must be above 0 and below the end LR ({end_lr}), a finite number"))
     if num_steps < 2:
-        raise ValueError(f"num_steps must be at least 2, got {num_steps}")
+        problems.append(("num_steps", num_steps, "must be at least 2"))
+    if mode not in ("exp", "linear"):
+        problems.append(("mode", mode, "must be exp or linear"))
+    if problems:
+        raise ConfigError(problems)
     if mode == "exp":
         return [start_lr * (end_lr / start_lr) ** (i / (num_steps - 1)) for i in range(num_steps)]
-    if mode == "linear":
-        return [start_lr + (end_lr - start_lr) * i / num_steps for i in range(num_steps)]
-    raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
+    return [start_lr + (end_lr - start_lr) * i / num_steps for i in range(num_steps)]
 
 
 def smooth(losses: list[float], beta: float = DEFAULT_BETA) -> list[float]:
@@ -244,7 +249,7 @@ def _sweep(
     """Train at each LR in turn: the LRs used, their (mean) losses, and why the sweep stopped."""
     used_lrs: list[float] = []
     losses: list[float] = []
-    avg, best = 0.0, math.inf
+    best = math.inf
     model.train()
     stream = (batch for _ in range(max_passes) for batch in batches)
     for step, lr in enumerate(lrs, start=1):
@@ -259,8 +264,7 @@ def _sweep(
             return used_lrs, losses, f"stopped at step {step}: the loss became {err.loss} at LR {lr:.3g}"
         used_lrs.append(lr)
         losses.append(loss)
-        avg = beta * avg + (1 - beta) * loss
-        smoothed = avg / (1 - beta**step)
+        smoothed = smooth(losses, beta)[-1]  # the whole curve again: a few hundred steps at most
         best = min(best, smoothed)
         if smoothed > diverge_factor * best:
             return (

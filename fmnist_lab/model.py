@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -47,6 +50,22 @@ class Net(nn.Module):
                 module.reset_parameters()
 
 
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode inside the ``with`` block; the model's previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device the model's parameters are on."""
+    return next(model.parameters()).device
+
+
 def count_parameters(model: nn.Module) -> int:
     """The number of parameters (weights and biases; BatchNorm's running statistics are buffers, not counted)."""
     return sum(p.numel() for p in model.parameters())
@@ -72,13 +91,10 @@ def layer_shapes(
         return hook
 
     handles = [module.register_forward_hook(record(name)) for name, module in model.named_children()]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
-            model(image.unsqueeze(0).to(next(model.parameters()).device))
+        with evaluating(model), torch.no_grad():
+            model(image.unsqueeze(0).to(model_device(model)))
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return rows

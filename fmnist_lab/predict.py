@@ -20,6 +20,7 @@ from torch import Tensor
 from .checkpoint import Checkpoint
 from .data import normalize
 from .dataset import IMAGE_SIZE
+from .model import model_device
 
 # Larger images are refused before their pixels are decoded: a 50-megapixel photo already takes
 # about half a gigabyte on its way to 28x28, and a small file can claim billions of pixels.
@@ -105,7 +106,7 @@ def to_fashion_mnist(image: Image.Image) -> Tensor:
 @torch.no_grad()
 def class_probabilities(checkpoint: Checkpoint, images: Tensor) -> Tensor:
     """Probabilities (N, 10) for uint8 images (N, 28, 28), normalised as in training."""
-    device = next(checkpoint.model.parameters()).device
+    device = model_device(checkpoint.model)
     checkpoint.model.eval()
     x = normalize(images, checkpoint.mean, checkpoint.std).to(device)
     return checkpoint.model(x).exp().cpu()
@@ -113,6 +114,8 @@ def class_probabilities(checkpoint: Checkpoint, images: Tensor) -> Tensor:
 
 @dataclass
 class Prediction:
+    """The model's top classes for one image file."""
+
     path: str
     top: list[tuple[str, float]]  # (class name, probability), best first
     image: Tensor  # the 28x28 input the model saw

@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .data import Splits
 from .errors import ConfigError, LabError
 from .files import atomic_write_text, nearest_existing
-from .train import TrainingState
+from .train import TrainingState, training_state_problem
 
 RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.json")
 
@@ -92,6 +92,8 @@ class RunFolder:
                 "resume and overwrite exclude each other: resume continues the run in "
                 f"{self.path}, overwrite replaces it"
             )
+        if resume and not self.path.is_dir():  # refused before the mkdir below could create it
+            self.require_resumable()
         existing = nearest_existing(self.path)  # the folder, or where it will be created
         if not existing.is_dir():
             raise RunFolderError(f"{existing} is a file, not a folder; choose another output folder")
@@ -219,6 +221,12 @@ class RunFolder:
             raise CheckpointError(
                 f"{self.path / 'last.pt'} holds no training state (a best.pt copied over it?), so the run cannot "
                 f"go on from it; train again into a new folder"
+            )
+        problem = training_state_problem(payload["training_state"])
+        if problem is not None:
+            raise CheckpointError(
+                f"{self.path / 'last.pt'} holds a damaged training state ({problem}), so the run cannot go on from "
+                f"it; train again into a new folder"
             )
         if payload["metrics"].get("run_id") != run_id:
             raise CheckpointError(

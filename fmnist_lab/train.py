@@ -23,6 +23,7 @@ from .config import TrainConfig
 from .data import EVAL_BATCH_SIZE, Batches, Splits, training_batches
 from .devices import autocast, to_device
 from .errors import ConfigError, TrainingDiverged
+from .model import model_device
 
 
 def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer, config: TrainConfig) -> float:
@@ -30,7 +31,7 @@ def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Op
 
     The same step serves training, the LR finder and the throughput benchmark.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     x, y = to_device(x, y, device, config.channels_last)
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, config.bf16):
@@ -88,6 +89,8 @@ def train_epoch(
 
 @dataclass
 class EvalResult:
+    """What ``evaluate`` measured on a set of images."""
+
     loss: float
     accuracy: float
     correct: int
@@ -101,7 +104,7 @@ class EvalResult:
 def evaluate(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor]],
-    device: torch.device,
+    device: torch.device | str,
     bf16: bool = True,
     channels_last: bool = False,
 ) -> EvalResult:
@@ -109,6 +112,7 @@ def evaluate(
 
     ``bf16`` and ``channels_last`` as in training (``config.bf16``, ``config.channels_last``).
     """
+    device = torch.device(device)
     model.eval()
     total_loss, log_probs, targets = 0.0, [], []
     for x, y in batches:
@@ -210,7 +214,17 @@ class History:
     @property
     def best_epoch(self) -> int:
         """1-based epoch with the best validation accuracy (earliest on ties)."""
-        return max(range(len(self)), key=lambda i: (self.val_accuracy[i], -i)) + 1
+        return best_epoch(self.val_accuracy)
+
+
+def best_epoch(val_accuracy: list[float]) -> int:
+    """1-based epoch of the best validation accuracy; the earliest on ties (a tie is no improvement)."""
+    return max(range(len(val_accuracy)), key=lambda i: (val_accuracy[i], -i)) + 1
+
+
+def out_of_patience(val_accuracy: list[float], patience: int | None) -> bool:
+    """Early stopping's rule: ``patience`` epochs have passed without a better validation accuracy."""
+    return patience is not None and bool(val_accuracy) and len(val_accuracy) - best_epoch(val_accuracy) >= patience
 
 
 @dataclass
@@ -282,6 +296,25 @@ class TrainingState:
             torch.mps.set_rng_state(state["mps_rng"])
 
 
+TRAINING_STATE_KEYS = ("model", "optimizer", "scheduler", "batch_generator", "torch_rng", "cuda_rng", "history")
+
+
+def training_state_problem(state: Any) -> str | None:
+    """What makes ``state`` (a saved ``TrainingState.state_dict()``) unfit to resume from, or None if nothing."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a dict"
+    missing = [key for key in (*TRAINING_STATE_KEYS, "best_weights") if key not in state]
+    if missing:
+        return f"no {', '.join(missing)}"
+    history = state["history"]
+    fields = list(asdict(History()))
+    if not isinstance(history, dict) or sorted(history) != sorted(fields):
+        return f"its history is not the {', '.join(fields)} of each epoch"
+    if not all(isinstance(history[name], list) for name in fields) or len({len(history[n]) for n in fields}) != 1:
+        return "its history's lists are not one entry per epoch"
+    return None
+
+
 def elapsed_seconds(training_state: dict[str, Any]) -> float:
     """The run's wall time when ``training_state`` was saved; older checkpoints kept only the epochs' training time."""
     return training_state.get("elapsed_seconds", sum(training_state["history"]["seconds"]))
@@ -310,7 +343,7 @@ def fit(
     history = state.history
     with tqdm(total=config.epochs, initial=len(history), desc="Training", unit="epoch", disable=not progress) as bar:
         for epoch in range(len(history) + 1, config.epochs + 1):
-            if config.patience is not None and history and len(history) - history.best_epoch >= config.patience:
+            if out_of_patience(history.val_accuracy, config.patience):
                 log(
                     f"Early stopping: no better validation accuracy for {config.patience} epochs "
                     f"(best {100 * max(history.val_accuracy):.2f}% at epoch {history.best_epoch})"
@@ -356,5 +389,5 @@ def _train_epoch_on_every_rank(
 def _validate_on_rank_zero(model: nn.Module, val_batches: Batches, config: TrainConfig) -> EvalResult:
     """The validation result, computed on rank 0 and sent to all, so early stopping decides alike everywhere."""
     distributed.sync_buffers(model)  # every rank now holds the model that rank 0 validates and saves
-    device = next(model.parameters()).device
+    device = model_device(model)
     return distributed.from_rank_zero(lambda: evaluate(model, val_batches, device, config.bf16, config.channels_last))

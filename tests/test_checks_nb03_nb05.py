@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from fmnist_lab import make_config
 from fmnist_lab.exercises import WRONG, nb03, nb05
 from fmnist_lab.model import Net
-from fmnist_lab.train import train_epoch, train_step
+from fmnist_lab.train import out_of_patience, train_epoch, train_step
 from tests.checks_support import assert_right, assert_wrong
 
 
@@ -292,10 +292,12 @@ def test_should_stop_on_hidden_cases(seed):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.sampled_from([0.8, 0.81, 0.82, 0.83]), max_size=12), st.integers(1, 5))
-def test_the_rule_the_check_holds_is_fits_rule(accuracies, patience):
-    """The check's expected answer, against an independent statement of it: no new best in the last `patience`."""
+def test_fits_rule_which_the_check_holds_answers_to_an_independent_statement_of_it(accuracies, patience):
+    """fit's early stopping (the check's expected answer), against another statement: no new best in the last
+    `patience` epochs."""
     expected = len(accuracies) > patience and max(accuracies[:-patience]) >= max(accuracies[-patience:])
-    assert nb05._expected_stop(accuracies, patience) == expected
+    assert out_of_patience(accuracies, patience) == expected
+    assert nb05.out_of_patience is out_of_patience  # the check compares answers with fit's own rule
 
 
 @pytest.mark.parametrize(

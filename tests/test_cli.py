@@ -37,13 +37,17 @@ from fmnist_lab.train import History
         ),
         (
             ["lr-find", "--start-lr", "1", "--end-lr", "0.1"],
-            "--start-lr (1.0) must be above 0 and below --end-lr (0.1)",
+            "--start-lr 1.0: must be above 0 and below the end LR (0.1)",
+        ),
+        (
+            ["lr-find", "--num-steps", "1", "--mode", "log"],
+            "--num-steps 1: must be at least 2; --mode log: must be exp",
         ),
         (["evaluate"], "the following arguments are required: checkpoint"),
         # an empty --resume used to be read as no --resume: the default recipe started, 30 epochs
         (["train", "--resume", ""], "argument --resume: needs a folder or file name, not an empty string"),
         (["train", "--out", " "], "argument --out: needs a folder or file name, not an empty string"),
-        (["lr-find", "--end-lr", "inf"], "below --end-lr (inf), a finite number"),
+        (["lr-find", "--end-lr", "inf"], "below the end LR (inf), a finite number"),
         # the plot's path used to fail after the whole sweep, naming a temporary file
         (["lr-find", "--plot", "sweep.txt"], "--plot sweep.txt: matplotlib cannot save .txt files"),
         (["train", "--device", "meta"], "--device meta: not a device the lab trains on"),

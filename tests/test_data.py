@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fmnist_lab import dataset as dataset_module
+from fmnist_lab import files as files_module
 from fmnist_lab.config import TrainConfig
 from fmnist_lab.data import Batches, augment_batch, make_splits, normalize, pixel_stats, train_val_split
 from fmnist_lab.dataset import DataError, load_fashion_mnist, locate_files, read_idx
@@ -77,6 +78,20 @@ def test_environment_variable_is_an_explicit_folder(tiny_counts, isolated_source
     assert locate_files()[1] == f"explicit folder {tmp_path / 'env'}"
 
 
+@pytest.mark.parametrize("named_by", ["argument", "environment"])
+def test_a_named_folder_that_does_not_exist_is_refused_not_passed_over(
+    named_by, tiny_counts, isolated_sources, tmp_path, monkeypatch
+):
+    write_idx_set(isolated_sources["project"] / "FashionMNIST" / "raw")  # data the lab could fall back on
+    typo = tmp_path / "no-such-folder"
+    if named_by == "environment":
+        monkeypatch.setenv("FMNIST_DATA_DIR", str(typo))
+    with pytest.raises(DataError, match="no-such-folder, named by .* is not a folder. Correct the path") as err:
+        locate_files(typo if named_by == "argument" else None)
+    assert ("$FMNIST_DATA_DIR" in str(err.value)) == (named_by == "environment")
+    assert not typo.exists()
+
+
 def test_project_folder_before_debian(tiny_counts, isolated_sources):
     write_idx_set(isolated_sources["project"] / "FashionMNIST" / "raw")
     write_idx_set(isolated_sources["debian"], gz=True)
@@ -139,12 +154,13 @@ def test_truncated_file_in_folder_is_an_error_not_a_partial_dataset(tiny_counts,
         load_fashion_mnist(tmp_path / "mine")
 
 
-def test_unwritable_data_folder_says_so(tiny_counts, isolated_sources, tmp_path):
+def test_unwritable_data_folder_says_so(tiny_counts, isolated_sources, tmp_path, monkeypatch):
     write_idx_set(isolated_sources["debian"], gz=True)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
+    monkeypatch.setattr(dataset_module, "default_data_dir", lambda: blocker / "data")  # cannot be created
     with pytest.raises(DataError, match="is not writable"):
-        load_fashion_mnist(blocker / "data")
+        load_fashion_mnist()
 
 
 def test_pixel_stats_are_the_mean_and_std_of_all_pixels_at_once():
@@ -348,12 +364,12 @@ def test_staging_never_writes_through_a_symlink(tiny_counts, isolated_sources, t
     assert load_fashion_mnist(verbose=False).train_images.shape == (120, 28, 28)
 
 
-def test_staged_files_follow_the_umask_not_mkstemps_0600(tiny_counts, isolated_sources):
+def test_staged_files_follow_the_umask_not_mkstemps_0600(tiny_counts, isolated_sources, monkeypatch):
     write_idx_set(isolated_sources["debian"], gz=True)
-    old = os.umask(0o022)
-    try:
-        dataset_module._stage_from_debian(isolated_sources["project"])
-    finally:
-        os.umask(old)
+    mask = os.umask(0o022)  # read the process's umask the only way there is
+    os.umask(mask)
+    assert files_module.UMASK == mask  # read once, at import
+    monkeypatch.setattr(files_module, "UMASK", 0o022)
+    dataset_module._stage_from_debian(isolated_sources["project"])
     raw = isolated_sources["project"] / "FashionMNIST" / "raw"
     assert {stat.S_IMODE(p.stat().st_mode) for p in raw.iterdir()} == {0o644}

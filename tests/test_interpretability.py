@@ -251,6 +251,8 @@ def test_knn_accuracy_counts_leave_one_out_votes():
     line = torch.arange(10.0)[:, None]
     assert knn_accuracy(line, torch.tensor([0] * 5 + [1] * 5), k=1) == 1.0
     assert knn_accuracy(line, torch.tensor([0, 1] * 5), k=1) == 0.0  # every neighbour has the other label
+    with pytest.raises(ValueError, match="k must be between 1 and 9 .the other points., got 10"):
+        knn_accuracy(line, torch.tensor([0] * 10), k=10)
 
 
 def test_plots_draw_what_they_are_given():

@@ -45,9 +45,9 @@ def test_sweeps():
     # the report's log: step 1 at 0.010099, step 62 at 0.620038, step 99 at 0.990001
     assert (round(linear[1], 6), round(linear[62], 6), round(linear[99], 6)) == (0.010099, 0.620038, 0.990001)
     assert sum(lr < 1e-2 for lr in linear) == 1 and sum(1e-2 <= lr < 1e-1 for lr in linear) == 9
-    with pytest.raises(ValueError, match="start_lr < end_lr"):
+    with pytest.raises(ValueError, match="start_lr=1.0: must be above 0 and below the end LR .0.001."):
         sweep_lrs(1.0, 1e-3, 10)
-    with pytest.raises(ValueError, match="'exp' or 'linear'"):
+    with pytest.raises(ValueError, match="mode='cosine': must be exp or linear"):
         sweep_lrs(1e-3, 1.0, 10, "cosine")
 
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fmnist_lab import run_folder
+from fmnist_lab import files, run_folder
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
@@ -141,11 +141,37 @@ def test_a_run_folder_of_an_earlier_version_is_refused_with_what_to_do(tiny_data
         resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
 
 
+def test_resuming_a_folder_that_does_not_exist_creates_nothing(tiny_data, tmp_path):
+    typo = tmp_path / "typo" / "deeper"
+    with pytest.raises(RunFolderError, match="typo/deeper is not the output folder of an interrupted fmnist-lab run"):
+        resume(typo, tiny_data, progress=False, log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_resume_refuses_a_best_pt_copied_over_last_pt(tiny_data, tmp_path):
     interrupted_run(tiny_data, tmp_path)
     (tmp_path / "best.pt").replace(tmp_path / "last.pt")
     with pytest.raises(CheckpointError, match="last.pt holds no training state .a best.pt copied over it"):
         resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda state: {**state, "history": {}}, "its history is not the train_loss, val_loss"),
+        (lambda state: {k: v for k, v in state.items() if k != "model"}, "no model"),
+        (lambda state: {**state, "history": {**state["history"], "lr": []}}, "its history.s lists are not one entry"),
+        (lambda state: ["not", "a", "dict"], "a list, not a dict"),
+    ],
+    ids=["empty-history", "no-model", "short-history", "a-list"],
+)
+def test_resume_refuses_a_damaged_training_state_naming_it(tiny_data, tmp_path, damage, problem):
+    interrupted_run(tiny_data, tmp_path)
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    torch.save({**payload, "training_state": damage(payload["training_state"])}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=f"last.pt holds a damaged training state \\({problem}.*train again"):
+        resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+    assert main(["train", "--resume", str(tmp_path)]) == 1  # the command line says the same, in one line
 
 
 def test_resume_refuses_a_last_pt_from_another_run(tiny_data, tmp_path):
@@ -206,12 +232,9 @@ def test_cli_refuses_an_existing_run_before_loading_data(tiny_data, tmp_path, mo
     assert "already holds a run" in capsys.readouterr().err
 
 
-def test_files_get_the_usual_permissions(tiny_data, tmp_path):
-    old = os.umask(0o022)
-    try:
-        quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
-    finally:
-        os.umask(old)
+def test_files_get_the_usual_permissions(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "UMASK", 0o022)  # what the process's umask was at import
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
     for name in ("best.pt", "last.pt", "metrics.json", "run.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
 

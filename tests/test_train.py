@@ -2,6 +2,7 @@ import dataclasses
 import json
 import math
 import os
+import stat
 import subprocess
 import sys
 import warnings
@@ -132,6 +133,20 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path)
         atomic_write_text(target, "{}")
     assert refused.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="only POSIX can open a folder to flush it")
+def test_the_file_then_its_folder_are_flushed_to_disk(tmp_path, monkeypatch):
+    flushed = []  # (is a folder, the target's name is in the folder yet)
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        flushed.append((stat.S_ISDIR(os.fstat(fd).st_mode), (tmp_path / "metrics.json").exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_text(tmp_path / "metrics.json", "{}")
+    assert flushed == [(False, False), (True, True)]  # the data before the rename, the rename after it
 
 
 def test_text_files_are_written_in_utf8_whatever_the_locale(tmp_path):
@@ -271,6 +286,13 @@ def test_early_stopping_stops_after_patience(tiny_data):
         ("weight_decay", -1.0, "weight_decay=-1.0: must be >= 0"),
         ("dropout_epochs", -1, "dropout_epochs=-1: must be >= 0"),
         ("report_sweep_batches", 0, "report_sweep_batches=0: must be at least 1"),
+        # a value of the wrong type is named as such, before a comparison could end in a TypeError
+        ("lr", "0.1", "lr='0.1': must be a number or None"),
+        ("batch_size", 64.0, "batch_size=64.0: must be a whole number"),
+        ("epochs", 2.5, "epochs=2.5: must be a whole number"),
+        ("patience", True, "patience=True: must be a whole number or None"),
+        ("bf16", 1, "bf16=1: must be True or False"),
+        ("device", None, "device=None: must be a string"),
     ],
 )
 def test_bad_config_is_refused(field, value, message):
@@ -521,6 +543,8 @@ def test_evaluation_in_channels_last_layout_scores_the_same(tiny_data):
     channels_last = evaluate(model, batches, torch.device("cpu"), bf16=False, channels_last=True)
     assert channels_last.loss == pytest.approx(plain.loss, rel=1e-5)
     assert torch.equal(channels_last.predictions, plain.predictions)
+    named = evaluate(model, batches, "cpu")  # a device may be named, as load_checkpoint's may; bf16 allowed
+    assert named.total == plain.total
 
 
 def test_evaluation_in_batches_of_eval_batch_size_scores_as_one_batch(tiny_data):

@@ -93,6 +93,8 @@ class _TimeUp(BaseException):
 
 @dataclass(frozen=True)
 class Verdict:
+    """A check's outcome: its status and the message the student reads."""
+
     status: str  # CORRECT, WRONG, NOT_DONE or INTERRUPTED
     message: str  # starting with "Correct:", "Not yet:", "Not done yet:" or "Stopped:"
 

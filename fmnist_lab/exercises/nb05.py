@@ -7,14 +7,8 @@ import numbers
 import numpy as np
 import torch
 
+from ..train import out_of_patience
 from . import Exercise, Misused, Wrong, as_bool, call, describe
-
-
-def _expected_stop(accuracies: list[float], patience: int) -> bool:
-    if not accuracies:
-        return False
-    best = max(range(len(accuracies)), key=lambda i: (accuracies[i], -i))  # earliest best on ties
-    return len(accuracies) - 1 - best >= patience
 
 
 def _stop_cases(generator: torch.Generator | None) -> dict[str, tuple[list[float], int]]:
@@ -60,8 +54,8 @@ def _check_should_stop(
         _expect_accuracies(val_accuracies, patience)
     for case, (accuracies, p) in _stop_cases(generator).items():
         got = as_bool(call(should_stop, list(accuracies), p, case=case), "should_stop", case)
-        if got != _expected_stop(accuracies, p):
-            verb = "stop" if _expected_stop(accuracies, p) else "go on"
+        if got != out_of_patience(accuracies, p):
+            verb = "stop" if out_of_patience(accuracies, p) else "go on"
             raise Wrong(f"on {case}, training should {verb}, but you returned {got}")
     praise = "your rule agrees with fit's early stopping on every case, ties included"
     if val_accuracies is not None:
