@@ -107,6 +107,19 @@ SIZE_LIBRARY = {
         lambda n, k, p, s: math.isqrt(F.unfold(torch.zeros(1, 1, n, n), k, padding=p, stride=s).shape[-1]),
         "calls PyTorch's ready-made `unfold`",
     ),
+    # run on a tensor or built under another name, a layer is not seen in the answer's names, but seen running
+    "Tensor.unfold": (
+        lambda n, k, p, s: torch.zeros(1, n + 2 * p).unfold(1, k, s).shape[1],
+        "runs PyTorch's `unfold` and reads the size off its result; this exercise asks you to compute it yourself",
+    ),
+    "nn.Conv1d": (
+        lambda n, k, p, s: nn.Conv1d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, n)).shape[-1],
+        "runs PyTorch's `conv1d`",
+    ),
+    "F.avg_pool2d, padded by hand": (
+        lambda n, k, p, s: F.avg_pool2d(F.pad(torch.zeros(1, 1, n, n), (p, p, p, p)), k, s).shape[-1],
+        "runs PyTorch's `avg_pool2d`",
+    ),
 }
 
 
@@ -419,6 +432,15 @@ PARAMS_WRONG = {
     "a Conv2d's parameters summed": (
         lambda i, o, k: sum(p.numel() for p in nn.Conv2d(i, o, k).parameters()),
         "calls PyTorch's ready-made `Conv2d`",
+    ),
+    # a convolution of another dimension, or a Linear layer of as many inputs, counts alike; both used to pass
+    "a depth-1 Conv3d's parameters summed": (
+        lambda i, o, k: sum(p.numel() for p in nn.Conv3d(i, o, (1, k, k)).parameters()),
+        "calls PyTorch's ready-made `Conv3d`",
+    ),
+    "a Linear layer's parameters summed": (
+        lambda i, o, k: sum(p.numel() for p in nn.Linear(i * k * k, o).parameters()),
+        "calls PyTorch's ready-made `Linear`",
     ),
 }
 

@@ -115,6 +115,18 @@ def by_rate(cm):
     return most_confused_pair(rates)
 
 
+def in_the_row_of_most_mistakes(cm):
+    off = cm.clone().fill_diagonal_(0)
+    row = int(off.sum(1).argmax())
+    return row, int(off[row].argmax())
+
+
+def in_the_column_of_most_mistakes(cm):
+    off = cm.clone().fill_diagonal_(0)
+    column = int(off.sum(0).argmax())
+    return int(off[:, column].argmax()), column
+
+
 PAIR_RIGHT = {
     "clone and fill_diagonal_": most_confused_pair,
     "a mask": lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), -1).argmax()), len(cm)),
@@ -159,6 +171,16 @@ PAIR_WRONG = {
             "largest share of a column (each column divided by its sum), cm[0, 2] = 30; the question asks for "
             "the largest count, cm(1, 0) = 40"
         ),
+    ),
+    # the largest count in the row, or the column, of the most mistakes used to pass the visible cases
+    "in the row of the most mistakes": (
+        in_the_row_of_most_mistakes,
+        "you returned (0, 1), in the row with the most mistakes (26); the question asks for the largest single count, "
+        "cm(2, 1) = 15",
+    ),
+    "in the column of the most mistakes": (
+        in_the_column_of_most_mistakes,
+        "you returned (1, 3), in the column with the most mistakes (27)",
     ),
     # changing the matrix in place, which the hint warns against, used to pass
     "changes the matrix in place": (in_place, "changed the input it was given: work on a copy (off = cm.clone())"),

@@ -8,7 +8,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.neighbors import NearestNeighbors
+from scipy.spatial import cKDTree
+from sklearn.neighbors import KDTree, NearestNeighbors
 
 from fmnist_lab.exercises import nb07
 from fmnist_lab.model import Net
@@ -189,6 +190,15 @@ NEAREST_WRONG = {
             ][:k]
         ),
         "calls scikit-learn's ready-made `NearestNeighbors`",
+    ),
+    # other ready-made neighbour searches used to pass
+    "scikit-learn's KDTree": (
+        lambda f, q, k: torch.from_numpy(KDTree(f.numpy()).query(f[q : q + 1].numpy(), k=k + 1)[1][0][1:]),
+        "calls scikit-learn's ready-made `KDTree`",
+    ),
+    "SciPy's cKDTree": (
+        lambda f, q, k: torch.from_numpy(cKDTree(f.numpy()).query(f[q].numpy(), k=k + 1)[1][1:]),
+        "calls SciPy's ready-made `cKDTree`",
     ),
     "the lab's nearest_neighbours": (
         lambda f, q, k: nb07.nearest_neighbours(f, q, k),

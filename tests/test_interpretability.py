@@ -255,6 +255,23 @@ def test_knn_accuracy_counts_leave_one_out_votes():
         knn_accuracy(line, torch.tensor([0] * 10), k=10)
 
 
+def test_knn_accuracy_votes_among_k_neighbours():
+    g = torch.Generator().manual_seed(0)
+    points, labels = torch.randn(30, 2, generator=g), torch.randint(0, 3, (30,), generator=g)
+
+    def by_loops(k):  # each point's k nearest others vote; a tied vote goes to the smallest label
+        right = 0
+        for i in range(len(points)):
+            others = sorted((float((points[i] - points[j]).norm()), j) for j in range(len(points)) if j != i)
+            votes = [int(labels[j]) for _, j in others[:k]]
+            right += max(range(3), key=lambda label: (votes.count(label), -label)) == int(labels[i])
+        return right / len(points)
+
+    assert by_loops(1) != by_loops(5)  # the case tells k apart
+    for k in (1, 3, 5):
+        assert knn_accuracy(points, labels, k=k) == pytest.approx(by_loops(k))
+
+
 def test_plots_draw_what_they_are_given():
     model = tiny_net()
     images, labels = tiny_images(10)

@@ -146,6 +146,20 @@ def test_sweep_leaves_model_optimizer_and_rng_as_found(sweep_setup, end_lr):
         assert set(result.suggestions) == {"steepest", "valley", "minimum/10"}
 
 
+def test_a_sweep_stops_where_its_smoothed_loss_first_exceeds_four_times_its_best(sweep_setup, monkeypatch):
+    model, batches, config = sweep_setup
+    losses = iter([2.0] * 10 + [1.0] * 10 + [2.0 + 2 * i for i in range(40)])  # finite, rising after step 20
+    monkeypatch.setattr("fmnist_lab.lr_finder.train_step", lambda *args: next(losses))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LRFinderWarning)
+        result = find_lr(model, batches, 1e-5, 1.0, 60, config=config)
+    smoothed = smooth(result.losses)
+    first_over = next(i for i in range(len(smoothed)) if smoothed[i] > 4 * min(smoothed[: i + 1]))
+    assert len(result.losses) == first_over + 1 < 60  # the step that crossed the line is the last
+    assert result.stop_reason.startswith(f"stopped at step {first_over + 1}: the smoothed loss")
+    assert "exceeded 4x its best" in result.stop_reason
+
+
 def test_sweep_is_restored_even_when_interrupted(sweep_setup):
     model, batches, config = sweep_setup
     optimizer = make_optimizer(model, dataclasses.replace(config, lr=0.01))

@@ -37,6 +37,23 @@ def untrained_checkpoint():
     return SimpleNamespace(model=Net(), mean=0.286, std=0.353, classes=CLASS_NAMES)
 
 
+def test_the_top_classes_are_the_models_most_probable_first(tmp_path, untrained_checkpoint):
+    model = untrained_checkpoint.model
+    with torch.no_grad():  # classes far apart in probability, in an order of their own
+        model.fc_2.bias.copy_(torch.tensor([3.0, 7, 1, 9, 0, 5, 2, 8, 4, 6]))
+    shoe = Image.new("L", (300, 200), 255)
+    shoe.paste(30, (40, 120, 200, 170))
+    shoe.save(tmp_path / "shoe.png")
+    (prediction,) = predict_files(untrained_checkpoint, [tmp_path / "shoe.png"], k=3)
+    pixels = (prediction.image.float() / 255 - untrained_checkpoint.mean) / untrained_checkpoint.std  # by hand
+    with torch.no_grad():
+        probabilities = model.eval()(pixels[None, None]).exp()[0]
+    expected = probabilities.topk(3)
+    assert [name for name, _ in prediction.top] == [CLASS_NAMES[i] for i in expected.indices]
+    assert [p for _, p in prediction.top] == pytest.approx(expected.values.tolist(), rel=1e-5)
+    assert prediction.top[0][1] > prediction.top[1][1] > prediction.top[2][1]
+
+
 def test_a_folder_is_named_as_a_folder(tmp_path):
     with pytest.raises(ImageError, match="is a folder; pass image files") as err:
         load_image(tmp_path)

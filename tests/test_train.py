@@ -149,6 +149,29 @@ def test_the_file_then_its_folder_are_flushed_to_disk(tmp_path, monkeypatch):
     assert flushed == [(False, False), (True, True)]  # the data before the rename, the rename after it
 
 
+def test_the_test_set_is_scored_with_the_best_epochs_weights_as_evaluate_scores_best_pt(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    from fmnist_lab import train
+    from fmnist_lab.cli import main
+
+    accuracies, validate = iter([0.5, 0.9, 0.7]), train._validate_on_rank_zero  # the best epoch is not the last
+    monkeypatch.setattr(
+        train, "_validate_on_rank_zero", lambda *args: dataclasses.replace(validate(*args), accuracy=next(accuracies))
+    )
+    result = tiny_run(tiny_data, tmp_path)
+    assert (result.history.best_epoch, len(result.history)) == (2, 3)
+    best = load_checkpoint(tmp_path / "best.pt").model.state_dict()
+    assert all(torch.equal(value, best[name]) for name, value in result.model.state_dict().items())
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda data_dir: tiny_data)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "best.pt"), "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    total = len(tiny_data.test_labels)
+    line = f"Test set: Average loss: {metrics['test_loss']:.4f}, Accuracy: {round(metrics['test_accuracy'] * total)}/"
+    assert line in capsys.readouterr().out  # the run's own test score, and evaluate's of best.pt, agree
+
+
 def test_text_files_are_written_in_utf8_whatever_the_locale(tmp_path):
     # Windows' default code page, like this ASCII locale, cannot encode "≥" (speedrun.md holds one)
     target = tmp_path / "table.md"

@@ -310,6 +310,7 @@ _OWNERS = {
     "fmnist_lab": "the lab's own",
     "captum": "Captum's ready-made",
     "sklearn": "scikit-learn's ready-made",
+    "scipy": "SciPy's ready-made",
 }  # whose function a refusal names
 
 

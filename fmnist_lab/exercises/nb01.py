@@ -182,13 +182,13 @@ q3 = Exercise(
 # q5: the two classes whose average images are closest
 
 
-def _distances(means: Tensor) -> Tensor:
+def _distances(means: Tensor, p: float = 2.0) -> Tensor:
     flat = means.double().flatten(1)
-    return torch.cdist(flat, flat)
+    return torch.cdist(flat, flat, p=p)
 
 
-def _closest(means: Tensor) -> tuple[int, int]:
-    distances = _distances(means).fill_diagonal_(math.inf)
+def _closest(means: Tensor, p: float = 2.0) -> tuple[int, int]:
+    distances = _distances(means, p).fill_diagonal_(math.inf)
     i, j = divmod(int(distances.argmin()), len(means))
     return min(i, j), max(i, j)
 
@@ -202,6 +202,10 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
     cases = {
         "4 average images of 6x6 pixels where classes 1 and 3 are alike": far_apart,
         "6 random 28x28 average images": noisy,
+        # closest: (0, 3) by Euclidean distance, (2, 3) by the sum of absolute differences, (0, 1) by the largest
+        "4 average images of 2x2 pixels where other distances pick other pairs": torch.tensor(
+            [[[4, 3], [2, 0]], [[2, 1], [4, 2]], [[3, 0], [1, 4]], [[3, 0], [1, 0]]], dtype=torch.float64
+        ),
     }
     if generator is not None:
         for n in range(2):
@@ -235,11 +239,17 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
             )
         if distances[i, j] == distances.max():
             raise Wrong(f"on {case}, ({i}, {j}) is the pair farthest apart; look for the smallest distance")
+        for p, distance in ((1.0, "the sum of absolute differences"), (math.inf, "the largest pixel difference")):
+            if (min(i, j), max(i, j)) == _closest(means, p):
+                raise Wrong(
+                    f"on {case}, ({i}, {j}) is the closest pair by {distance}; the exercise asks for the Euclidean "
+                    f"distance (the square root of the sum of squared differences), which makes {right} closest"
+                )
         raise Wrong(
             f"on {case}, the closest pair is {right} at distance {distances[right]:.3f}, but you returned "
             f"({i}, {j}) at distance {distances[i, j]:.3f}"
         )
-    praise = "your closest_pair finds the nearest pair of average images on both test cases"
+    praise = "your closest_pair finds the nearest pair of average images on every test case"
     if class_means is not None:
         what = "the training set's average images"
         i, j = sorted(int(v) for v in as_tensor(call(closest_pair, class_means, case=what), "closest_pair", what, (2,)))

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from ..model import count_parameters
 from . import Exercise, Wrong, all_close, as_number, as_tensor, call, close
@@ -96,13 +97,39 @@ def _random_size_cases(generator: torch.Generator, count: int = 20) -> dict[str,
     return cases
 
 
+class _LayerWatch(TorchFunctionMode):
+    """Records the PyTorch functions run inside it that slide a window over an image: convolutions, poolings, unfold.
+
+    It sees what a reading of the answer's names cannot: ``torch.zeros(1, 1, n, n).unfold(...)``, ``nn.Conv1d``,
+    ``nn.AvgPool3d``, whatever runs the windows and reads the size off the result.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if any(window in name for window in ("conv", "pool", "unfold")):
+            self.ran.append(name)
+        return func(*args, **(kwargs or {}))
+
+
 def _check_conv_output_size(conv_output_size, generator: torch.Generator | None = None) -> str:
     cases = dict(SIZE_CASES)
     if generator is not None:
         cases.update(_random_size_cases(generator))
-    answers = [
-        as_number(call(conv_output_size, *args, case=case), "conv_output_size", case) for case, args in cases.items()
-    ]
+    with _LayerWatch() as watch:
+        answers = [
+            as_number(call(conv_output_size, *args, case=case), "conv_output_size", case)
+            for case, args in cases.items()
+        ]
+    if watch.ran:
+        raise Wrong(
+            f"`{getattr(conv_output_size, '__name__', 'your function')}` runs PyTorch's `{watch.ran[0]}` and reads "
+            f"the size off its result; this exercise asks you to compute it yourself, from n, kernel, padding and "
+            f"stride"
+        )
     _explain(
         conv_output_size,
         cases,
@@ -402,7 +429,18 @@ PARAMS_CASES = {
 }
 
 # What would do q4 in one line: count the parameters of a layer built for the purpose
-_PARAMS_LIBRARY = (count_parameters, nn.Conv2d, nn.LazyConv2d)
+# a layer built to count its parameters: any convolution (a 3-D one of depth 1 counts alike), or a Linear layer
+_PARAMS_LIBRARY = (
+    count_parameters,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.LazyConv1d,
+    nn.LazyConv2d,
+    nn.LazyConv3d,
+    nn.ConvTranspose2d,
+    nn.Linear,
+)
 
 
 def _check_conv_params(conv_params, model: nn.Module | None = None, generator: torch.Generator | None = None) -> str:

@@ -143,6 +143,10 @@ def _matrix_cases(generator: torch.Generator | None = None) -> dict[str, Tensor]
         "a 3x3 matrix where the largest count lies in a column of many predictions": torch.tensor(
             [[900, 2, 30], [40, 10, 1], [1, 3, 80]]
         ),
+        # the row (0: 26) and the column (3: 27) with the most mistakes spread them thin: the largest count is elsewhere
+        "a 4x4 matrix where the most mistakes of a row and of a column are spread thin": torch.tensor(
+            [[100, 9, 9, 8], [0, 100, 0, 10], [0, 15, 100, 9], [0, 0, 0, 100]]
+        ),
     }
     if generator is not None:
         n = int(torch.randint(3, 11, (1,), generator=generator))
@@ -204,6 +208,14 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
                 raise Wrong(
                     f"on {case}, you returned {rate}, cm[{i}, {j}] = {int(matrix[i, j])}; the question asks for the "
                     f"largest count, cm{right} = {int(matrix[right])}"
+                )
+        off = matrix.clone().fill_diagonal_(0)
+        for dim, (index, line) in ((1, (i, "row")), (0, (j, "column"))):
+            if index == int(off.sum(dim).argmax()):
+                raise Wrong(
+                    f"on {case}, you returned ({i}, {j}), in the {line} with the most mistakes "
+                    f"({int(off.sum(dim).max())}); the question asks for the largest single count, "
+                    f"cm{right} = {int(matrix[right])}"
                 )
         raise Wrong(
             f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "

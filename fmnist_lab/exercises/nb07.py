@@ -6,7 +6,9 @@ import copy
 
 import torch
 from captum.attr import Saliency
-from sklearn.neighbors import NearestNeighbors
+from scipy.spatial import KDTree, cKDTree
+from sklearn.neighbors import BallTree, KNeighborsClassifier, NearestNeighbors
+from sklearn.neighbors import KDTree as SklearnKDTree
 from torch import Tensor, nn
 
 from ..dataset import CLASS_NAMES
@@ -212,5 +214,13 @@ q3 = Exercise(
     hint_text="distances = (features - features[query]).norm(dim=1) gives every point's distance to the query. "
     "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
     "distances.topk(k, largest=False).indices (or argsort()[:k]).",
-    lab_functions=(nearest_neighbours, NearestNeighbors),
+    lab_functions=(
+        nearest_neighbours,
+        NearestNeighbors,
+        KNeighborsClassifier,
+        BallTree,
+        SklearnKDTree,
+        KDTree,
+        cKDTree,
+    ),
 )
