@@ -20,6 +20,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .dataset import CLASS_NAMES
+from .devices import pick_device
 from .errors import LabError
 from .files import atomic_save
 from .model import Net
@@ -141,7 +142,8 @@ def _problem(payload: dict[str, Any]) -> str | None:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint into a fresh ``Net`` in eval mode, with clear errors for bad files."""
+    """Load a checkpoint into a fresh ``Net`` in eval mode, with clear errors for bad files and devices."""
+    device = pick_device(str(device))  # "auto" too; a GPU this machine lacks is refused in a sentence
     payload = read_checkpoint(path)
     model = Net()
     try:

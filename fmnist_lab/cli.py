@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a `kill` from another terminal ends training like Ctrl-C: the message says how to resume
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return COMMANDS[args.command](args, args.command_parser)
+        with warnings.catch_warnings():  # the lab's warnings as one line each, like its errors, not Python's two
+            warnings.showwarning = lambda message, *_: print(
+                f"fmnist-lab {args.command}: warning: {message}", file=sys.stderr
+            )
+            return COMMANDS[args.command](args, args.command_parser)
     except ConfigError as err:
         print(f"fmnist-lab {args.command}: error: {flags_message(err)}", file=sys.stderr)
         return 1

@@ -122,6 +122,11 @@ def read_idx(path: Path, magic: int, count: int, sha256: str | None = None) -> T
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
+    except PermissionError as err:  # the file is fine; its permissions are not
+        raise DataError(
+            f"{path}: cannot be read ({err.strerror}). Give yourself read access to it (chmod u+r), or point "
+            f"{DATA_DIR_ENV} at a copy you can read."
+        ) from err
     except (OSError, EOFError) as err:  # gzip raises these for truncated/corrupt archives
         raise DataError(f"{path}: cannot be read ({err}). Delete it and fetch it again.") from err
     dims = magic & 0xFF
@@ -243,7 +248,8 @@ def locate_files(
 ) -> tuple[dict[str, Path], str]:
     """Find (and if needed stage) the four files; returns them and where they came from.
 
-    Search order: the explicit folder (argument or ``$FMNIST_DATA_DIR``; it must exist), the project's
+    Search order: the explicit folder (argument or ``$FMNIST_DATA_DIR``; it must exist, and where it is
+    named the project's data folder is not read: what it lacks is staged or downloaded into it), the project's
     data folder, Debian's ``dataset-fashion-mnist`` package, torchvision's download.
     ``verify_checksums``: as in ``load_fashion_mnist``; staged files are checked before they land.
     """
@@ -258,7 +264,7 @@ def locate_files(
     target = Path(explicit) if explicit is not None else project_dir
     if explicit is not None and (files := _complete(Path(explicit))):
         return files, f"explicit folder {explicit}"
-    if files := _complete(project_dir):
+    if explicit is None and (files := _complete(project_dir)):  # a folder you name is the only one read
         return files, f"project data folder {project_dir}"
     if all((DEBIAN_DIR / f"{stem}.gz").is_file() for stem in FILES):
         staged = _stage_from_debian(target, _checksums_wanted(verify_checksums))

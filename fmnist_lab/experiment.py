@@ -142,8 +142,10 @@ def _claimed(
         folder.claim(resume, overwrite)
     try:
         yield folder
-    except KeyboardInterrupt:
-        if folder is not None and (folder.path / "last.pt").is_file():
+    except BaseException as stopped:  # an error, a divergence, Ctrl+C
+        if folder is not None and folder.put_back_replaced():
+            log(f"\n{folder.path} holds the run you meant to replace again: the new one stopped before an epoch.")
+        elif isinstance(stopped, KeyboardInterrupt) and folder is not None and (folder.path / "last.pt").is_file():
             log(
                 f"\nInterrupted. The last completed epoch is saved in {folder.path / 'last.pt'} and the best so far "
                 f"in {folder.path / 'best.pt'}; continue with `fmnist-lab train --resume {folder.path}`."

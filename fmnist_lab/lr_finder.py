@@ -34,6 +34,12 @@ from .train import TrainingState, make_optimizer, train_step
 SKIP_START_FRACTION = 0.1  # the first steps are dominated by the initial loss drop
 SKIP_END_FRACTION = 0.05  # the last steps are where the loss blows up
 MIN_POINTS = 10
+# the fewest steps whose points, the ends trimmed, are MIN_POINTS: a shorter sweep cannot suggest an LR
+MIN_SWEEP_STEPS = next(
+    n
+    for n in range(MIN_POINTS, 10 * MIN_POINTS)
+    if n - int(n * SKIP_START_FRACTION) - int(n * SKIP_END_FRACTION) >= MIN_POINTS
+)
 # An EMA lags ~beta/(1-beta) steps behind the raw loss: 49 steps for 0.98, 9 for 0.9. Over 200
 # steps spanning 6 decades of LR, 0.9 lags ~0.3 decades; 0.98 would lag 1.5 and hide the blow-up.
 DEFAULT_BETA = 0.9
@@ -330,7 +336,21 @@ def with_picked_lr(config: TrainConfig, model: Net, splits: Splits, log: Callabl
             f"divided by {REPORT_DIVISOR}: LR {result.report_lr:.6g}"
         )
         return dataclasses.replace(config, lr=result.report_lr)
-    result = find_lr(model, sweep_batches(splits, config), config=config)
+    batches = sweep_batches(splits, config)
+    if len(batches) < MIN_SWEEP_STEPS:  # refused before the sweep: one pass over the data feeds it
+        raise ConfigError(
+            [
+                (
+                    "lr",
+                    None,
+                    f"none given, and the LR finder cannot pick one from {batches.dataset_size} training images: "
+                    f"in mini-batches of {config.batch_size} they feed {len(batches)} "
+                    f"step{'s' * (len(batches) != 1)} of its sweep, and it needs {MIN_SWEEP_STEPS}. Give the LR "
+                    f"yourself, or use at least {MIN_SWEEP_STEPS * config.batch_size} images, or smaller batches",
+                )
+            ]
+        )
+    result = find_lr(model, batches, config=config)
     if result.one_cycle_lr is None:
         raise ConfigError(
             [("lr", None, "the LR finder could not suggest one (" + " ".join(result.warnings) + "); give it yourself")]

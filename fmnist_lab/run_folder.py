@@ -5,13 +5,16 @@
 - ``last.pt``: the last completed epoch with the whole training state, to resume exactly;
 - ``best.pt``: the epoch with the best validation accuracy so far;
 - ``metrics.json``: the history and the test result, written at the end (by ``experiment.run``);
-- ``.lock``: present while a run writes into the folder.
+- ``.lock``: present while a run writes into the folder;
+- ``.replaced/``: the files of the run that ``overwrite`` replaces, kept until the new run has saved its first
+  epoch, and put back if it stops before that.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import asdict
@@ -26,6 +29,7 @@ from .files import atomic_write_text, nearest_existing
 from .train import TrainingState, training_state_problem
 
 RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.json")
+REPLACED = ".replaced"  # an overwritten run's files, until the run that replaces it has saved an epoch
 
 
 class RunFolderError(LabError):
@@ -64,15 +68,20 @@ def new_run_folder(parent: str | os.PathLike) -> Path:
     The name is the time, with -1, -2, ... on a clash. Each name is claimed by an exclusive mkdir, which
     fails if the folder exists, so two runs started at once (two notebooks, two threads) never share one.
     """
-    Path(parent).mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(10_000):
-        path = Path(parent) / (stamp if n == 0 else f"{stamp}-{n}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
+    try:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+        for n in range(10_000):
+            path = Path(parent) / (stamp if n == 0 else f"{stamp}-{n}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return path
+    except OSError as err:  # a parent that is a file, or not writable
+        raise RunFolderError(
+            f"cannot create a run folder in {parent}: {err.strerror or err}; choose another parent folder"
+        ) from err
     raise RunFolderError(f"{parent} already holds 10,000 run folders named {stamp}-*; choose another parent folder")
 
 
@@ -118,7 +127,7 @@ class RunFolder:
             )
 
     def claim(self, resume: bool = False, overwrite: bool = False) -> None:
-        """Check the folder, take its lock, and clear an old run that ``overwrite`` replaces."""
+        """Check the folder, take its lock, and set aside an old run that ``overwrite`` replaces."""
         self.check(resume, overwrite)
         try:
             fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -128,8 +137,29 @@ class RunFolder:
             f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.ctime()}))
         self.locked = True
         if overwrite:
-            for name in self.existing_files():
-                (self.path / name).unlink()
+            self._set_aside()
+
+    def _set_aside(self) -> None:
+        """Move the old run's files into ``.replaced/``: nothing of it is lost before the new run has an epoch."""
+        aside = self.path / REPLACED
+        shutil.rmtree(aside, ignore_errors=True)  # left by an overwrite that was killed: now replaced again
+        names = self.existing_files()
+        if names:
+            aside.mkdir()
+            for name in names:
+                os.replace(self.path / name, aside / name)
+
+    def put_back_replaced(self) -> bool:
+        """The run that ``overwrite`` set aside, back in place (the new run's files removed); False if none was."""
+        aside = self.path / REPLACED
+        if not aside.is_dir():
+            return False
+        for name in self.existing_files():
+            (self.path / name).unlink()
+        for file in aside.iterdir():
+            os.replace(file, self.path / file.name)
+        aside.rmdir()
+        return True
 
     def release(self) -> None:
         """Give the lock back, if this folder object holds it."""
@@ -271,6 +301,7 @@ class RunFolder:
             {"run_id": run_id, "epoch": epoch},
             state.state_dict(),
         )
+        shutil.rmtree(self.path / REPLACED, ignore_errors=True)  # the new run has an epoch: the old one goes
 
 
 def _process_alive(pid: int) -> bool:

@@ -8,6 +8,7 @@ import torch
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
+from fmnist_lab.errors import ConfigError
 from fmnist_lab.model import Net
 
 
@@ -72,3 +73,15 @@ def test_the_good_payload_loads(tmp_path, good_payload):
 def test_a_folder_is_named_as_a_folder(tmp_path):
     with pytest.raises(CheckpointError, match="is a folder; pass the checkpoint file in it"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "device, rule",
+    [("gpu", "not a device name; use auto, cpu, cuda or mps"), ("meta", "not a device the lab trains on")],
+)
+def test_a_device_that_cannot_load_a_checkpoint_is_named(tmp_path, device, rule):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, Net(), 0.286, 0.353, TrainConfig(device="cpu"), {})
+    with pytest.raises(ConfigError, match=f"device='{device}': {rule}"):
+        load_checkpoint(path, device)
+    assert next(load_checkpoint(path, "auto").model.parameters()).device.type in ("cpu", "cuda", "mps")

@@ -113,6 +113,21 @@ def fake_training(monkeypatch):
     return seen
 
 
+def test_a_warning_is_one_line_in_the_commands_own_words(fake_training, tmp_path, monkeypatch, capsys):
+    import warnings
+
+    from fmnist_lab.experiment import DegenerateRunWarning
+
+    def warning_run(config, data, out_dir, overwrite, progress, model):
+        warnings.warn("batch_size=512 is not smaller than the 100 training images", DegenerateRunWarning, stacklevel=2)
+        return SimpleNamespace(test_accuracy=0.9, history=History([0.5], [0.4], [0.9], [0.1], [1.0]), minutes=0.1)
+
+    monkeypatch.setattr("fmnist_lab.experiment.run", warning_run)
+    assert main(["train", "--lr", "0.1", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err == "fmnist-lab train: warning: batch_size=512 is not smaller than the 100 training images\n"
+
+
 def test_every_setting_is_a_flag_and_reaches_the_training_config(fake_training, tmp_path):
     assert (
         main(

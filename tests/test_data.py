@@ -92,6 +92,18 @@ def test_a_named_folder_that_does_not_exist_is_refused_not_passed_over(
     assert not typo.exists()
 
 
+def test_an_empty_named_folder_is_staged_into_not_passed_over(tiny_counts, isolated_sources, tmp_path):
+    write_idx_set(isolated_sources["project"] / "FashionMNIST" / "raw", seed=2)  # another set, not to be read
+    written = write_idx_set(isolated_sources["debian"], gz=True)
+    (tmp_path / "mine").mkdir()
+    data = load_fashion_mnist(tmp_path / "mine", verbose=False)
+    assert (
+        data.source
+        == f"Debian package dataset-fashion-mnist ({isolated_sources['debian']}), staged into {tmp_path / 'mine'}"
+    )
+    assert torch.equal(data.train_images, written["train-images-idx3-ubyte"])
+
+
 def test_project_folder_before_debian(tiny_counts, isolated_sources):
     write_idx_set(isolated_sources["project"] / "FashionMNIST" / "raw")
     write_idx_set(isolated_sources["debian"], gz=True)
@@ -373,3 +385,16 @@ def test_staged_files_follow_the_umask_not_mkstemps_0600(tiny_counts, isolated_s
     dataset_module._stage_from_debian(isolated_sources["project"])
     raw = isolated_sources["project"] / "FashionMNIST" / "raw"
     assert {stat.S_IMODE(p.stat().st_mode) for p in raw.iterdir()} == {0o644}
+
+
+def test_a_file_without_read_permission_is_told_to_fix_the_permission_not_to_delete(tmp_path, monkeypatch):
+    path = tmp_path / "train-labels-idx1-ubyte"
+    path.write_bytes(idx_bytes(torch.tensor([1, 2], dtype=torch.uint8)))
+
+    def forbidden(*args, **kwargs):  # what open raises for a user without read access (root is never refused)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("builtins.open", forbidden)
+    with pytest.raises(DataError, match="Permission denied.. Give yourself read access to it .chmod u.r.") as err:
+        read_idx(path, 0x0801, 2)
+    assert "Delete it" not in str(err.value)

@@ -11,6 +11,7 @@ import torch
 
 from fmnist_lab.config import TrainConfig, make_config
 from fmnist_lab.data import Batches, make_splits
+from fmnist_lab.errors import ConfigError
 from fmnist_lab.lr_finder import (
     LRFinderResult,
     LRFinderWarning,
@@ -158,6 +159,14 @@ def test_a_sweep_stops_where_its_smoothed_loss_first_exceeds_four_times_its_best
     assert len(result.losses) == first_over + 1 < 60  # the step that crossed the line is the last
     assert result.stop_reason.startswith(f"stopped at step {first_over + 1}: the smoothed loss")
     assert "exceeded 4x its best" in result.stop_reason
+
+
+def test_a_finder_pick_from_too_few_batches_is_refused_before_the_sweep(tiny_data, monkeypatch):
+    config = TrainConfig(batch_size=128, val_size=200, device="cpu")  # 1,000 images: 8 steps of a sweep
+    splits = make_splits(tiny_data, config)
+    monkeypatch.setattr("fmnist_lab.lr_finder.find_lr", lambda *args, **kwargs: pytest.fail("the sweep ran"))
+    with pytest.raises(ConfigError, match="feed 8 steps of its sweep, and it needs 11. Give the LR yourself"):
+        with_picked_lr(config, Net(), splits, log=lambda line: None)
 
 
 def test_sweep_is_restored_even_when_interrupted(sweep_setup):

@@ -16,6 +16,7 @@ from fmnist_lab import files, run_folder
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
+from fmnist_lab.errors import TrainingDiverged
 from fmnist_lab.experiment import DegenerateRunWarning, degenerate_settings, resume, run
 from fmnist_lab.run_folder import RunFolder, RunFolderError, latest_run, new_run_folder
 
@@ -44,6 +45,29 @@ def test_overwrite_replaces_the_whole_run(tiny_data, tmp_path):
     assert metrics["run_id"] == second.metrics["run_id"] != first.metrics["run_id"]
     assert load_checkpoint(tmp_path / "best.pt").metrics["run_id"] == second.metrics["run_id"]
     assert metrics["epochs_run"] == 1
+    assert not (tmp_path / run_folder.REPLACED).exists()  # the old run, set aside, went with the first epoch
+
+
+@pytest.mark.parametrize("stop", ["diverges", "interrupted"])
+def test_a_replacing_run_that_stops_before_its_first_epoch_puts_the_old_run_back(
+    tiny_data, tmp_path, stop, monkeypatch
+):
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    before = {name: (tmp_path / name).read_bytes() for name in run_folder.RUN_FILES}
+    if stop == "interrupted":
+
+        def interrupted(*args):
+            assert not (tmp_path / "best.pt").exists()  # set aside while the new run trains
+            raise KeyboardInterrupt  # Ctrl+C in the first epoch
+
+        monkeypatch.setattr("fmnist_lab.train.train_step", interrupted)
+    lines = []
+    with pytest.raises(TrainingDiverged if stop == "diverges" else KeyboardInterrupt):
+        config = TrainConfig(**{**QUICK, "lr": 1e6, "batch_size": 16})  # 8 steps in the first epoch: it diverges
+        run(config, tiny_data, tmp_path, overwrite=True, progress=False, log=lines.append)
+    assert {name: (tmp_path / name).read_bytes() for name in run_folder.RUN_FILES} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(run_folder.RUN_FILES)  # no lock, nothing aside
+    assert f"{tmp_path} holds the run you meant to replace again" in lines[-1]
 
 
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tiny_data, tmp_path):
@@ -139,6 +163,12 @@ def test_a_run_folder_of_an_earlier_version_is_refused_with_what_to_do(tiny_data
     path.write_text(json.dumps({**settings, "lr": 0.1, "config": {**settings["config"], "lr": None}}))
     with pytest.raises(RunFolderError, match="earlier version of the lab.* best.pt still loads.* start a new run"):
         resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+
+
+def test_a_new_run_folder_under_a_file_is_refused_in_a_sentence(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(RunFolderError, match="cannot create a run folder in .*runs: .*; choose another parent folder"):
+        new_run_folder(tmp_path / "runs")
 
 
 def test_resuming_a_folder_that_does_not_exist_creates_nothing(tiny_data, tmp_path):

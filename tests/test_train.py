@@ -18,6 +18,7 @@ from fmnist_lab.devices import bf16_is_native, keep_freed_memory, pick_device
 from fmnist_lab.errors import ConfigError, TrainingDiverged
 from fmnist_lab.experiment import pick_lr, resume, run
 from fmnist_lab.files import atomic_write_text
+from fmnist_lab.lr_finder import find_lr
 from fmnist_lab.model import Net
 from fmnist_lab.train import History, TrainingState, format_eval, make_optimizer, train_step
 
@@ -531,8 +532,12 @@ def test_a_training_set_of_one_mini_batch_is_refused_by_the_lr_finder_with_what_
     config = TrainConfig(**{**QUICK, "lr": None, "limit_train": 10})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # refused before the warning that the sweep is capped
-        with pytest.raises(ConfigError, match="batch_size=64: 10 training images in mini-batches of 64 feed too few"):
+        with pytest.raises(ConfigError, match="from 10 training images: in mini-batches of 64 they feed 1 step of"):
             pick_lr(config, tiny_data)
+    # find_lr itself, called on them, refuses a sweep of fewer than 2 steps
+    batches = Batches(tiny_data.train_images[:10, None].float(), tiny_data.train_labels[:10], 64)
+    with pytest.raises(ConfigError, match="batch_size=64: 10 training images in mini-batches of 64 feed too few"):
+        find_lr(Net(), batches, config=config)
 
 
 def test_pick_lr_keeps_a_given_lr_and_hands_on_the_seeded_network(tiny_data):
