@@ -239,6 +239,8 @@ def _train_settings(
 
     if args.nproc is not None and args.nproc < 1:
         parser.error(f"--nproc {args.nproc}: must be at least 1")
+    if args.sync_bn and args.nproc is None:
+        parser.error("--sync-bn shares BatchNorm's statistics between processes: start several (--nproc N, on GPUs)")
     fields = dataclasses.fields(TrainConfig)
     changes = {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name) is not None}
     if args.resume:

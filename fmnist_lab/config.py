@@ -87,7 +87,7 @@ class TrainConfig:
     log_interval: int = setting(50, "batches between 'Train Epoch' log lines")
 
     def __post_init__(self) -> None:
-        problems = self._type_problems()
+        problems = self._check_types()
         if problems:  # the value checks below compare numbers: a string would end in a TypeError
             raise ConfigError(problems)
 
@@ -130,15 +130,23 @@ class TrainConfig:
         if problems:
             raise ConfigError(problems)
 
-    def _type_problems(self) -> list[tuple[str, Any, str]]:
-        """Settings whose value does not fit the field's type hint ("int", "float | None", ...)."""
+    def _check_types(self) -> list[tuple[str, Any, str]]:
+        """Settings whose value does not fit the field's type hint ("int", "float | None", ...).
+
+        A number that fits becomes Python's own int or float (a numpy one would not go into run.json, and a
+        checkpoint holding one would not load).
+        """
         problems = []
         for f in dataclasses.fields(self):
             hint, value = str(f.type), getattr(self, f.name)
-            optional = hint.endswith(" | None")
-            fits, rule = TYPE_RULES[hint.removesuffix(" | None")]
-            if not (fits(value) or (optional and value is None)):
+            optional, kind = hint.endswith(" | None"), hint.removesuffix(" | None")
+            fits, rule = TYPE_RULES[kind]
+            if optional and value is None:
+                continue
+            if not fits(value):
                 problems.append((f.name, value, rule + (" or None" if optional else "")))
+            elif kind in ("int", "float"):
+                object.__setattr__(self, f.name, int(value) if kind == "int" else float(value))
         return problems
 
     @classmethod

@@ -1,8 +1,9 @@
 """The Fashion-MNIST files: find them (or stage or download them), verify them, load them into memory.
 
-Search order: a folder you name, the project's data folder, Debian's ``dataset-fashion-mnist``
-package, torchvision's download. Every file is checked (IDX header, size, SHA-256 of its
-bytes) before a tensor is made of it. What happens to the tensors next is ``data.py``'s business.
+Search order: a folder you name (then the only one read, and the one filled), else the project's data
+folder; then Debian's ``dataset-fashion-mnist`` package, torchvision's download. Every file is checked
+(IDX header, size, SHA-256 of its bytes) before a tensor is made of it. What happens to the tensors
+next is ``data.py``'s business.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def check_settings(config: TrainConfig, processes: int, processes_here: int | No
                 f"{torch.cuda.device_count()}: start fewer processes, or train on the CPU (device cpu)",
             )
         )
-    if config.sync_bn and device.type == "cpu" and processes > 1:
+    if config.sync_bn and device.type == "cpu":  # even one: torchrun's group of one would convert the layers
         problems.append(
             (
                 "sync_bn",
@@ -273,6 +273,7 @@ def launch(argv: list[str], processes: int, out: Path) -> int:
     # torchrun would set 1 thread per process and warn about it; share this machine's cores instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     decoder, tail = codecs.getincrementaldecoder("utf-8")(errors="replace"), ""
+    last_before = _last_saved(out)  # an old run's: what this run writes is told apart from it
     with subprocess.Popen(torchrun_command(argv, processes), stderr=subprocess.PIPE, env=env) as child:
         try:
             while chunk := os.read(child.stderr.fileno(), 65536):
@@ -286,8 +287,16 @@ def launch(argv: list[str], processes: int, out: Path) -> int:
             child.wait()
             raise
     if returncode != 0:
-        print(failure_message(tail, out, processes), file=sys.stderr)
+        print(failure_message(tail, out, processes, last_before), file=sys.stderr)
     return returncode
+
+
+def _last_saved(out: Path) -> int | None:
+    """When ``out/last.pt`` was last written (ns), or None where there is none."""
+    try:
+        return (out / "last.pt").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def failed_rank(torchrun_output: str) -> tuple[int, int] | None:
@@ -300,8 +309,12 @@ def failed_rank(torchrun_output: str) -> tuple[int, int] | None:
     return (int(found[1]), int(found[2])) if found else None
 
 
-def failure_message(torchrun_output: str, out: Path, processes: int) -> str:
-    """One sentence: which rank ended the run, how, and what the run folder holds."""
+def failure_message(torchrun_output: str, out: Path, processes: int, last_before: int | None = None) -> str:
+    """One sentence: which rank ended the run, how, and what the run folder holds.
+
+    ``last_before``: ``out/last.pt``'s time before the run started (an old run's, which an overwrite puts back when
+    the new run saved no epoch): only a last.pt this run wrote is offered to resume.
+    """
     failure = failed_rank(torchrun_output)
     if failure is None:
         what = "torchrun stopped the run (its output above says why)"
@@ -313,7 +326,7 @@ def failure_message(torchrun_output: str, out: Path, processes: int) -> str:
             else f"stopped with exit code {code} (its error is above)"
         )
         what = f"the process of rank {rank_} {how}, and torchrun stopped the other processes"
-    if (out / "last.pt").is_file():
+    if _last_saved(out) not in (None, last_before):
         return (
             f"fmnist-lab train: {what}. {out} holds the last completed epoch (every file is written whole or "
             f"not at all); continue with `fmnist-lab train --resume {out} --nproc {processes}`."

@@ -76,8 +76,11 @@ def atomic_savefig(fig: Figure, path: str | os.PathLike, **savefig_kwargs: Any) 
 def _fsync_folder(folder: Path) -> None:
     if os.name != "posix":  # Windows cannot open a folder to flush it; NTFS journals the rename
         return
-    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # some file systems (network, FUSE, VM shares) cannot flush a folder: the rename is done anyway
+        pass

@@ -7,7 +7,7 @@
 - ``metrics.json``: the history and the test result, written at the end (by ``experiment.run``);
 - ``.lock``: present while a run writes into the folder;
 - ``.replaced/``: the files of the run that ``overwrite`` replaces, kept until the new run has saved its first
-  epoch, and put back if it stops before that.
+  epoch, and put back if it stops before that (if it was killed, when the folder is next used).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class RunFolder:
         self.lock = path / ".lock"
         self.locked = False
         self.settings: RunSettings | None = None  # the run's, once read or written: what each checkpoint records
+        self.set_aside = False  # this run moved an old run into .replaced/ and has saved no epoch yet
 
     def check(self, resume: bool = False, overwrite: bool = False) -> None:
         """Refuse, before any work, a folder this run cannot use; create it if needed."""
@@ -117,6 +118,7 @@ class RunFolder:
         holder = self._lock_holder()
         if holder is not None:
             raise self._busy(holder)
+        self._settle_replaced()  # no run writes here now: an overwrite that was killed is settled first
         if resume:
             self.require_resumable()
         elif self.holds_a_run() and not overwrite:
@@ -137,29 +139,44 @@ class RunFolder:
             f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.ctime()}))
         self.locked = True
         if overwrite:
-            self._set_aside()
+            try:
+                self._set_aside()
+            except OSError:
+                self.release()
+                raise
 
     def _set_aside(self) -> None:
         """Move the old run's files into ``.replaced/``: nothing of it is lost before the new run has an epoch."""
-        aside = self.path / REPLACED
-        shutil.rmtree(aside, ignore_errors=True)  # left by an overwrite that was killed: now replaced again
         names = self.existing_files()
         if names:
-            aside.mkdir()
+            (self.path / REPLACED).mkdir()  # _settle_replaced left none
             for name in names:
-                os.replace(self.path / name, aside / name)
+                os.replace(self.path / name, self.path / REPLACED / name)
+            self.set_aside = True
 
     def put_back_replaced(self) -> bool:
-        """The run that ``overwrite`` set aside, back in place (the new run's files removed); False if none was."""
-        aside = self.path / REPLACED
-        if not aside.is_dir():
+        """The run this run set aside, back in place (this run's files removed), if it has saved no epoch yet."""
+        if not self.set_aside:
             return False
+        self._put_back()
+        self.set_aside = False
+        return True
+
+    def _put_back(self) -> None:
         for name in self.existing_files():
             (self.path / name).unlink()
-        for file in aside.iterdir():
+        for file in (self.path / REPLACED).iterdir():
             os.replace(file, self.path / file.name)
-        aside.rmdir()
-        return True
+        (self.path / REPLACED).rmdir()
+
+    def _settle_replaced(self) -> None:
+        """A ``.replaced/`` that a killed run left: its old run put back if the new one saved no epoch, else gone."""
+        if not (self.path / REPLACED).is_dir():
+            return
+        if (self.path / "last.pt").is_file():  # the new run had saved an epoch: it had replaced the old one
+            shutil.rmtree(self.path / REPLACED)
+        else:
+            self._put_back()
 
     def release(self) -> None:
         """Give the lock back, if this folder object holds it."""
@@ -301,7 +318,9 @@ class RunFolder:
             {"run_id": run_id, "epoch": epoch},
             state.state_dict(),
         )
-        shutil.rmtree(self.path / REPLACED, ignore_errors=True)  # the new run has an epoch: the old one goes
+        if self.set_aside:  # this run has an epoch: the old one goes (what a failed removal leaves is settled later)
+            shutil.rmtree(self.path / REPLACED, ignore_errors=True)
+            self.set_aside = False
 
 
 def _process_alive(pid: int) -> bool:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .config import TrainConfig
 from .data import EVAL_BATCH_SIZE, Batches, Splits, training_batches
-from .devices import autocast, to_device
+from .devices import autocast, pick_device, to_device
 from .errors import ConfigError, TrainingDiverged
 from .model import model_device
 
@@ -112,7 +112,7 @@ def evaluate(
 
     ``bf16`` and ``channels_last`` as in training (``config.bf16``, ``config.channels_last``).
     """
-    device = torch.device(device)
+    device = pick_device(str(device))  # a name, as load_checkpoint takes: "auto", "cpu", "cuda"
     model.eval()
     total_loss, log_probs, targets = 0.0, [], []
     for x, y in batches:

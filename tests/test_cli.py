@@ -51,6 +51,7 @@ from fmnist_lab.train import History
         # the plot's path used to fail after the whole sweep, naming a temporary file
         (["lr-find", "--plot", "sweep.txt"], "--plot sweep.txt: matplotlib cannot save .txt files"),
         (["train", "--device", "meta"], "--device meta: not a device the lab trains on"),
+        (["train", "--sync-bn"], "--sync-bn shares BatchNorm's statistics between processes: start several"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkeypatch):

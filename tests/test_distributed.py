@@ -97,7 +97,8 @@ def test_a_global_batch_that_does_not_split_is_refused():
 def test_sync_bn_on_the_cpu_is_refused_with_the_fix():
     with pytest.raises(ConfigError, match="SyncBatchNorm runs on GPUs only; on the CPU drop it"):
         distributed.check_settings(TrainConfig(sync_bn=True, device="cpu"), 2)
-    distributed.check_settings(TrainConfig(sync_bn=True, device="cpu"), 1)  # one process has nothing to sync
+    with pytest.raises(ConfigError, match="SyncBatchNorm runs on GPUs only"):  # --nproc 1 used to crash in training
+        distributed.check_settings(TrainConfig(sync_bn=True, device="cpu"), 1)
 
 
 def test_the_launcher_hands_the_command_on_without_nproc():
@@ -371,5 +372,8 @@ Root Cause (first observed failure):
         f"{tmp_path} holds the last completed epoch (every file is written whole or not at all); continue with "
         f"`fmnist-lab train --resume {tmp_path} --nproc 2`."
     )
+    # an overwrite whose first epoch failed puts the old run's last.pt back: that one is not offered to resume
+    old = (tmp_path / "last.pt").stat().st_mtime_ns
+    assert "nothing to resume" in distributed.failure_message(report, tmp_path, 2, last_before=old)
     exited = report.replace("-9 (pid: 9134)  (SIGKILL)", "1 (pid: 9134)")
     assert "rank 1 stopped with exit code 1 (its error is above)" in distributed.failure_message(exited, tmp_path, 2)

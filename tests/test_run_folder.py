@@ -70,6 +70,29 @@ def test_a_replacing_run_that_stops_before_its_first_epoch_puts_the_old_run_back
     assert f"{tmp_path} holds the run you meant to replace again" in lines[-1]
 
 
+@pytest.mark.parametrize("new_run_saved_an_epoch", [False, True])
+def test_an_overwrite_that_was_killed_is_settled_when_the_folder_is_next_used(
+    tiny_data, tmp_path, new_run_saved_an_epoch
+):
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    old = {name: (tmp_path / name).read_bytes() for name in run_folder.RUN_FILES}
+    killed = RunFolder(tmp_path)
+    killed.claim(overwrite=True)  # then killed (no exception reached Python): its lock stays, the old run aside
+    (tmp_path / "run.json").write_text("{}")  # the new run's first file
+    if new_run_saved_an_epoch:
+        (tmp_path / "last.pt").write_bytes(b"the new run's first epoch")
+    (tmp_path / ".lock").write_text(json.dumps({"pid": 2**22 + 1, "host": os.uname().nodename}))  # a dead process
+    if new_run_saved_an_epoch:  # the new run had replaced the old one: what was set aside goes
+        with pytest.raises(RunFolderError, match="already holds a run"):
+            quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+        assert (tmp_path / "last.pt").read_bytes() == b"the new run's first epoch"
+    else:  # the old run is back, and refused as any run is without overwrite
+        with pytest.raises(RunFolderError, match="already holds a run .run.json, last.pt, best.pt, metrics.json"):
+            quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+        assert {name: (tmp_path / name).read_bytes() for name in run_folder.RUN_FILES} == old
+    assert not (tmp_path / run_folder.REPLACED).exists()
+
+
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tiny_data, tmp_path):
     holder = RunFolder(tmp_path)
     holder.claim()  # as a run that is still writing would

@@ -150,6 +150,19 @@ def test_the_file_then_its_folder_are_flushed_to_disk(tmp_path, monkeypatch):
     assert flushed == [(False, False), (True, True)]  # the data before the rename, the rename after it
 
 
+def test_a_folder_that_cannot_be_flushed_does_not_fail_a_write_that_is_done(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(22, "Invalid argument")  # what a VM's shared folder answers
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_text(tmp_path / "metrics.json", "{}")
+    assert (tmp_path / "metrics.json").read_text() == "{}"
+
+
 def test_the_test_set_is_scored_with_the_best_epochs_weights_as_evaluate_scores_best_pt(
     tiny_data, tmp_path, monkeypatch, capsys
 ):
@@ -323,6 +336,15 @@ def test_bad_config_is_refused(field, value, message):
     with pytest.raises(ConfigError, match=message) as err:
         TrainConfig(**{field: value})
     assert err.value.problems[0][0] == field  # the library names the argument; the CLI turns it into a flag
+
+
+def test_numpy_numbers_become_pythons_own_so_that_run_json_and_checkpoints_take_them():
+    import numpy as np
+
+    config = make_config(batch_size=np.int64(64), lr=np.float64(0.1), epochs=np.arange(3)[2])
+    assert (config.batch_size, config.lr, config.epochs) == (64, 0.1, 2)
+    assert (type(config.batch_size), type(config.lr), type(config.epochs)) == (int, float, int)
+    assert json.loads(json.dumps(dataclasses.asdict(config)))["batch_size"] == 64
 
 
 def test_unknown_recipe():
@@ -573,6 +595,8 @@ def test_evaluation_in_channels_last_layout_scores_the_same(tiny_data):
     assert torch.equal(channels_last.predictions, plain.predictions)
     named = evaluate(model, batches, "cpu")  # a device may be named, as load_checkpoint's may; bf16 allowed
     assert named.total == plain.total
+    with pytest.raises(ConfigError, match="device='gpu': not a device name; use auto, cpu, cuda or mps"):
+        evaluate(model, batches, "gpu")
 
 
 def test_evaluation_in_batches_of_eval_batch_size_scores_as_one_batch(tiny_data):
