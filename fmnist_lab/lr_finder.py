@@ -34,11 +34,16 @@ from .train import TrainingState, make_optimizer, train_step
 SKIP_START_FRACTION = 0.1  # the first steps are dominated by the initial loss drop
 SKIP_END_FRACTION = 0.05  # the last steps are where the loss blows up
 MIN_POINTS = 10
+
+
+def _trimmed(n: int) -> tuple[int, int]:
+    """The [start, end) of a sweep's ``n`` points that ``suggest`` reads: the noisy start and exploding end left out."""
+    return int(n * SKIP_START_FRACTION), n - int(n * SKIP_END_FRACTION)
+
+
 # the fewest steps whose points, the ends trimmed, are MIN_POINTS: a shorter sweep cannot suggest an LR
 MIN_SWEEP_STEPS = next(
-    n
-    for n in range(MIN_POINTS, 10 * MIN_POINTS)
-    if n - int(n * SKIP_START_FRACTION) - int(n * SKIP_END_FRACTION) >= MIN_POINTS
+    n for n in range(MIN_POINTS, 10 * MIN_POINTS) if (ends := _trimmed(n))[1] - ends[0] >= MIN_POINTS
 )
 # An EMA lags ~beta/(1-beta) steps behind the raw loss: 49 steps for 0.98, 9 for 0.9. Over 200
 # steps spanning 6 decades of LR, 0.9 lags ~0.3 decades; 0.98 would lag 1.5 and hide the blow-up.
@@ -130,7 +135,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[dict[str, float], 
     and the descent is searched only up to the minimum: past it the loss is blowing up.
     """
     n = len(lrs)
-    start, end = int(n * SKIP_START_FRACTION), n - int(n * SKIP_END_FRACTION)
+    start, end = _trimmed(n)
     x = [math.log10(lr) for lr in lrs[start:end]]
     y = smoothed[start:end]
     if len(y) < MIN_POINTS:

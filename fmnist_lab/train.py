@@ -296,14 +296,24 @@ class TrainingState:
             torch.mps.set_rng_state(state["mps_rng"])
 
 
-TRAINING_STATE_KEYS = ("model", "optimizer", "scheduler", "batch_generator", "torch_rng", "cuda_rng", "history")
+# what a resume reads of a saved state_dict() (mps_rng and elapsed_seconds are absent from older checkpoints)
+TRAINING_STATE_KEYS = (
+    "model",
+    "optimizer",
+    "scheduler",
+    "batch_generator",
+    "torch_rng",
+    "cuda_rng",
+    "history",
+    "best_weights",
+)
 
 
 def training_state_problem(state: Any) -> str | None:
     """What makes ``state`` (a saved ``TrainingState.state_dict()``) unfit to resume from, or None if nothing."""
     if not isinstance(state, dict):
         return f"a {type(state).__name__}, not a dict"
-    missing = [key for key in (*TRAINING_STATE_KEYS, "best_weights") if key not in state]
+    missing = [key for key in TRAINING_STATE_KEYS if key not in state]
     if missing:
         return f"no {', '.join(missing)}"
     history = state["history"]

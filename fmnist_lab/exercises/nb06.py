@@ -211,10 +211,11 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
                 )
         off = matrix.clone().fill_diagonal_(0)
         for dim, (index, line) in ((1, (i, "row")), (0, (j, "column"))):
-            if index == int(off.sum(dim).argmax()):
+            mistakes = off.sum(dim)  # each row's (or column's) mistakes
+            if index == int(mistakes.argmax()):
                 raise Wrong(
                     f"on {case}, you returned ({i}, {j}), in the {line} with the most mistakes "
-                    f"({int(off.sum(dim).max())}); the question asks for the largest single count, "
+                    f"({int(mistakes.max())}); the question asks for the largest single count, "
                     f"cm{right} = {int(matrix[right])}"
                 )
         raise Wrong(
