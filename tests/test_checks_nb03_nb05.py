@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from fmnist_lab import make_config
 from fmnist_lab.exercises import WRONG, nb03, nb05
 from fmnist_lab.model import Net
-from fmnist_lab.train import out_of_patience, train_epoch, train_step
+from fmnist_lab.train import History, best_epoch, out_of_patience, train_epoch, train_step
 from tests.checks_support import assert_right, assert_wrong
 
 
@@ -264,8 +264,6 @@ def test_should_stop_replays_the_notebooks_run():
 
 
 def test_should_stop_handed_the_history_names_the_list_it_expects():
-    from fmnist_lab.train import History
-
     history = History(val_accuracy=[0.8, 0.85])
     message = nb05.q1.verdict(should_stop, history, 2).message
     assert message == (
@@ -313,3 +311,18 @@ def test_fits_rule_which_the_check_holds_answers_to_an_independent_statement_of_
 def test_train_one_epoch_refuses_the_packages_own_loop(answer):
     result = nb03.q2.verdict(answer)
     assert result.status == WRONG and "calls the lab's own `train_" in result.message, result.message
+
+
+@pytest.mark.parametrize(
+    "answer, name",
+    [
+        (lambda acc, patience: out_of_patience(acc, patience), "out_of_patience"),
+        (lambda acc, patience: bool(acc) and len(acc) - best_epoch(acc) >= patience, "best_epoch"),
+        (lambda acc, patience: bool(acc) and len(acc) - History(val_accuracy=acc).best_epoch >= patience, "History"),
+    ],
+    ids=["out_of_patience", "best_epoch", "History.best_epoch"],
+)
+def test_should_stop_refuses_fits_own_rule(answer, name):
+    """Notebook 05 prints `fit`, which calls the rule by name: calling it is not writing it."""
+    result = nb05.q1.verdict(answer)
+    assert result.status == WRONG and f"calls the lab's own `{name}`" in result.message, result.message

@@ -58,6 +58,9 @@ def _diagnose(
 
 # q1: the std of all pixels
 
+PER_IMAGE_STD = "the mean of the per-image standard deviations"
+ONE_STD = "not the std of all pixels: take one std over every pixel of every image at once"
+
 
 def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=None) -> str:
     if train_images is not None:
@@ -74,10 +77,12 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         mistake = _diagnose(
             answers,
             {
-                "the mean of the per-image standard deviations (whose value is the report's 0.3202), not the std of "
-                "all pixels: take one std over every pixel of every image at once": lambda x: (x.std(dim=1).mean(),),
-                "the per-image standard deviations' mean, with correction=0: take one std over every pixel of every "
-                "image at once": lambda x: (x.std(dim=1, correction=0).mean(),),
+                f"{PER_IMAGE_STD} (the report's mistake: its 0.3202 is this mean with correction=0), {ONE_STD}": (
+                    lambda x: (x.std(dim=1).mean(),)
+                ),
+                f"{PER_IMAGE_STD}, with correction=0 (the report's 0.3202), {ONE_STD}": (
+                    lambda x: (x.std(dim=1, correction=0).mean(),)
+                ),
                 "255 times too large: scale the bytes to [0, 1] (divide by 255) first": lambda x: (255 * x.std(),),
                 "the variance: take its square root": lambda x: (x.var(),),
                 "the std of the images' mean brightness, not of all pixels": lambda x: (x.mean(dim=1).std(),),

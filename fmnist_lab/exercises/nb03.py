@@ -94,7 +94,7 @@ def _notebook_objects(answer) -> list[str]:
 def _cases(generator: torch.Generator | None) -> dict[str, tuple[int, tuple[int, ...], bool]]:
     cases = {
         "3 batches of 8 random images, starting in eval mode": (0, (8, 8, 8), False),
-        "batches of 16, 4 and 12 images (an uneven last batch)": (1, (16, 4, 12), True),
+        "batches of 16, 4 and 12 images (uneven sizes)": (1, (16, 4, 12), True),
     }
     if generator is not None:
         seed = int(torch.randint(2, 10_000, (1,), generator=generator))
@@ -161,7 +161,7 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
         if close(loss, batch_mean):
             raise Wrong(
                 f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch by "
-                f"its size so the last, smaller batch counts less (expected {expected:.4f})"
+                f"its size so that smaller batches count less (expected {expected:.4f})"
             )
         raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
 

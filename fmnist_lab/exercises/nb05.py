@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 import torch
 
-from ..train import out_of_patience
+from ..train import History, best_epoch, out_of_patience
 from . import Exercise, Misused, Wrong, as_bool, call, describe
 
 
@@ -84,4 +84,5 @@ q1 = Exercise(
     hint_text="With no epochs yet there is nothing to compare: return False. Otherwise find the epoch of the best "
     "accuracy (the first one, if several tie), then count the epochs since then: len(val_accuracies) - 1 - "
     "best_index. Stop when that count reaches patience.",
+    lab_functions=(out_of_patience, best_epoch, History),
 )
