@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -38,6 +39,8 @@ from fmnist_lab.exercises import (
 MODULES = [importlib.import_module(f"fmnist_lab.exercises.{m.name}") for m in pkgutil.iter_modules(exercises.__path__)]
 ALL = [value for module in MODULES for value in vars(module).values() if isinstance(value, Exercise)]
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def stub(*args):
     # YOUR CODE HERE
@@ -61,6 +64,35 @@ def test_every_printed_solution_passes_and_a_stub_is_not_done(exercise):
     assert exercise.verdict(defined(text.split("\n", 2)[2])).status == CORRECT
     result = exercise.verdict(stub)
     assert result.status == NOT_DONE and "still raises NotImplementedError" in result.message
+
+
+TOKEN = re.compile(r"\w+|[^\s\w]")
+
+
+def longest_copied_run(text: str, code: str) -> list[str]:
+    """The longest run of tokens (names, numbers, single symbols) that ``text`` shares with ``code``."""
+    words, source = TOKEN.findall(text), TOKEN.findall(code)
+    longest: list[str] = []
+    for n in range(1, len(words) + 1):
+        runs = {tuple(source[i : i + n]) for i in range(len(source) - n + 1)}
+        shared = next((words[i : i + n] for i in range(len(words) - n + 1) if tuple(words[i : i + n]) in runs), None)
+        if shared is None:
+            return longest
+        longest = shared
+    return longest
+
+
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.label)
+def test_a_hint_points_the_way_without_spelling_out_the_solution(exercise):
+    """In a graded course solution() has nothing to print, but hint() still works: it must not be the answer."""
+    number = exercise.label[2:4]
+    (student_path,) = (ROOT / "notebooks").glob(f"{number}_*.ipynb")
+    given = {
+        line.strip() for cell in nbformat.read(student_path, as_version=4).cells for line in cell.source.split("\n")
+    }
+    written = [line for line in solution_code(exercise.label).split("\n")[2:] if line.strip() not in given]
+    copied = longest_copied_run(exercise.hint_text, "\n".join(written))
+    assert len(copied) <= 5, f"{exercise.label}'s hint copies {' '.join(copied)!r} from the solution's code"
 
 
 def test_solution_prints_the_solution_cell_before_the_check_call(capsys, tmp_path, monkeypatch):
@@ -321,7 +353,7 @@ def test_a_looping_answer_is_stopped_by_the_time_limit_with_one_sentence(monkeyp
     monkeypatch.setattr(exercises, "TIME_FLOOR_S", 0.3)
     nb01.q1.check(loops_forever)
     assert capsys.readouterr().out == (
-        "Not yet: your function ran longer than 0.3 s on a batch of one black and one white 28x28 image.\n"
+        "Not yet: your function ran longer than 0.3 s on 4 random images of different brightness.\n"
     )
 
 
@@ -353,7 +385,9 @@ def test_outside_the_main_thread_a_slow_answer_is_refused_once_it_returns(monkey
 
     with ThreadPoolExecutor(1) as pool:
         result = pool.submit(nb01.q1.verdict, slow).result()
-    assert result.message.startswith("Not yet: your function ran longer than 0.1 s on a batch of one black")
+    assert result.message.startswith(
+        "Not yet: your function ran longer than 0.1 s on 4 random images of different brightness"
+    )
 
 
 def test_an_interrupt_during_a_check_prints_one_sentence(capsys):
@@ -420,6 +454,32 @@ def test_an_answer_that_calls_the_lab_function_is_refused(name):
         f"Not yet: `{name}` calls the lab's own `pixel_stats` "
         f"(fmnist_lab.data.pixel_stats); this exercise asks you to compute it yourself"
     )
+
+
+SHAPES_OF_AN_ANSWER = """
+import functools
+from fmnist_lab import pixel_stats
+
+def as_a_default(images, stats=pixel_stats):
+    return stats(images)[1]
+
+as_a_partial = functools.partial(lambda images, stats: stats(images)[1], stats=pixel_stats)
+
+class Std:
+    def __call__(self, images):
+        return pixel_stats(images)[1]
+
+as_a_callable_object = Std()
+"""
+
+
+@pytest.mark.parametrize("name", ["as_a_default", "as_a_partial", "as_a_callable_object"])
+def test_the_lab_function_handed_in_by_another_route_is_refused(name):
+    """A default argument, a functools.partial, a callable object: each used to pass."""
+    namespace = {}
+    exec(SHAPES_OF_AN_ANSWER, namespace)  # noqa: S102 -- code written in this test
+    result = nb01.q1.verdict(namespace[name])
+    assert result.status == WRONG and "calls the lab's own `pixel_stats`" in result.message, result.message
 
 
 @pytest.mark.parametrize("name", ["own", "own_in_a_comprehension"])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fmnist_lab.dataset import FashionMNIST
-from fmnist_lab.exercises import nb01
+from fmnist_lab.exercises import WRONG, nb01
 from tests.checks_support import assert_right, assert_wrong
 
 
@@ -50,18 +50,22 @@ PIXEL_STD_WRONG = {
         lambda images: pixels(images).mean(1).std().item(),
         "the std of the images' mean brightness, not of all pixels",
     ),
-    "NaN": (lambda images: float("nan"), "`pixel_std` returned NaN (not a number) on a batch of one black"),
+    "NaN": (
+        lambda images: float("nan"),
+        "`pixel_std` returned NaN (not a number) on 4 random images of different brightness",
+    ),
     "mean and std": (
         lambda images: ((images.double() / 255).mean().item(), (images.double() / 255).std().item()),
         (
-            "`pixel_std` should return one number, but on a batch of one black and one white 28x28 image it "
-            "returned a tuple of 2 items"
+            "`pixel_std` should return one number, but on 4 random images of different brightness it returned "
+            "a tuple of 2 items"
         ),
     ),
-    # 0 on the black-and-white case used to be taken for the per-image mistake, whatever it returned elsewhere
+    # 0 (the per-image std of the black and white batch) used to be taken for the per-image mistake, whatever it
+    # returned elsewhere
     "zero": (
         lambda images: 0.0,
-        ("on a batch of one black and one white 28x28 image, the pixel std is 0.5000, but you returned 0.0000"),
+        "on 4 random images of different brightness, the pixel std is 0.2387, but you returned 0.0000",
     ),
 }
 
@@ -132,13 +136,14 @@ WITHIN_BETWEEN_WRONG = {
     ),
     "one number": (
         lambda images: split(images)[0],
-        "should return shape (2,) on a batch of one black and one white 28x28 image, but returned shape ()",
+        "should return shape (2,) on 4 random images of different brightness, but returned shape ()",
     ),
     "total and zero": (
         lambda images: (pixels(images).var(correction=0), 0.0),
         (
-            "on a batch of one black and one white 28x28 image, the within-image variance is 0.00000 and "
-            "the between-image variance 0.25000, but you returned 0.25000 and 0.00000"
+            "on 4 random images of different brightness, the within-image variance is 0.03115 and the "
+            "between-image variance 0.02584, but you "
+            "returned 0.05699 and 0.00000"
         ),
     ),
 }
@@ -255,3 +260,18 @@ def test_pixel_std_checks_any_batch_against_the_std_of_all_pixels(values, count)
     assert_right(nb01.q1, PIXEL_STD_RIGHT["float32 tensor, population std"], images)
     if pixels(images).std() > 0:
         assert_wrong(nb01.q1, PIXEL_STD_WRONG["variance"][0], "", images)
+
+
+def closest_by_the_first_row_only(means):
+    rows = means[:, 0]
+    distances = torch.cdist(rows, rows)
+    distances.fill_diagonal_(float("inf"))
+    return divmod(int(distances.argmin()), len(means))
+
+
+def test_a_distance_is_named_only_when_it_explains_the_answer_on_every_case():
+    """The first rows only agree with the sum of absolute differences on the few visible cases, not on the
+    hidden ones: there the check names no distance (it once said "the sum of absolute differences")."""
+    result = nb01.q5.verdict(closest_by_the_first_row_only, seed=3)
+    assert result.status == WRONG and "the closest pair is" in result.message, result.message
+    assert "absolute differences" not in result.message and "largest pixel difference" not in result.message

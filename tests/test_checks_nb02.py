@@ -7,6 +7,7 @@ import math
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,8 @@ from fmnist_lab import Net, count_parameters
 from fmnist_lab.exercises import nb02
 from tests.checks_support import SEEDS as CHECK_SEEDS
 from tests.checks_support import assert_right, assert_wrong
+
+FIRST_LAYER = Net().c1
 
 SEEDS = (None, *CHECK_SEEDS)  # the fixed cases alone, then with the grader's hidden cases of each seed
 
@@ -110,7 +113,7 @@ SIZE_LIBRARY = {
     # run on a tensor or built under another name, a layer is not seen in the answer's names, but seen running
     "Tensor.unfold": (
         lambda n, k, p, s: torch.zeros(1, n + 2 * p).unfold(1, k, s).shape[1],
-        "runs PyTorch's `unfold` and reads the size off its result; this exercise asks you to compute it yourself",
+        "runs PyTorch's `unfold` and reads the size off its result, instead of n, kernel, padding and stride",
     ),
     "nn.Conv1d": (
         lambda n, k, p, s: nn.Conv1d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, n)).shape[-1],
@@ -119,6 +122,10 @@ SIZE_LIBRARY = {
     "F.avg_pool2d, padded by hand": (
         lambda n, k, p, s: F.avg_pool2d(F.pad(torch.zeros(1, 1, n, n), (p, p, p, p)), k, s).shape[-1],
         "runs PyTorch's `avg_pool2d`",
+    ),
+    "NumPy's sliding windows": (
+        lambda n, k, p, s: np.lib.stride_tricks.sliding_window_view(np.zeros(n + 2 * p), k)[::s].shape[0],
+        "calls NumPy's ready-made `sliding_window_view`",
     ),
 }
 
@@ -363,6 +370,23 @@ BN_LIBRARY = {
         ),
         "calls PyTorch's ready-made `instance_norm`",
     ),
+    # reached without a name the answer's code shows: seen running; both used to pass
+    "aten's native_batch_norm": (
+        lambda x, g, b, eps: torch.ops.aten.native_batch_norm(x, g, b, None, None, True, 0.1, eps)[0],
+        "runs PyTorch's `native_batch_norm` and takes its normalisation",
+    ),
+    "rms_norm of the centred channels": (
+        lambda x, g, b, eps: (
+            F.rms_norm(
+                (c := x.transpose(0, 1).reshape(x.shape[1], -1)) - c.mean(1, keepdim=True), (c.shape[1],), eps=eps
+            )
+            .reshape(x.shape[1], x.shape[0], *x.shape[2:])
+            .transpose(0, 1)
+            * g.view(1, -1, 1, 1)
+            + b.view(1, -1, 1, 1)
+        ),
+        "runs PyTorch's `rms_norm` and takes its normalisation",
+    ),
 }
 
 
@@ -441,6 +465,15 @@ PARAMS_WRONG = {
     "a Linear layer's parameters summed": (
         lambda i, o, k: sum(p.numel() for p in nn.Linear(i * k * k, o).parameters()),
         "calls PyTorch's ready-made `Linear`",
+    ),
+    # a layer built under a name the answer's code does not show: seen initialising its weights; both used to pass
+    "a ConvTranspose1d's parameters summed": (
+        lambda i, o, k: sum(p.numel() for p in nn.ConvTranspose1d(i, o, k * k).parameters()),
+        "runs PyTorch's `kaiming_uniform_` and so builds a layer to count its parameters",
+    ),
+    "a layer of the type of the network's first": (
+        lambda i, o, k: sum(p.numel() for p in type(FIRST_LAYER)(i, o, k).parameters()),
+        "runs PyTorch's `kaiming_uniform_` and so builds a layer to count its parameters",
     ),
 }
 

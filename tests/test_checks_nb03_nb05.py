@@ -66,6 +66,20 @@ def step_after_zero_grad(model, batches, optimizer):
     return total / seen
 
 
+def by_the_images_count(model, batches, optimizer):
+    # as section 3's train() counts them: a DataLoader's dataset, or the lab's Batches' dataset_size
+    n_images = len(batches.dataset) if hasattr(batches, "dataset") else batches.dataset_size
+    model.train()
+    total = 0.0
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+    return total / n_images
+
+
 EPOCH_RIGHT = {
     # the loop the check compares with, shared: the wrong answers below are written independently of it
     "the check's reference loop": lambda model, batches, optimizer: nb03.reference_epoch(model, batches, optimizer)[0],
@@ -74,6 +88,8 @@ EPOCH_RIGHT = {
     "zero_grad after the step": epoch_loop(zero_after_step=True),
     "cross_entropy on log-probabilities": epoch_loop(loss_fn=F.cross_entropy),
     "a NumPy number": lambda model, batches, optimizer: np.float64(epoch_loop()(model, batches, optimizer)),
+    # section 3's count of the images: refused once, the check's batches being a plain list
+    "divided by the batches' number of images": by_the_images_count,
 }
 
 EPOCH_WRONG = {

@@ -236,6 +236,25 @@ RESET_RIGHT = {
     ),
 }
 
+
+def replace_parameters(model):
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
+            fresh = type(module)(*_layer_sizes(module))
+            for name, value in fresh.named_parameters(recurse=False):
+                setattr(module, name, nn.Parameter(value.detach().clone()))
+            for name, value in fresh.named_buffers(recurse=False):
+                setattr(module, name, value.clone())
+
+
+def _layer_sizes(module: nn.Module) -> tuple:
+    if isinstance(module, nn.Conv2d):
+        return module.in_channels, module.out_channels, module.kernel_size
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    return (module.num_features,)
+
+
 RESET_WRONG = {
     "BatchNorm skipped": (
         without("affine", "statistics", "count"),
@@ -273,6 +292,11 @@ RESET_WRONG = {
         ),
     ),
     "zero weights": (init_with(nn.init.zeros_), "has all its weights equal"),
+    # fresh values in new Parameters: an optimizer made before goes on training the old ones; it used to pass
+    "new Parameters in place of the old": (
+        replace_parameters,
+        "is a new tensor, not the old one reset: an optimizer made before the reset would go on training the old one",
+    ),
     "the model's children only, not the layers inside them": (
         lambda model: [m.reset_parameters() for m in model.children() if hasattr(m, "reset_parameters")],
         "whose first layer is an nn.Sequential of Conv2d and BatchNorm2d, after a sweep, layer 0.0 (Conv2d) still "

@@ -139,6 +139,13 @@ PAIR_RIGHT = {
     ),
 }
 
+
+def second_largest(cm):
+    off = cm.clone()
+    off.fill_diagonal_(-1)
+    return divmod(int(off.flatten().topk(2).indices[1]), len(cm))
+
+
 PAIR_WRONG = {
     "diagonal kept": (
         lambda cm: divmod(int(cm.argmax()), len(cm)),
@@ -184,6 +191,16 @@ PAIR_WRONG = {
     ),
     # changing the matrix in place, which the hint warns against, used to pass
     "changes the matrix in place": (in_place, "changed the input it was given: work on a copy (off = cm.clone())"),
+    # the mirror of the upper triangle: once told "in the column with the most mistakes"
+    "the lower triangle only": (
+        lambda cm: divmod(int(cm.tril(-1).argmax()), len(cm)),
+        "you returned (2, 1), the largest count below the diagonal; the largest is cm(0, 1) = 30, above it",
+    ),
+    # the second largest lies in the row with the most mistakes on one case only: it was told so
+    "the second largest count": (
+        second_largest,
+        "the largest count off the diagonal is cm(2, 0) = 7, but you returned (2, 1)",
+    ),
     "smallest count": (
         lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), 10**6).argmin()), len(cm)),
         "the largest count off the diagonal is cm(2, 0) = 7, but you returned (1, 2)",
@@ -226,8 +243,8 @@ def test_most_confused_pair_never_changes_the_notebooks_matrix():
 
 PRECISION_RIGHT = {
     "float64": lambda cm: cm.diag().double() / cm.sum(0).clamp(min=1).double(),
-    # float32, the hint's own formula, used to be refused: compared at atol=1e-9
-    "float32, the hint's formula": lambda cm: cm.diag() / cm.sum(0).clamp(min=1),
+    # float32 used to be refused: compared at atol=1e-9
+    "float32, diagonal over clamped column sums": lambda cm: cm.diag() / cm.sum(0).clamp(min=1),
     "NumPy": lambda cm: np.diag(cm.numpy()) / np.maximum(cm.numpy().sum(0), 1),
     "a list": lambda cm: [float(cm[j, j]) / max(int(cm[:, j].sum()), 1) for j in range(len(cm))],
     "where": lambda cm: torch.where(cm.sum(0) > 0, cm.diag() / cm.sum(0), torch.zeros(len(cm))),
@@ -258,6 +275,11 @@ PRECISION_WRONG = {
     "one class short": (
         lambda cm: (cm.diag().double() / cm.sum(0).clamp(min=1))[1:],
         "`precision_per_class` should return shape (3,)",
+    ),
+    # the lab's recall of the transposed matrix is precision: it used to pass
+    "the lab's per_class_accuracy of the transpose": (
+        lambda cm: nb06.per_class_accuracy(cm.T),
+        "calls the lab's own `per_class_accuracy`",
     ),
 }
 

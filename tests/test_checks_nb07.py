@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial import cKDTree
-from sklearn.neighbors import KDTree, NearestNeighbors
+from sklearn.neighbors import KDTree, KNeighborsRegressor, NearestNeighbors
 
 from fmnist_lab.exercises import nb07
 from fmnist_lab.model import Net
@@ -50,8 +50,17 @@ def by_captum(model, image, target):
     return Saliency(model.eval()).attribute(x, target=target, abs=True)[0, 0]
 
 
+def by_captums_guided_backprop(model, image, target):
+    # the network has no ReLU modules to guide, so this is the plain gradient: it used to pass
+    from captum.attr import GuidedBackprop
+
+    x = image[None].clone().requires_grad_(True)
+    return GuidedBackprop(model.eval()).attribute(x, target=target)[0, 0].abs()
+
+
 SALIENCY_WRONG = {
     "Captum's Saliency": (by_captum, "calls Captum's ready-made `Saliency`"),
+    "Captum's GuidedBackprop": (by_captums_guided_backprop, "calls Captum's ready-made `GuidedBackprop`"),
     "signed": (
         lambda model, image, target: gradient(model, image, target),
         "your map has negative values: take the absolute value of the gradient",
@@ -195,6 +204,14 @@ NEAREST_WRONG = {
     "scikit-learn's KDTree": (
         lambda f, q, k: torch.from_numpy(KDTree(f.numpy()).query(f[q : q + 1].numpy(), k=k + 1)[1][0][1:]),
         "calls scikit-learn's ready-made `KDTree`",
+    ),
+    "scikit-learn's KNeighborsRegressor": (
+        lambda f, q, k: torch.from_numpy(
+            KNeighborsRegressor(n_neighbors=k + 1)
+            .fit(f.numpy(), np.zeros(len(f)))
+            .kneighbors(f[q : q + 1].numpy())[1][0]
+        )[1:],
+        "calls scikit-learn's ready-made `KNeighborsRegressor`",
     ),
     "SciPy's cKDTree": (
         lambda f, q, k: torch.from_numpy(cKDTree(f.numpy()).query(f[q].numpy(), k=k + 1)[1][1:]),

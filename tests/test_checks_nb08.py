@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from fmnist_lab import distributed
+from fmnist_lab.data import Batches
 from fmnist_lab.exercises import nb08
 from tests.checks_support import SEEDS, assert_right, assert_wrong
 
@@ -81,6 +82,11 @@ def shard_by_distributed_sampler(order, rank, world_size):  # PyTorch's sampler,
     return order[list(DistributedSampler(range(len(order)), num_replicas=world_size, rank=rank, shuffle=False))]
 
 
+def shard_by_the_labs_batches(order, rank, world_size):  # notebook 08 shows Batches' rank and world_size
+    per_rank = -(-len(order) // world_size)
+    return next(iter(Batches(order, order, per_rank, rank=rank, world_size=world_size)))[1]
+
+
 RIGHT = {
     "slicing a repeated order": shard_sliced,
     "positions modulo the length": shard_by_modulo,
@@ -104,6 +110,7 @@ WRONG = {
     "changes the shared order": (shard_in_place, "leave `order` as it is"),
     "the lab's shard": (shard_by_the_lab, "distributed.shard"),
     "PyTorch's DistributedSampler": (shard_by_distributed_sampler, "calls PyTorch's ready-made `DistributedSampler`"),
+    "the lab's Batches": (shard_by_the_labs_batches, "calls the lab's own `Batches`"),
 }
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import dis
+import functools
 import inspect
 import json
 import math
@@ -311,29 +312,59 @@ _OWNERS = {
     "captum": "Captum's ready-made",
     "sklearn": "scikit-learn's ready-made",
     "scipy": "SciPy's ready-made",
+    "numpy": "NumPy's ready-made",
 }  # whose function a refusal names
 
 
-def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callable[..., Any], ...]) -> None:
+def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callable[..., Any] | str, ...]) -> None:
     """Wrong if ``answer`` calls one of ``lab_functions``, by any name an honest answer would use.
 
-    Its code (nested functions, lambdas and comprehensions included) is read instruction by instruction
-    for what it names: a global or closure variable and the attributes read from it (``lab.smooth``,
-    ``F.batch_norm``, ``torch.nn.functional.batch_norm``), and what it imports in its body (``from
-    captum.attr import Saliency``). Each is looked up where the answer would find it, so a helper of its
-    own, or a method of its own class, that happens to be called ``batch_norm`` is not refused. Functions
-    of the notebook that it calls are read the same way; a decorated answer is read through its wrapper.
+    A string in ``lab_functions`` is a module prefix: whatever is defined under it (``"sklearn.neighbors"``)
+    counts. The answer's code (nested functions, lambdas and comprehensions included) is read instruction by
+    instruction for what it names: a global or closure variable and the attributes read from it
+    (``lab.smooth``, ``F.batch_norm``, ``torch.nn.functional.batch_norm``), and what it imports in its body
+    (``from captum.attr import Saliency``). Each is looked up where the answer would find it, so a helper of
+    its own, or a method of its own class, that happens to be called ``batch_norm`` is not refused. Its
+    default argument values are read too. Functions of the notebook that it calls are read the same way; a
+    decorated answer is read through its wrapper, a ``functools.partial`` through what it binds, a callable
+    object through its class's ``__call__`` and what it holds.
     """
     if not lab_functions:
         return
+    functions = tuple(f for f in lab_functions if not isinstance(f, str))
+    prefixes = tuple(f for f in lab_functions if isinstance(f, str))
+
+    def refuse_if_lab(value: Any) -> None:
+        module = getattr(value, "__module__", None)
+        by_prefix = isinstance(module, str) and any(module == p or module.startswith(p + ".") for p in prefixes)
+        if by_prefix or any(value is lab for lab in functions):
+            name = getattr(value, "__name__", type(value).__name__)
+            owner = _OWNERS.get(module.split(".")[0], "PyTorch's ready-made")
+            raise Wrong(
+                f"`{getattr(answer, '__name__', 'your function')}` calls {owner} `{name}` ({module}.{name}); "
+                f"this exercise asks you to compute it yourself"
+            )
+
     seen: set[int] = set()
-    pending = [answer]
+    pending: list[Any] = [answer]
     while pending:
-        function = inspect.unwrap(pending.pop())  # @torch.no_grad(), functools.wraps, lru_cache
-        code = getattr(function, "__code__", None)
-        if code is None or id(code) in seen:
+        item = pending.pop()
+        if id(item) in seen:
             continue
-        seen.add(id(code))
+        seen.add(id(item))
+        refuse_if_lab(item)
+        if isinstance(item, functools.partial):
+            pending.extend([item.func, *item.args, *item.keywords.values()])
+            continue
+        function = inspect.unwrap(item)  # @torch.no_grad(), functools.wraps, lru_cache
+        code = getattr(function, "__code__", None)
+        if code is None:
+            if callable(item) and not isinstance(item, type) and not inspect.isbuiltin(item):
+                pending.append(type(item).__call__)  # a callable object: its class's __call__ and what it holds
+                pending.extend(vars(item).values() if hasattr(item, "__dict__") else ())
+            continue
+        pending.extend(function.__defaults__ or ())
+        pending.extend((function.__kwdefaults__ or {}).values())
         scope = dict(getattr(function, "__globals__", {}))
         for variable, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
             try:
@@ -341,13 +372,7 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
             except ValueError:  # a closure variable not yet assigned
                 pass
         for value in _named_objects(code, scope, {}):
-            if any(value is lab for lab in lab_functions):
-                owner = _OWNERS.get(value.__module__.split(".")[0], "PyTorch's ready-made")
-                raise Wrong(
-                    f"`{getattr(answer, '__name__', 'your function')}` calls {owner} "
-                    f"`{value.__name__}` ({value.__module__}.{value.__name__}); this exercise asks you to "
-                    f"compute it yourself"
-                )
+            refuse_if_lab(value)
             if isinstance(value, type) and value.__module__ == getattr(function, "__module__", None):
                 pending.extend(vars(value).values())  # a class of the notebook: its methods
             elif isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
@@ -404,6 +429,12 @@ def _named_objects(
         if isinstance(constant, types.CodeType):
             found.extend(_named_objects(constant, scope, imported, cells))
     return found
+
+
+def in_words(count: int) -> str:
+    """A small count as a word, for the praise ("on each of the three cases"); digits from 13 on."""
+    words = "zero one two three four five six seven eight nine ten eleven twelve".split()
+    return words[count] if 0 <= count < len(words) else f"{count:,}"
 
 
 # turning answers into numbers

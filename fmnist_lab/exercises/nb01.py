@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..data import pixel_stats
 from ..dataset import CLASS_NAMES
-from . import Exercise, Wrong, as_number, as_tensor, call, close, describe_images, expect_data, timed
+from . import Exercise, Wrong, as_number, as_tensor, call, close, describe_images, expect_data, in_words, timed
 
 
 def _cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -20,8 +20,9 @@ def _cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
     black, white = torch.zeros(28, 28, dtype=torch.uint8), torch.full((28, 28), 255, dtype=torch.uint8)
     brightness = torch.tensor([20, 90, 160, 250]).view(4, 1, 1)  # images that differ in overall brightness
     cases = {
-        "a batch of one black and one white 28x28 image": torch.stack([black, white]),
+        # first, so that a message names its numbers: exercise 2 asks students to predict the black and white batch's
         "4 random images of different brightness": (torch.rand(4, 28, 28, generator=g) * brightness).to(torch.uint8),
+        "a batch of one black and one white 28x28 image": torch.stack([black, white]),
         "3 random images of 5x7 pixels": torch.randint(0, 256, (3, 5, 7), generator=g, dtype=torch.uint8),
     }
     if generator is not None:
@@ -107,8 +108,8 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
 q1 = Exercise(
     "nb01.q1",
     _check_pixel_std,
-    hint_text="Turn the bytes into floats in [0, 1] with images.double() / 255, then take .std() of the whole "
-    "tensor (no dim argument: one std over all pixels). Return a float with .item() or float().",
+    hint_text="The bytes run from 0 to 255: scale them to [0, 1] first. Then take one standard deviation over every"
+    " pixel of every image together, with no step per image, and return it as a Python float.",
     lab_functions=(pixel_stats,),
 )
 
@@ -159,7 +160,7 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
             f"on {first_wrong}, the within-image variance is {within:.5f} and the between-image variance "
             f"{between:.5f}, but you returned {got[0]:.5f} and {got[1]:.5f}"
         )
-    praise = "within + between equals the variance of all pixels on each of the three cases"
+    praise = f"within + between equals the variance of all pixels on each of the {in_words(len(cases))} cases"
     if train_images is not None:
         what = describe_images(train_images)
         x, seconds = timed(_pixels, train_images)
@@ -168,9 +169,8 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
         mean_std = float(x.std(dim=1, correction=0).mean())
         praise += (
             f". On {what}: within {within:.4f} + between {between:.4f} = {within + between:.4f} = "
-            f"{math.sqrt(within + between):.4f}², the pixel variance. The per-image stds see only the within "
-            f"part, √{within:.4f} = {math.sqrt(within):.4f}, and their mean, {mean_std:.4f}, is smaller still "
-            f"(a mean of square roots is at most the square root of the mean)"
+            f"{math.sqrt(within + between):.4f}², the pixel variance; √within = {math.sqrt(within):.4f}; the "
+            f"mean of the per-image stds: {mean_std:.4f}"
         )
     return praise + "."
 
@@ -178,9 +178,9 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
 q3 = Exercise(
     "nb01.q3",
     _check_within_and_between,
-    hint_text="x = images.double().flatten(1) / 255 gives one row per image. Within: x.var(dim=1, correction=0)"
-    ".mean() (the spread inside each image, averaged). Between: x.mean(dim=1).var(correction=0) (how much "
-    "the images' average brightness varies). Return both as floats, in that order.",
+    hint_text="Give each image one row of its 784 pixels. Within: the variance inside each row, averaged over the "
+    "rows. Between: the variance of the rows' means. Use the population variance (correction=0) for both:"
+    " only then do the two add up to the variance of all pixels. Return both as floats, within first.",
 )
 
 
@@ -224,13 +224,17 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
 def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if class_means is not None:
         expect_data(class_means, Tensor, "the average image of each class (class_means, a tensor)")
-    for case, means in _mean_image_cases(generator).items():
+    cases = _mean_image_cases(generator)
+    answers = {}
+    for case, means in cases.items():
         got = as_tensor(call(closest_pair, means, case=case), "closest_pair", case, (2,))
         if (got != got.round()).any():
             raise Wrong(
                 f"`closest_pair` should return two class indices (i, j), but on {case} it returned {got.tolist()}"
             )
-        i, j = (int(v) for v in got)
+        answers[case] = tuple(int(v) for v in got)
+    for case, means in cases.items():
+        i, j = answers[case]
         right = _closest(means)
         if (min(i, j), max(i, j)) == right:
             continue
@@ -245,7 +249,8 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
         if distances[i, j] == distances.max():
             raise Wrong(f"on {case}, ({i}, {j}) is the pair farthest apart; look for the smallest distance")
         for p, distance in ((1.0, "the sum of absolute differences"), (math.inf, "the largest pixel difference")):
-            if (min(i, j), max(i, j)) == _closest(means, p):
+            # named only when that distance explains the answer on every case, not one pair that happens to agree
+            if all(tuple(sorted(answers[c])) == _closest(cases[c], p) for c in cases):
                 raise Wrong(
                     f"on {case}, ({i}, {j}) is the closest pair by {distance}; the exercise asks for the Euclidean "
                     f"distance (the square root of the sum of squared differences), which makes {right} closest"
@@ -270,7 +275,7 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
 q5 = Exercise(
     "nb01.q5",
     _check_closest_pair,
-    hint_text="Flatten each average image into a vector: flat = class_means.flatten(1). torch.cdist(flat, flat) "
-    "gives every pairwise Euclidean distance. Put infinity on the diagonal (a class against itself) "
-    "and take the argmin; divmod(index, number_of_classes) turns it into (i, j).",
+    hint_text="Treat each class's average image as one vector of 784 numbers and measure the Euclidean distance of "
+    "every pair of classes. A class paired with itself is no answer: leave those pairs out, then return "
+    "the pair (i, j) with the smallest distance.",
 )

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -97,39 +98,43 @@ def _random_size_cases(generator: torch.Generator, count: int = 20) -> dict[str,
     return cases
 
 
-class _LayerWatch(TorchFunctionMode):
-    """Records the PyTorch functions run inside it that slide a window over an image: convolutions, poolings, unfold.
+class _FunctionWatch(TorchFunctionMode):
+    """Records the PyTorch functions run inside it whose names hold one of ``fragments``.
 
     It sees what a reading of the answer's names cannot: ``torch.zeros(1, 1, n, n).unfold(...)``, ``nn.Conv1d``,
-    ``nn.AvgPool3d``, whatever runs the windows and reads the size off the result.
+    ``torch.ops.aten.native_batch_norm``, ``type(layer)(...)``: whatever runs the library's own computation.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *fragments: str) -> None:
         super().__init__()
+        self.fragments = fragments
         self.ran: list[str] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if any(window in name for window in ("conv", "pool", "unfold")):
+        if any(fragment in name for fragment in self.fragments):
             self.ran.append(name)
         return func(*args, **(kwargs or {}))
+
+    def refuse(self, answer: Callable[..., Any], what: str) -> None:
+        """Wrong if anything it watched ran: ``what`` says what the answer does with it."""
+        if self.ran:
+            raise Wrong(
+                f"`{getattr(answer, '__name__', 'your function')}` runs PyTorch's `{self.ran[0]}` and {what}; "
+                f"this exercise asks you to compute it yourself"
+            )
 
 
 def _check_conv_output_size(conv_output_size, generator: torch.Generator | None = None) -> str:
     cases = dict(SIZE_CASES)
     if generator is not None:
         cases.update(_random_size_cases(generator))
-    with _LayerWatch() as watch:
+    with _FunctionWatch("conv", "pool", "unfold") as watch:  # windows slid over an image
         answers = [
             as_number(call(conv_output_size, *args, case=case), "conv_output_size", case)
             for case, args in cases.items()
         ]
-    if watch.ran:
-        raise Wrong(
-            f"`{getattr(conv_output_size, '__name__', 'your function')}` runs PyTorch's `{watch.ran[0]}` and reads "
-            f"the size off its result; this exercise asks you to compute it yourself, from n, kernel, padding and "
-            f"stride"
-        )
+    watch.refuse(conv_output_size, "reads the size off its result, instead of n, kernel, padding and stride")
     _explain(
         conv_output_size,
         cases,
@@ -156,6 +161,9 @@ _SIZE_LIBRARY = (
     nn.MaxPool2d,
     F.unfold,
     nn.Unfold,
+    np.convolve,
+    np.lib.stride_tricks.sliding_window_view,
+    "scipy.signal",
 )
 
 q1 = Exercise(
@@ -367,10 +375,12 @@ def _check_batchnorm_train(
     batchnorm_train, features: Tensor | None = None, generator: torch.Generator | None = None
 ) -> str:
     cases = _batchnorm_cases(generator)
-    answers = [
-        as_tensor(call(batchnorm_train, *args, case=case), "batchnorm_train", case, tuple(args[0].shape))
-        for case, args in cases.items()
-    ]
+    with _FunctionWatch("batch_norm", "group_norm", "layer_norm", "instance_norm", "rms_norm") as watch:
+        answers = [
+            as_tensor(call(batchnorm_train, *args, case=case), "batchnorm_train", case, tuple(args[0].shape))
+            for case, args in cases.items()
+        ]
+    watch.refuse(batchnorm_train, "takes its normalisation")
     _explain(
         batchnorm_train,
         cases,
@@ -393,10 +403,10 @@ def _check_batchnorm_train(
 q3 = Exercise(
     "nb02.q3",
     _check_batchnorm_train,
-    hint_text="Section 3 did this for `features` (mu, var, x_hat, by_hand): do the same for any x. One mean and one "
-    "*biased* variance (correction=0) per channel, over the images and both image dimensions, dim=(0, 2, 3); "
-    "keepdim=True keeps them (1, C, 1, 1) so that they broadcast against x. eps goes inside the square "
-    "root. gamma and beta are (C,): reshape them to (1, C, 1, 1) with .view(1, -1, 1, 1).",
+    hint_text="Section 3 did this for `features`: do the same for any x. Each channel gets its own mean and "
+    "variance, taken over the images and both image dimensions; training mode uses the biased variance. "
+    "eps goes inside the square root. Mind the shapes: the statistics, gamma and beta must broadcast "
+    "against x (N, C, H, W).",
     lab_functions=_BATCHNORM_LIBRARY,
 )
 
@@ -451,7 +461,9 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
                 int(torch.randint(low, high, (), generator=generator)) for low, high in ((1, 65), (1, 129), (1, 8))
             )
             cases[f"{args[0]} -> {args[1]} channels, {args[2]}x{args[2]}"] = args
-    answers = [as_number(call(conv_params, *args, case=case), "conv_params", case) for case, args in cases.items()]
+    with _FunctionWatch("kaiming", "uniform_", "normal_") as watch:  # a new layer initialising its weights
+        answers = [as_number(call(conv_params, *args, case=case), "conv_params", case) for case, args in cases.items()]
+    watch.refuse(conv_params, "so builds a layer to count its parameters")
     _explain(
         conv_params,
         cases,
@@ -488,8 +500,7 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
 q4 = Exercise(
     "nb02.q4",
     _check_conv_params,
-    hint_text="Look at the weight's shape in section 1: (out channels, in channels, 3, 3) — each output channel has "
-    "one kernel × kernel grid for every input channel. Multiply the four sizes, then add the bias: one per "
-    "output channel (c1: 1 · 3 · 3 · 32 + 32 = 320).",
+    hint_text="Look at the weight's shape in section 1: each output channel has one kernel × kernel grid for every "
+    "input channel. Count those numbers, then the bias: one per output channel (c1 has 320 in all).",
     lab_functions=_PARAMS_LIBRARY,
 )

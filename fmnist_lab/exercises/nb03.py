@@ -36,6 +36,14 @@ def reference_epoch(
     return sum(loss * n for loss, n in zip(losses, sizes)) / sum(sizes), sum(losses) / len(losses)
 
 
+class _BatchList(list):
+    """The check's batches: (images, labels) pairs that, like the lab's Batches, know their number of images."""
+
+    @property
+    def dataset_size(self) -> int:
+        return sum(len(labels) for _, labels in self)
+
+
 def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
     """A fresh network and optimizer with momentum (so a forgotten zero_grad shows), and a few batches.
 
@@ -49,10 +57,10 @@ def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
         model.eval()  # the student's function must switch it back to training mode itself
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     g = torch.Generator().manual_seed(seed)
-    batches = [
+    batches = _BatchList(
         (torch.randn(n, 1, 28, 28, generator=g).to(device), torch.randint(0, 10, (n,), generator=g).to(device))
         for n in batch_sizes
-    ]
+    )
     return model, optimizer, batches
 
 
@@ -169,8 +177,7 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
 q2 = Exercise(
     "nb03.q2",
     _check_train_one_epoch,
-    hint_text="It is the loop of section 3 without the printing: model.train(); then for x, y in batches: "
-    "zero_grad, forward, F.nll_loss, backward, step. Add loss.item() * len(y) to a total and divide by "
-    "the number of images at the end.",
+    hint_text="It is the loop of section 3 without the printing, in training mode. For the mean loss per image, "
+    "weight each batch's mean loss by its number of images before you divide by the total.",
     lab_functions=(train_epoch, train_step),
 )

@@ -83,8 +83,9 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
 q1 = Exercise(
     "nb04.q1",
     _check_smooth_losses,
-    hint_text="Keep a running average avg = 0. For each loss at step t = 1, 2, ...: avg = beta * avg + (1 - beta) "
-    "* loss, then append avg / (1 - beta ** t). The division undoes the pull towards the starting 0.",
+    hint_text="A moving average that starts at 0 and moves a fraction (1 - beta) of the way towards each new loss "
+    "lags behind and starts too low. The bias correction divides its value at step t (counting from 1) by"
+    " the weight all the losses so far have had in it: 1 minus beta to the power t.",
     lab_functions=(smooth,),
 )
 
@@ -165,8 +166,9 @@ def _check_lag_factor(lag_factor, generator=None) -> str:
 q2 = Exercise(
     "nb04.q2",
     _check_lag_factor,
-    hint_text="An exponential sweep multiplies the LR by the same factor at every step: (end_lr / start_lr) ** (1 / "
-    "(num_steps - 1)). A lag of beta / (1 - beta) steps is that factor raised to the number of steps.",
+    hint_text="An exponential sweep multiplies the LR by the same factor at every step: find that factor from the "
+    "first LR, the last one and the number of steps. The lag in the docstring, counted in steps, is how many "
+    "times that factor is applied while the average catches up.",
 )
 
 
@@ -260,8 +262,16 @@ def _check_full_reset(full_reset, generator=None) -> str:
 
 def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    tensors = {k: v for k, v in model.state_dict(keep_vars=True).items()}  # the objects an optimizer already holds
     result = call(full_reset, model, case=case, returns=False, copy_args=False)
     after = model.state_dict()
+    replaced = [k for k, v in model.state_dict(keep_vars=True).items() if tensors.get(k) is not v]
+    if replaced:
+        raise Wrong(
+            f"on {case}, `{replaced[0]}` is a new tensor, not the old one reset: an optimizer made before the reset "
+            f"would go on training the old one. Reset the tensors in place (reset_parameters(), or nn.init's "
+            f"functions ending in _)"
+        )
     if all(torch.equal(before[k], v) for k, v in after.items()):
         why = (
             " (returning a new model leaves the one your code holds as it was)" if isinstance(result, nn.Module) else ""
@@ -305,7 +315,7 @@ def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNo
 q4 = Exercise(
     "nb04.q4",
     _check_full_reset,
-    hint_text="Loop over model.modules(). Conv2d, Linear and every BatchNorm layer have a reset_parameters() method; "
-    "for BatchNorm it also resets the running mean, variance and batch count. Skip the model itself and "
-    "layers without parameters (ReLU, Flatten, Dropout).",
+    hint_text="Walk through every layer of the network. Which of them hold parameters or running statistics, and "
+    "which of PyTorch's methods puts such a layer back as new? BatchNorm too: the report's reset left it "
+    "out.",
 )

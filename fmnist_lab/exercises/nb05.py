@@ -81,8 +81,7 @@ def _check_should_stop(
 q1 = Exercise(
     "nb05.q1",
     _check_should_stop,
-    hint_text="With no epochs yet there is nothing to compare: return False. Otherwise find the epoch of the best "
-    "accuracy (the first one, if several tie), then count the epochs since then: len(val_accuracies) - 1 - "
-    "best_index. Stop when that count reaches patience.",
+    hint_text="With no epochs yet there is nothing to compare. Otherwise: which epoch was the best (the first one, "
+    "if several tie)? How many epochs have passed since then? Stop when that count reaches patience.",
     lab_functions=(out_of_patience, best_epoch, History),
 )

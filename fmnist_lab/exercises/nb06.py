@@ -117,8 +117,8 @@ def _check_confusion(
 q1 = Exercise(
     "nb06.q1",
     _check_confusion,
-    hint_text="Start from cm = torch.zeros(num_classes, num_classes, dtype=torch.long) and add 1 at cm[t, p] for "
-    "every pair (t, p) in zip(targets.tolist(), predictions.tolist()). The row is the true class.",
+    hint_text="Start from a num_classes × num_classes matrix of zeros, in an integer dtype, and count: each image "
+    "adds one at the row of its true class and the column of its prediction.",
     lab_functions=(confusion_matrix,),
 )
 
@@ -162,6 +162,11 @@ def _largest_off_diagonal(cm: Tensor) -> tuple[int, int]:
     return true_class, predicted_class
 
 
+def _mistakes(cm: Tensor, dim: int) -> Tensor:
+    """Each row's (dim 1) or column's (dim 0) count of mistakes: its sum without the diagonal."""
+    return cm.clone().fill_diagonal_(0).sum(dim)
+
+
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
         expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
@@ -190,11 +195,12 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
                 f"on {case}, you returned ({i}, {j}): the pair is right but in the wrong order; return (true "
                 f"class, predicted class), the row first"
             )
-        if all(answers[c] == _largest_off_diagonal(m.triu()) for c, m in cases.items()):
-            raise Wrong(
-                f"on {case}, you returned ({i}, {j}), the largest count above the diagonal; the largest is "
-                f"cm{right} = {int(matrix[right])}, below it: look at every cell off the diagonal"
-            )
+        for half, side, other in ((torch.triu, "above", "below"), (torch.tril, "below", "above")):
+            if all(answers[c] == _largest_off_diagonal(half(m)) for c, m in cases.items()):
+                raise Wrong(
+                    f"on {case}, you returned ({i}, {j}), the largest count {side} the diagonal; the largest is "
+                    f"cm{right} = {int(matrix[right])}, {other} it: look at every cell off the diagonal"
+                )
         if all(set(answers[c]) == set(_largest_off_diagonal(m + m.T)) for c, m in cases.items()):
             raise Wrong(
                 f"on {case}, you added the two directions of each pair (cm + cm.T); the question asks for one "
@@ -204,15 +210,16 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
             (1, "the largest rate (each row divided by its sum)"),
             (0, "the largest share of a column (each column divided by its sum)"),
         ):
-            if (i, j) == _largest_off_diagonal(matrix.double() / matrix.sum(dim, keepdim=True)):
+            if all(
+                answers[c] == _largest_off_diagonal(m.double() / m.sum(dim, keepdim=True)) for c, m in cases.items()
+            ):
                 raise Wrong(
                     f"on {case}, you returned {rate}, cm[{i}, {j}] = {int(matrix[i, j])}; the question asks for the "
                     f"largest count, cm{right} = {int(matrix[right])}"
                 )
-        off = matrix.clone().fill_diagonal_(0)
-        for dim, (index, line) in ((1, (i, "row")), (0, (j, "column"))):
-            mistakes = off.sum(dim)  # each row's (or column's) mistakes
-            if index == int(mistakes.argmax()):
+        for dim, line in ((1, "row"), (0, "column")):
+            if all(answers[c][1 - dim] == int(_mistakes(m, dim).argmax()) for c, m in cases.items()):
+                mistakes = _mistakes(matrix, dim)
                 raise Wrong(
                     f"on {case}, you returned ({i}, {j}), in the {line} with the most mistakes "
                     f"({int(mistakes.max())}); the question asks for the largest single count, "
@@ -239,8 +246,8 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
 q2 = Exercise(
     "nb06.q2",
     _check_most_confused_pair,
-    hint_text="Copy the matrix and overwrite its diagonal (off = cm.clone(); off.fill_diagonal_(-1)), then take "
-    "off.argmax() and turn the flat index into (row, column) with divmod(index, len(cm)).",
+    hint_text="The diagonal holds the right answers: leave it out without changing the matrix you were given (work "
+    "on a copy), find the largest count left, and turn its position into (row, column).",
     lab_functions=(most_confused_pairs,),
 )
 
@@ -298,7 +305,8 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
 q3 = Exercise(
     "nb06.q3",
     _check_precision,
-    hint_text="Precision of class j: the right answers cm[j, j] over all images predicted as j, the column sum "
-    "cm[:, j]. cm.diag() / cm.sum(0) does all classes at once; clamp the sums with .clamp(min=1) so that "
-    "a class never predicted gives 0 instead of 0 / 0.",
+    hint_text="Precision of class j: the images predicted as j that truly are j, out of all the images predicted as"
+    " j (which part of the matrix holds those?). A class never predicted has nothing to divide by: give "
+    "it 0.",
+    lab_functions=(per_class_accuracy,),
 )

@@ -5,16 +5,12 @@ from __future__ import annotations
 import copy
 
 import torch
-from captum.attr import Saliency
-from scipy.spatial import KDTree, cKDTree
-from sklearn.neighbors import BallTree, KNeighborsClassifier, NearestNeighbors
-from sklearn.neighbors import KDTree as SklearnKDTree
 from torch import Tensor, nn
 
 from ..dataset import CLASS_NAMES
 from ..interpretability import nearest_neighbours, saliency
 from ..model import Net
-from . import Exercise, Wrong, all_close, as_tensor, call, expect_data, own_random_state, timed
+from . import Exercise, Wrong, all_close, as_tensor, call, expect_data, in_words, own_random_state, timed
 
 # q2: a saliency map by hand
 
@@ -54,7 +50,8 @@ def _check_saliency(
         expect_data(model, nn.Module, "the trained network (model)")
         expect_data(image, Tensor, "one normalised image (1, 28, 28) after the model")
     with own_random_state():  # the cases' seeds and the answer's dropout leave the notebook's random state alone
-        for case, (net, x, t) in _saliency_cases(generator).items():
+        cases = _saliency_cases(generator)
+        for case, (net, x, t) in cases.items():
             maps, seconds = timed(saliency, net, x[None], t)
             right = maps[0]
             got = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case, (28, 28))
@@ -69,7 +66,9 @@ def _check_saliency(
                     f"drops different units every time"
                 )
             _diagnose_saliency(case, got, net, x, t)
-    praise = "your saliency map equals the lab's (Captum's) on two random networks, from training mode"
+    praise = (
+        f"your saliency map equals the lab's (Captum's) on {in_words(len(cases))} random networks, from training mode"
+    )
     if model is not None:
         case = f"the {CLASS_NAMES[target].lower()}" if 0 <= target < len(CLASS_NAMES) else "the image above"
         mine = as_tensor(call(my_saliency, model, image, target, case=case), "my_saliency", case, (28, 28))
@@ -104,9 +103,11 @@ def _diagnose_saliency(case: str, got: Tensor, net: nn.Module, x: Tensor, t: int
 q2 = Exercise(
     "nb07.q2",
     _check_saliency,
-    hint_text="model.eval(); x = image[None].clone().requires_grad_(True); log_probs = model(x); "
-    "log_probs[0, target].backward(); the map is x.grad[0, 0].abs().",
-    lab_functions=(saliency, Saliency),
+    hint_text="A saliency map is the gradient of the target class's log-probability with respect to the input's "
+    "pixels. In evaluation mode, give the model a copy of the image (with a batch dimension) that records"
+    " its gradient, backpropagate from the target's output, and return the absolute value of each "
+    "pixel's gradient, as one map of the image's height × width.",
+    lab_functions=(saliency, "captum.attr", "captum._utils"),
 )
 
 
@@ -211,16 +212,7 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
 q3 = Exercise(
     "nb07.q3",
     _check_nearest,
-    hint_text="distances = (features - features[query]).norm(dim=1) gives every point's distance to the query. "
-    "Set distances[query] to float('inf') so it is never chosen, then take the k smallest with "
-    "distances.topk(k, largest=False).indices (or argsort()[:k]).",
-    lab_functions=(
-        nearest_neighbours,
-        NearestNeighbors,
-        KNeighborsClassifier,
-        BallTree,
-        SklearnKDTree,
-        KDTree,
-        cKDTree,
-    ),
+    hint_text="Measure the distance from the query's feature vector to every image's. The query itself must never "
+    "be picked; then take the k nearest, the nearest first.",
+    lab_functions=(nearest_neighbours, "sklearn.neighbors", "scipy.spatial"),
 )

@@ -7,6 +7,7 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 from .. import distributed
+from ..data import Batches
 from . import Exercise, Wrong, call, describe
 
 
@@ -102,7 +103,7 @@ def _check_shard(shard_of_epoch, generator: torch.Generator | None = None) -> st
 q1 = Exercise(
     "nb08.q1",
     _check_shard,
-    hint_text="First pad: total = ceil(len(order) / world_size) * world_size; repeat the order until it is at least "
-    "that long and cut it there (torch.cat or order.repeat(...)[:total]). Then slice: padded[rank::world_size].",
-    lab_functions=(distributed.shard, distributed.pad_to_multiple, DistributedSampler),
+    hint_text="First make the order's length divisible by world_size by repeating it from its start, as "
+    "DistributedSampler does; then rank r takes every world_size-th index, starting at index r.",
+    lab_functions=(distributed.shard, distributed.pad_to_multiple, DistributedSampler, Batches),
 )
