@@ -469,11 +469,11 @@ PARAMS_WRONG = {
     # a layer built under a name the answer's code does not show: seen initialising its weights; both used to pass
     "a ConvTranspose1d's parameters summed": (
         lambda i, o, k: sum(p.numel() for p in nn.ConvTranspose1d(i, o, k * k).parameters()),
-        "runs PyTorch's `kaiming_uniform_` and so builds a layer to count its parameters",
+        "runs PyTorch's `kaiming_uniform_` and counts the parameters it initialised, instead of computing them",
     ),
     "a layer of the type of the network's first": (
         lambda i, o, k: sum(p.numel() for p in type(FIRST_LAYER)(i, o, k).parameters()),
-        "runs PyTorch's `kaiming_uniform_` and so builds a layer to count its parameters",
+        "runs PyTorch's `kaiming_uniform_` and counts the parameters it initialised, instead of computing them",
     ),
 }
 

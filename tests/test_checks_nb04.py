@@ -217,8 +217,22 @@ def nudge(model):
                 module.reset_parameters()
 
 
+def reset_with_new_buffers(model):
+    # an optimizer holds no buffers: replacing them is a reset all the same (refused once)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            module.reset_parameters()
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            module.running_mean = torch.zeros_like(module.running_mean)
+            module.running_var = torch.ones_like(module.running_var)
+            module.num_batches_tracked = torch.tensor(0)
+
+
 RESET_RIGHT = {
     "reset_parameters": reset_each,
+    "new buffers": reset_with_new_buffers,
     "apply, where there is a reset_parameters": lambda model: model.apply(
         lambda m: m.reset_parameters() if m is not model and hasattr(m, "reset_parameters") else None
     ),
@@ -295,7 +309,8 @@ RESET_WRONG = {
     # fresh values in new Parameters: an optimizer made before goes on training the old ones; it used to pass
     "new Parameters in place of the old": (
         replace_parameters,
-        "is a new tensor, not the old one reset: an optimizer made before the reset would go on training the old one",
+        "is a new Parameter, not the old one reset: an optimizer made before the reset would go on training the old "
+        "one",
     ),
     "the model's children only, not the layers inside them": (
         lambda model: [m.reset_parameters() for m in model.children() if hasattr(m, "reset_parameters")],

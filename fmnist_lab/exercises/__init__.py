@@ -327,7 +327,9 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
     its own, or a method of its own class, that happens to be called ``batch_norm`` is not refused. Its
     default argument values are read too. Functions of the notebook that it calls are read the same way; a
     decorated answer is read through its wrapper, a ``functools.partial`` through what it binds, a callable
-    object through its class's ``__call__`` and what it holds.
+    object through its class's ``__call__`` and what it holds. Only the notebook's own code is read: a library
+    function it hands on (a default argument, say) is refused if it is one of ``lab_functions``, never for
+    what the library's code calls in turn.
     """
     if not lab_functions:
         return
@@ -347,6 +349,7 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
 
     seen: set[int] = set()
     pending: list[Any] = [answer]
+    notebook = _own_globals(answer)  # the namespace of the answer's own code: only its code is read
     while pending:
         item = pending.pop()
         if id(item) in seen:
@@ -363,9 +366,12 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                 pending.append(type(item).__call__)  # a callable object: its class's __call__ and what it holds
                 pending.extend(vars(item).values() if hasattr(item, "__dict__") else ())
             continue
+        globals_ = getattr(function, "__globals__", None)
+        if globals_ is not notebook:
+            continue  # a library's function: refused above if it is one of lab_functions, not read
         pending.extend(function.__defaults__ or ())
         pending.extend((function.__kwdefaults__ or {}).values())
-        scope = dict(getattr(function, "__globals__", {}))
+        scope = dict(globals_ or {})
         for variable, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
             try:
                 scope[variable] = cell.cell_contents
@@ -377,6 +383,17 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
                 pending.extend(vars(value).values())  # a class of the notebook: its methods
             elif isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
                 pending.append(value)  # a helper written in the same notebook
+
+
+def _own_globals(answer: Any) -> dict[str, Any] | None:
+    """The global namespace of the answer's own code: of the function a partial binds, of a decorated
+    function's original, of a callable object's ``__call__``."""
+    while isinstance(answer, functools.partial):
+        answer = answer.func
+    function = inspect.unwrap(answer)
+    if getattr(function, "__code__", None) is None and callable(answer):
+        function = type(answer).__call__
+    return getattr(function, "__globals__", None)
 
 
 _ATTRIBUTE_LOADS = {"LOAD_ATTR", "LOAD_METHOD"}

@@ -463,7 +463,7 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
             cases[f"{args[0]} -> {args[1]} channels, {args[2]}x{args[2]}"] = args
     with _FunctionWatch("kaiming", "uniform_", "normal_") as watch:  # a new layer initialising its weights
         answers = [as_number(call(conv_params, *args, case=case), "conv_params", case) for case, args in cases.items()]
-    watch.refuse(conv_params, "so builds a layer to count its parameters")
+    watch.refuse(conv_params, "counts the parameters it initialised, instead of computing them from the sizes")
     _explain(
         conv_params,
         cases,

@@ -262,13 +262,13 @@ def _check_full_reset(full_reset, generator=None) -> str:
 
 def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    tensors = {k: v for k, v in model.state_dict(keep_vars=True).items()}  # the objects an optimizer already holds
+    parameters = dict(model.named_parameters())  # the objects an optimizer made before the reset holds
     result = call(full_reset, model, case=case, returns=False, copy_args=False)
     after = model.state_dict()
-    replaced = [k for k, v in model.state_dict(keep_vars=True).items() if tensors.get(k) is not v]
+    replaced = [k for k, v in model.named_parameters() if parameters.get(k) is not v]
     if replaced:
         raise Wrong(
-            f"on {case}, `{replaced[0]}` is a new tensor, not the old one reset: an optimizer made before the reset "
+            f"on {case}, `{replaced[0]}` is a new Parameter, not the old one reset: an optimizer made before the reset "
             f"would go on training the old one. Reset the tensors in place (reset_parameters(), or nn.init's "
             f"functions ending in _)"
         )
