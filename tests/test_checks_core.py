@@ -71,7 +71,8 @@ TOKEN = re.compile(r"\w+|[^\s\w]")
 
 def longest_copied_run(text: str, code: str) -> list[str]:
     """The longest run of tokens (names, numbers, single symbols) that ``text`` shares with ``code``."""
-    words, source = TOKEN.findall(text), TOKEN.findall(code)
+    words = TOKEN.findall(text.translate(str.maketrans("·×−", "**-")))  # a formula typeset is a formula all the same
+    source = TOKEN.findall(code)
     longest: list[str] = []
     for n in range(1, len(words) + 1):
         runs = {tuple(source[i : i + n]) for i in range(len(source) - n + 1)}
@@ -470,10 +471,39 @@ class Std:
         return pixel_stats(images)[1]
 
 as_a_callable_object = Std()
+
+class SlottedStd:
+    __slots__ = ("stats",)
+
+    def __init__(self):
+        self.stats = pixel_stats
+
+    def __call__(self, images):
+        return self.stats(images)[1]
+
+as_a_slotted_callable_object = SlottedStd()
+
+def in_a_list_default(images, functions=[pixel_stats]):
+    return functions[0](images)[1]
+
+import fmnist_lab
+
+def through_a_module_default(images, lab=fmnist_lab):
+    return lab.pixel_stats(images)[1]
 """
 
 
-@pytest.mark.parametrize("name", ["as_a_default", "as_a_partial", "as_a_callable_object"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "as_a_default",
+        "as_a_partial",
+        "as_a_callable_object",
+        "as_a_slotted_callable_object",
+        "in_a_list_default",
+        "through_a_module_default",
+    ],
+)
 def test_the_lab_function_handed_in_by_another_route_is_refused(name):
     """A default argument, a functools.partial, a callable object: each used to pass."""
     namespace = {}

@@ -113,7 +113,7 @@ SIZE_LIBRARY = {
     # run on a tensor or built under another name, a layer is not seen in the answer's names, but seen running
     "Tensor.unfold": (
         lambda n, k, p, s: torch.zeros(1, n + 2 * p).unfold(1, k, s).shape[1],
-        "runs PyTorch's `unfold` and reads the size off its result, instead of n, kernel, padding and stride",
+        "runs PyTorch's `unfold` and reads the size off its result instead of computing it from n, kernel, padding",
     ),
     "nn.Conv1d": (
         lambda n, k, p, s: nn.Conv1d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, n)).shape[-1],

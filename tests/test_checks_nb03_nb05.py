@@ -90,6 +90,9 @@ EPOCH_RIGHT = {
     "a NumPy number": lambda model, batches, optimizer: np.float64(epoch_loop()(model, batches, optimizer)),
     # section 3's count of the images: refused once, the check's batches being a plain list
     "divided by the batches' number of images": by_the_images_count,
+    "divided by the length of the batches' dataset, as a DataLoader has it": lambda model, batches, optimizer: (
+        epoch_loop()(model, batches, optimizer) * sum(len(y) for _, y in batches) / len(batches.dataset)
+    ),
 }
 
 EPOCH_WRONG = {

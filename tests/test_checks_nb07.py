@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial import cKDTree
+from scipy.spatial import cKDTree, distance_matrix
 from scipy.spatial.distance import cdist
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import KDTree, KNeighborsRegressor, NearestNeighbors
@@ -146,6 +146,9 @@ NEAREST_RIGHT = {
     # refused once: a prefix took SciPy's distance functions for its neighbour searches, and the library's
     # own code behind a default argument was read as the answer's
     "SciPy's cdist and scikit-learn's pairwise_distances": by_scipys_distances,
+    "SciPy's distance_matrix": lambda f, q, k: np.argsort(
+        np.where(np.arange(len(f)) == q, np.inf, distance_matrix(f[q : q + 1].numpy(), f.numpy())[0]), kind="stable"
+    )[:k],
     "topk": lambda f, q, k: (
         torch.cdist(f, f[q : q + 1])[:, 0].index_fill(0, torch.tensor(q), float("inf")).topk(k, largest=False).indices
     ),

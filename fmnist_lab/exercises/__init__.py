@@ -109,14 +109,15 @@ class Verdict:
 class Exercise:
     """One exercise: ``checker(answer, *data, generator=None)`` returns the praise or raises Wrong/NotDone.
 
-    ``lab_functions`` are functions of the lab that do the exercise's work: an answer that calls one of
-    them is refused, since the exercise asks the student to write that computation.
+    ``lab_functions`` are functions of the lab (or of a library) that do the exercise's work, or module
+    prefixes whose every function counts: an answer that calls one of them is refused, since the exercise
+    asks the student to write that computation.
     """
 
     label: str  # how the notebook refers to it, e.g. "nb01.q1"
     checker: Callable[..., str]
     hint_text: str
-    lab_functions: tuple[Callable[..., Any], ...] = ()
+    lab_functions: tuple[Callable[..., Any] | str, ...] = ()
 
     def verdict(self, answer: Any, *data: Any, seed: int | None = None) -> Verdict:
         """The outcome of checking ``answer`` (on the hidden cases of ``seed`` too), without printing."""
@@ -356,6 +357,9 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
             continue
         seen.add(id(item))
         refuse_if_lab(item)
+        if isinstance(item, (list, tuple, set, frozenset, dict)):  # a default such as [pixel_stats]
+            pending.extend(item.values() if isinstance(item, dict) else item)
+            continue
         if isinstance(item, functools.partial):
             pending.extend([item.func, *item.args, *item.keywords.values()])
             continue
@@ -365,24 +369,33 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
             if callable(item) and not isinstance(item, type) and not inspect.isbuiltin(item):
                 pending.append(type(item).__call__)  # a callable object: its class's __call__ and what it holds
                 pending.extend(vars(item).values() if hasattr(item, "__dict__") else ())
+                pending.extend(getattr(item, name, None) for name in getattr(type(item), "__slots__", ()))
             continue
         globals_ = getattr(function, "__globals__", None)
         if globals_ is not notebook:
             continue  # a library's function: refused above if it is one of lab_functions, not read
-        pending.extend(function.__defaults__ or ())
-        pending.extend((function.__kwdefaults__ or {}).values())
+        defaults = _defaults(function)
+        pending.extend(defaults.values())
         scope = dict(globals_ or {})
         for variable, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
             try:
                 scope[variable] = cell.cell_contents
             except ValueError:  # a closure variable not yet assigned
                 pass
-        for value in _named_objects(code, scope, {}):
+        for value in _named_objects(code, scope, dict(defaults)):  # a parameter stands for its default
             refuse_if_lab(value)
             if isinstance(value, type) and value.__module__ == getattr(function, "__module__", None):
                 pending.extend(vars(value).values())  # a class of the notebook: its methods
             elif isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
                 pending.append(value)  # a helper written in the same notebook
+
+
+def _defaults(function: types.FunctionType) -> dict[str, Any]:
+    """Each parameter with a default value, by name: ``def f(x, lab=fmnist_lab)`` gives {"lab": fmnist_lab}."""
+    code = function.__code__
+    positional = code.co_varnames[: code.co_argcount]
+    values = function.__defaults__ or ()
+    return {**dict(zip(positional[len(positional) - len(values) :], values)), **(function.__kwdefaults__ or {})}
 
 
 def _own_globals(answer: Any) -> dict[str, Any] | None:

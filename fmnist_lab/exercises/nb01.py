@@ -211,6 +211,10 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
         "4 average images of 2x2 pixels where other distances pick other pairs": torch.tensor(
             [[[4, 3], [2, 0]], [[2, 1], [4, 2]], [[3, 0], [1, 4]], [[3, 0], [1, 0]]], dtype=torch.float64
         ),
+        # (0, 1) by every distance; (0, 2) by the first row or the first column alone
+        "3 average images of 2x2 pixels, two of them alike in their first row and column": torch.tensor(
+            [[[0, 0], [0, 0]], [[1, 0], [0, 0]], [[0, 0], [0, 5]]], dtype=torch.float64
+        ),
     }
     if generator is not None:
         for n in range(2):

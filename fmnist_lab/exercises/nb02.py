@@ -134,7 +134,9 @@ def _check_conv_output_size(conv_output_size, generator: torch.Generator | None 
             as_number(call(conv_output_size, *args, case=case), "conv_output_size", case)
             for case, args in cases.items()
         ]
-    watch.refuse(conv_output_size, "reads the size off its result, instead of n, kernel, padding and stride")
+    watch.refuse(
+        conv_output_size, "reads the size off its result instead of computing it from n, kernel, padding and stride"
+    )
     _explain(
         conv_output_size,
         cases,
@@ -169,10 +171,9 @@ _SIZE_LIBRARY = (
 q1 = Exercise(
     "nb02.q1",
     _check_conv_output_size,
-    hint_text="Padding adds `padding` pixels on each side, so the window moves over n + 2·padding pixels. Its left "
-    "edge can start at 0, stride, 2·stride, … up to the last start where all `kernel` pixels still fit: "
-    "n + 2·padding − kernel. Count those starts (a window that does not fit is dropped, so round down), and "
-    "compare with the formula of section 1.",
+    hint_text="Padding adds `padding` pixels on each side. The window's left edge starts at 0 and moves `stride` "
+    "pixels at a time, as long as all `kernel` pixels still fit: count those positions (a window that does not fit "
+    "is dropped, so round down). Section 1 wrote that count as a formula.",
     lab_functions=_SIZE_LIBRARY,
 )
 

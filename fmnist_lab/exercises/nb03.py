@@ -7,6 +7,7 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from ..data import Batches
 from ..devices import pick_device
@@ -37,11 +38,16 @@ def reference_epoch(
 
 
 class _BatchList(list):
-    """The check's batches: (images, labels) pairs that, like the lab's Batches, know their number of images."""
+    """The check's batches: (images, labels) pairs that know their images as the lab's Batches (``dataset_size``)
+    and a DataLoader (``len(dataset)``) do, so that section 3's count of the images works on them."""
 
     @property
     def dataset_size(self) -> int:
         return sum(len(labels) for _, labels in self)
+
+    @property
+    def dataset(self) -> TensorDataset:
+        return TensorDataset(torch.cat([images for images, _ in self]), torch.cat([labels for _, labels in self]))
 
 
 def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
+from scipy.spatial import KDTree, cKDTree
 from torch import Tensor, nn
 
 from ..dataset import CLASS_NAMES
@@ -214,5 +215,5 @@ q3 = Exercise(
     _check_nearest,
     hint_text="Measure the distance from the query's feature vector to every image's. The query itself must never "
     "be picked; then take the k nearest, the nearest first.",
-    lab_functions=(nearest_neighbours, "sklearn.neighbors", "scipy.spatial._kdtree", "scipy.spatial._ckdtree"),
+    lab_functions=(nearest_neighbours, "sklearn.neighbors", KDTree, cKDTree),
 )
