@@ -142,8 +142,7 @@ WITHIN_BETWEEN_WRONG = {
         lambda images: (pixels(images).var(correction=0), 0.0),
         (
             "on 4 random images of different brightness, the within-image variance is 0.03115 and the "
-            "between-image variance 0.02584, but you "
-            "returned 0.05699 and 0.00000"
+            "between-image variance 0.02584, but you returned 0.05699 and 0.00000"
         ),
     ),
 }
