@@ -23,14 +23,22 @@ if TYPE_CHECKING:
 
 
 def pixel_stats(images: Tensor) -> tuple[float, float]:
-    """Mean and standard deviation over all pixels, scaled to [0, 1].
+    """Mean and standard deviation over all pixels of uint8 images, scaled to [0, 1].
 
     This is the std of the pixel distribution. The report printed 0.3202, the value of the
     *mean of the per-image standard deviations* (in our reading, what it computed), which is
     smaller (see notebook 01).
     """
-    x = images.double() / 255.0
-    return float(x.mean()), float(x.std())
+    if images.dtype != torch.uint8:
+        raise TypeError(f"pixel_stats takes the images as loaded, uint8 from 0 to 255; got {images.dtype}")
+    # A byte takes 256 values: from their counts, the mean and the (sample) std of every pixel follow exactly,
+    # without a float64 copy of the 47 million pixels (376 MB, fresh memory every call)
+    counts = torch.bincount(images.flatten(), minlength=256).double()
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    n = counts.sum()
+    mean = (counts * values).sum() / n
+    variance = (counts * (values - mean) ** 2).sum() / (n - 1)
+    return float(mean), float(variance.sqrt())
 
 
 def train_val_split(n: int, val_size: int = 5000, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -49,7 +57,9 @@ def train_val_split(n: int, val_size: int = 5000, seed: int = 0) -> tuple[Tensor
 
 def normalize(images: Tensor, mean: float, std: float) -> Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised with the given stats."""
-    return ((images.float() / 255.0 - mean) / std).unsqueeze(1)
+    # in place on one copy (a copy even of float input, which stays as it was): the arithmetic of
+    # (x / 255 - mean) / std without its three more copies of the dataset
+    return images.to(torch.float32, copy=True).div_(255.0).sub_(mean).div_(std).unsqueeze(1)
 
 
 def augment_batch(x: Tensor, max_shift: int, flip: bool, background: float, generator: torch.Generator) -> Tensor:

@@ -184,10 +184,20 @@ def test_pixel_stats_are_the_mean_and_std_of_all_pixels_at_once():
     assert std == pytest.approx(torch.tensor([0.0, 1, 1, 1]).std().item())
 
 
+def test_pixel_stats_equal_the_float64_computation_on_random_images_and_refuse_floats():
+    images = torch.randint(0, 256, (50, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    pixels = images.double() / 255
+    assert pixel_stats(images) == pytest.approx((pixels.mean().item(), pixels.std().item()), rel=1e-12)
+    with pytest.raises(TypeError, match="uint8 from 0 to 255; got torch.float64"):
+        pixel_stats(pixels)
+
+
 def test_normalize_shape_and_values():
     x = normalize(torch.full((2, 28, 28), 255, dtype=torch.uint8), mean=0.5, std=0.25)
     assert x.shape == (2, 1, 28, 28) and x.dtype == torch.float32
     assert torch.allclose(x, torch.full_like(x, 2.0))
+    floats = torch.full((2, 28, 28), 255.0)
+    assert torch.equal(normalize(floats, mean=0.5, std=0.25), x) and bool((floats == 255).all())  # input kept
 
 
 def test_validation_split_is_seeded_and_disjoint():
