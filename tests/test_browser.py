@@ -170,7 +170,8 @@ def run_all_cells(browser, jupyter, name: str):
         page.screenshot(path=str(ARTIFACTS / f"{name}-timeout.png"))
         raise
     page.keyboard.press("Control+s")
-    page.wait_for_timeout(1500)  # let the save reach the server
+    # the tab is marked dirty until the server has written the file: then the saved notebook can be read
+    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')")
     return page
 
 
