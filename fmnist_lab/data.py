@@ -33,7 +33,7 @@ def pixel_stats(images: Tensor) -> tuple[float, float]:
         raise TypeError(f"pixel_stats takes the images as loaded, uint8 from 0 to 255; got {images.dtype}")
     # A byte takes 256 values: from their counts, the mean and the (sample) std of every pixel follow exactly,
     # without a float64 copy of the 47 million pixels (376 MB, fresh memory every call)
-    counts = torch.bincount(images.flatten(), minlength=256).double()
+    counts = torch.bincount(images.flatten(), minlength=256).cpu().double()  # 256 numbers: on the CPU, any device
     values = torch.arange(256, dtype=torch.float64) / 255.0
     n = counts.sum()
     mean = (counts * values).sum() / n

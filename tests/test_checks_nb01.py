@@ -100,6 +100,16 @@ def test_pixel_std_handed_the_dataset_instead_of_its_images_names_what_it_expect
     )
 
 
+@pytest.mark.parametrize("exercise", [nb01.q1, nb01.q3], ids=["q1", "q3"])
+def test_images_converted_before_the_check_are_refused_with_the_fix(exercise):
+    images = torch.zeros(3, 28, 28)
+    message = exercise.verdict(lambda x: 0.0, images).message
+    assert message.startswith(
+        "Not yet: check() expects the images as loaded, bytes from 0 to 255 (uint8) such as data.train_images, "
+        "after your function, but it got torch.float32 values: pass them without converting them"
+    ), message
+
+
 # q3: within + between
 
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..data import pixel_stats
 from ..dataset import CLASS_NAMES
-from . import Exercise, Wrong, as_number, as_tensor, call, close, describe_images, expect_data, in_words, timed
+from . import Exercise, Misused, Wrong, as_number, as_tensor, call, close, describe_images, expect_data, in_words, timed
 
 
 def _cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -42,6 +42,11 @@ def _expect_images(images: object) -> None:
     expect_data(
         images, Tensor, "a batch of images such as data.train_images (a uint8 tensor), not the dataset object itself,"
     )
+    if images.dtype != torch.uint8:  # the bytes as loaded: the answers and the reference scale them by 255 themselves
+        raise Misused(
+            f"check() expects the images as loaded, bytes from 0 to 255 (uint8) such as data.train_images, after "
+            f"your function, but it got {images.dtype} values: pass them without converting them"
+        )
 
 
 def _diagnose(
