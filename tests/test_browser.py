@@ -75,9 +75,10 @@ def jupyter(tmp_path_factory):
     for name in root_conftest.IN_THE_BROWSER:
         shutil.copy(ROOT / "notebooks" / name, root / name)
     lab_settings = {
-        # render every cell (no windowing), start the kernel without asking, no news pop-up
+        # render every cell (no windowing), start the kernel without asking, no news pop-up; no autosave, so the
+        # one save is the test's own (run_all_cells waits for it to clear the tab's dirty mark)
         "notebook-extension/tracker": {"windowingMode": "none"},
-        "docmanager-extension/plugin": {"autoStartDefaultKernel": True},
+        "docmanager-extension/plugin": {"autoStartDefaultKernel": True, "autosave": False},
         "apputils-extension/notification": {"fetchNews": "false"},
     }
     for plugin, values in lab_settings.items():
@@ -169,8 +170,9 @@ def run_all_cells(browser, jupyter, name: str):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{name}-timeout.png"))
         raise
+    # the outputs mark the notebook dirty; the mark goes when the server has written the file, which can then be read
+    page.locator(".jp-mod-dirty").first.wait_for(state="attached")
     page.keyboard.press("Control+s")
-    # the tab is marked dirty until the server has written the file: then the saved notebook can be read
     page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')")
     return page
 
