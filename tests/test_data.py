@@ -34,12 +34,13 @@ def test_labels_are_int64(tmp_path):
 @pytest.mark.parametrize(
     "mangle, message",
     [
-        (lambda raw: raw[:-100], "bytes, expected"),
+        (lambda raw: raw[:-100], "3836 bytes, expected 3936"),
+        (lambda raw: raw + bytes(3 * 2**20), "3149664 bytes, expected 3936"),  # past the end: counted, not kept
         (lambda raw: raw[:6], "too short"),
         (lambda raw: b"\x00\x00\x08\x01" + raw[4:], "magic number"),
         (lambda raw: raw[:4] + (7).to_bytes(4, "big") + raw[8:], "header says shape"),
     ],
-    ids=["truncated", "header-cut", "wrong-magic", "wrong-count"],
+    ids=["truncated", "too-long", "header-cut", "wrong-magic", "wrong-count"],
 )
 def test_broken_files_name_the_file(tmp_path, mangle, message):
     path = tmp_path / "train-images-idx3-ubyte"
