@@ -33,6 +33,9 @@ SPEC.loader.exec_module(tool)
 HAND_SPEC = importlib.util.spec_from_file_location("hand_grading", ROOT / "tools" / "hand_grading.py")
 hand_grading = importlib.util.module_from_spec(HAND_SPEC)
 HAND_SPEC.loader.exec_module(hand_grading)
+NAMES_SPEC = importlib.util.spec_from_file_location("submission_names", ROOT / "tools" / "submission_names.py")
+submission_names = importlib.util.module_from_spec(NAMES_SPEC)
+NAMES_SPEC.loader.exec_module(submission_names)
 
 ASSIGNMENT = "01_data_inspection"
 INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"
@@ -374,6 +377,38 @@ def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand
             "ON notebook.assignment_id = submitted.id WHERE submitted.student_id = 'all_correct')"
         )
     assert set(hand_grading.waiting_for_hand_grading(graded, ASSIGNMENT)) == {(s, ASSIGNMENT) for s in students[1:]}
+
+
+def test_a_notebook_under_another_name_is_named_at_collect_and_its_unscored_checks_at_grades(course, tmp_path):
+    """A browser's second download, `01_data_inspection (1).ipynb`: nbgrader collects it but autogrades only the
+    released name, so every check would count 0 with nothing said. Collect names the student and fails; grades
+    names the checks autograde never scored, not as answers to grade by hand. (In a copy of the course.)"""
+    copy = tmp_path / "course"
+    shutil.copytree(course["dir"], copy)
+    (tmp_path / "submissions" / "renamed").mkdir(parents=True)
+    renamed = f"{ASSIGNMENT} (1).ipynb"
+    nbformat.write(submission(course["released"], course["source"]), tmp_path / "submissions" / "renamed" / renamed)
+    collect = make("collect", copy, succeeds=False, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=tmp_path / "submissions")
+    assert f"renamed (has '{renamed}')" in collect.stderr and f"Rename each notebook to {ASSIGNMENT}.ipynb" in (
+        collect.stderr
+    )
+    assert submission_names.misnamed(copy, ASSIGNMENT) == {"renamed": [renamed]}
+    assert submission_names.misnamed(course["dir"], ASSIGNMENT) == {}  # the four submissions under the right name
+
+    subprocess.run(  # graded anyway: nbgrader skips the notebook ("Skipping unknown notebook") and fails
+        ["make", "--no-print-directory", "-C", str(ROOT), "autograde", f"COURSE={copy}", f"ASSIGNMENT={ASSIGNMENT}"]
+        + ["STUDENT=renamed", f"BIN={Path(sys.executable).parent}"],
+        capture_output=True,
+        timeout=900,
+    )
+    checks = sum(1 for c in by_id(course["source"]).values() if c.cell_type == "code" and c.metadata.nbgrader["grade"])
+    unscored = hand_grading.checks_not_autograded(copy / "gradebook.db", ASSIGNMENT)
+    assert unscored == {("renamed", ASSIGNMENT): checks}
+    assert hand_grading.checks_not_autograded(course["dir"] / "gradebook.db") == {}
+    grades = make("grades", copy)
+    assert f"renamed ({checks} checks of {ASSIGNMENT})" in grades.stdout and "not under its released name" in (
+        grades.stdout
+    )
 
 
 def test_a_second_collect_reads_its_own_folder_only_and_keeps_the_students_collected_before(course):

@@ -1,14 +1,16 @@
-"""Which submissions still wait for grading by hand (predictions and written answers).
+"""Which submissions still wait for grading by hand (predictions and written answers), and which checks lack a score.
 
 Usage: python tools/hand_grading.py COURSE_DIR [ASSIGNMENT]
 (`make grades` and `make feedback` run it first, so that no one exports or sends a score whose
-written answers still count 0 without knowing it.)
+written answers or checks still count 0 without knowing it.)
 
 Autograde scores the checks; each answer in markdown waits for the instructor in nbgrader's
-Formgrader and counts 0 until it has a manual score. This reads the gradebook (SQLite, nbgrader
-0.9's tables) and prints one warning naming the submissions, or nothing when every answer has its
-grade. It fails only where it cannot read the gradebook (none yet, or not nbgrader 0.9's): feedback
-on the checks alone may be what an instructor wants to send first.
+Formgrader and counts 0 until it has a manual score. A check with no score at all is one autograde
+did not run: the submission had no notebook under the released name (`make collect` names those).
+This reads the gradebook (SQLite, nbgrader 0.9's tables) and prints one warning for each kind,
+naming the submissions, or nothing when everything has its score. It fails only where it cannot
+read the gradebook (none yet, or not nbgrader 0.9's): feedback on the checks alone may be what an
+instructor wants to send first.
 """
 
 from __future__ import annotations
@@ -18,44 +20,77 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-# An answer counts 0 while it has no manual score. (nbgrader also flags for review an answer that
-# has one, when autograde runs again: that one counts, so it is not listed.)
-WAITING = """
+# The graded cells of one kind (markdown: answers; code: checks) that still count 0 for want of a
+# score, per submission. An answer autograde leaves to the instructor counts 0 while it has no manual
+# score (an answer left as released is scored 0 by autograde and not left; nbgrader also flags for
+# review an answer that has a manual score, when autograde runs again: that one counts, so it is not
+# listed); a check counts 0 while it has neither an automatic score nor one given by hand.
+UNSCORED = """
     SELECT submitted.student_id, assignment.name, COUNT(*)
     FROM grade
+    JOIN grade_cells AS cell ON grade.cell_id = cell.id
     JOIN submitted_notebook AS notebook ON grade.notebook_id = notebook.id
     JOIN submitted_assignment AS submitted ON notebook.assignment_id = submitted.id
     JOIN assignment ON submitted.assignment_id = assignment.id
-    WHERE grade.needs_manual_grade AND grade.manual_score IS NULL AND (? IS NULL OR assignment.name = ?)
+    WHERE cell.cell_type = ? AND grade.manual_score IS NULL
+      AND (cell.cell_type = 'markdown' AND grade.needs_manual_grade
+           OR cell.cell_type = 'code' AND grade.auto_score IS NULL)
+      AND (? IS NULL OR assignment.name = ?)
     GROUP BY submitted.student_id, assignment.name
     ORDER BY submitted.student_id, assignment.name
 """
 
 
-def waiting_for_hand_grading(gradebook: Path, assignment: str | None = None) -> dict[tuple[str, str], int]:
-    """(student id, assignment) -> the number of answers (of ``assignment``, or of all) that count 0 until graded."""
+def _unscored(gradebook: Path, cell_type: str, assignment: str | None) -> dict[tuple[str, str], int]:
     if not gradebook.is_file():
         raise FileNotFoundError(f"no gradebook at {gradebook}: run `make release` first (it creates the course)")
     with closing(sqlite3.connect(f"{gradebook.resolve().as_uri()}?mode=ro", uri=True)) as connection:
-        rows = connection.execute(WAITING, (assignment, assignment)).fetchall()
+        rows = connection.execute(UNSCORED, (cell_type, assignment, assignment)).fetchall()
     return {(student, name): count for student, name, count in rows}
+
+
+def waiting_for_hand_grading(gradebook: Path, assignment: str | None = None) -> dict[tuple[str, str], int]:
+    """(student id, assignment) -> the number of answers (of ``assignment``, or of all) that count 0 until graded."""
+    return _unscored(gradebook, "markdown", assignment)
+
+
+def checks_not_autograded(gradebook: Path, assignment: str | None = None) -> dict[tuple[str, str], int]:
+    """(student id, assignment) -> the number of checks (of ``assignment``, or of all) that autograde never scored."""
+    return _unscored(gradebook, "code", assignment)
+
+
+def _listed(counts: dict[tuple[str, str], int], what: str, assignment: str | None) -> str:
+    """``student (n whats)``, or ``student (n whats of name)`` when no single ``assignment`` is named."""
+
+    def submission(student: str, name: str, count: int) -> str:
+        things = f"{count} {what}{'s' * (count > 1)}"
+        return f"{student} ({things})" if assignment else f"{student} ({things} of {name})"
+
+    return ", ".join(submission(student, name, count) for (student, name), count in counts.items())
 
 
 def warning(waiting: dict[tuple[str, str], int], assignment: str | None) -> str:
     """The warning for ``waiting`` (empty when no answer waits); with ``assignment``, its name is said once."""
     if not waiting:
         return ""
-
-    def submission(student: str, name: str, count: int) -> str:
-        answers = f"{count} answer{'s' * (count > 1)}"
-        return f"{student} ({answers})" if assignment else f"{student} ({answers} of {name})"
-
-    listed = ", ".join(submission(student, name, count) for (student, name), count in waiting.items())
     of = f" of {assignment}" if assignment else ""
     return (
         f"WARNING: answers graded by hand count 0 until you grade them; {len(waiting)} submission(s){of} still "
-        f"wait: {listed}. Grade them in Formgrader (`make formgrader`, with the same COURSE=, "
-        f"then Nbgrader > Formgrader > Manual Grading), then run this make target again."
+        f"wait: {_listed(waiting, 'answer', assignment)}. Grade them in Formgrader (`make formgrader`, with the "
+        f"same COURSE=, then Nbgrader > Formgrader > Manual Grading), then run this make target again."
+    )
+
+
+def not_autograded_warning(unscored: dict[tuple[str, str], int], assignment: str | None) -> str:
+    """The warning for checks autograde never scored (empty when there are none)."""
+    if not unscored:
+        return ""
+    of = f" of {assignment}" if assignment else ""
+    return (
+        f"WARNING: autograde scored no checks of {len(unscored)} submission(s){of}, which count 0: "
+        f"{_listed(unscored, 'check', assignment)}. Their notebook was not under its released name when "
+        f"autograde ran: rename it in your SUBMISSIONS folder, run make collect, then make autograde "
+        f"STUDENT=<student>, then this make target again."
     )
 
 
@@ -66,14 +101,16 @@ def main(argv: list[str]) -> int:
     gradebook, assignment = Path(argv[0]) / "gradebook.db", argv[1] if len(argv) == 2 else None
     try:
         waiting = waiting_for_hand_grading(gradebook, assignment)
+        unscored = checks_not_autograded(gradebook, assignment)
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 1
     except sqlite3.Error as err:
         print(f"cannot read {gradebook} as nbgrader 0.9's gradebook: {err}", file=sys.stderr)
         return 1
-    if waiting:
-        print(warning(waiting, assignment))
+    for text in (not_autograded_warning(unscored, assignment), warning(waiting, assignment)):
+        if text:
+            print(text)
     return 0
 
 
