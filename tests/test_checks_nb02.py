@@ -247,7 +247,7 @@ BN_WRONG = {
     ),
     "per pixel, over the batch": (
         lambda x, g, b, eps: scaled(normalised(x, x.mean(0), x.var(0, correction=0), eps), g, b),
-        "over the batch only (dim=0)",
+        "over the batch only, one per pixel",
     ),
     "no eps": (lambda x, g, b, eps: bn_keepdim(x, g, b, 0.0), "you left out eps"),
     "eps written in, not the one given": (
@@ -284,6 +284,13 @@ BN_WRONG = {
 @pytest.mark.parametrize("answer, sentence", BN_WRONG.values(), ids=BN_WRONG.keys())
 def test_batchnorm_train_wrong_answers_get_their_sentence(answer, sentence, seed):
     assert_wrong(nb02.q3, answer, sentence, seed=seed)
+
+
+@pytest.mark.parametrize("answer", [answer for answer, _ in BN_WRONG.values()], ids=BN_WRONG.keys())
+def test_batchnorm_train_mistakes_are_named_without_the_answers_code(answer):
+    """A message names the idea that went wrong; the dims to reduce over and the variance's argument are the answer."""
+    message = nb02.q3.verdict(answer).message
+    assert message.startswith("Not yet") and "dim=" not in message and "correction=" not in message, message
 
 
 def bn_through_a_helper(x, gamma, beta, eps):

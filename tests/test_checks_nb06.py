@@ -36,7 +36,6 @@ CONFUSION_RIGHT = {
         (t, p), torch.ones(len(t)), accumulate=True
     ),
     "NumPy's add.at": by_numpy,
-    "scikit-learn": lambda t, p, n: sklearn_confusion_matrix(t.numpy(), p.numpy(), labels=list(range(n))),
     "lists of lists": lambda t, p, n: by_loop(t, p, n).tolist(),
 }
 
@@ -72,6 +71,10 @@ CONFUSION_WRONG = {
     "the lab's confusion_matrix": (
         lambda t, p, n: nb06.confusion_matrix(t, p, n),
         "calls the lab's own `confusion_matrix` (fmnist_lab.metrics.confusion_matrix)",
+    ),
+    "scikit-learn's confusion_matrix": (  # "by hand", as nb07.q3 refuses sklearn.neighbors
+        lambda t, p, n: sklearn_confusion_matrix(t.numpy(), p.numpy(), labels=list(range(n))),
+        "calls scikit-learn's ready-made `confusion_matrix`",
     ),
 }
 

@@ -203,8 +203,8 @@ def _scaled(x_hat: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
 _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
     (
         (
-            "you divided by the unbiased variance (N − 1); BatchNorm normalises with the biased variance: "
-            "x.var(dim=(0, 2, 3), correction=0)"
+            "you divided by the unbiased variance (N − 1); BatchNorm normalises with the biased variance, which "
+            "divides by N (torch.var's `correction` argument chooses)"
         ),
         lambda x, g, b, eps: _scaled(
             _normalise(
@@ -217,7 +217,7 @@ _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
     (
         (
             "you took one mean and variance over the whole tensor; BatchNorm takes one per channel, over the batch and "
-            "the positions: dim=(0, 2, 3)"
+            "the positions"
         ),
         lambda x, g, b, eps: _scaled(
             _normalise(x.double(), x.double().mean(), x.double().var(correction=0), eps), g, b
@@ -226,7 +226,7 @@ _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
     (
         (
             "you normalised each image's channel on its own (that is InstanceNorm); BatchNorm pools the whole "
-            "batch and every position of a channel: dim=(0, 2, 3)"
+            "batch and every position of a channel"
         ),
         lambda x, g, b, eps: _scaled(
             _normalise(
@@ -241,8 +241,8 @@ _BATCHNORM_MISTAKES = [  # (what went wrong, the output it gives from float64 x)
     ),
     (
         (
-            "you took the statistics over the batch only (dim=0), one per pixel; after a convolution BatchNorm "
-            "also pools the positions: dim=(0, 2, 3)"
+            "you took the statistics over the batch only, one per pixel; after a convolution BatchNorm "
+            "also pools the positions"
         ),
         lambda x, g, b, eps: _scaled(
             _normalise(

@@ -119,7 +119,7 @@ q1 = Exercise(
     _check_confusion,
     hint_text="Start from a num_classes × num_classes matrix of zeros, in an integer dtype, and count: each image "
     "adds one at the row of its true class and the column of its prediction.",
-    lab_functions=(confusion_matrix,),
+    lab_functions=(confusion_matrix, "sklearn.metrics"),
 )
 
 
