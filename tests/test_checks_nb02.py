@@ -277,6 +277,14 @@ BN_WRONG = {
         ),
     ),
     "the channel means only": (lambda x, g, b, eps: x.mean(dim=(0, 2, 3)), "should return shape (4, 3, 5, 5)"),
+    "computed in float16": (
+        lambda x, g, b, eps: bn_keepdim(x.half(), g.half(), b.half(), eps),
+        "your output is float16, which keeps only 3 significant digits",
+    ),
+    "returned in bfloat16": (
+        lambda x, g, b, eps: bn_keepdim(x, g, b, eps).bfloat16(),
+        "your output is bfloat16, which keeps only 2 significant digits",
+    ),
 }
 
 

@@ -372,16 +372,25 @@ def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:
         )
 
 
+_LOW_PRECISION = {torch.float16: 3, torch.bfloat16: 2}  # dtype -> its significant decimal digits, about
+
+
 def _check_batchnorm_train(
     batchnorm_train, features: Tensor | None = None, generator: torch.Generator | None = None
 ) -> str:
     cases = _batchnorm_cases(generator)
     with _FunctionWatch("batch_norm", "group_norm", "layer_norm", "instance_norm", "rms_norm") as watch:
+        returned = {case: call(batchnorm_train, *args, case=case) for case, args in cases.items()}
         answers = [
-            as_tensor(call(batchnorm_train, *args, case=case), "batchnorm_train", case, tuple(args[0].shape))
-            for case, args in cases.items()
+            as_tensor(returned[case], "batchnorm_train", case, tuple(args[0].shape)) for case, args in cases.items()
         ]
     watch.refuse(batchnorm_train, "takes its normalisation")
+    low = next((v.dtype for v in returned.values() if isinstance(v, Tensor) and v.dtype in _LOW_PRECISION), None)
+    if low is not None:  # its rounding alone is larger than the tolerance: say so, not "should be ..."
+        raise Wrong(
+            f"your output is {str(low).removeprefix('torch.')}, which keeps only {_LOW_PRECISION[low]} significant "
+            "digits: compute in x's own dtype (float32 here)"
+        )
     _explain(
         batchnorm_train,
         cases,
