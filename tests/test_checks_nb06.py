@@ -29,6 +29,12 @@ def by_numpy(targets, predictions, num_classes):
     return cm
 
 
+def index_add_once(targets, predictions, num_classes):
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    cm[targets, predictions] += 1  # the classic slip: a repeated (target, prediction) pair is written once
+    return cm
+
+
 CONFUSION_RIGHT = {
     "a loop": by_loop,
     "bincount": lambda t, p, n: torch.bincount(t * n + p, minlength=n * n).view(n, n),
@@ -62,6 +68,10 @@ CONFUSION_WRONG = {
     "an array of Python objects": (
         lambda t, p, n: np.array(by_loop(t, p, n).tolist(), dtype=object),
         "`my_confusion_matrix` should return a tensor of shape (3, 3)",
+    ),
+    "indexing with +=, each repeated pair counted once": (
+        index_add_once,
+        "a (true, predicted) pair that occurs several times counts once in yours",
     ),
     "one too many everywhere": (
         lambda t, p, n: by_loop(t, p, n) + 1,

@@ -102,7 +102,11 @@ WRONG = {
         shard_padded_from_the_end,
         "the padding is not: the order is padded by repeating its start",
     ),
-    "padding longer than the order": (shard_padding_once, "order [5], rank 2 of 3"),
+    "padding longer than the order": (
+        shard_padding_once,
+        "order [5], rank 2 of 3 (padding 2, more than the order holds), the padding needs 2 indices but the order "
+        "holds only 1",
+    ),
     "positions, not the order's indices": (
         shard_ignoring_the_order,
         "you returned positions in the order ([1, 4, 0]); return what the order holds",

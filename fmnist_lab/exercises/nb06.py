@@ -94,6 +94,12 @@ def _check_confusion(
                 f"on {case}, a count of {int(right.max())} does not fit your matrix's dtype, which holds at most "
                 f"{largest}: count in torch.long"
             )
+        if right.max() > 1 and torch.equal(got, (right > 0).double()):
+            raise Wrong(
+                f"on {case}, a (true, predicted) pair that occurs several times counts once in yours: "
+                f"`cm[targets, predictions] += 1` writes each position once, however often it repeats; count "
+                f"every image (a loop, torch.bincount, or index_put_ with accumulate=True)"
+            )
         shown = got.long() if torch.equal(got, got.round()) else got
         raise Wrong(f"on {case}, the matrix should be\n{right.long()}\nbut yours is\n{shown}")
     praise = (

@@ -54,10 +54,17 @@ def _diagnose(got: list[int], order: Tensor, rank: int, world_size: int, case: s
     """Why ``got`` is not rank ``rank``'s shard: the usual mistakes named, else the two lists."""
     expected = distributed.shard(order, rank, world_size).tolist()
     length = len(expected)
+    padding = length * world_size - len(order)
+    if padding > len(order) and got == torch.cat([order, order[:padding]])[rank::world_size].tolist():
+        return (
+            f"on {case}, the padding needs {padding} indices but the order holds only {len(order)}, and "
+            f"order[:{padding}] gives at most that: repeat the order as often as it takes"
+        )
     if len(got) != length:
         return (
-            f"on {case}, every rank should get ceil({len(order)} / {world_size}) = {length} indices (the order is "
-            f"padded so that all ranks take the same number of steps), but yours has {len(got)}"
+            f"on {case}, every rank should get ceil({len(order)} / {world_size}) = {length} "
+            f"{'index' if length == 1 else 'indices'} (the order is padded so that all ranks take the same number "
+            f"of steps), but yours has {len(got)}"
         )
     if got == distributed.pad_to_multiple(order, world_size).tolist()[rank * length : (rank + 1) * length]:
         return (
