@@ -65,6 +65,10 @@ SMOOTH_WRONG = {
         lambda losses, beta: [v for v in nb04._ema(losses, beta, beta, 0)],
         "the running average keeps weight beta and the new loss gets 1 - beta",
     ),
+    "the running average itself corrected": (
+        nb04._ema_corrected_in_place,
+        "you divided the running average itself, so each step's correction is carried into the next",
+    ),
     "exponent off by one": (
         lambda losses, beta: nb04._ema(losses, beta, 1 - beta, 1),
         "the bias correction at step t is 1 - beta**t with t starting at 1",
@@ -315,7 +319,18 @@ RESET_WRONG = {
     "the model's children only, not the layers inside them": (
         lambda model: [m.reset_parameters() for m in model.children() if hasattr(m, "reset_parameters")],
         "whose first layer is an nn.Sequential of Conv2d and BatchNorm2d, after a sweep, layer 0.0 (Conv2d) still "
-        "holds the sweep's weights",
+        "holds the sweep's weights (changed by at most 0): it sits inside `0`, and model.children() goes one level "
+        "deep; model.modules() reaches every layer",
+    ),
+    "the children's BatchNorm only": (  # the nested BatchNorm missed, its convolution reset by hand
+        lambda model: [
+            m.reset_parameters()
+            for m in [*model.children(), *(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))]
+            if hasattr(m, "reset_parameters")
+        ],
+        "BatchNorm layer 0.1 still holds what the sweep left in its weight and bias (gamma and beta; fresh: 1 and "
+        "0) and in its running mean and variance (fresh: 0 and 1) and in its batch count, num_batches_tracked = "
+        "500 (fresh: 0): it sits inside `0`, and model.children() goes one level deep",
     ),
 }
 

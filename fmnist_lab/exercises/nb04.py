@@ -24,6 +24,15 @@ def _ema(losses: list[float], beta: float, new_weight: float, correction_offset:
     return out
 
 
+def _ema_corrected_in_place(losses: list[float], beta: float) -> list[float]:
+    """The running average itself divided by 1 - beta**t at every step, so that each correction compounds."""
+    avg, out = 0.0, []
+    for t, loss in enumerate(losses, start=1):
+        avg = (beta * avg + (1 - beta) * loss) / (1 - beta**t)
+        out.append(avg)
+    return out
+
+
 def _smoothing_cases(generator: torch.Generator | None = None) -> dict[str, tuple[list[float], float]]:
     rng = random.Random(3)
     cases = {
@@ -58,6 +67,8 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
             "the bias correction at step t is 1 - beta**t with t starting at 1 (your exponent is off by one)": _ema(
                 losses, beta, 1 - beta, 1
             ),
+            "you divided the running average itself, so each step's correction is carried into the next: keep "
+            "the running average as it is and divide only the value you return": _ema_corrected_in_place(losses, beta),
         }
         for message, wrong in mistakes.items():
             if all_close(got, torch.tensor(wrong, dtype=torch.float64)):
@@ -283,15 +294,30 @@ def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
             if problem is None and module.bias is not None:
                 problem = _fresh_bias_problem(module.bias.detach(), before[f"{name}.bias"], module.weight[0].numel())
             if problem is not None:
-                raise Wrong(
-                    f"on {case}, layer {name} ({type(module).__name__}) {problem}: re-initialise the "
-                    f"convolutional and linear layers (their reset_parameters())"
+                advice = _nested_reason(model, name, before) or (
+                    "re-initialise the convolutional and linear layers (their reset_parameters())"
                 )
+                raise Wrong(f"on {case}, layer {name} ({type(module).__name__}) {problem}: {advice}")
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            _check_batchnorm(case, name, module)
+            _check_batchnorm(case, name, module, _nested_reason(model, name, before))
 
 
-def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNorm) -> None:
+def _nested_reason(model: nn.Module, name: str, before: dict[str, torch.Tensor]) -> str | None:
+    """Why layer ``name`` was missed, when it is nested and the layers directly in ``model`` were reset."""
+    walked_children = any(
+        not torch.equal(before[f"{child_name}.weight"], child.weight.detach())
+        for child_name, child in model.named_children()
+        if isinstance(getattr(child, "weight", None), torch.Tensor)
+    )
+    if "." not in name or not walked_children:
+        return None
+    return (
+        f"it sits inside `{name.rsplit('.', 1)[0]}`, and model.children() goes one level deep; model.modules() "
+        f"reaches every layer, nested ones included"
+    )
+
+
+def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNorm, nested: str | None = None) -> None:
     kept = []  # what still holds the sweep's values, each checked on its own
     if not (torch.all(module.weight == 1) and torch.all(module.bias == 0)):
         kept.append("its weight and bias (gamma and beta; fresh: 1 and 0)")
@@ -307,6 +333,8 @@ def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNo
     }.get(len(kept), "reset_parameters() resets it too")
     if len(kept) == 1 and "batch count" in kept[0]:
         advice = "reset_running_stats() (or reset_parameters()) sets it back to 0 with the statistics"
+    if nested:
+        advice = nested
     raise Wrong(
         f"on {case}, BatchNorm layer {name} still holds what the sweep left in {' and in '.join(kept)}: {advice}"
     )
