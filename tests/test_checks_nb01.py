@@ -34,8 +34,8 @@ PIXEL_STD_RIGHT = {
 PIXEL_STD_WRONG = {
     "per-image std": (
         lambda images: pixels(images).std(dim=1).mean().item(),
-        "the mean of the per-image standard deviations (the report's mistake: its 0.3202 is this mean with "
-        "correction=0)",
+        "the mean of the per-image standard deviations (in our reading the report's mistake: its 0.3202 is this "
+        "mean with correction=0)",
     ),
     "per-image std, correction=0 (the report's number)": (
         lambda images: pixels(images).std(dim=1, correction=0).mean().item(),
