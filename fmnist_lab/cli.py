@@ -172,12 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def flags_message(err: ConfigError) -> str:
-    """The library names arguments (``lr=0``); the command line names flags (``--lr 0``) and environment
-    variables, whose names are upper case (``FMNIST_LAB_BF16=2``)."""
-    return "; ".join(
-        f"{name}={value}: {rule}" if name.isupper() else f"{flag(name)} {value}: {rule}"
-        for name, value, rule in err.problems
-    )
+    """The library names arguments (``lr=0``); the command line names flags (``--lr 0``, or ``--lr`` alone for
+    a setting not given) and environment variables, whose names are upper case (``FMNIST_LAB_BF16=2``)."""
+
+    def problem(name: str, value: object, rule: str) -> str:
+        if name.isupper():
+            return f"{name}={value}: {rule}"
+        return f"{flag(name)}: {rule}" if value is None else f"{flag(name)} {value}: {rule}"
+
+    return "; ".join(problem(*triple) for triple in err.problems)
 
 
 def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -354,7 +357,7 @@ def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     for result in predict_files(checkpoint, args.images):
         if isinstance(result, ImageError):
             failures += 1
-            print(f"error: {result}", file=sys.stderr)
+            print(f"fmnist-lab predict: error: {result}", file=sys.stderr)
         else:
             print(f"{result.path}: " + ", ".join(f"{name} {p:.1%}" for name, p in result.top))
     return 1 if failures else 0

@@ -41,9 +41,10 @@ def degenerate_settings(config: TrainConfig, train_size: int) -> list[str]:
     """What is wrong with settings that run but make little sense (an empty list when nothing is)."""
     problems = []
     if train_size < 1000:
+        finder = ", and the LR finder's pick is a guess" if config.lr is None else ""
         problems.append(
-            f"only {train_size} training images: the model will learn little, and the LR finder's "
-            f"pick is a guess (use limit_train=None, or at least a few thousand)"
+            f"only {train_size} training images: the model will learn little{finder} (use limit_train=None, "
+            f"or at least a few thousand)"
         )
     if config.batch_size >= train_size:
         problems.append(

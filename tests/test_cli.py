@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from fmnist_lab.checkpoint import save_checkpoint
-from fmnist_lab.cli import build_parser, main
+from fmnist_lab.cli import build_parser, flags_message, main
 from fmnist_lab.config import RECIPES, TrainConfig, make_config
+from fmnist_lab.errors import ConfigError
 from fmnist_lab.model import Net
 from fmnist_lab.predict import ImageError, load_image, to_fashion_mnist
 from fmnist_lab.train import History
@@ -79,6 +80,17 @@ def test_a_bad_bf16_variable_is_refused_by_its_name_before_any_work(argv, capsys
     assert exit_info.value.code == 2
     assert "FMNIST_LAB_BF16=2: must be 0 (float32 everywhere) or 1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_flags_are_named_with_their_value_and_a_setting_not_given_alone():
+    problems = [
+        ("lr", None, "none given"),
+        ("batch_size", 0, "must be at least 1"),
+        ("FMNIST_LAB_BF16", "2", "x"),
+    ]
+    assert flags_message(ConfigError(problems)) == (
+        "--lr: none given; --batch-size 0: must be at least 1; FMNIST_LAB_BF16=2: x"
+    )
 
 
 def test_a_bad_quick_variable_is_refused_in_one_line_as_the_lab_is_imported():
@@ -348,6 +360,7 @@ def test_bad_files_are_reported_and_the_others_still_processed(tmp_path, checkpo
     assert "empty.png: the file is empty" in err
     assert "notes.jpg: not an image" in err
     assert "missing.png: no such file" in err
+    assert all(line.startswith("fmnist-lab predict: error: ") for line in err.splitlines()), err  # as the others
 
 
 def test_load_image_errors_are_image_errors(tmp_path):

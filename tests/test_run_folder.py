@@ -300,6 +300,8 @@ def test_degenerate_settings_are_named():
     assert "batch_size=512 is not smaller than the 1 training images: one step per epoch" in problems[1]
     assert "patience=1 is shorter than the one-cycle warm-up (9 of 30 epochs)" in problems[2]
     assert degenerate_settings(TrainConfig(patience=10), train_size=55_000) == []
+    assert "the LR finder's pick is a guess" in problems[0]  # no LR given: the finder picks one
+    assert "LR finder" not in degenerate_settings(TrainConfig(lr=0.01), train_size=1)[0]  # given: no finder runs
 
 
 def test_a_degenerate_run_warns(tiny_data):
