@@ -405,10 +405,14 @@ def test_a_notebook_under_another_name_is_named_at_collect_and_its_unscored_chec
     unscored = hand_grading.checks_not_autograded(copy / "gradebook.db", ASSIGNMENT)
     assert unscored == {("renamed", ASSIGNMENT): checks}
     assert hand_grading.checks_not_autograded(course["dir"] / "gradebook.db") == {}
+    assert hand_grading.never_autograded(copy / "gradebook.db", ASSIGNMENT) == {("renamed", ASSIGNMENT)}
     grades = make("grades", copy)
     assert f"renamed ({checks} checks of {ASSIGNMENT})" in grades.stdout and "not under its released name" in (
         grades.stdout
     )
+    assert "1 with no check scored at all" in grades.stdout
+    waiting_line = next((line for line in grades.stdout.splitlines() if "answers graded by hand" in line), "")
+    assert "renamed (" not in waiting_line  # listed once: under the checks, not again as answers waiting
 
 
 def test_a_second_collect_reads_its_own_folder_only_and_keeps_the_students_collected_before(course):
@@ -485,3 +489,20 @@ def test_a_step_without_a_released_assignment_is_refused_before_nbgrader_runs(tm
     result = make(target, tmp_path, succeeds=False, **variables)
     assert sentence in result.stdout, result.stdout + result.stderr
     assert not (tmp_path / "gradebook.db").exists() and not any(tmp_path.iterdir())
+
+
+def test_a_second_notebook_beside_the_released_one_is_named_in_a_warning_and_does_not_fail_collect(tmp_path, capsys):
+    (tmp_path / "release" / "01_data_inspection").mkdir(parents=True)
+    (tmp_path / "release" / "01_data_inspection" / "01_data_inspection.ipynb").touch()
+    for student, names in {
+        "alice": ["01_data_inspection.ipynb"],
+        "bob": ["01_data_inspection.ipynb", "01_data_inspection (1).ipynb"],
+    }.items():
+        (tmp_path / "submitted" / student / "01_data_inspection").mkdir(parents=True)
+        for name in names:
+            (tmp_path / "submitted" / student / "01_data_inspection" / name).touch()
+    assert submission_names.extras(tmp_path, "01_data_inspection") == {"bob": ["01_data_inspection (1).ipynb"]}
+    assert submission_names.misnamed(tmp_path, "01_data_inspection") == {}
+    assert submission_names.main([str(tmp_path), "01_data_inspection"]) == 0
+    out = capsys.readouterr().out
+    assert "bob ('01_data_inspection (1).ipynb')" in out and "alice" not in out

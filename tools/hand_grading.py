@@ -6,7 +6,9 @@ written answers or checks still count 0 without knowing it.)
 
 Autograde scores the checks; each answer in markdown waits for the instructor in nbgrader's
 Formgrader and counts 0 until it has a manual score. A check with no score at all is one autograde
-did not run: the submission had no notebook under the released name (`make collect` names those).
+did not score: most often the submission had no notebook under the released name (`make collect`
+names those); also a deleted check cell or an autograde that failed. A submission none of whose
+checks has a score is listed under that warning only: its answers were never collected either.
 This reads the gradebook (SQLite, nbgrader 0.9's tables) and prints one warning for each kind,
 naming the submissions, or nothing when everything has its score. It fails only where it cannot
 read the gradebook (none yet, or not nbgrader 0.9's): feedback on the checks alone may be what an
@@ -40,13 +42,35 @@ UNSCORED = """
     ORDER BY submitted.student_id, assignment.name
 """
 
+# The submissions none of whose checks autograde scored (its notebook was never graded at all).
+NEVER_AUTOGRADED = """
+    SELECT submitted.student_id, assignment.name
+    FROM grade
+    JOIN grade_cells AS cell ON grade.cell_id = cell.id
+    JOIN submitted_notebook AS notebook ON grade.notebook_id = notebook.id
+    JOIN submitted_assignment AS submitted ON notebook.assignment_id = submitted.id
+    JOIN assignment ON submitted.assignment_id = assignment.id
+    WHERE cell.cell_type = 'code' AND (? IS NULL OR assignment.name = ?)
+    GROUP BY submitted.student_id, assignment.name
+    HAVING COUNT(grade.auto_score) = 0 AND COUNT(grade.manual_score) = 0
+"""
 
-def _unscored(gradebook: Path, cell_type: str, assignment: str | None) -> dict[tuple[str, str], int]:
+
+def _query(gradebook: Path, query: str, parameters: tuple) -> list[tuple]:
     if not gradebook.is_file():
         raise FileNotFoundError(f"no gradebook at {gradebook}: run `make release` first (it creates the course)")
     with closing(sqlite3.connect(f"{gradebook.resolve().as_uri()}?mode=ro", uri=True)) as connection:
-        rows = connection.execute(UNSCORED, (cell_type, assignment, assignment)).fetchall()
+        return connection.execute(query, parameters).fetchall()
+
+
+def _unscored(gradebook: Path, cell_type: str, assignment: str | None) -> dict[tuple[str, str], int]:
+    rows = _query(gradebook, UNSCORED, (cell_type, assignment, assignment))
     return {(student, name): count for student, name, count in rows}
+
+
+def never_autograded(gradebook: Path, assignment: str | None = None) -> set[tuple[str, str]]:
+    """(student id, assignment) of each submission (of ``assignment``, or of all) none of whose checks has a score."""
+    return set(_query(gradebook, NEVER_AUTOGRADED, (assignment, assignment)))
 
 
 def waiting_for_hand_grading(gradebook: Path, assignment: str | None = None) -> dict[tuple[str, str], int]:
@@ -81,16 +105,20 @@ def warning(waiting: dict[tuple[str, str], int], assignment: str | None) -> str:
     )
 
 
-def not_autograded_warning(unscored: dict[tuple[str, str], int], assignment: str | None) -> str:
-    """The warning for checks autograde never scored (empty when there are none)."""
+def not_autograded_warning(
+    unscored: dict[tuple[str, str], int], never: set[tuple[str, str]], assignment: str | None
+) -> str:
+    """The warning for checks autograde never scored (empty when there are none); ``never``: those with none scored."""
     if not unscored:
         return ""
     of = f" of {assignment}" if assignment else ""
+    whole = f" ({len(never)} with no check scored at all)" if never else ""
     return (
-        f"WARNING: autograde scored no checks of {len(unscored)} submission(s){of}, which count 0: "
-        f"{_listed(unscored, 'check', assignment)}. Their notebook was not under its released name when "
-        f"autograde ran: rename it in your SUBMISSIONS folder, run make collect, then make autograde "
-        f"STUDENT=<student>, then this make target again."
+        f"WARNING: checks autograde never scored count 0, in {len(unscored)} submission(s){of}{whole}: "
+        f"{_listed(unscored, 'check', assignment)}. Most often the notebook was not under its released name "
+        f"when autograde ran (rename it in your SUBMISSIONS folder and run make collect); also a deleted check "
+        f"cell or an autograde that failed (read its log). Then run make autograde STUDENT=<student> and this "
+        f"make target again."
     )
 
 
@@ -102,13 +130,15 @@ def main(argv: list[str]) -> int:
     try:
         waiting = waiting_for_hand_grading(gradebook, assignment)
         unscored = checks_not_autograded(gradebook, assignment)
+        never = never_autograded(gradebook, assignment)
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 1
     except sqlite3.Error as err:
         print(f"cannot read {gradebook} as nbgrader 0.9's gradebook: {err}", file=sys.stderr)
         return 1
-    for text in (not_autograded_warning(unscored, assignment), warning(waiting, assignment)):
+    waiting = {submission: count for submission, count in waiting.items() if submission not in never}
+    for text in (not_autograded_warning(unscored, never, assignment), warning(waiting, assignment)):
         if text:
             print(text)
     return 0

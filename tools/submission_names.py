@@ -6,7 +6,10 @@ Usage: python tools/submission_names.py COURSE_DIR ASSIGNMENT
 zip_collect files a notebook of any name, but autograde grades only the released names and skips
 the others ("Skipping unknown notebook"), so a browser's second download, `01_data_inspection
 (1).ipynb`, would score 0 for every check. This names each collected student whose folder lacks a
-released notebook, with what it holds instead, and fails; it prints nothing when all are there.
+released notebook, with what it holds instead, and fails. A folder that has the released notebook
+and another beside it (an older original and a newer `(1)` copy) is graded on the released name
+only: this warns, naming both, and does not fail (the extra may be a scratch copy). It prints
+nothing when every folder holds exactly the released notebooks.
 """
 
 from __future__ import annotations
@@ -15,15 +18,26 @@ import sys
 from pathlib import Path
 
 
+def _collected(course: Path, assignment: str) -> list[tuple[str, set[str], set[str]]]:
+    """(student id, the released notebook names, the names in their folder) for each collected folder."""
+    released = {path.name for path in (course / "release" / assignment).glob("*.ipynb")}
+    folders = sorted((course / "submitted").glob(f"*/{assignment}"))
+    return [(folder.parent.name, released, {path.name for path in folder.glob("*.ipynb")}) for folder in folders]
+
+
 def misnamed(course: Path, assignment: str) -> dict[str, list[str]]:
     """Student id -> the notebooks in their folder of ``assignment``, for each folder that lacks a released one."""
-    released = {path.name for path in (course / "release" / assignment).glob("*.ipynb")}
-    problems = {}
-    for folder in sorted((course / "submitted").glob(f"*/{assignment}")):
-        found = {path.name for path in folder.glob("*.ipynb")}
-        if released - found:
-            problems[folder.parent.name] = sorted(found - released)
-    return problems
+    return {
+        student: sorted(found - released)
+        for student, released, found in _collected(course, assignment)
+        if released - found
+    }
+
+
+def extras(course: Path, assignment: str) -> dict[str, list[str]]:
+    """Student id -> the other notebooks in their folder, for each folder that has the released ones too."""
+    collected = _collected(course, assignment)
+    return {student: sorted(found - released) for student, released, found in collected if released < found}
 
 
 def message(problems: dict[str, list[str]], assignment: str, course: Path) -> str:
@@ -46,6 +60,16 @@ def main(argv: list[str]) -> int:
         return 2
     course, assignment = Path(argv[0]), argv[1]
     problems = misnamed(course, assignment)
+    beside = extras(course, assignment)
+    if beside:
+        listed = ", ".join(
+            f"{student} ({', '.join(repr(name) for name in names)})" for student, names in beside.items()
+        )
+        print(
+            f"WARNING: autograde grades {assignment}.ipynb and ignores the other notebooks beside it: {listed}. "
+            f"If one of those is the student's final version, rename it to {assignment}.ipynb in your "
+            f"SUBMISSIONS folder (replacing the older one) and run make collect again."
+        )
     if problems:
         print(message(problems, assignment, course), file=sys.stderr)
         return 1
