@@ -73,6 +73,10 @@ CONFUSION_WRONG = {
         index_add_once,
         "a (true, predicted) pair that occurs several times counts once in yours",
     ),
+    "indexing with +=, the message names the idea to fix it": (
+        index_add_once,
+        "count every image, repeats included",
+    ),
     "one too many everywhere": (
         lambda t, p, n: by_loop(t, p, n) + 1,
         "the matrix should be\ntensor([[1, 1, 0],\n        [0, 1, 0],\n        [2, 0, 1]])\n"

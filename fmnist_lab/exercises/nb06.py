@@ -98,7 +98,7 @@ def _check_confusion(
             raise Wrong(
                 f"on {case}, a (true, predicted) pair that occurs several times counts once in yours: "
                 f"`cm[targets, predictions] += 1` writes each position once, however often it repeats; count "
-                f"every image (a loop, torch.bincount, or index_put_ with accumulate=True)"
+                f"every image, repeats included: each image adds one to its cell, whatever pairs came before"
             )
         shown = got.long() if torch.equal(got, got.round()) else got
         raise Wrong(f"on {case}, the matrix should be\n{right.long()}\nbut yours is\n{shown}")
