@@ -285,6 +285,10 @@ BN_WRONG = {
         lambda x, g, b, eps: bn_keepdim(x, g, b, eps).bfloat16(),
         "your output is bfloat16, which keeps only 2 significant digits",
     ),
+    "a NumPy array in float16": (
+        lambda x, g, b, eps: bn_float64_numpy(x, g, b, eps).astype(np.float16),
+        "your output is float16, which keeps only 3 significant digits",
+    ),
 }
 
 

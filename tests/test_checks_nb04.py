@@ -59,6 +59,15 @@ def plain_ema(losses, beta):
     return out
 
 
+def ema_corrected_in_place(losses, beta):  # the student's slip, written out: the stored average is divided
+    avg, out = 0.0, []
+    for t, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        avg = avg / (1 - beta**t)
+        out.append(avg)
+    return out
+
+
 SMOOTH_WRONG = {
     "no bias correction": (plain_ema, "your values are the plain moving average"),
     "weights swapped": (
@@ -66,7 +75,7 @@ SMOOTH_WRONG = {
         "the running average keeps weight beta and the new loss gets 1 - beta",
     ),
     "the running average itself corrected": (
-        nb04._ema_corrected_in_place,
+        ema_corrected_in_place,
         "you divided the running average itself, so each step's correction is carried into the next",
     ),
     "exponent off by one": (

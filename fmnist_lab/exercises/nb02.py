@@ -372,7 +372,7 @@ def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:
         )
 
 
-_LOW_PRECISION = {torch.float16: 3, torch.bfloat16: 2}  # dtype -> its significant decimal digits, about
+_LOW_PRECISION = {"float16": 3, "bfloat16": 2}  # dtype (PyTorch's or NumPy's) -> its significant decimal digits, about
 
 
 def _check_batchnorm_train(
@@ -385,11 +385,12 @@ def _check_batchnorm_train(
             as_tensor(returned[case], "batchnorm_train", case, tuple(args[0].shape)) for case, args in cases.items()
         ]
     watch.refuse(batchnorm_train, "takes its normalisation")
-    low = next((v.dtype for v in returned.values() if isinstance(v, Tensor) and v.dtype in _LOW_PRECISION), None)
+    dtypes = (str(getattr(value, "dtype", "")).removeprefix("torch.") for value in returned.values())
+    low = next((dtype for dtype in dtypes if dtype in _LOW_PRECISION), None)
     if low is not None:  # its rounding alone is larger than the tolerance: say so, not "should be ..."
         raise Wrong(
-            f"your output is {str(low).removeprefix('torch.')}, which keeps only {_LOW_PRECISION[low]} significant "
-            "digits: compute in x's own dtype (float32 here)"
+            f"your output is {low}, which keeps only {_LOW_PRECISION[low]} significant digits: compute in x's own "
+            "dtype (float32 here)"
         )
     _explain(
         batchnorm_train,
