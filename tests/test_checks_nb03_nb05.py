@@ -66,6 +66,16 @@ def step_after_zero_grad(model, batches, optimizer):
     return total / seen
 
 
+def drawing_random_numbers(model, batches, optimizer):
+    # a right loop that draws random numbers of its own: a seed, a random number, a training-mode forward
+    # pass to look at the loss before the epoch (it changes BatchNorm's running statistics, not the weights).
+    # It used to be refused: the check replayed dropout's masks.
+    torch.manual_seed(0)
+    _ = torch.rand(1)
+    _ = model.train()(batches[0][0])
+    return epoch_loop()(model, batches, optimizer)
+
+
 def by_the_images_count(model, batches, optimizer):
     # as section 3's train() counts them: a DataLoader's dataset, or the lab's Batches' dataset_size
     n_images = len(batches.dataset) if hasattr(batches, "dataset") else batches.dataset_size
@@ -87,6 +97,7 @@ EPOCH_RIGHT = {
     "a 0-d tensor": epoch_loop(as_tensor=True),
     "zero_grad after the step": epoch_loop(zero_after_step=True),
     "cross_entropy on log-probabilities": epoch_loop(loss_fn=F.cross_entropy),
+    "drawing random numbers of its own": drawing_random_numbers,
     "a NumPy number": lambda model, batches, optimizer: np.float64(epoch_loop()(model, batches, optimizer)),
     # section 3's count of the images: refused once, the check's batches being a plain list
     "divided by the batches' number of images": by_the_images_count,
@@ -100,8 +111,8 @@ EPOCH_WRONG = {
     "no model.train()": (
         epoch_loop(train_mode=False),
         (
-            "the network trained in eval mode (no dropout, BatchNorm's "
-            "running statistics): call model.train() before the loop"
+            "the network trained in eval mode (BatchNorm normalised with its running statistics, not the "
+            "batch's; in the notebook, dropout would be off too): call model.train() before the loop"
         ),
     ),
     # a trailing eval() used to be told "call model.train() before the loop"

@@ -55,10 +55,16 @@ def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
 
     On the lab's device, where the notebook's data and network are: an answer that moves each batch
     `.to(device)` with the notebook's `device`, as section 3's loop does, must not mix devices.
+    Its dropout is off: with it on, the weights after the epoch would depend on the random numbers drawn
+    before each forward pass, and a right loop that draws some of its own (a seed, a shuffle, an extra
+    forward pass) would be refused. BatchNorm still shows a loop that trains in eval mode.
     """
     device = pick_device()
     torch.manual_seed(seed)
     model = Net().to(device)
+    for module in model.modules():
+        if isinstance(module, (nn.Dropout, nn.Dropout2d)):
+            module.p = 0.0
     if not train_mode:
         model.eval()  # the student's function must switch it back to training mode itself
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -75,7 +81,6 @@ def _variant(
 ) -> tuple[nn.Module, float, float, float]:
     """The network after one epoch of ``reference_epoch`` (right, or with a slip), its two mean losses and its time."""
     model, optimizer, batches = _setup(seed, sizes, starts_training)
-    torch.manual_seed(seed)  # the same dropout masks as the student's run
     (by_image, by_batch), seconds = timed(reference_epoch, model, batches, optimizer, switch_to_train, zero_grad)
     return model, by_image, by_batch, seconds
 
@@ -137,7 +142,6 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
     reference, expected, batch_mean, seconds = _variant(seed, sizes, train_mode)
     model, optimizer, batches = _setup(seed, sizes, train_mode)
     before = copy.deepcopy(model)
-    torch.manual_seed(seed)  # the same dropout masks for the student's run and the reference
     loss = as_number(
         call(train_one_epoch, model, batches, optimizer, case=case, copy_args=False, reference_s=seconds),
         "train_one_epoch",
@@ -159,7 +163,8 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
             )
         if not train_mode and _same_weights(model, _variant(seed, sizes, False, switch_to_train=False)[0]):
             raise Wrong(
-                f"on {case}, the network trained in eval mode (no dropout, BatchNorm's running statistics): "
+                f"on {case}, the network trained in eval mode (BatchNorm normalised with its running statistics, "
+                f"not the batch's; in the notebook, dropout would be off too): "
                 f"call model.train() before the loop"
             )
         raise Wrong(
