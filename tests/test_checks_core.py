@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
 import signal
@@ -188,6 +189,18 @@ def test_a_value_handed_to_check_instead_of_the_function_gets_no_hint_pointer():
     assert result.message == "Not yet: pass your function itself to check(), without calling it; it got int 4."
 
 
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.label)
+def test_more_values_than_the_check_takes_are_named_not_a_python_error(exercise):
+    # the function's own arguments handed to check() after it used to give "got multiple values for
+    # argument 'generator'" (nb02.q1, nb03.q2, nb04.q2) or an error inside the checker
+    takes = len(inspect.signature(exercise.checker).parameters) - 2  # less the answer and the generator
+    extra = [torch.zeros(2)] * (takes + 1)
+    result = exercise.verdict(stub, *extra)
+    assert result.status == WRONG, result.message
+    assert result.message.startswith("Not yet: check() takes your function "), result.message
+    assert "a torch.float32 tensor of shape (2,)" in result.message and "hint()" not in result.message
+
+
 # the solutions written in the instructor notebooks
 
 NOTEBOOKS = sorted(exercises.INSTRUCTOR_DIR.glob("*.ipynb"))
@@ -250,7 +263,7 @@ def test_as_number_takes_integers_too():
         (True, "`f` should return one number, but on a case it returned bool True"),
         ("0.25", "`f` should return one number, but on a case it returned str '0.25'"),
         (torch.ones(2), "`f` should return one number, but on a case it returned a torch.float32 tensor of shape (2,)"),
-        ({"std": 0.3}, "`f` should return one number, but on a case it returned a dict object"),
+        ({"std": 0.3}, "`f` should return one number, but on a case it returned a dict of 1 entry ('std')"),
     ],
 )
 def test_as_number_refuses_with_a_sentence(value, sentence):

@@ -501,3 +501,41 @@ PARAMS_WRONG = {
 @pytest.mark.parametrize("answer, sentence", PARAMS_WRONG.values(), ids=PARAMS_WRONG.keys())
 def test_conv_params_wrong_answers_get_their_sentence(answer, sentence, seed):
     assert_wrong(nb02.q4, answer, sentence, seed=seed)
+
+
+# the notebook's data handed in some other form: a sentence about the call, not a traceback or the answer's fault
+
+
+def test_batchnorm_train_takes_the_notebooks_features_in_any_float_form():
+    features = torch.randn(6, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+    weight = torch.ones(1, requires_grad=True)
+    # computed with autograd: deepcopy used to refuse it; in float64: the layer used to refuse the mix
+    for given in (features * weight, features.double()):
+        assert "agrees with nn.BatchNorm2d" in assert_right(nb02.q3, bn_keepdim, given)
+
+
+@pytest.mark.parametrize(
+    "given, sentence",
+    [
+        (np.zeros((6, 5, 4, 4), dtype=np.float32), "a NumPy float32 array of shape (6, 5, 4, 4)"),
+        (torch.zeros(5, 4, 4), "a float tensor of shape (N, C, H, W), but it got a torch.float32 tensor of shape"),
+    ],
+    ids=["a NumPy array", "one image"],
+)
+def test_batchnorm_train_handed_other_data_names_what_it_expects(given, sentence):
+    message = assert_wrong(nb02.q3, bn_keepdim, sentence, given)
+    assert message.startswith("Not yet: check() expects the notebook's features") and "hint()" not in message
+
+
+@pytest.mark.parametrize(
+    "given, sentence",
+    [
+        (Net, "the class Net itself, not an object made from it"),
+        ("net", "str 'net'"),
+        (Net().state_dict(), "an OrderedDict of 25 entries ('c1.weight', 'c1.bias', 'b1.weight', ...)"),
+    ],
+    ids=["the class", "a name", "a state_dict"],
+)
+def test_conv_params_handed_something_other_than_the_network_names_what_it_expects(given, sentence):
+    message = assert_wrong(nb02.q4, PARAMS_RIGHT["weights plus biases"], sentence, given)
+    assert message.startswith("Not yet: check() expects the network (an nn.Module, the notebook's `model`)")

@@ -51,6 +51,14 @@ SMOOTH_RIGHT = {
 }
 
 
+def counted_from_zero(losses, beta):  # enumerate() from 0: the correction 1 - beta**0 divides by zero
+    avg, out = 0.0, []
+    for t, loss in enumerate(losses):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta**t))  # in floats ZeroDivisionError; in a tensor infinity
+    return out
+
+
 def plain_ema(losses, beta):
     avg, out = 0.0, []
     for loss in losses:
@@ -81,6 +89,16 @@ SMOOTH_WRONG = {
     "exponent off by one": (
         lambda losses, beta: nb04._ema(losses, beta, 1 - beta, 1),
         "the bias correction at step t is 1 - beta**t with t starting at 1",
+    ),
+    # both used to get a message about a division by zero, without the step count that causes it
+    "t counted from 0, in floats": (
+        counted_from_zero,
+        "`counted_from_zero` raised ZeroDivisionError (float division by zero) when called on five losses of 2.0 "
+        "with beta 0.9: at t = 0 the correction 1 - beta**t is 0; count the steps t from 1",
+    ),
+    "t counted from 0, in a tensor": (
+        lambda losses, beta: counted_from_zero(torch.tensor(losses), beta),
+        "on five losses of 2.0 with beta 0.9, value 0 is infinite: at t = 0 the correction 1 - beta**t is 0",
     ),
     "one value short": (
         lambda losses, beta: smooth_losses(losses, beta)[1:],
@@ -319,6 +337,8 @@ RESET_WRONG = {
         ),
     ),
     "zero weights": (init_with(nn.init.zeros_), "has all its weights equal"),
+    # equal weights of 0.05: float32's std() of them is about 1e-9, not 0, and they were told "std 1.87e-09"
+    "constant weights": (init_with(lambda w: nn.init.constant_(w, 0.05)), "has all its weights equal"),
     # fresh values in new Parameters: an optimizer made before goes on training the old ones; it used to pass
     "new Parameters in place of the old": (
         replace_parameters,

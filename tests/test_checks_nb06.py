@@ -77,6 +77,11 @@ CONFUSION_WRONG = {
         index_add_once,
         "count every image, repeats included",
     ),
+    # a student's read: told "even when a class never appears" where the size was fixed at 10
+    "ten classes, whatever num_classes says": (
+        lambda t, p, n: by_loop(t, p, 10),
+        "your matrix is 10x10, Fashion-MNIST's number of classes; size it by the `num_classes` argument (3x3 here)",
+    ),
     "one too many everywhere": (
         lambda t, p, n: by_loop(t, p, n) + 1,
         "the matrix should be\ntensor([[1, 1, 0],\n        [0, 1, 0],\n        [2, 0, 1]])\n"
@@ -108,9 +113,17 @@ def test_confusion_matrix_on_the_notebooks_predictions_and_a_misused_call():
     assert "on the validation split it holds" in assert_right(nb06.q1, by_loop, targets, predictions)
     message = nb06.q1.verdict(by_loop, targets.tolist(), predictions).message
     assert message.startswith(
-        "Not yet: check() expects the targets (a tensor of class indices, e.g. val.targets) "
+        "Not yet: check() expects the targets (a 1-D tensor of class indices, e.g. val.targets) "
         "after your function, but it got a list of 50 items"
     )
+    # the probabilities handed in for the predictions used to be blamed on the student's function
+    message = nb06.q1.verdict(by_loop, targets, torch.rand(50, 10).softmax(1)).message
+    assert message == (
+        "Not yet: check() expects the predictions (a 1-D tensor of class indices, e.g. val.predictions) "
+        "after your function, but it got a torch.float32 tensor of shape (50, 10)."
+    )
+    message = nb06.q1.verdict(by_loop, targets, predictions[:40]).message
+    assert message == "Not yet: check() expects one prediction per target, but it got 50 targets and 40 predictions."
 
 
 # q2: the most-confused pair
@@ -309,6 +322,24 @@ def test_precision_right_answers_pass(answer):
 @pytest.mark.parametrize("answer, sentence", PRECISION_WRONG.values(), ids=PRECISION_WRONG)
 def test_precision_wrong_answers_get_their_sentence(answer, sentence):
     assert_wrong(nb06.q3, answer, sentence)
+
+
+def test_precision_is_checked_on_the_validation_matrix_too():
+    # an answer tuned to the fixed cases, wrong on the notebook's own matrix, used to be praised there
+    right = PRECISION_RIGHT["float64"]
+    cases = {tuple(map(tuple, m.tolist())): right(m) for m in nb06._matrix_cases().values()}
+
+    def tuned(cm):
+        return cases.get(tuple(map(tuple, cm.tolist())), right(cm) if len(cm) == 3 else torch.full((len(cm),), 0.5))
+
+    validation, classes = torch.tensor([[50, 1, 3, 0], [2, 60, 9, 0], [7, 4, 40, 0], [0, 0, 0, 5]]), list("abcd")
+    assert_right(nb06.q3, tuned)
+    sentence = (
+        "on the validation split's matrix, the precision should be [0.8475, 0.9231, 0.7692, 1.0], "
+        "but yours is [0.5, 0.5, 0.5, 0.5]."
+    )
+    assert_wrong(nb06.q3, tuned, sentence, validation, classes)
+    assert "the least precise class is c" in assert_right(nb06.q3, right, validation, classes)
 
 
 # the grader's hidden cases

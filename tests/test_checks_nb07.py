@@ -117,6 +117,28 @@ def test_saliency_hands_the_answer_a_copy_of_the_notebooks_model():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+@pytest.mark.parametrize(
+    "image, target, sentence",
+    [
+        (torch.zeros(1, 1, 28, 28), 9, "one image of shape (1, 28, 28) after the model, without a batch dimension"),
+        (torch.zeros(1, 28, 28), None, "the target class (an int from 0 to 9) after the image, but it got NoneType"),
+        (torch.zeros(1, 28, 28), 10, "the target class (an int from 0 to 9) after the image, but it got int 10"),
+    ],
+    ids=["a batch of one", "no target", "target 10"],
+)
+def test_saliency_handed_other_data_names_what_it_expects(image, target, sentence):
+    # each used to raise a TypeError, or to be blamed on the student's function
+    message = assert_wrong(nb07.q2, SALIENCY_RIGHT["backward"], sentence, Net(), image, target)
+    assert message.startswith("Not yet: check() expects") and "hint()" not in message
+
+
+def test_saliency_takes_the_target_as_a_one_element_tensor():
+    target = torch.tensor(9)
+    assert "on the ankle boot too" in assert_right(
+        nb07.q2, SALIENCY_RIGHT["backward"], Net(), torch.zeros(1, 28, 28), target
+    )
+
+
 # q3: nearest neighbours
 
 
@@ -238,6 +260,11 @@ NEAREST_WRONG = {
         lambda f, q, k: nb07.nearest_neighbours(f, q, k),
         "calls the lab's own `nearest_neighbours`",
     ),
+    # the query's row taken out before ranking, the later indices not moved back: once told "holds the query"
+    "indices of the rows left": (
+        lambda f, q, k: torch.cat([f[:q], f[q + 1 :]]).sub(f[q]).norm(dim=1).argsort(stable=True)[:k],
+        "the indices after the query's (2) are one too small: with the query's row taken out before ranking",
+    ),
     # right on every case without ties; on the tied one its distances are right too, but one point comes twice
     "a tied point twice": (
         tied_point_twice,
@@ -254,6 +281,14 @@ def test_nearest_right_answers_pass(answer):
 @pytest.mark.parametrize("answer, sentence", NEAREST_WRONG.values(), ids=NEAREST_WRONG)
 def test_nearest_wrong_answers_get_their_sentence(answer, sentence):
     assert_wrong(nb07.q3, answer, sentence)
+
+
+def test_nearest_handed_no_query_names_what_it_expects():
+    # the query left out used to be blamed on the student's function
+    message = assert_wrong(
+        nb07.q3, my_nearest, "the query's index (an int from 0 to 49) after the features", torch.randn(50, 4)
+    )
+    assert "but it got NoneType None" in message and "hint()" not in message
 
 
 def test_the_twin_case_is_built_so_that_skipping_the_first_keeps_the_query():

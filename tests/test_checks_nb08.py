@@ -64,6 +64,15 @@ def shard_padding_once(order, rank, world_size):  # wrong only where the padding
     return torch.cat([order, order[: -len(order) % world_size]])[rank::world_size]
 
 
+def shard_padding_twice(order, rank, world_size):  # right until the padding is twice the order or more
+    padded = torch.cat([order, order, order[: -len(order) % world_size]])
+    return padded[: -(-len(order) // world_size) * world_size][rank::world_size]
+
+
+def shard_from_three_copies(order, rank, world_size):  # the same: three copies are not always enough
+    return order.repeat(3)[: -(-len(order) // world_size) * world_size][rank::world_size]
+
+
 def shard_ignoring_the_order(order, rank, world_size):
     total = -(-len(order) // world_size) * world_size
     return torch.arange(total)[rank::world_size] % len(order)
@@ -105,7 +114,27 @@ WRONG = {
     "padding longer than the order": (
         shard_padding_once,
         "order [5], rank 2 of 3 (padding 2, more than the order holds), the padding needs 2 indices but the order "
-        "holds only 1",
+        "holds only 1: your padded order falls short of 3",
+    ),
+    # a student's read found these two passing: no case had a padding twice the order's length
+    "padding with the order twice": (
+        shard_padding_twice,
+        "order [5], rank 3 of 4 (padding 3, three times the order), the padding needs 3 indices but the order "
+        "holds only 1: your padded order falls short of 4; repeat the order as often as it takes",
+    ),
+    "three copies of the order": (
+        shard_from_three_copies,
+        "order [5], rank 3 of 4 (padding 3, three times the order), the padding needs 3 indices but the order "
+        "holds only 1: your padded order falls short of 4",
+    ),
+    # the padding's mistake named before its dtype: once told only "whole-number indices"
+    "padded with zeros, in floats": (
+        lambda order, rank, world_size: torch.cat([order, torch.zeros(-len(order) % world_size)])[rank::world_size],
+        "the first indices are right but the padding is not",
+    ),
+    "right indices in floats": (
+        lambda order, rank, world_size: shard_sliced(order, rank, world_size).float(),
+        "your indices are right but come as floats",
     ),
     "positions, not the order's indices": (
         shard_ignoring_the_order,

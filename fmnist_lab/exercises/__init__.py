@@ -125,6 +125,7 @@ class Exercise:
             raise TypeError(f"seed must be an int (the grader's hidden cases), not {describe(seed)}")
         generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         try:
+            self._refuse_extra_data(data)
             if callable(answer):
                 refuse_lab_functions(answer, self.lab_functions)
             praise = self.checker(answer, *data, generator=generator)
@@ -141,6 +142,25 @@ class Exercise:
                 f"it finished; run it again to get its verdict.",
             )
         return Verdict(CORRECT, PREFIXES[CORRECT] + praise)
+
+    def _refuse_extra_data(self, data: tuple[Any, ...]) -> None:
+        """Misused if ``check`` was handed more of the notebook's values than the checker takes (the
+        function's own arguments, say), rather than Python's "got multiple values for argument"."""
+        parameters = list(inspect.signature(self.checker).parameters.values())[1:]
+        names = [parameter.name for parameter in parameters if parameter.name != "generator"]
+        if len(data) <= len(names):
+            return
+        given = ", ".join(describe(value) for value in data)
+        if not names:
+            raise Misused(
+                f"check() takes your function alone, as in {self.label}.check(my_function), and runs it on "
+                f"cases of its own; it got {in_words(len(data))} more argument{'s' if len(data) > 1 else ''} "
+                f"after it: {given}"
+            )
+        raise Misused(
+            f"check() takes your function and then at most {in_words(len(names))} of the notebook's values "
+            f"({', '.join(f'`{name}`' for name in names)}); it got {in_words(len(data))} after it: {given}"
+        )
 
     def check(self, answer: Any, *data: Any, strict: bool = False, seed: int | None = None) -> None:
         """Print whether ``answer`` is correct, wrong (and how) or not done yet.
@@ -264,6 +284,7 @@ def call(
     copy_args: bool = True,
     reference_s: float = 0.0,
     keep_input: str | None = None,
+    advice: dict[type[Exception], str] | None = None,
 ) -> Any:
     """Call the student's ``function`` on one of the exercise's cases (described by ``case``).
 
@@ -272,11 +293,12 @@ def call(
     cannot spoil later cases. With ``keep_input`` (the advice to give), an answer that changed its input
     in place is Wrong. NotImplementedError becomes NotDone; any other exception, a forgotten ``return``
     (when ``returns``) and a run past ``time_limit(reference_s)`` become Wrong, each naming the case.
+    ``advice`` adds a sentence to an exception of a kind that has one likely cause in this exercise.
     """
     if not callable(function):
         raise Misused(f"pass your function itself to check(), without calling it; it got {describe(function)}")
     name = getattr(function, "__name__", "your function")
-    given = [copy.deepcopy(a) for a in args] if copy_args else list(args)
+    given = [_copy(a) for a in args] if copy_args else list(args)
     limit = time_limit(reference_s)
     try:
         with _time_limit(limit):
@@ -289,12 +311,20 @@ def call(
             f"your code, run that cell, then run this check again."
         ) from None
     except Exception as err:  # noqa: BLE001 -- the student's bug, reported as a sentence, not a traceback
-        raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}") from None
+        likely = next((f": {text}" for kind, text in (advice or {}).items() if isinstance(err, kind)), "")
+        raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}{likely}") from None
     if keep_input is not None and not all(_same(a, b) for a, b in zip(args, given)):
         raise Wrong(f"on {case}, `{name}` changed the input it was given: {keep_input}")
     if returns and result is None:
         raise Wrong(f"`{name}` returned None on {case}: did you forget the `return`?")
     return result
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy; a tensor computed by autograd (which deepcopy refuses) is copied without its history."""
+    if isinstance(value, Tensor) and not value.is_leaf:
+        return value.detach().clone()
+    return copy.deepcopy(value)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -478,12 +508,20 @@ def describe(value: Any) -> str:
         return f"a NumPy {value.dtype} array of shape {value.shape}"
     if isinstance(value, types.GeneratorType):
         return "a generator"
+    if isinstance(value, type):
+        return f"the class {value.__name__} itself, not an object made from it"
+    kind = type(value).__name__
+    article = "an" if kind[0] in "AEIOUaeiou" else "a"
+    if isinstance(value, dict):
+        keys = ", ".join(repr(key) for key in list(value)[:3])
+        entries = "entry" if len(value) == 1 else "entries"
+        return f"{article} {kind} of {len(value)} {entries} ({keys}{', ...' if len(value) > 3 else ''})"
     if isinstance(value, (list, tuple)):
         text = repr(value)
         return f"a {type(value).__name__} of {len(value)} items {text[:60]}{'...' if len(text) > 60 else ''}"
     if value is None or isinstance(value, (numbers.Number, str, np.generic)):
         return f"{type(value).__name__} {value!r}"[:80]
-    return f"a {type(value).__name__} object"
+    return f"{article} {kind} object"
 
 
 def describe_images(images: Tensor) -> str:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..model import count_parameters
-from . import Exercise, Wrong, all_close, as_number, as_tensor, call, close
+from . import Exercise, Misused, Wrong, all_close, as_number, as_tensor, call, close, describe, expect_data
 
 
 def _explain(
@@ -354,12 +354,12 @@ def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:
     """The answer on the notebook's own features against nn.BatchNorm2d in training mode, γ and β not trivial."""
     case = "the notebook's features"
     channels, device = features.shape[1], features.device
-    gamma = torch.linspace(0.5, 2.0, channels, device=device)
-    beta = torch.linspace(-1.0, 1.0, channels, device=device)
+    gamma = torch.linspace(0.5, 2.0, channels, device=device, dtype=features.dtype)
+    beta = torch.linspace(-1.0, 1.0, channels, device=device, dtype=features.dtype)
     got = as_tensor(
         call(batchnorm_train, features, gamma, beta, 1e-5, case=case), "batchnorm_train", case, tuple(features.shape)
     )
-    layer = nn.BatchNorm2d(channels).to(device).train()
+    layer = nn.BatchNorm2d(channels).to(device=device, dtype=features.dtype).train()
     with torch.no_grad():
         layer.weight.copy_(gamma)
         layer.bias.copy_(beta)
@@ -378,6 +378,13 @@ _LOW_PRECISION = {"float16": 3, "bfloat16": 2}  # dtype (PyTorch's or NumPy's) -
 def _check_batchnorm_train(
     batchnorm_train, features: Tensor | None = None, generator: torch.Generator | None = None
 ) -> str:
+    if features is not None:
+        expect_data(features, Tensor, "the notebook's features (a tensor of shape (N, C, H, W))")
+        if features.dim() != 4 or not features.is_floating_point():
+            raise Misused(
+                f"check() expects the notebook's features after your function, a float tensor of shape "
+                f"(N, C, H, W), but it got {describe(features)}"
+            )
     cases = _batchnorm_cases(generator)
     with _FunctionWatch("batch_norm", "group_norm", "layer_norm", "instance_norm", "rms_norm") as watch:
         returned = {case: call(batchnorm_train, *args, case=case) for case, args in cases.items()}
@@ -403,7 +410,7 @@ def _check_batchnorm_train(
     )
     praise = f"your batchnorm_train matches BatchNorm2d in training mode on all {len(cases)} cases"
     if features is not None:
-        _compare_with_the_layer(batchnorm_train, features)
+        _compare_with_the_layer(batchnorm_train, features.detach())
         praise += (
             f". On the notebook's {tuple(features.shape)} features, with gamma from 0.5 to 2 and beta from -1 "
             f"to 1, it agrees with nn.BatchNorm2d in training mode to within 1e-4"
@@ -465,6 +472,8 @@ _PARAMS_LIBRARY = (
 
 
 def _check_conv_params(conv_params, model: nn.Module | None = None, generator: torch.Generator | None = None) -> str:
+    if model is not None:
+        expect_data(model, nn.Module, "the network (an nn.Module, the notebook's `model`)")
     cases = dict(PARAMS_CASES)
     if generator is not None:
         for _ in range(10):

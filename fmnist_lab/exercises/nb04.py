@@ -16,11 +16,13 @@ from . import Exercise, Wrong, all_close, as_number, as_tensor, call, close, exp
 
 
 def _ema(losses: list[float], beta: float, new_weight: float, correction_offset: int | None) -> list[float]:
-    """A moving average with the given weight on the new loss; bias-corrected with 1 - beta**(t + offset)."""
+    """A moving average with the given weight on the new loss; bias-corrected with 1 - beta**(t + offset)
+    (infinite where that is 0, as a tensor's division makes it)."""
     avg, out = 0.0, []
     for t, loss in enumerate(losses, start=1):
         avg = (1 - new_weight) * avg + new_weight * loss
-        out.append(avg if correction_offset is None else avg / (1 - beta ** (t + correction_offset)))
+        correction = 1.0 if correction_offset is None else 1 - beta ** (t + correction_offset)
+        out.append(avg / correction if correction else math.inf)
     return out
 
 
@@ -31,6 +33,9 @@ def _ema_corrected_in_place(losses: list[float], beta: float) -> list[float]:
         avg = (beta * avg + (1 - beta) * loss) / (1 - beta**t)
         out.append(avg)
     return out
+
+
+_FROM_ONE = "at t = 0 the correction 1 - beta**t is 0; count the steps t from 1"
 
 
 def _smoothing_cases(generator: torch.Generator | None = None) -> dict[str, tuple[list[float], float]]:
@@ -52,10 +57,14 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
     if sweep is not None:
         expect_data(sweep, LRFinderResult, "the sweep's result (lab_sweep, what find_lr returned)")
     for case, (losses, beta) in _smoothing_cases(generator).items():
-        got = as_tensor(call(smooth_losses, losses, beta, case=case), "smooth_losses", case, (len(losses),))
+        returned = call(smooth_losses, losses, beta, case=case, advice={ZeroDivisionError: _FROM_ONE})
+        got = as_tensor(returned, "smooth_losses", case, (len(losses),), finite=False)
         right = torch.tensor(smooth(losses, beta), dtype=torch.float64)
         if all_close(got, right):
             continue
+        if got[0].isinf() and all_close(got[1:], torch.tensor(_ema(losses, beta, 1 - beta, -1)[1:])):  # t from 0
+            raise Wrong(f"on {case}, value 0 is infinite: {_FROM_ONE}")
+        as_tensor(got, "smooth_losses", case, (len(losses),))  # NaN and infinity get their own sentence
         mistakes = {
             "your values are the plain moving average: it starts at (1 - beta) x the first loss and is dragged "
             "towards 0; divide it by 1 - beta**t at step t (t = 1, 2, ...), the bias correction": _ema(
@@ -240,7 +249,7 @@ def _fresh_weight_problem(weight: torch.Tensor, before: torch.Tensor) -> str | N
     if torch.allclose(weight, before, rtol=0.01, atol=1e-3):
         return f"still holds the sweep's weights (changed by at most {float((weight - before).abs().max()):.2g})"
     std = float(weight.std())
-    if std == 0:
+    if std <= 1e-5 * float(weight.abs().max()):  # equal up to float32's rounding in std() itself
         return "has all its weights equal (then every unit computes the same and learns the same)"
     in_range = 0.005 <= std * math.sqrt(fan_in) and std * math.sqrt(min(fan_in, fan_out)) <= 3
     if not in_range or abs(float(weight.mean())) > std:

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..dataset import CLASS_NAMES
 from ..metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
-from . import Exercise, Wrong, all_close, as_tensor, call, expect_data
+from . import Exercise, Misused, Wrong, all_close, as_tensor, call, describe, expect_data
 
 
 def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor, int]]:
@@ -56,7 +56,15 @@ def _largest_count(dtype: object) -> float:
 
 def _expect_labels(targets: object, predictions: object) -> None:
     for value, name in ((targets, "targets"), (predictions, "predictions")):
-        expect_data(value, Tensor, f"the {name} (a tensor of class indices, e.g. val.{name})")
+        what = f"the {name} (a 1-D tensor of class indices, e.g. val.{name})"
+        expect_data(value, Tensor, what)
+        if value.dim() != 1 or value.is_floating_point():  # probabilities, say, for the predictions
+            raise Misused(f"check() expects {what} after your function, but it got {describe(value)}")
+    if len(targets) != len(predictions):
+        raise Misused(
+            f"check() expects one prediction per target, but it got {len(targets):,} targets and "
+            f"{len(predictions):,} predictions"
+        )
 
 
 # q1: the confusion matrix from predictions
@@ -75,6 +83,11 @@ def _check_confusion(
             got = as_tensor(got, "my_confusion_matrix", case, (n, n))
         except Wrong:
             shape = getattr(got, "shape", None)
+            if shape is not None and tuple(shape) == (10, 10):
+                raise Wrong(
+                    f"on {case}, your matrix is 10x10, Fashion-MNIST's number of classes; size it by the "
+                    f"`num_classes` argument ({n}x{n} here)"
+                ) from None
             if shape is not None and len(shape) == 2 and tuple(shape) != (n, n):
                 raise Wrong(
                     f"on {case}, your matrix has shape {tuple(shape)}: it must be num_classes x num_classes "
@@ -300,6 +313,11 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
     if cm is not None:
         case = "the validation split's matrix"
         mine = as_tensor(call(precision_per_class, cm, case=case), "precision_per_class", case, (len(cm),))
+        if not all_close(mine, _precision(cm)):
+            raise Wrong(
+                f"on {case}, the precision should be {[round(v, 4) for v in _precision(cm).tolist()]}, but yours "
+                f"is {[round(v, 4) for v in mine.tolist()]}"
+            )
         worst = int(mine.argmin())
         praise += (
             f"; on the validation split the least precise class is {classes[worst]}: when the model says "

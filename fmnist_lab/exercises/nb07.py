@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import numbers
 
 import torch
 from scipy.spatial import KDTree, cKDTree
@@ -11,7 +12,29 @@ from torch import Tensor, nn
 from ..dataset import CLASS_NAMES
 from ..interpretability import nearest_neighbours, saliency
 from ..model import Net
-from . import Exercise, Wrong, all_close, as_tensor, call, expect_data, in_words, own_random_state, timed
+from . import (
+    Exercise,
+    Misused,
+    Wrong,
+    all_close,
+    as_tensor,
+    call,
+    describe,
+    expect_data,
+    in_words,
+    own_random_state,
+    timed,
+)
+
+
+def _index(value: object, what: str, count: int) -> int:
+    """The notebook's index handed to check() (an int, or a one-element integer tensor) below ``count``."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < count:
+        raise Misused(f"check() expects {what}, but it got {describe(value)}")
+    return int(value)
+
 
 # q2: a saliency map by hand
 
@@ -50,6 +73,12 @@ def _check_saliency(
     if model is not None:
         expect_data(model, nn.Module, "the trained network (model)")
         expect_data(image, Tensor, "one normalised image (1, 28, 28) after the model")
+        if tuple(image.shape) != (1, 28, 28):
+            raise Misused(
+                f"check() expects one image of shape (1, 28, 28) after the model, without a batch dimension "
+                f"(boot[0], say), but it got {describe(image)}"
+            )
+        target = _index(target, "the target class (an int from 0 to 9) after the image", 10)
     with own_random_state():  # the cases' seeds and the answer's dropout leave the notebook's random state alone
         cases = _saliency_cases(generator)
         for case, (net, x, t) in cases.items():
@@ -71,7 +100,7 @@ def _check_saliency(
         f"your saliency map equals the lab's (Captum's) on {in_words(len(cases))} random networks, from training mode"
     )
     if model is not None:
-        case = f"the {CLASS_NAMES[target].lower()}" if 0 <= target < len(CLASS_NAMES) else "the image above"
+        case = f"the {CLASS_NAMES[target].lower()}"
         mine = as_tensor(call(my_saliency, model, image, target, case=case), "my_saliency", case, (28, 28))
         if not all_close(mine, saliency(model, image[None], target)[0], 1e-3):
             raise Wrong(f"on {case} your map differs from the lab's")
@@ -170,6 +199,11 @@ def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int])
 def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None = None, generator=None) -> str:
     if features is not None:
         expect_data(features, Tensor, "the features (a tensor, one row per image)")
+        if features.dim() != 2:
+            raise Misused(f"check() expects the features, one row per image, but it got {describe(features)}")
+        query = _index(
+            query, f"the query's index (an int from 0 to {len(features) - 1}) after the features", len(features)
+        )
     for case, (points, q, k) in _neighbour_cases(generator).items():
         got = [int(i) for i in as_tensor(call(my_nearest, points, q, k, case=case), "my_nearest", case, (k,))]
         right = nearest_neighbours(points, q, k).tolist()
@@ -185,6 +219,13 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
         # the second: the query's distance set to infinity (for k = 1 that is the query alone, told below)
         if got == farthest[:k] or (k > 1 and got == [q, *farthest[: k - 1]]):
             raise Wrong(f"on {case}, you returned the farthest points: take the smallest distances")
+        # the query alone for one neighbour is told below: it leaves the query in, more likely than a shift
+        if got != [q] and _nearest_first(points, q, [i + (i >= q) for i in got], right):
+            raise Wrong(
+                f"on {case}, the indices after the query's ({q}) are one too small: with the query's row taken "
+                f"out before ranking, every later row moved up by one. Return indices into `features` itself "
+                f"(or give the query an infinite distance instead of taking it out)"
+            )
         if q in got:
             raise Wrong(f"on {case}, your list holds the query itself (index {q}): leave it out, its distance is 0")
         if sorted(got) == sorted(right):

@@ -21,6 +21,7 @@ def _shard_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, i
         "order [7, 2, 9, 0, 4, 1, 8], rank 2 of 3 (padding 2)": (shuffled, 2, 3),
         "order [7, 2, 9, 0, 4, 1, 8], rank 3 of 4 (padding 1)": (shuffled, 3, 4),
         "order [5], rank 2 of 3 (padding 2, more than the order holds)": (torch.tensor([5]), 2, 3),
+        "order [5], rank 3 of 4 (padding 3, three times the order)": (torch.tensor([5]), 3, 4),
         "order 0..3, rank 0 of 1 (one process)": (torch.arange(4), 0, 1),
     }
     if generator is not None:
@@ -37,17 +38,24 @@ def _shard_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, i
     return cases
 
 
-def _as_indices(value: object, case: str) -> list[int]:
+def _as_indices(value: object, case: str) -> tuple[list[int], bool]:
+    """The answer's indices, and whether they came as floats (whole numbers all, or it is refused here)."""
     try:
         indices = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
         indices = None
-    if indices is None or indices.dim() != 1 or indices.is_floating_point() or indices.is_complex():
+    whole = (
+        indices is not None
+        and (not indices.is_floating_point() or bool((indices == indices.round()).all()))
+        and not indices.is_complex()
+        and indices.dtype != torch.bool
+    )
+    if indices is None or indices.dim() != 1 or not whole:
         raise Wrong(
             f"`shard_of_epoch` should return a 1-D tensor (or list) of whole-number indices, but on {case} it "
             f"returned {describe(value)}"
         )
-    return indices.tolist()
+    return indices.long().tolist(), indices.is_floating_point()
 
 
 def _diagnose(got: list[int], order: Tensor, rank: int, world_size: int, case: str) -> str:
@@ -55,11 +63,14 @@ def _diagnose(got: list[int], order: Tensor, rank: int, world_size: int, case: s
     expected = distributed.shard(order, rank, world_size).tolist()
     length = len(expected)
     padding = length * world_size - len(order)
-    if padding > len(order) and got == torch.cat([order, order[:padding]])[rank::world_size].tolist():
-        return (
-            f"on {case}, the padding needs {padding} indices but the order holds only {len(order)}, and "
-            f"order[:{padding}] gives at most that: repeat the order as often as it takes"
-        )
+    for copies in range(2, world_size + 1):  # order[:padding] once, or a fixed number of repeats, falls short
+        short = order.repeat(copies)
+        if len(short) < length * world_size and got == short[rank::world_size].tolist():
+            return (
+                f"on {case}, the padding needs {padding} indices but the order holds only {len(order)}: your "
+                f"padded order falls short of {length * world_size}; repeat the order as often as it takes, "
+                f"however short it is"
+            )
     if len(got) != length:
         return (
             f"on {case}, every rank should get ceil({len(order)} / {world_size}) = {length} "
@@ -87,20 +98,25 @@ def _diagnose(got: list[int], order: Tensor, rank: int, world_size: int, case: s
 
 
 def _check_shard(shard_of_epoch, generator: torch.Generator | None = None) -> str:
+    floats = None
     for case, (order, rank, world_size) in _shard_cases(generator).items():
-        got = _as_indices(
-            call(
-                shard_of_epoch,
-                order.clone(),
-                rank,
-                world_size,
-                case=case,
-                keep_input="leave `order` as it is: every rank shares it",
-            ),
-            case,
+        returned = call(
+            shard_of_epoch,
+            order.clone(),
+            rank,
+            world_size,
+            case=case,
+            keep_input="leave `order` as it is: every rank shares it",
         )
+        got, in_floats = _as_indices(returned, case)
         if got != distributed.shard(order, rank, world_size).tolist():
             raise Wrong(_diagnose(got, order, rank, world_size, case))
+        if in_floats and floats is None:  # told once every case is right: what is wrong comes first
+            floats = f"on {case}, your indices are right but come as floats ({describe(returned)})"
+    if floats is not None:
+        raise Wrong(
+            f"{floats}: indices are whole numbers, in an integer dtype (pad with the order itself, which is one)"
+        )
     return (
         "your shards are DistributedSampler's: equal lengths, padded from the start of the order, rank r taking "
         "every N-th index from position r."
