@@ -201,6 +201,25 @@ def test_more_values_than_the_check_takes_are_named_not_a_python_error(exercise)
     assert "a torch.float32 tensor of shape (2,)" in result.message and "hint()" not in result.message
 
 
+def test_the_notebooks_values_may_be_given_by_name_and_an_unknown_name_is_told():
+    # by name they used to raise TypeError out of check() ("unexpected keyword argument 'query'")
+    def my_nearest(features, query, k):
+        distances = (features - features[query]).norm(dim=1)
+        distances[query] = float("inf")
+        return distances.argsort()[:k]
+
+    features = torch.randn(30, 4)
+    assert exercises.nb07.q3.verdict(my_nearest, features, query=3).status == CORRECT
+    assert exercises.nb07.q3.verdict(my_nearest, features=features, query=3).status == CORRECT
+    assert exercises.nb07.q3.verdict(my_nearest, features, 3, k=8).message == (
+        "Not yet: check() takes your function and then at most two of the notebook's values (`features`, "
+        "`query`), by position or by name; it got `k=`."
+    )
+    assert exercises.nb07.q3.verdict(my_nearest, features, 3, query=3).message == (
+        "Not yet: check() got `query` twice, by position and as `query=`: give it once."
+    )
+
+
 # the solutions written in the instructor notebooks
 
 NOTEBOOKS = sorted(exercises.INSTRUCTOR_DIR.glob("*.ipynb"))

@@ -533,8 +533,10 @@ def test_batchnorm_train_handed_other_data_names_what_it_expects(given, sentence
         (Net, "the class Net itself, not an object made from it"),
         ("net", "str 'net'"),
         (Net().state_dict(), "an OrderedDict of 25 entries ('c1.weight', 'c1.bias', 'b1.weight', ...)"),
+        # a network without convolutions used to divide by zero, or be praised for their 0 parameters
+        (nn.Linear(3, 4), "but the Linear it got has no Conv2d layer to count"),
     ],
-    ids=["the class", "a name", "a state_dict"],
+    ids=["the class", "a name", "a state_dict", "no convolution"],
 )
 def test_conv_params_handed_something_other_than_the_network_names_what_it_expects(given, sentence):
     message = assert_wrong(nb02.q4, PARAMS_RIGHT["weights plus biases"], sentence, given)

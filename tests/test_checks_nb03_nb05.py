@@ -167,6 +167,9 @@ def over_the_notebooks_batches(model, batches, optimizer):
         optimizer.step()
         total += loss.item()
     return total
+
+def on_the_notebooks_model(net, loader, opt):
+    return sum(F.nll_loss(model(x), y).item() for x, y in loader) / len(loader)
 """
 
 
@@ -181,11 +184,14 @@ def over_the_notebooks_batches(model, batches, optimizer):
             ),
         ),
         ("over_the_notebooks_batches", "`train_one_epoch` uses the notebook's `train_batches`"),
+        # the notebook's network: its parameters used to be tested for truth, a RuntimeError out of check()
+        ("on_the_notebooks_model", "`train_one_epoch` uses the notebook's `model`"),
     ],
 )
 def test_train_one_epoch_names_the_notebooks_objects_it_uses_without_running_them(name, sentence):
     notebook_model = Net()
     namespace = {
+        "model": notebook_model,
         "opt": torch.optim.SGD(notebook_model.parameters(), lr=0.1),
         "train_batches": torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))), batch_size=8

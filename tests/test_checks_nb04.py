@@ -100,6 +100,13 @@ SMOOTH_WRONG = {
         lambda losses, beta: counted_from_zero(torch.tensor(losses), beta),
         "on five losses of 2.0 with beta 0.9, value 0 is infinite: at t = 0 the correction 1 - beta**t is 0",
     ),
+    # the first step's division left out, t still counted from 0 after it: once told only value 0's number
+    "t counted from 0, the first step skipped": (
+        lambda losses, beta: [
+            avg / (1 - beta**t) if t else avg for t, avg in enumerate(nb04._ema(losses, beta, 1 - beta, None))
+        ],
+        "on five losses of 2.0 with beta 0.9, at t = 0 the correction 1 - beta**t is 0; count the steps t from 1",
+    ),
     "one value short": (
         lambda losses, beta: smooth_losses(losses, beta)[1:],
         ("`smooth_losses` should return shape (5,) on five losses of 2.0 with beta 0.9, but returned shape (4,)"),

@@ -122,6 +122,12 @@ def test_confusion_matrix_on_the_notebooks_predictions_and_a_misused_call():
         "Not yet: check() expects the predictions (a 1-D tensor of class indices, e.g. val.predictions) "
         "after your function, but it got a torch.float32 tensor of shape (50, 10)."
     )
+    for bad, sentence in (
+        (predictions > 4, "it got a torch.bool tensor of shape (50,)"),
+        (torch.arange(50) % 10 - 1, "each from 0 to 9, but its values run from -1 to 8"),
+    ):
+        assert nb06.q1.verdict(by_loop, targets, bad).message.startswith("Not yet: check() expects the predictions")
+        assert sentence in nb06.q1.verdict(by_loop, targets, bad).message
     message = nb06.q1.verdict(by_loop, targets, predictions[:40]).message
     assert message == "Not yet: check() expects one prediction per target, but it got 50 targets and 40 predictions."
 
@@ -340,6 +346,28 @@ def test_precision_is_checked_on_the_validation_matrix_too():
     )
     assert_wrong(nb06.q3, tuned, sentence, validation, classes)
     assert "the least precise class is c" in assert_right(nb06.q3, right, validation, classes)
+
+
+@pytest.mark.parametrize(
+    "cm, classes, sentence",
+    [
+        (
+            torch.randint(0, 9, (50,)),
+            list("abcdefghij"),
+            "(cm, a square tensor of counts) after your function, but it got",
+        ),
+        (torch.eye(4)[:3], list("abcd"), "but it got a torch.float32 tensor of shape (3, 4)"),
+        (torch.eye(3) * 0.5, list("abc"), "but it got a torch.float32 tensor of shape (3, 3)"),  # fractions
+        (torch.eye(3, dtype=torch.long), 10, "the names of the 3 classes after the matrix (a list of strings"),
+        (torch.eye(3, dtype=torch.long), ["a", "b"], "but it got a list of 2 items ['a', 'b']"),
+    ],
+    ids=["targets", "not square", "fractions", "a number for the names", "too few names"],
+)
+def test_the_matrix_checks_handed_other_data_name_what_they_expect(cm, classes, sentence):
+    # each used to be blamed on the student's function, or to raise out of check() once the cases passed
+    for exercise, answer in ((nb06.q2, most_confused_pair), (nb06.q3, PRECISION_RIGHT["float64"])):
+        message = assert_wrong(exercise, answer, sentence, cm, classes)
+        assert message.startswith("Not yet: check() expects") and "hint()" not in message
 
 
 # the grader's hidden cases

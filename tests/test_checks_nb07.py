@@ -120,11 +120,16 @@ def test_saliency_hands_the_answer_a_copy_of_the_notebooks_model():
 @pytest.mark.parametrize(
     "image, target, sentence",
     [
-        (torch.zeros(1, 1, 28, 28), 9, "one image of shape (1, 28, 28) after the model, without a batch dimension"),
+        (
+            torch.zeros(1, 1, 28, 28),
+            9,
+            "one normalised image of shape (1, 28, 28) after the model, in floats and without a batch dimension",
+        ),
+        (torch.zeros(1, 28, 28, dtype=torch.uint8), 9, "in floats and without a batch dimension (boot[0], say)"),
         (torch.zeros(1, 28, 28), None, "the target class (an int from 0 to 9) after the image, but it got NoneType"),
         (torch.zeros(1, 28, 28), 10, "the target class (an int from 0 to 9) after the image, but it got int 10"),
     ],
-    ids=["a batch of one", "no target", "target 10"],
+    ids=["a batch of one", "bytes", "no target", "target 10"],
 )
 def test_saliency_handed_other_data_names_what_it_expects(image, target, sentence):
     # each used to raise a TypeError, or to be blamed on the student's function

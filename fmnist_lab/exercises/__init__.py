@@ -6,7 +6,7 @@
     nb01.q1.hint()                                   # prints a hint
     nb01.q1.solution()                               # prints the instructor notebook's solution
 
-The contract of every exercise's ``check(answer, *data, strict=False, seed=None)``:
+The contract of every exercise's ``check(answer, *data, strict=False, seed=None, **named_data)``:
 
 - it runs ``answer`` (usually the student's function) on cases of its own, not only the notebook's, and
   prints one message that starts with ``Correct:`` (all cases passed), ``Not yet:`` (what is
@@ -14,7 +14,9 @@ The contract of every exercise's ``check(answer, *data, strict=False, seed=None)
   ``NotImplementedError``);
 - it never raises for a wrong or unfinished answer: the student's exceptions become sentences;
 - ``data`` (optional) is the notebook's real data: once the answer has passed its own cases, the message
-  also says what the answer gives there. The answer only ever sees copies of it;
+  also says what the answer gives there. The answer only ever sees copies of it. Each value may also be
+  given by its name in the notebook's call (``nb07.q3.check(my_nearest, features, query=query)``); a value
+  it does not take is named in a sentence;
 - ``seed`` (an int) adds random cases drawn from ``torch.Generator().manual_seed(seed)``: the grader's
   hidden cases, different from the fixed cases a student sees;
 - ``strict=True`` prints nothing when the answer is correct and raises ``AssertionError(sentence)``
@@ -119,16 +121,18 @@ class Exercise:
     hint_text: str
     lab_functions: tuple[Callable[..., Any] | str, ...] = ()
 
-    def verdict(self, answer: Any, *data: Any, seed: int | None = None) -> Verdict:
-        """The outcome of checking ``answer`` (on the hidden cases of ``seed`` too), without printing."""
+    def verdict(self, answer: Any, *data: Any, seed: int | None = None, **named: Any) -> Verdict:
+        """The outcome of checking ``answer`` (on the hidden cases of ``seed`` too), without printing.
+
+        ``data`` and ``named``: the notebook's values, by position or by the names the checker gives them."""
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be an int (the grader's hidden cases), not {describe(seed)}")
         generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         try:
-            self._refuse_extra_data(data)
+            values = self._data(data, named)
             if callable(answer):
                 refuse_lab_functions(answer, self.lab_functions)
-            praise = self.checker(answer, *data, generator=generator)
+            praise = self.checker(answer, **values, generator=generator)
         except NotDone as err:
             return Verdict(NOT_DONE, PREFIXES[NOT_DONE] + str(err))
         except (TooSlow, Misused) as err:  # no hint: it is not the answer's code that needs one
@@ -143,32 +147,37 @@ class Exercise:
             )
         return Verdict(CORRECT, PREFIXES[CORRECT] + praise)
 
-    def _refuse_extra_data(self, data: tuple[Any, ...]) -> None:
-        """Misused if ``check`` was handed more of the notebook's values than the checker takes (the
-        function's own arguments, say), rather than Python's "got multiple values for argument"."""
+    def _data(self, data: tuple[Any, ...], named: dict[str, Any]) -> dict[str, Any]:
+        """The notebook's values handed to ``check``, by the checker's names for them, given by position or by
+        name; Misused (not Python's "got multiple values for argument") for more than it takes, or a name it
+        does not know, such as one of the function's own arguments."""
         parameters = list(inspect.signature(self.checker).parameters.values())[1:]
         names = [parameter.name for parameter in parameters if parameter.name != "generator"]
-        if len(data) <= len(names):
-            return
-        given = ", ".join(describe(value) for value in data)
-        if not names:
-            raise Misused(
-                f"check() takes your function alone, as in {self.label}.check(my_function), and runs it on "
-                f"cases of its own; it got {in_words(len(data))} more argument{'s' if len(data) > 1 else ''} "
-                f"after it: {given}"
-            )
-        raise Misused(
-            f"check() takes your function and then at most {in_words(len(names))} of the notebook's values "
-            f"({', '.join(f'`{name}`' for name in names)}); it got {in_words(len(data))} after it: {given}"
+        takes = (
+            f"your function and then at most {in_words(len(names))} of the notebook's values "
+            f"({', '.join(f'`{name}`' for name in names)}), by position or by name"
+            if names
+            else f"your function alone, as in {self.label}.check(my_function), and runs it on cases of its own"
         )
+        if len(data) > len(names):
+            more = "more argument" + ("s" if len(data) > 1 else "") if not names else "values"
+            given = ", ".join(describe(value) for value in data)
+            raise Misused(f"check() takes {takes}; it got {in_words(len(data))} {more} after it: {given}")
+        unknown = [name for name in named if name not in names]
+        if unknown:
+            raise Misused(f"check() takes {takes}; it got {', '.join(f'`{name}=`' for name in unknown)}")
+        twice = [name for name in names[: len(data)] if name in named]
+        if twice:
+            raise Misused(f"check() got `{twice[0]}` twice, by position and as `{twice[0]}=`: give it once")
+        return {**dict(zip(names, data)), **named}
 
-    def check(self, answer: Any, *data: Any, strict: bool = False, seed: int | None = None) -> None:
+    def check(self, answer: Any, *data: Any, strict: bool = False, seed: int | None = None, **named: Any) -> None:
         """Print whether ``answer`` is correct, wrong (and how) or not done yet.
 
         ``strict``: print nothing when correct and raise AssertionError(the sentence) otherwise (grading).
         ``seed``: also run the random cases drawn from ``torch.Generator().manual_seed(seed)``.
         """
-        result = self.verdict(answer, *data, seed=seed)
+        result = self.verdict(answer, *data, seed=seed, **named)
         if not strict:
             print(result.message)
         elif not result.passed:
@@ -535,6 +544,17 @@ def expect_data(value: Any, expected: type | tuple[type, ...], what: str) -> Non
     """Misused unless the data handed to ``check`` is an instance of ``expected`` (``what`` names it)."""
     if not isinstance(value, expected):
         raise Misused(f"check() expects {what} after your function, but it got {describe(value)}")
+
+
+def expect_classes(classes: Any, count: int, after: str) -> None:
+    """Misused unless ``classes`` names ``count`` classes: a list or tuple of strings (``after``: what precedes it)."""
+    if not (
+        isinstance(classes, (list, tuple)) and len(classes) == count and all(isinstance(name, str) for name in classes)
+    ):
+        raise Misused(
+            f"check() expects the names of the {count} classes after {after} (a list of strings, such as "
+            f"checkpoint.classes), but it got {describe(classes)}"
+        )
 
 
 @contextmanager

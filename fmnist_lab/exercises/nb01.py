@@ -10,7 +10,20 @@ from torch import Tensor
 
 from ..data import pixel_stats
 from ..dataset import CLASS_NAMES
-from . import Exercise, Misused, Wrong, as_number, as_tensor, call, close, describe_images, expect_data, in_words, timed
+from . import (
+    Exercise,
+    Misused,
+    Wrong,
+    as_number,
+    as_tensor,
+    call,
+    close,
+    describe_images,
+    expect_classes,
+    expect_data,
+    in_words,
+    timed,
+)
 
 
 def _cases(generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -237,6 +250,7 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
 def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if class_means is not None:
         expect_data(class_means, Tensor, "the average image of each class (class_means, a tensor)")
+        expect_classes(classes, len(class_means), "the average images")
     cases = _mean_image_cases(generator)
     answers = {}
     for case, means in cases.items():

@@ -496,6 +496,11 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
     praise = f"your conv_params gives c1's 320 parameters and is right on all {len(cases)} cases"
     if model is not None:
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise Misused(
+                f"check() expects the network (an nn.Module, the notebook's `model`) after your function, but the "
+                f"{type(model).__name__} it got has no Conv2d layer to count"
+            )
         yours = sum(
             as_number(
                 call(conv_params, m.in_channels, m.out_channels, m.kernel_size[0], case="the network's convolutions"),

@@ -106,7 +106,10 @@ def _notebook_objects(answer) -> list[str]:
         f"`{name}`"
         for name in names
         if name in scope
-        and (isinstance(scope[name], kinds) or (isinstance(scope[name], nn.Module) and any(scope[name].parameters())))
+        and (
+            isinstance(scope[name], kinds)
+            or (isinstance(scope[name], nn.Module) and next(scope[name].parameters(), None) is not None)
+        )
     )
 
 
@@ -168,8 +171,8 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
                 f"call model.train() before the loop"
             )
         raise Wrong(
-            f"on {case}, the weights end up different from one SGD step per batch (loss = F.nll_loss of the "
-            f"model's output, then backward() and step())"
+            f"on {case}, the weights end up different from one SGD step per batch, in the order given (loss = "
+            f"F.nll_loss of the model's output, then backward() and step())"
         )
     if not model.training:
         raise Wrong(

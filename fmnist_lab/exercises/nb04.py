@@ -62,8 +62,8 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
         right = torch.tensor(smooth(losses, beta), dtype=torch.float64)
         if all_close(got, right):
             continue
-        if got[0].isinf() and all_close(got[1:], torch.tensor(_ema(losses, beta, 1 - beta, -1)[1:])):  # t from 0
-            raise Wrong(f"on {case}, value 0 is infinite: {_FROM_ONE}")
+        if all_close(got[1:], torch.tensor(_ema(losses, beta, 1 - beta, -1)[1:])):  # t from 0, value 0 aside
+            raise Wrong(f"on {case}, {'value 0 is infinite: ' if got[0].isinf() else ''}{_FROM_ONE}")
         as_tensor(got, "smooth_losses", case, (len(losses),))  # NaN and infinity get their own sentence
         mistakes = {
             "your values are the plain moving average: it starts at (1 - beta) x the first loss and is dragged "

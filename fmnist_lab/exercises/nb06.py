@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..dataset import CLASS_NAMES
 from ..metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
-from . import Exercise, Misused, Wrong, all_close, as_tensor, call, describe, expect_data
+from . import Exercise, Misused, Wrong, all_close, as_tensor, call, describe, expect_classes, expect_data
 
 
 def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor, int]]:
@@ -58,13 +58,30 @@ def _expect_labels(targets: object, predictions: object) -> None:
     for value, name in ((targets, "targets"), (predictions, "predictions")):
         what = f"the {name} (a 1-D tensor of class indices, e.g. val.{name})"
         expect_data(value, Tensor, what)
-        if value.dim() != 1 or value.is_floating_point():  # probabilities, say, for the predictions
+        if value.dim() != 1 or value.is_floating_point() or value.dtype == torch.bool:  # probabilities, say
             raise Misused(f"check() expects {what} after your function, but it got {describe(value)}")
+        if len(value) and not 0 <= int(value.min()) <= int(value.max()) < len(CLASS_NAMES):
+            raise Misused(
+                f"check() expects {what}, each from 0 to {len(CLASS_NAMES) - 1}, but its values run from "
+                f"{int(value.min())} to {int(value.max())}"
+            )
     if len(targets) != len(predictions):
         raise Misused(
             f"check() expects one prediction per target, but it got {len(targets):,} targets and "
             f"{len(predictions):,} predictions"
         )
+
+
+def _expect_matrix(cm: object, classes: object) -> None:
+    """Misused unless ``cm`` is a square matrix of counts and ``classes`` names its classes."""
+    what = "the confusion matrix (cm, a square tensor of counts)"
+    expect_data(cm, Tensor, what)
+    counts = cm.dim() == 2 and cm.shape[0] == cm.shape[1] and cm.dtype != torch.bool
+    if counts and cm.is_floating_point():
+        counts = bool((cm == cm.round()).all() and (cm >= 0).all())  # not fractions of each row
+    if not counts or (cm < 0).any():
+        raise Misused(f"check() expects {what} after your function, but it got {describe(cm)}")
+    expect_classes(classes, len(cm), "the matrix")
 
 
 # q1: the confusion matrix from predictions
@@ -188,7 +205,7 @@ def _mistakes(cm: Tensor, dim: int) -> Tensor:
 
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
-        expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
+        _expect_matrix(cm, classes)
     cases = _matrix_cases(generator)
     answers = {}  # all of them first: a mistake is named only when it explains the answer on every case
     for case, matrix in cases.items():
@@ -280,7 +297,7 @@ def _precision(cm: Tensor) -> Tensor:
 
 def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
-        expect_data(cm, Tensor, "the confusion matrix (cm, a tensor)")
+        _expect_matrix(cm, classes)
     never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
     cases = {**_matrix_cases(generator), "a 3x3 matrix where class 1 is never predicted": never_predicted}
     for case, matrix in cases.items():

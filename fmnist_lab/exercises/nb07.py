@@ -10,6 +10,7 @@ from scipy.spatial import KDTree, cKDTree
 from torch import Tensor, nn
 
 from ..dataset import CLASS_NAMES
+from ..devices import pick_device
 from ..interpretability import nearest_neighbours, saliency
 from ..model import Net
 from . import (
@@ -49,22 +50,24 @@ def _saliency_cases(generator: torch.Generator | None) -> dict[str, tuple[Net, T
                 int(torch.randint(0, 10, (1,), generator=generator)),
             )
         )
+    device = pick_device()  # the notebook's: an answer that moves the image `.to(device)` must not mix devices
     for n, (seed, target) in enumerate(seeds):
         torch.manual_seed(seed)
-        model = Net()  # left in training mode: the answer has to switch to eval mode itself
-        image = torch.randn(1, 28, 28, generator=torch.Generator().manual_seed(seed))
+        model = Net().to(device)  # left in training mode: the answer has to switch to eval mode itself
+        image = torch.randn(1, 28, 28, generator=torch.Generator().manual_seed(seed)).to(device)
         name = "hidden case: a random network" if n == 2 else f"a random network (seed {seed})"
         cases[f"{name} and a random image, class {target}"] = (model, image, target)
     return cases
 
 
 def _map(model: nn.Module, image: Tensor, target: int, probability: bool = False) -> Tensor:
-    """d log p(target) / d pixel (or of p itself) in eval mode, signed: the variants the check compares with."""
+    """d log p(target) / d pixel (or of p itself) in eval mode, signed, on the CPU: the variants the check
+    compares with."""
     model = copy.deepcopy(model).eval()
     x = image[None].clone().requires_grad_(True)
     out = model(x)[0, target]
     (out.exp() if probability else out).backward()
-    return x.grad[0, 0]
+    return x.grad[0, 0].cpu()
 
 
 def _check_saliency(
@@ -73,17 +76,17 @@ def _check_saliency(
     if model is not None:
         expect_data(model, nn.Module, "the trained network (model)")
         expect_data(image, Tensor, "one normalised image (1, 28, 28) after the model")
-        if tuple(image.shape) != (1, 28, 28):
+        if tuple(image.shape) != (1, 28, 28) or not image.is_floating_point():
             raise Misused(
-                f"check() expects one image of shape (1, 28, 28) after the model, without a batch dimension "
-                f"(boot[0], say), but it got {describe(image)}"
+                f"check() expects one normalised image of shape (1, 28, 28) after the model, in floats and "
+                f"without a batch dimension (boot[0], say), but it got {describe(image)}"
             )
         target = _index(target, "the target class (an int from 0 to 9) after the image", 10)
     with own_random_state():  # the cases' seeds and the answer's dropout leave the notebook's random state alone
         cases = _saliency_cases(generator)
         for case, (net, x, t) in cases.items():
             maps, seconds = timed(saliency, net, x[None], t)
-            right = maps[0]
+            right = maps[0].cpu()
             got = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case, (28, 28))
             if all_close(got, right, 1e-3):
                 continue
@@ -102,7 +105,7 @@ def _check_saliency(
     if model is not None:
         case = f"the {CLASS_NAMES[target].lower()}"
         mine = as_tensor(call(my_saliency, model, image, target, case=case), "my_saliency", case, (28, 28))
-        if not all_close(mine, saliency(model, image[None], target)[0], 1e-3):
+        if not all_close(mine, saliency(model, image[None], target)[0].cpu(), 1e-3):
             raise Wrong(f"on {case} your map differs from the lab's")
         praise += f"; on {case} too"
     return praise + "."
@@ -123,7 +126,7 @@ def _diagnose_saliency(case: str, got: Tensor, net: nn.Module, x: Tensor, t: int
             f"on {case}, your map is the one of class {other}, not of the target class {t}: take the output "
             f"at [0, target]"
         )
-    right = saliency(net, x[None], t)[0].double()
+    right = saliency(net, x[None], t)[0].cpu().double()
     raise Wrong(
         f"on {case}, your map differs from |d log p(class {t}) / d pixel| (largest difference "
         f"{float((got - right).abs().max()):.3g})"
