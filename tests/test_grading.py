@@ -207,6 +207,12 @@ def submission(
     return notebook
 
 
+def without_cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    """``notebook`` with the cell of ``grade_id`` deleted, as a student can in JupyterLab."""
+    notebook.cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
+    return notebook
+
+
 WRONG_PIXEL_STD = (
     'def pixel_std(images):\n    """The mean of the per-image stds: the report\'s mistake."""\n'
     "    return (images.double().flatten(1) / 255).std(dim=1).mean().item()"
@@ -223,9 +229,10 @@ def course(tmp_path_factory) -> dict:
     submissions = {
         "all_correct": submission(released, source),
         "blank": nbformat.from_dict(released),
-        "tampering": submission(
-            released, source, {"nb01-q1-answer": WRONG_PIXEL_STD, "nb01-q1": 'print("Correct: trust me.")'}
-        ),  # the locked test cell rewritten
+        "tampering": without_cell(
+            submission(released, source, {"nb01-q1-answer": WRONG_PIXEL_STD, "nb01-q1": 'print("Correct: trust me.")'}),
+            "nb01-q5",
+        ),  # one locked test cell rewritten, another deleted
     }
     never_ends = submission(
         released,
@@ -241,7 +248,7 @@ def course(tmp_path_factory) -> dict:
     for student, notebook in submissions.items():
         (folder / student).mkdir()
         nbformat.write(notebook, folder / student / f"{ASSIGNMENT}.ipynb")
-    make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=folder)
+    collect = make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=folder)
     autograde = make("autograde", course, ASSIGNMENT=ASSIGNMENT)
 
     # a second batch, graded on its own with a short limit per cell: only one student's work, handed in as a
@@ -264,6 +271,7 @@ def course(tmp_path_factory) -> dict:
         "source": source,
         "released": released,
         "grades": grades,
+        "collect_log": collect.stdout + collect.stderr,
         "autograde_log": autograde.stdout + autograde.stderr,
         "feedback_log": feedback.stdout + feedback.stderr,
         "grades_log": grades_run.stdout + grades_run.stderr,
@@ -333,6 +341,22 @@ def test_a_rewritten_test_cell_is_detected_and_restored(course):
     assert test_cell.source == by_id(course["source"])["nb01-q1"].source  # the original, hidden tests included
     errors = [o for o in test_cell.outputs if o.output_type == "error"]
     assert errors and errors[0].ename == "AssertionError"
+
+
+def test_a_deleted_test_cell_is_put_back_at_collect_and_scores_the_answer_above_it(course):
+    """nbgrader restores a changed locked cell but not a deleted one: that check would count 0 with nothing said.
+    Collect puts it back from the release, below its answer, and says so; the score above counts it."""
+    assert (
+        "Put back the check cells these students deleted, from the release, so that autograde scores the answers "
+        "above them: tampering (nb01-q5)"
+    ) in course["collect_log"]
+    collected = nbformat.read(course["dir"] / "submitted" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in collected.cells]
+    released_ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in course["released"].cells]
+    assert ids == released_ids  # where it was: right below its answer cell
+    assert by_id(collected)["nb01-q5"].source == by_id(course["released"])["nb01-q5"].source
+    graded = nbformat.read(course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    assert not [o for o in by_id(graded)["nb01-q5"].outputs if o.output_type == "error"]  # its answer is right
 
 
 def test_a_cell_that_never_ends_fails_that_submission_only(course):

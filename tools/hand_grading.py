@@ -116,9 +116,9 @@ def not_autograded_warning(
     return (
         f"WARNING: checks autograde never scored count 0, in {len(unscored)} submission(s){of}{whole}: "
         f"{_listed(unscored, 'check', assignment)}. Most often the notebook was not under its released name "
-        f"when autograde ran (rename it in your SUBMISSIONS folder and run make collect); also a deleted check "
-        f"cell or an autograde that failed (read its log). Then run make autograde STUDENT=<student> and this "
-        f"make target again."
+        f"when autograde ran (rename it in your SUBMISSIONS folder and run make collect), or its check cells "
+        f"were deleted and it was collected before make collect put them back (collect it again); otherwise "
+        f"autograde failed (read its log). Then run make autograde STUDENT=<student> and this make target again."
     )
 
 
