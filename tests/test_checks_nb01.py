@@ -65,7 +65,7 @@ PIXEL_STD_WRONG = {
     # returned elsewhere
     "zero": (
         lambda images: 0.0,
-        "on 4 random images of different brightness, the pixel std is 0.2387, but you returned 0.0000",
+        "on 4 random images of different brightness, the pixel std is 0.238722, but you returned 0.000000",
     ),
 }
 
@@ -168,6 +168,28 @@ def test_within_and_between_wrong_answers_get_their_sentence(answer, sentence):
     assert_wrong(nb01.q3, answer, sentence)
 
 
+def test_within_and_between_is_checked_on_the_notebooks_images_too():
+    # an answer right on the small cases, wrong on the notebook's images (here: a part of them), was praised there
+    images = torch.randint(0, 256, (200, 6, 6), dtype=torch.uint8)
+
+    def first_hundred(batch):
+        return WITHIN_BETWEEN_RIGHT["floats"](batch[:100])
+
+    assert_right(nb01.q3, first_hundred)
+    assert_wrong(nb01.q3, first_hundred, "on 200 images, the within-image variance is", images)
+    assert "On 200 images: within" in assert_right(nb01.q3, WITHIN_BETWEEN_RIGHT["floats"], images)
+
+
+@pytest.mark.parametrize("exercise", [nb01.q1, nb01.q3], ids=["q1", "q3"])
+def test_one_image_handed_in_for_the_batch_is_named(exercise):
+    # one 28x28 image used to be praised as "28 images"
+    message = exercise.verdict(lambda x: 0.0, torch.zeros(28, 28, dtype=torch.uint8)).message
+    assert message == (
+        "Not yet: check() expects a batch of images (images, height, width) such as data.train_images after your "
+        "function, but it got a torch.uint8 tensor of shape (28, 28): one image is not a batch."
+    )
+
+
 # q5: the closest pair of average images
 
 
@@ -243,6 +265,16 @@ def test_closest_pair_right_answers_pass(answer):
 @pytest.mark.parametrize("answer, sentence", CLOSEST_WRONG.values(), ids=CLOSEST_WRONG)
 def test_closest_pair_wrong_answers_get_their_sentence(answer, sentence):
     assert_wrong(nb01.q5, answer, sentence)
+
+
+def test_closest_pair_handed_the_images_names_the_average_images_it_expects():
+    # the training images used to be told about the names "of the 60000 classes"
+    message = nb01.q5.verdict(closest, torch.zeros(60, 28, 28, dtype=torch.uint8)).message
+    assert message == (
+        "Not yet: check() expects the average image of each class (class_means, a float tensor: classes, height, "
+        "width) after your function, but it got a torch.uint8 tensor of shape (60, 28, 28)."
+    )
+    assert "closest average images are" in assert_right(nb01.q5, closest, torch.rand(5, 28, 28))  # 5 of the 10
 
 
 # the grader's hidden cases

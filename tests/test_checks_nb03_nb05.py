@@ -290,13 +290,29 @@ def test_should_stop_wrong_answers_get_their_sentence(answer, sentence):
 def test_should_stop_replays_the_notebooks_run():
     praise = assert_right(nb05.q1, should_stop, [0.80, 0.85, 0.84, 0.83], 2)
     assert "it stops after the same epoch as fit did" in praise
-    assert_wrong(
-        nb05.q1,
-        should_stop,
-        "on the run above, your rule stops after epoch 4, but fit ran 5 epochs",
-        [0.80, 0.85, 0.84, 0.83, 0.82],
-        2,
-    )
+    assert "on the constant-LR run" not in assert_right(nb05.q1, should_stop, [0.80, 0.85, 0.86], 2)  # not stopped
+    cases = {(tuple(a), p) for a, p in nb05._stop_cases(None).values()}
+
+    def tuned(val_accuracies, patience):  # right on the check's cases, never stops on another run
+        return (tuple(val_accuracies), patience) in cases and should_stop(val_accuracies, patience)
+
+    run = [0.80, 0.85, 0.84, 0.83, 0.83]
+    assert_right(nb05.q1, tuned)
+    assert_wrong(nb05.q1, tuned, "on the run above, your rule never stops, but fit stopped after epoch 5", run, 3)
+
+
+@pytest.mark.parametrize(
+    "run, patience, sentence",
+    [
+        ([0.80, 0.85, 0.84, 0.83, 0.82], 2, "with patience 2 fit would have stopped after epoch 4 of the 5 it got"),
+        ([1.2, 0.8, 0.7, 0.65], 1, "with patience 1 fit would have stopped after epoch 2 of the 4 it got"),  # losses
+    ],
+    ids=["another patience", "losses"],
+)
+def test_should_stop_handed_a_run_fit_would_have_stopped_earlier_names_the_data(run, patience, sentence):
+    # the reference's own rule used to be told "your rule stops after epoch 4, but fit ran 5 epochs"
+    message = assert_wrong(nb05.q1, should_stop, sentence, run, patience)
+    assert message.startswith("Not yet: check() expects the validation accuracies of a run") and "hint" not in message
 
 
 def test_should_stop_handed_the_history_names_the_list_it_expects():

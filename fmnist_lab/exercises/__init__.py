@@ -547,9 +547,10 @@ def expect_data(value: Any, expected: type | tuple[type, ...], what: str) -> Non
 
 
 def expect_classes(classes: Any, count: int, after: str) -> None:
-    """Misused unless ``classes`` names ``count`` classes: a list or tuple of strings (``after``: what precedes it)."""
+    """Misused unless ``classes`` names at least ``count`` classes: a list or tuple of strings (``after``: what
+    precedes it; the first ``count`` names are those of the data's classes)."""
     if not (
-        isinstance(classes, (list, tuple)) and len(classes) == count and all(isinstance(name, str) for name in classes)
+        isinstance(classes, (list, tuple)) and len(classes) >= count and all(isinstance(name, str) for name in classes)
     ):
         raise Misused(
             f"check() expects the names of the {count} classes after {after} (a list of strings, such as "

@@ -18,6 +18,7 @@ from . import (
     as_tensor,
     call,
     close,
+    describe,
     describe_images,
     expect_classes,
     expect_data,
@@ -56,6 +57,11 @@ def _expect_images(images: object) -> None:
     expect_data(
         images, Tensor, "a batch of images such as data.train_images (a uint8 tensor), not the dataset object itself,"
     )
+    if images.dim() < 3:
+        raise Misused(
+            f"check() expects a batch of images (images, height, width) such as data.train_images after your "
+            f"function, but it got {describe(images)}: one image is not a batch"
+        )
     if images.dtype != torch.uint8:  # the bytes as loaded: the answers and the reference scale them by 255 themselves
         raise Misused(
             f"check() expects the images as loaded, bytes from 0 to 255 (uint8) such as data.train_images, after "
@@ -111,7 +117,7 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         got, right = answers[first_wrong][0], float(_pixels(cases[first_wrong]).std(correction=0))  # as printed
         if mistake is not None:
             raise Wrong(f"on {first_wrong}, you returned {got:.4f}, {mistake}")
-        raise Wrong(f"on {first_wrong}, the pixel std is {right:.4f}, but you returned {got:.4f}")
+        raise Wrong(f"on {first_wrong}, the pixel std is {right:.6f}, but you returned {got:.6f}")
     praise = "your pixel_std is right on a black and a white image, on images of different brightness and on 5x7 images"
     if train_images is not None:
         what = describe_images(train_images)
@@ -121,7 +127,7 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         population_std = sample_std * math.sqrt((n - 1) / n) if n > 1 else 0.0
         value = as_number(call(pixel_std, train_images, case=what, reference_s=seconds), "pixel_std", what)
         if not any(close(value, right, scale=1e-3) for right in (population_std, sample_std)):
-            raise Wrong(f"on {what}, the pixel std is {population_std:.4f}, but you returned {value:.4f}")
+            raise Wrong(f"on {what}, the pixel std is {population_std:.6f}, but you returned {value:.6f}")
         praise += f". On {what} it gives {value:.4f}"
     return praise + "."
 
@@ -159,6 +165,12 @@ _SPLIT_MISTAKES = {  # what the student did: what it gives from a [0, 1] pixel b
 }
 
 
+def _stds_and_split(images: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """Each image's pixel std and the (within, between) split, from one float32 copy of the pixels."""
+    x = _pixels(images, torch.float32)
+    return x.std(dim=1, correction=0), _split(x)
+
+
 def _check_within_and_between(within_and_between, train_images: Tensor | None = None, generator=None) -> str:
     if train_images is not None:
         _expect_images(train_images)
@@ -185,9 +197,14 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
     if train_images is not None:
         what = describe_images(train_images)
         # float32 is enough for 4 decimals, and half the fresh memory of a float64 copy
-        per_image_std, seconds = timed(lambda i: _pixels(i, torch.float32).std(dim=1, correction=0), train_images)
+        (per_image_std, right), seconds = timed(_stds_and_split, train_images)
         answer = call(within_and_between, train_images, case=what, reference_s=seconds)
         within, between = as_tensor(answer, "within_and_between", what, (2,)).tolist()
+        if not all(close(g, float(r), tolerance=1e-3, scale=1e-3) for g, r in zip((within, between), right)):
+            raise Wrong(
+                f"on {what}, the within-image variance is {float(right[0]):.5f} and the between-image variance "
+                f"{float(right[1]):.5f}, but you returned {within:.5f} and {between:.5f}"
+            )
         mean_std = float(per_image_std.mean())
         praise += (
             f". On {what}: within {within:.4f} + between {between:.4f} = {within + between:.4f} = "
@@ -200,7 +217,8 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
 q3 = Exercise(
     "nb01.q3",
     _check_within_and_between,
-    hint_text="Give each image one row of its 784 pixels. Within: the variance inside each row, averaged over the "
+    hint_text="Give each image one row of all its pixels (784 for Fashion-MNIST; the check's cases have other "
+    "sizes too). Within: the variance inside each row, averaged over the "
     "rows. Between: the variance of the rows' means. Use the population variance (correction=0) for both:"
     " only then do the two add up to the variance of all pixels. Return both as floats, within first.",
 )
@@ -249,7 +267,10 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
 
 def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if class_means is not None:
-        expect_data(class_means, Tensor, "the average image of each class (class_means, a tensor)")
+        what = "the average image of each class (class_means, a float tensor: classes, height, width)"
+        expect_data(class_means, Tensor, what)
+        if class_means.dim() != 3 or not class_means.is_floating_point():  # the images themselves, say
+            raise Misused(f"check() expects {what} after your function, but it got {describe(class_means)}")
         expect_classes(classes, len(class_means), "the average images")
     cases = _mean_image_cases(generator)
     answers = {}

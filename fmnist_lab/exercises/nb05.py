@@ -60,19 +60,26 @@ def _check_should_stop(
     praise = "your rule agrees with fit's early stopping on every case, ties included"
     if val_accuracies is not None:
         case = "the run above"
+        epochs = range(1, len(val_accuracies) + 1)
+        fits = next((n for n in epochs if out_of_patience(list(val_accuracies[:n]), patience)), None)
+        if fits is not None and fits != len(val_accuracies):  # the data, not the answer: fit would not have run on
+            raise Misused(
+                f"check() expects the validation accuracies of a run and the patience it ran with, but with "
+                f"patience {patience} fit would have stopped after epoch {fits} of the {len(val_accuracies)} it "
+                f"got (accuracies rise as the model learns; a loss falls): pass that run's val_accuracy and patience"
+            )
         stop = next(
             (
                 n
-                for n in range(1, len(val_accuracies) + 1)
+                for n in epochs
                 if as_bool(call(should_stop, list(val_accuracies[:n]), patience, case=case), "should_stop", case)
             ),
             None,
         )
-        if stop is not None and stop != len(val_accuracies):
-            raise Wrong(
-                f"on the run above, your rule stops after epoch {stop}, but fit ran {len(val_accuracies)} "
-                f"epochs with the same patience"
-            )
+        if stop != fits:
+            went = f"stopped after epoch {fits}" if fits else f"ran all {len(val_accuracies)} epochs without stopping"
+            yours = f"stops after epoch {stop}" if stop else "never stops"
+            raise Wrong(f"on the run above, your rule {yours}, but fit {went} with the same patience")
         if stop is not None:
             praise += "; on the constant-LR run above it stops after the same epoch as fit did"
     return praise + "."
