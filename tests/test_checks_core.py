@@ -7,6 +7,7 @@ import inspect
 import pkgutil
 import re
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -199,6 +200,15 @@ def test_more_values_than_the_check_takes_are_named_not_a_python_error(exercise)
     assert result.status == WRONG, result.message
     assert result.message.startswith("Not yet: check() takes your function "), result.message
     assert "a torch.float32 tensor of shape (2,)" in result.message and "hint()" not in result.message
+
+
+def test_an_answer_that_calls_exit_gets_a_sentence():
+    # SystemExit used to escape from check(), a traceback (or the end of a script that checks)
+    def quits(images):
+        sys.exit(1)
+
+    message = nb01.q1.verdict(quits).message
+    assert message.startswith("Not yet: `quits` called exit() on ") and "return its result instead" in message
 
 
 def test_the_notebooks_values_may_be_given_by_name_and_an_unknown_name_is_told():

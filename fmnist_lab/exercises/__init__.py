@@ -319,6 +319,8 @@ def call(
             f"`{name}` still raises NotImplementedError. Replace `raise NotImplementedError()` with "
             f"your code, run that cell, then run this check again."
         ) from None
+    except SystemExit:  # exit() or sys.exit() in the answer would otherwise end the check, or the kernel
+        raise Wrong(f"`{name}` called exit() on {case}: return its result instead") from None
     except Exception as err:  # noqa: BLE001 -- the student's bug, reported as a sentence, not a traceback
         likely = next((f": {text}" for kind, text in (advice or {}).items() if isinstance(err, kind)), "")
         raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}{likely}") from None
