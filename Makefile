@@ -105,7 +105,7 @@ collect:
 	mkdir -p "$(COURSE)/downloaded/$(ASSIGNMENT)/archive"
 	cp -R "$(SUBMISSIONS)/." "$(COURSE)/downloaded/$(ASSIGNMENT)/archive/"
 	$(NBGRADER) zip_collect $(ASSIGNMENT) --force $(COURSE_FLAG)
-	@$(BIN)/python tools/restore_checks.py "$(COURSE)" "$(ASSIGNMENT)"  # nbgrader's Python: it has nbformat
+	@$(BIN)/python tools/restore_checks.py "$(COURSE)" "$(ASSIGNMENT)"  # nbgrader's Python: it has nbformat and the lab
 	@$(PYTHON) tools/submission_names.py "$(COURSE)" "$(ASSIGNMENT)"
 
 ## autograde: instructors: run and score the collected submissions of ASSIGNMENT (or of STUDENT only; quick mode unless QUICK=0; TIMEOUT=s per cell)

@@ -1,7 +1,7 @@
 """Check cells a student deleted, put back from the release, so that autograde scores the answers above them.
 
 Usage: python tools/restore_checks.py COURSE_DIR ASSIGNMENT
-(`make collect` runs it after `nbgrader zip_collect`.)
+(`make collect` runs it after `nbgrader zip_collect`, with the Python that has nbgrader and the lab.)
 
 nbgrader's autograde puts back the source of a locked cell a student changed, but not a cell they
 deleted: that check then counts 0, and the feedback page does not list it. For each collected notebook
@@ -13,12 +13,13 @@ no check cell is missing.
 
 from __future__ import annotations
 
-import os
+import functools
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from fmnist_lab.files import atomic_write
 
 
 def _grade_id(cell: nbformat.NotebookNode) -> str | None:
@@ -45,18 +46,6 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
     return restored
 
 
-def _write_atomically(notebook: nbformat.NotebookNode, path: Path) -> None:
-    """Write ``notebook`` to a file beside ``path``, then rename it over ``path``: never half a notebook."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            nbformat.write(notebook, file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def restore_course(course: Path, assignment: str) -> dict[str, list[str]]:
     """Restore the deleted check cells of every collected submission of ``assignment``: student -> grade ids."""
     found: dict[str, list[str]] = {}
@@ -66,7 +55,7 @@ def restore_course(course: Path, assignment: str) -> dict[str, list[str]]:
             submitted = nbformat.read(path, as_version=4)
             restored = restore(released, submitted)
             if restored:
-                _write_atomically(submitted, path)
+                atomic_write(path, "w", functools.partial(nbformat.write, submitted))
                 found.setdefault(path.parent.parent.name, []).extend(restored)
     return found
 

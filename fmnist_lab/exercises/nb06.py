@@ -76,10 +76,8 @@ def _expect_matrix(cm: object, classes: object) -> None:
     """Misused unless ``cm`` is a square matrix of counts and ``classes`` names its classes."""
     what = "the confusion matrix (cm, a square tensor of counts)"
     expect_data(cm, Tensor, what)
-    counts = cm.dim() == 2 and cm.shape[0] == cm.shape[1] and cm.dtype != torch.bool
-    if counts and cm.is_floating_point():
-        counts = bool((cm == cm.round()).all() and (cm >= 0).all())  # not fractions of each row
-    if not counts or (cm < 0).any():
+    square = cm.dim() == 2 and cm.shape[0] == cm.shape[1] and cm.dtype != torch.bool
+    if not square or (cm < 0).any() or not (cm == cm.round()).all():  # not fractions of each row
         raise Misused(f"check() expects {what} after your function, but it got {describe(cm)}")
     expect_classes(classes, len(cm), "the matrix")
 
