@@ -540,4 +540,4 @@ def test_batchnorm_train_handed_other_data_names_what_it_expects(given, sentence
 )
 def test_conv_params_handed_something_other_than_the_network_names_what_it_expects(given, sentence):
     message = assert_wrong(nb02.q4, PARAMS_RIGHT["weights plus biases"], sentence, given)
-    assert message.startswith("Not yet: check() expects the network (an nn.Module, the notebook's `model`)")
+    assert message.startswith("Not yet: check() expects the network (an nn.Module, the notebook's `net`)")

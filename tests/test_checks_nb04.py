@@ -186,7 +186,14 @@ LAG_WRONG = {
     "infinity": (lambda s, e, n, b: math.inf, "`lag_factor` returned infinity"),
     "the lag rounded to whole steps": (
         lambda s, e, n, b: (e / s) ** (round(b / (1 - b)) / (n - 1)),
-        "on a 100-step sweep from 1e-4 to 1 with beta 0.85, the lag is a factor of 1.694 in LR, but you returned 1.748",
+        "on a 100-step sweep from 1e-4 to 1 with beta 0.85, you returned 1.748: the average lags "
+        "beta / (1 - beta) = 5.667 steps, a fraction of a step included: do not round the lag to whole steps",
+    ),
+    # 0.98 / 0.02 is 48.99999999999996 in floats: int() makes it 48, on the first case already
+    "the lag truncated to whole steps": (
+        lambda s, e, n, b: (e / s) ** (int(b / (1 - b)) / (n - 1)),
+        "on a 100-step sweep from 1e-6 to 1 with beta 0.98, you returned 811.1: the average lags "
+        "beta / (1 - beta) = 49 steps, a fraction of a step included: do not round the lag to whole steps",
     ),
 }
 

@@ -473,7 +473,7 @@ _PARAMS_LIBRARY = (
 
 def _check_conv_params(conv_params, model: nn.Module | None = None, generator: torch.Generator | None = None) -> str:
     if model is not None:
-        expect_data(model, nn.Module, "the network (an nn.Module, the notebook's `model`)")
+        expect_data(model, nn.Module, "the network (an nn.Module, the notebook's `net`)")
     cases = dict(PARAMS_CASES)
     if generator is not None:
         for _ in range(10):
@@ -498,7 +498,7 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
         if not convs:
             raise Misused(
-                f"check() expects the network (an nn.Module, the notebook's `model`) after your function, but the "
+                f"check() expects the network (an nn.Module, the notebook's `net`) after your function, but the "
                 f"{type(model).__name__} it got has no Conv2d layer to count"
             )
         yours = sum(

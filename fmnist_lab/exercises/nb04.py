@@ -168,6 +168,12 @@ def _check_lag_factor(lag_factor, generator=None) -> str:
         for message, wrong in mistakes.items():
             if close(got, wrong):
                 raise Wrong(f"on {case}, you returned {got:.4g}: {message}")
+        # 0.98 / 0.02 is 48.99999999999996 in floats: int() makes it 48
+        if any(close(got, _lag_factor(*args, lag=whole)) for whole in (round(steps), int(steps))):
+            raise Wrong(
+                f"on {case}, you returned {got:.4g}: the average lags beta / (1 - beta) = {steps:.4g} steps, "
+                "a fraction of a step included: do not round the lag to whole steps"
+            )
         raise Wrong(f"on {case}, the lag is a factor of {right:.4g} in LR, but you returned {got:.4g}")
 
     def factor(case: str, *args) -> float:
