@@ -322,7 +322,7 @@ def replay_report_lr_choice(model: Net, splits: Splits, config: TrainConfig) -> 
 
     ``report_sweep``, not undone afterwards; then, as in the report, ``reset_parameters``
     re-initialises the conv and linear layers only, so BatchNorm keeps the scale, shift and
-    running statistics that the sweep (up to LR 1) left.
+    running statistics that the sweep (up to LR 0.99) left.
     """
     result = report_sweep(model, sweep_batches(splits, config), config, restore=False)
     model.reset_parameters(batchnorm=False)
