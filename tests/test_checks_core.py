@@ -202,6 +202,21 @@ def test_more_values_than_the_check_takes_are_named_not_a_python_error(exercise)
     assert "a torch.float32 tensor of shape (2,)" in result.message and "hint()" not in result.message
 
 
+def test_a_network_handed_in_for_the_function_is_named_not_run():
+    # nn.Module is callable: it was run as the answer ("Net.forward() takes 2 positional arguments")
+    message = nb01.q1.verdict(nn.Linear(2, 2)).message
+    assert message.startswith("Not yet: pass your function itself to check() first, then the notebook's values")
+    assert "hint()" not in message
+
+
+def test_an_int_too_large_for_a_float_is_a_sentence():
+    # OverflowError escaped from check() (helper-84)
+    with pytest.raises(exercises.Wrong, match="should return one number"):
+        exercises.as_number(10**400, "f", "a case")
+    with pytest.raises(exercises.Wrong, match="should return a tensor of shape"):
+        exercises.as_tensor([10**400, 1], "f", "a case", (2,))
+
+
 def test_an_answer_that_calls_exit_gets_a_sentence():
     # SystemExit used to escape from check(), a traceback (or the end of a script that checks)
     def quits(images):

@@ -3,6 +3,8 @@ wrong one gets its sentence (issue #24)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -104,6 +106,10 @@ EPOCH_RIGHT = {
     "divided by the length of the batches' dataset, as a DataLoader has it": lambda model, batches, optimizer: (
         epoch_loop()(model, batches, optimizer) * sum(len(y) for _, y in batches) / len(batches.dataset)
     ),
+    # the lab's Batches has .labels: it raised AttributeError on the check's batches (helper-84)
+    "divided by the number of the batches' labels, as Batches has them": lambda model, batches, optimizer: (
+        epoch_loop()(model, batches, optimizer) * sum(len(y) for _, y in batches) / len(batches.labels)
+    ),
 }
 
 EPOCH_WRONG = {
@@ -127,6 +133,15 @@ EPOCH_WRONG = {
     "zero_grad between backward and step": (
         lambda model, batches, optimizer: step_after_zero_grad(model, batches, optimizer),
         "a step before backward(), or after zero_grad() cleared the gradients, finds none to apply",
+    ),
+    # an optimizer of its own, or a copy of the model trained: both were told something else (helper-84)
+    "an optimizer of its own": (
+        lambda model, batches, optimizer: epoch_loop()(model, batches, torch.optim.SGD(model.parameters(), lr=0.155)),
+        "the weights changed but the optimizer it was given never took a step: step with the `optimizer` it is given",
+    ),
+    "a copy of the model trained": (
+        lambda model, batches, optimizer: epoch_loop()(copy.deepcopy(model), batches, optimizer),
+        "on the `model` it is given, not a copy",
     ),
     "last batch's loss": (
         lambda model, batches, optimizer: epoch_loop()(model, batches[-1:], optimizer),
@@ -269,6 +284,11 @@ STOP_WRONG = {
         "`should_stop` should return True or False, but on no epochs yet, patience 2 it returned int 0",
     ),
     "never": (lambda acc, patience: False, "training should stop, but you returned False"),
+    # better inside the window, then worse: only the last epoch against the best before it (helper-85)
+    "the last epoch against the best before the window": (
+        lambda acc, patience: len(acc) > patience and acc[-1] <= max(acc[:-patience]),
+        "on [0.85, 0.90, 0.80], patience 2 (better, then worse), training should go on, but you returned True",
+    ),
     "the last epochs against the one before them, not against the best": (
         lambda acc, patience: len(acc) > patience and all(a <= acc[-patience - 1] for a in acc[-patience:]),
         "on [0.90, 0.70, 0.75, 0.80], patience 2 (the best was 3 epochs ago), training should stop, but you "

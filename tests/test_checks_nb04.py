@@ -314,7 +314,29 @@ def _layer_sizes(module: nn.Module) -> tuple:
     return (module.num_features,)
 
 
+def only_batchnorm2d(model):
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+            module.reset_parameters()
+
+
+def running_var_zeroed(model):
+    reset_each(model)
+    for module in model.modules():
+        if isinstance(module, BATCHNORM):
+            module.running_var.zero_()
+
+
 RESET_WRONG = {
+    # both were told "still holds what the sweep left" (helper-84)
+    "BatchNorm2d reset, BatchNorm1d not": (
+        only_batchnorm2d,
+        "you reset BatchNorm2d but not BatchNorm1d: every kind of BatchNorm needs it",
+    ),
+    "the running variance set to 0": (
+        running_var_zeroed,
+        "holds values a fresh layer does not in its running mean and variance (fresh: 0 and 1)",
+    ),
     "BatchNorm skipped": (
         without("affine", "statistics", "count"),
         (

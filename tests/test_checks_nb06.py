@@ -23,6 +23,13 @@ def by_loop(targets, predictions, num_classes):
     return cm
 
 
+def by_loop_in(targets, predictions, num_classes, dtype):
+    cm = torch.zeros(num_classes, num_classes, dtype=dtype)
+    for t, p in zip(targets.tolist(), predictions.tolist()):
+        cm[t, p] += 1
+    return cm
+
+
 def by_numpy(targets, predictions, num_classes):
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (targets.numpy(), predictions.numpy()), 1)
@@ -58,11 +65,12 @@ CONFUSION_WRONG = {
     # an 8-bit count wraps past 255: once right on every case, the hidden ones included
     "counted in uint8": (
         lambda t, p, n: torch.tensor(by_loop(t, p, n).tolist()).to(torch.uint8),
-        "a count of 300 does not fit your matrix's dtype, which holds at most 255: count in torch.long",
+        "a count of 300 does not fit your matrix's dtype, which holds whole numbers only up to 255: count in "
+        "torch.long",
     ),
     "counted in NumPy's int8": (
         lambda t, p, n: by_numpy(t, p, n).astype(np.int8),
-        "a count of 300 does not fit your matrix's dtype, which holds at most 127",
+        "a count of 300 does not fit your matrix's dtype, which holds whole numbers only up to 127",
     ),
     # a DataFrame (pandas.crosstab) of the right shape: once told its shape was wrong
     "an array of Python objects": (
@@ -86,6 +94,24 @@ CONFUSION_WRONG = {
         lambda t, p, n: by_loop(t, p, n) + 1,
         "the matrix should be\ntensor([[1, 1, 0],\n        [0, 1, 0],\n        [2, 0, 1]])\n"
         "but yours is\ntensor([[2, 2, 1],",
+    ),
+    # a student's read (helper-85): all three were told something else
+    "the last image left out": (
+        lambda t, p, n: by_loop(t[:-1], p[:-1], n),
+        "your matrix counts every image but the last: count all 6 of them",
+    ),
+    "the first image left out": (
+        lambda t, p, n: by_loop(t[1:], p[1:], n),
+        "your matrix counts every image but the first: count all 6 of them",
+    ),
+    "a matrix of bools": (
+        lambda t, p, n: by_loop(t, p, n) > 0,
+        "your matrix is of bools, which hold only True and False: count in integers",
+    ),
+    # adding 1 to 256 in bfloat16 gives 256 again: the count stops there
+    "counted in bfloat16": (
+        lambda t, p, n: by_loop_in(t, p, n, torch.bfloat16),
+        "a count of 300 does not fit your matrix's dtype, which holds whole numbers only up to 256",
     ),
     "the lab's confusion_matrix": (
         lambda t, p, n: nb06.confusion_matrix(t, p, n),
@@ -236,6 +262,16 @@ PAIR_WRONG = {
     "the second largest count": (
         second_largest,
         "the largest count off the diagonal is cm(2, 0) = 7, but you returned (2, 1)",
+    ),
+    # `/` where `//` finds the row: its fraction was cut off, and the answer praised (helper-85)
+    "the row found by /": (
+        lambda cm: (lambda k: (k / len(cm), k % len(cm)))(int(cm.clone().fill_diagonal_(-1).argmax())),
+        "`most_confused_pair` should return whole-number indices, but on a 3x3 matrix",
+    ),
+    # an answer that changed the matrix's dtype in place raised RuntimeError out of check()
+    "the matrix's dtype changed in place": (
+        lambda cm: (setattr(cm, "data", cm.data.double()), most_confused_pair(cm))[1],
+        "changed the input it was given",
     ),
     "smallest count": (
         lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), 10**6).argmin()), len(cm)),

@@ -80,6 +80,11 @@ SALIENCY_WRONG = {
         lambda model, image, target: gradient(model, image, target, eval_mode=False).abs(),
         "your map changes from call to call: call model.eval() first",
     ),
+    # SmoothGrad's noise, in eval mode: once told only to call model.eval() (helper-85)
+    "noise added to the image": (
+        lambda model, image, target: gradient(model, image + 0.1 * torch.randn_like(image), target).abs(),
+        "if you did, the randomness is your own (noise added to the image?)",
+    ),
     "input times gradient": (
         lambda model, image, target: (gradient(model, image, target) * image[0]).abs(),
         "your map differs from |d log p(class 3) / d pixel|",
@@ -204,6 +209,19 @@ def skip_the_first(features, query, k):
 
 
 NEAREST_WRONG = {
+    # distances returned: read as indices, they were told "holds the query itself" (helper-85)
+    "the distances, the query's 0 included": (
+        lambda f, q, k: (f - f[q]).norm(dim=1).sort().values[:k],
+        "you returned the 3 smallest distances, not the indices of their points",
+    ),
+    "the distances, the query's 0 left out": (
+        lambda f, q, k: (f - f[q]).norm(dim=1).sort().values[1 : k + 1],
+        "you returned the 3 smallest distances, not the indices of their points",
+    ),
+    "positions by / instead of //": (
+        lambda f, q, k: my_nearest(f, q, k) / 2,
+        "`my_nearest` should return whole-number indices, but on five points",
+    ),
     "the query kept": (
         lambda f, q, k: (f - f[q]).norm(dim=1).argsort()[:k],
         "your list holds the query itself (index 2): leave it out",

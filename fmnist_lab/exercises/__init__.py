@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 CORRECT, WRONG, NOT_DONE, INTERRUPTED = "correct", "wrong", "not done", "interrupted"
 PREFIXES = {CORRECT: "Correct: ", WRONG: "Not yet: ", NOT_DONE: "Not done yet: ", INTERRUPTED: "Stopped: "}
@@ -306,6 +306,10 @@ def call(
     """
     if not callable(function):
         raise Misused(f"pass your function itself to check(), without calling it; it got {describe(function)}")
+    if isinstance(function, nn.Module):  # callable, but a network: it would be run as if it were the answer
+        raise Misused(
+            f"pass your function itself to check() first, then the notebook's values; it got {describe(function)}"
+        )
     name = getattr(function, "__name__", "your function")
     given = [_copy(a) for a in args] if copy_args else list(args)
     limit = time_limit(reference_s)
@@ -344,6 +348,7 @@ def _same(a: Any, b: Any) -> bool:
         return (
             isinstance(b, Tensor)
             and a.shape == b.shape
+            and a.dtype == b.dtype
             and bool(torch.equal(a, b) or torch.allclose(a, b, equal_nan=True))
         )
     return bool(a == b)
@@ -599,7 +604,7 @@ def as_number(value: Any, name: str, case: str) -> float:
     """The answer as a finite float; a one-element tensor or array counts, anything else is Wrong."""
     try:
         number = _numbers(value)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):  # OverflowError: an int beyond a float
         number = None
     if number is None or number.numel() != 1:
         raise Wrong(f"`{name}` should return one number, but on {case} it returned {describe(value)}")
@@ -613,7 +618,7 @@ def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...], finite: 
     may differ. NaN and infinity are Wrong too, unless ``finite`` is False (the checker then names them)."""
     try:
         tensor = _numbers(value)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):
         raise Wrong(
             f"`{name}` should return a tensor of shape {shape}, but on {case} it returned {describe(value)}"
         ) from None
@@ -625,6 +630,16 @@ def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...], finite: 
     if finite:
         _refuse_non_finite(tensor, name, case)
     return tensor
+
+
+def as_indices(value: Any, name: str, case: str, shape: tuple[int, ...], advice: str = "") -> list[int]:
+    """The answer as whole-number indices, flattened (floats that are whole numbers count); a fraction is
+    Wrong rather than cut to an int, with ``advice`` on its likely cause."""
+    tensor = as_tensor(value, name, case, shape)
+    if not bool((tensor == tensor.round()).all()):
+        shown = ", ".join(f"{v:.4g}" for v in tensor.flatten().tolist()[:10])
+        raise Wrong(f"`{name}` should return whole-number indices, but on {case} it returned ({shown}){advice}")
+    return [int(v) for v in tensor.flatten().tolist()]
 
 
 def as_bool(value: Any, name: str, case: str) -> bool:

@@ -6,7 +6,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from ..data import Batches
@@ -38,12 +38,26 @@ def reference_epoch(
 
 
 class _BatchList(list):
-    """The check's batches: (images, labels) pairs that know their images as the lab's Batches (``dataset_size``)
-    and a DataLoader (``len(dataset)``) do, so that section 3's count of the images works on them."""
+    """The check's batches: (images, labels) pairs that know their images as the lab's Batches (``dataset_size``,
+    ``images``, ``labels``, ``batch_size``) and a DataLoader (``len(dataset)``) do, so that a loop written for the
+    notebook's batches works on them."""
 
     @property
     def dataset_size(self) -> int:
         return sum(len(labels) for _, labels in self)
+
+    @property
+    def images(self) -> Tensor:
+        return torch.cat([images for images, _ in self])
+
+    @property
+    def labels(self) -> Tensor:
+        return torch.cat([labels for _, labels in self])
+
+    @property
+    def batch_size(self) -> int:
+        """The largest batch's size, as a Batches' last batch is the one that may be smaller."""
+        return max(len(labels) for _, labels in self)
 
     @property
     def dataset(self) -> TensorDataset:
@@ -154,11 +168,16 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
         if not optimizer.state:
             raise Wrong(
                 f"on {case}, the weights did not change and the optimizer it was given never took a step: "
-                f"call loss.backward() and then optimizer.step() for every batch (a step before backward(), or "
-                f"after zero_grad() cleared the gradients, finds none to apply)"
+                f"call loss.backward() and then optimizer.step() for every batch, on the `model` it is given, not "
+                f"a copy (a step before backward(), or after zero_grad() cleared the gradients, finds none to apply)"
             )
         raise Wrong(f"on {case}, the weights did not change: compute the loss with the `model` it is given")
     if not _same_weights(model, reference):
+        if not optimizer.state and not _same_weights(model, before):  # trained, but not by the given optimizer
+            raise Wrong(
+                f"on {case}, the weights changed but the optimizer it was given never took a step: step with the "
+                f"`optimizer` it is given (its LR and momentum), not one of your own"
+            )
         if _same_weights(model, _variant(seed, sizes, train_mode, zero_grad=False)[0]):
             raise Wrong(
                 f"on {case}, the weights end up as without optimizer.zero_grad(): call it before every "

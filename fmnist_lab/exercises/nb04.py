@@ -314,7 +314,9 @@ def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
                 )
                 raise Wrong(f"on {case}, layer {name} ({type(module).__name__}) {problem}: {advice}")
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            _check_batchnorm(case, name, module, _nested_reason(model, name, before))
+            _check_batchnorm(
+                case, name, module, before, _nested_reason(model, name, before) or _kind_missed(model, module)
+            )
 
 
 def _nested_reason(model: nn.Module, name: str, before: dict[str, torch.Tensor]) -> str | None:
@@ -332,24 +334,66 @@ def _nested_reason(model: nn.Module, name: str, before: dict[str, torch.Tensor])
     )
 
 
-def _check_batchnorm(case: str, name: str, module: nn.modules.batchnorm._BatchNorm, nested: str | None = None) -> None:
-    kept = []  # what still holds the sweep's values, each checked on its own
-    if not (torch.all(module.weight == 1) and torch.all(module.bias == 0)):
-        kept.append("its weight and bias (gamma and beta; fresh: 1 and 0)")
-    if not (torch.all(module.running_mean == 0) and torch.all(module.running_var == 1)):
-        kept.append("its running mean and variance (fresh: 0 and 1)")
-    if module.num_batches_tracked != 0:
-        kept.append(f"its batch count, num_batches_tracked = {int(module.num_batches_tracked)} (fresh: 0)")
-    if not kept:
+def _fresh_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> bool:
+    return bool(
+        torch.all(module.weight == 1)
+        and torch.all(module.bias == 0)
+        and torch.all(module.running_mean == 0)
+        and torch.all(module.running_var == 1)
+        and module.num_batches_tracked == 0
+    )
+
+
+def _kind_missed(model: nn.Module, module: nn.modules.batchnorm._BatchNorm) -> str | None:
+    """Why ``module`` was missed, when BatchNorm layers of another kind (BatchNorm2d, say) were reset."""
+    others = [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) is not type(module)
+    ]
+    if _fresh_batchnorm(module) or not any(_fresh_batchnorm(m) for m in others):
+        return None
+    return (
+        f"you reset {type(others[0]).__name__} but not {type(module).__name__}: every kind of BatchNorm needs it "
+        f"(isinstance(m, nn.modules.batchnorm._BatchNorm), or reset_parameters() on every layer that has one)"
+    )
+
+
+def _check_batchnorm(
+    case: str,
+    name: str,
+    module: nn.modules.batchnorm._BatchNorm,
+    before: dict[str, torch.Tensor],
+    reason: str | None = None,
+) -> None:
+    parts = {  # each part, what a fresh layer holds in it, and the names of its tensors
+        "its weight and bias (gamma and beta; fresh: 1 and 0)": ((module.weight, 1), (module.bias, 0)),
+        "its running mean and variance (fresh: 0 and 1)": ((module.running_mean, 0), (module.running_var, 1)),
+        f"its batch count, num_batches_tracked = {int(module.num_batches_tracked)} (fresh: 0)": (
+            (module.num_batches_tracked, 0),
+        ),
+    }
+    names = {id(tensor): key for key, tensor in module.state_dict(keep_vars=True).items()}
+    kept, other = [], []  # what still holds the sweep's values, and what holds values of neither kind
+    for part, tensors in parts.items():
+        if all(torch.all(tensor == fresh) for tensor, fresh in tensors):
+            continue
+        swept = all(torch.equal(tensor.detach(), before[f"{name}.{names[id(tensor)]}"]) for tensor, _ in tensors)
+        (kept if swept else other).append(part)
+    if other and not kept:
+        raise Wrong(
+            f"on {case}, BatchNorm layer {name} holds values a fresh layer does not in {' and in '.join(other)}: "
+            f"reset_parameters() sets them"
+        )
+    if not kept + other:
         return
+    kept += other
     advice = {
         3: "reset BatchNorm layers too (what, in our reading, the report did not): reset_parameters() resets all of it",
         2: "reset_parameters() resets all of it",
     }.get(len(kept), "reset_parameters() resets it too")
     if len(kept) == 1 and "batch count" in kept[0]:
         advice = "reset_running_stats() (or reset_parameters()) sets it back to 0 with the statistics"
-    if nested:
-        advice = nested
+    if reason:
+        advice = reason
     raise Wrong(
         f"on {case}, BatchNorm layer {name} still holds what the sweep left in {' and in '.join(kept)}: {advice}"
     )

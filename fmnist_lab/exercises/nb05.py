@@ -22,6 +22,8 @@ def _stop_cases(generator: torch.Generator | None) -> dict[str, tuple[list[float
         "[0.90, 0.70, 0.75, 0.80], patience 3": ([0.90, 0.70, 0.75, 0.80], 3),
         # still rising, but below the best of three epochs ago: a rule that looks only at the last epochs goes on
         "[0.90, 0.70, 0.75, 0.80], patience 2 (the best was 3 epochs ago)": ([0.90, 0.70, 0.75, 0.80], 2),
+        # better inside the window, then worse: a rule that compares only the last epoch with the best before stops
+        "[0.85, 0.90, 0.80], patience 2 (better, then worse)": ([0.85, 0.90, 0.80], 2),
     }
     if generator is not None:
         for n in range(4):

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..dataset import CLASS_NAMES
 from ..metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
-from . import Exercise, Misused, Wrong, all_close, as_tensor, call, describe, expect_classes, expect_data
+from . import Exercise, Misused, Wrong, all_close, as_indices, as_tensor, call, describe, expect_classes, expect_data
 
 
 def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor, int]]:
@@ -47,11 +47,17 @@ def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tens
 
 
 def _largest_count(dtype: object) -> float:
-    """The largest count an integer ``dtype`` (PyTorch's or NumPy's) holds; infinity for any other."""
-    try:
-        return torch.iinfo(dtype).max if isinstance(dtype, torch.dtype) else np.iinfo(dtype).max
-    except (TypeError, ValueError):
+    """The largest count a ``dtype`` (PyTorch's or NumPy's) holds exactly: an integer type's maximum, a float
+    type's 2 / eps (float16 counts to 2,048, bfloat16 to 256: one more is rounded away); infinity for any other."""
+    if dtype is None:
         return math.inf
+    for info in (torch.iinfo, torch.finfo) if isinstance(dtype, torch.dtype) else (np.iinfo, np.finfo):
+        try:
+            limits = info(dtype)
+        except (TypeError, ValueError):
+            continue
+        return limits.max if info in (torch.iinfo, np.iinfo) else round(2 / limits.eps)
+    return math.inf
 
 
 def _expect_labels(targets: object, predictions: object) -> None:
@@ -85,6 +91,16 @@ def _expect_matrix(cm: object, classes: object) -> None:
 # q1: the confusion matrix from predictions
 
 
+def _counts_but(my_confusion_matrix, got: Tensor, t: Tensor, p: Tensor, n: int, part: slice, case: str) -> bool:
+    """Whether the answer counts only ``part`` of the images: on the case, and again on it reversed (a matrix
+    that counts a repeated pair once can look the same on one case)."""
+    if not torch.equal(got, confusion_matrix(t[part], p[part], n).double()):
+        return False
+    t, p = t.flip(0), p.flip(0)
+    again = as_tensor(call(my_confusion_matrix, t, p, n, case=case), "my_confusion_matrix", case, (n, n))
+    return torch.equal(again, confusion_matrix(t[part], p[part], n).double())
+
+
 def _check_confusion(
     my_confusion_matrix, targets: Tensor | None = None, predictions: Tensor | None = None, generator=None
 ) -> str:
@@ -103,6 +119,11 @@ def _check_confusion(
                     f"on {case}, your matrix is 10x10, Fashion-MNIST's number of classes; size it by the "
                     f"`num_classes` argument ({n}x{n} here)"
                 ) from None
+            if getattr(got, "dtype", None) in (torch.bool, np.bool_):
+                raise Wrong(
+                    f"on {case}, your matrix is of bools, which hold only True and False: count in integers "
+                    f"(torch.zeros(n, n, dtype=torch.long))"
+                ) from None
             if shape is not None and len(shape) == 2 and tuple(shape) != (n, n):
                 raise Wrong(
                     f"on {case}, your matrix has shape {tuple(shape)}: it must be num_classes x num_classes "
@@ -119,9 +140,15 @@ def _check_confusion(
             raise Wrong(f"on {case}, you returned fractions of each row: return the counts")
         if right.max() > largest:
             raise Wrong(
-                f"on {case}, a count of {int(right.max())} does not fit your matrix's dtype, which holds at most "
-                f"{largest}: count in torch.long"
+                f"on {case}, a count of {int(right.max())} does not fit your matrix's dtype, which holds whole "
+                f"numbers only up to {largest:,}: count in torch.long"
             )
+        for left_out, part in (("last", slice(None, -1)), ("first", slice(1, None))):
+            if _counts_but(my_confusion_matrix, got, t, p, n, part, case):
+                raise Wrong(
+                    f"on {case}, your matrix counts every image but the {left_out}: count all {len(t)} of them "
+                    f"(a loop over range(len(targets)))"
+                )
         if right.max() > 1 and torch.equal(got, (right > 0).double()):
             raise Wrong(
                 f"on {case}, a (true, predicted) pair that occurs several times counts once in yours: "
@@ -201,6 +228,9 @@ def _mistakes(cm: Tensor, dim: int) -> Tensor:
     return cm.clone().fill_diagonal_(0).sum(dim)
 
 
+_WHOLE_ROW = ": a row found by `/` keeps a fraction; `//` divides to a whole number"
+
+
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
         _expect_matrix(cm, classes)
@@ -213,7 +243,7 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
             case=case,
             keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
         )
-        answers[case] = tuple(int(v) for v in as_tensor(got, "most_confused_pair", case, (2,)))
+        answers[case] = tuple(as_indices(got, "most_confused_pair", case, (2,), _WHOLE_ROW))
     for case, matrix in cases.items():
         i, j = answers[case]
         right = _largest_off_diagonal(matrix)
@@ -266,7 +296,7 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
     praise = "your most_confused_pair finds the largest count off the diagonal, row first, on every case"
     if cm is not None:
         case = "the validation split's matrix"
-        i, j = (int(v) for v in as_tensor(call(most_confused_pair, cm, case=case), "most_confused_pair", case, (2,)))
+        i, j = as_indices(call(most_confused_pair, cm, case=case), "most_confused_pair", case, (2,), _WHOLE_ROW)
         right = _largest_off_diagonal(cm)
         if int(cm[i, j]) != int(cm[right]):  # a tie for the largest count is right too
             raise Wrong(

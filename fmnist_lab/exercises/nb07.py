@@ -18,6 +18,7 @@ from . import (
     Misused,
     Wrong,
     all_close,
+    as_indices,
     as_tensor,
     call,
     describe,
@@ -96,7 +97,8 @@ def _check_saliency(
             if not all_close(got, again, 1e-3):
                 raise Wrong(
                     f"on {case}, your map changes from call to call: call model.eval() first, or dropout "
-                    f"drops different units every time"
+                    f"drops different units every time; if you did, the randomness is your own (noise added to "
+                    f"the image?): the map is the gradient of one pass over the image as it is"
                 )
             _diagnose_saliency(case, got, net, x, t)
     praise = (
@@ -199,6 +201,25 @@ def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int])
     return torch.allclose(distances[got], distances[right])
 
 
+def _neighbour_indices(answer: object, points: Tensor, query: int, k: int, case: str) -> list[int]:
+    """The answer's k indices; the k smallest distances returned instead of their indices are Wrong (unless they
+    are also a right answer: on points of whole-number distances a list can be both)."""
+    values = as_tensor(answer, "my_nearest", case, (k,))
+    smallest = _distances(points, query).sort().values.double()
+    whole = bool((values == values.round()).all())
+    right = whole and _nearest_first(
+        points, query, [int(v) for v in values], nearest_neighbours(points, query, k).tolist()
+    )
+    # the query's own 0 left out, or kept (for k = 1 a lone 0 reads as the query's index, told elsewhere)
+    starts = (1, 0) if k > 1 else (1,)
+    if not right and any(all_close(values, smallest[start : start + k]) for start in starts):
+        raise Wrong(
+            f"on {case}, you returned the {k} smallest distances, not the indices of their points: sort and topk "
+            f"give both, take their .indices"
+        )
+    return as_indices(values, "my_nearest", case, (k,), ": the positions of the points in `points`")
+
+
 def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None = None, generator=None) -> str:
     if features is not None:
         expect_data(features, Tensor, "the features (a tensor, one row per image)")
@@ -208,7 +229,7 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
             query, f"the query's index (an int from 0 to {len(features) - 1}) after the features", len(features)
         )
     for case, (points, q, k) in _neighbour_cases(generator).items():
-        got = [int(i) for i in as_tensor(call(my_nearest, points, q, k, case=case), "my_nearest", case, (k,))]
+        got = _neighbour_indices(call(my_nearest, points, q, k, case=case), points, q, k, case)
         right = nearest_neighbours(points, q, k).tolist()
         if _nearest_first(points, q, got, right):
             continue
@@ -247,7 +268,7 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
     praise = "your my_nearest finds the nearest points, nearest first, itself left out, on every case, ties included"
     if features is not None:
         case = "the validation features"
-        mine = [int(i) for i in as_tensor(call(my_nearest, features, query, 8, case=case), "my_nearest", case, (8,))]
+        mine = _neighbour_indices(call(my_nearest, features, query, 8, case=case), features, query, 8, case)
         if not _nearest_first(features, query, mine, nearest_neighbours(features, query, 8).tolist()):
             raise Wrong("on the validation features your eight neighbours differ from the lab's nearest_neighbours")
         praise += "; on the fc_1 features of the validation images it gives the neighbours shown above"

@@ -42,7 +42,7 @@ def _as_indices(value: object, case: str) -> tuple[list[int], bool]:
     """The answer's indices, and whether they came as floats (whole numbers all, or it is refused here)."""
     try:
         indices = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):
         indices = None
     whole = (
         indices is not None
