@@ -289,6 +289,11 @@ STOP_WRONG = {
         lambda acc, patience: len(acc) > patience and acc[-1] <= max(acc[:-patience]),
         "on [0.85, 0.90, 0.80], patience 2 (better, then worse), training should go on, but you returned True",
     ),
+    # the hidden cases' accuracies lie on a 0.01 grid: a minimum improvement of 0.001 passed them all (helper-85)
+    "a minimum improvement of 0.001": (
+        lambda acc, patience: len(acc) > patience and all(a <= max(acc[:-patience]) + 1e-3 for a in acc[-patience:]),
+        "on [0.8, 0.8005, 0.79], patience 2 (a small gain), training should go on, but you returned True",
+    ),
     "the last epochs against the one before them, not against the best": (
         lambda acc, patience: len(acc) > patience and all(a <= acc[-patience - 1] for a in acc[-patience:]),
         "on [0.90, 0.70, 0.75, 0.80], patience 2 (the best was 3 epochs ago), training should stop, but you "

@@ -24,6 +24,8 @@ def _stop_cases(generator: torch.Generator | None) -> dict[str, tuple[list[float
         "[0.90, 0.70, 0.75, 0.80], patience 2 (the best was 3 epochs ago)": ([0.90, 0.70, 0.75, 0.80], 2),
         # better inside the window, then worse: a rule that compares only the last epoch with the best before stops
         "[0.85, 0.90, 0.80], patience 2 (better, then worse)": ([0.85, 0.90, 0.80], 2),
+        # a gain of 0.0005 is a gain: a rule with a minimum improvement (Keras's min_delta) stops here
+        "[0.8, 0.8005, 0.79], patience 2 (a small gain)": ([0.8, 0.8005, 0.79], 2),
     }
     if generator is not None:
         for n in range(4):
