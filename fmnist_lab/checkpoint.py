@@ -79,6 +79,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: no such checkpoint file. Train one with `fmnist-lab train --out DIR` and pass DIR/best.pt."
         )
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"{path}: the file is empty (0 bytes): cut short while it was written or copied. Pass the best.pt or "
+            f"last.pt of a run that saved an epoch."
+        )
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"PK\x03\x04":  # torch.save writes a zip archive

@@ -143,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (A bad FMNIST_LAB_QUICK is refused earlier, when the lab is imported, with one line too: quick.py.)
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # told with the subcommand's usage, not the top level's
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` hands on to torchrun
     try:
         bf16_allowed()  # read where the arithmetic starts: a bad FMNIST_LAB_BF16 is refused here, before any work
@@ -164,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fmnist-lab {args.command}: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
-        print(f"fmnist-lab {args.command}: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        fix = (
+            "; check its permissions, or use a file or folder you can access"
+            if isinstance(err, PermissionError)
+            else ""
+        )
+        print(f"fmnist-lab {args.command}: error: {err.filename or ''}: {err.strerror or err}{fix}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fmnist-lab: interrupted", file=sys.stderr)
@@ -339,6 +346,8 @@ def plot_path_problem(path: Path) -> str | None:
         return f"matplotlib cannot save {path.suffix} files; end the name in .png, .pdf, .svg or .jpg"
     if path.is_dir():
         return f"a folder; give a file name in it, such as {path / 'lr_finder.png'}"
+    if path.exists() and not path.is_file():
+        return "not a regular file (a device or a pipe); give the name of a file to write, such as lr_finder.png"
     folder = nearest_existing(path.parent)  # the folder to write in, or to create it in
     if not folder.is_dir():
         return f"{folder} is a file, not a folder"

@@ -149,7 +149,8 @@ def read_idx(path: Path, magic: int, count: int, sha256: str | None = None) -> T
     except (OSError, EOFError) as err:  # gzip raises these for truncated/corrupt archives
         raise DataError(f"{path}: cannot be read ({err}). Delete it and fetch it again.") from err
     size = len(head) + filled + beyond
-    fix = f"The file is corrupt or truncated: delete {path} and stage the data again."
+    # all four: the folder is staged as a set, and one file deleted alone is refused as a partial set
+    fix = f"The file is corrupt or truncated: delete the four dataset files in {path.parent} and stage the data again."
     if len(head) < header:
         raise DataError(f"{path}: only {size} bytes, too short for an IDX header. {fix}")
     found_magic = struct.unpack(">I", head[:4])[0]
@@ -237,7 +238,8 @@ def _stage_from_debian(data_dir: Path, verify_checksums: bool = True) -> dict[st
             pass
     except OSError as err:
         raise DataError(
-            f"The data folder {data_dir} is not writable ({err}). Set {DATA_DIR_ENV} to a folder you can write to."
+            f"The data folder {data_dir} is not writable ({err}). Set {DATA_DIR_ENV} (or --data-dir) to a folder "
+            f"you can write to."
         ) from err
     for stem in FILES:
         source = DEBIAN_DIR / f"{stem}.gz"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -37,6 +38,10 @@ def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]
     symlink at ``path`` for the file instead of writing through it.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a device such as /dev/null: never replace it by a file
+        raise OSError(
+            errno.EINVAL, "not a regular file (a folder or a device); give the path of a file to write", str(path)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
@@ -64,7 +69,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` that never leaves a broken file under ``path``."""
-    atomic_write(path, "wb", lambda f: torch.save(obj, f))
+    atomic_write(path, "wb", lambda f: _torch_save(obj, f))
+
+
+def _torch_save(obj: Any, f: IO) -> None:
+    try:
+        torch.save(obj, f)
+    except RuntimeError as err:
+        # a Ctrl-C inside one of its writes reaches us as the RuntimeError its zip writer raises on closing
+        if isinstance(err.__context__, KeyboardInterrupt):
+            raise err.__context__ from None
+        raise
 
 
 def atomic_savefig(fig: Figure, path: str | os.PathLike, **savefig_kwargs: Any) -> None:

@@ -103,7 +103,9 @@ def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exp")
     1e-4 -> 1 over 100 steps gives 0.0001, 0.010099, ..., 0.990001 (its log), never ``end_lr`` itself.
     """
     problems = []
-    if not 0 < start_lr < end_lr < math.inf:
+    if not 0 < end_lr < math.inf:  # nan too: every comparison with it is False
+        problems.append(("end_lr", end_lr, "must be a finite number above 0"))
+    elif not 0 < start_lr < end_lr:
         problems.append(("start_lr", start_lr, f"must be above 0 and below the end LR ({end_lr}), a finite number"))
     if num_steps < 2:
         problems.append(("num_steps", num_steps, "must be at least 2"))

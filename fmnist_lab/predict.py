@@ -60,6 +60,10 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             image.load()
     except Image.DecompressionBombError as err:
         raise ImageError(f"{path}: far {too_large} ({err})") from err
+    except PermissionError as err:  # the image may be fine; its permissions are not
+        raise ImageError(
+            f"{path}: cannot be read ({err.strerror}); give yourself read access to it (chmod u+r), or pass a copy"
+        ) from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageError(f"{path}: not an image the lab can read ({err}); pass a PNG or JPEG file") from err
     return image

@@ -119,12 +119,20 @@ class RunFolder:
         if holder is not None:
             raise self._busy(holder)
         self._settle_replaced()  # no run writes here now: an overwrite that was killed is settled first
+        for partial in self.path.glob(".*.partial"):  # a file a killed run was writing (files.atomic_write)
+            partial.unlink(missing_ok=True)
         if resume:
             self.require_resumable()
         elif self.holds_a_run() and not overwrite:
+            files = ", ".join(self.existing_files())
+            if (self.path / "metrics.json").is_file():
+                what, fix = "a finished run", ""
+            elif not (self.path / "last.pt").is_file():
+                what, fix = "a run that stopped before it saved its first epoch", ""
+            else:
+                what, fix = "an interrupted run", "resume it (resume=True, --resume), "
             raise RunFolderError(
-                f"{self.path} already holds a run ({', '.join(self.existing_files())}); "
-                f"resume it (resume=True, --resume), replace it (overwrite=True, --overwrite), "
+                f"{self.path} already holds {what} ({files}); {fix}replace it (overwrite=True, --overwrite), "
                 f"or choose another output folder"
             )
 
@@ -221,6 +229,12 @@ class RunFolder:
             )
 
     def _require_run_files(self) -> None:
+        if (self.path / "run.json").is_file() and not (self.path / "last.pt").is_file():
+            raise RunFolderError(
+                f"{self.path} holds a run that stopped before it saved its first epoch (run.json, no last.pt): "
+                f"there is nothing to resume; train again into it with overwrite=True (--overwrite), or into "
+                f"another folder"
+            )
         if not (self.path / "run.json").is_file() or not (self.path / "last.pt").is_file():
             raise RunFolderError(
                 f"{self.path} is not the output folder of an interrupted fmnist-lab run (it needs "

@@ -48,9 +48,19 @@ from fmnist_lab.train import History
         # an empty --resume used to be read as no --resume: the default recipe started, 30 epochs
         (["train", "--resume", ""], "argument --resume: needs a folder or file name, not an empty string"),
         (["train", "--out", " "], "argument --out: needs a folder or file name, not an empty string"),
-        (["lr-find", "--end-lr", "inf"], "below the end LR (inf), a finite number"),
+        (["lr-find", "--end-lr", "inf"], "--end-lr inf: must be a finite number above 0"),
+        # --start-lr used to be blamed for a nan end (helper-86)
+        (["lr-find", "--end-lr", "nan"], "--end-lr nan: must be a finite number above 0"),
+        # told with the top level's usage (helper-86)
+        (["evaluate", "--limit-test", "10", "x.pt"], "usage: fmnist-lab evaluate"),
         # the plot's path used to fail after the whole sweep, naming a temporary file
         (["lr-find", "--plot", "sweep.txt"], "--plot sweep.txt: matplotlib cannot save .txt files"),
+        # as root, /dev/full was replaced by the plot after the sweep (helper-86)
+        *(
+            [(["lr-find", "--plot", "/dev/null"], "--plot /dev/null: not a regular file")]
+            if Path("/dev/null").exists()
+            else []
+        ),
         (["train", "--device", "meta"], "--device meta: not a device the lab trains on"),
         (["train", "--sync-bn"], "--sync-bn shares BatchNorm's statistics between processes: start several"),
     ],
@@ -279,6 +289,27 @@ def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
     assert main(["evaluate", str(tmp_path / "notes.txt")]) == 1
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
+    # an empty file was called "not a PyTorch checkpoint in the zip format" (helper-86)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    assert main(["evaluate", str(tmp_path / "empty.pt")]) == 1
+    assert "the file is empty (0 bytes)" in capsys.readouterr().err
+
+
+def test_a_checkpoint_or_image_without_read_permission_is_told_to_fix_the_permission(tmp_path, capsys, monkeypatch):
+    # "not an image the lab can read ... pass a PNG or JPEG file" for a PNG one could not read (helper-86);
+    # the denial is simulated: CI runs as root, who reads any file whatever its mode
+    image = tmp_path / "shoe.png"
+    Image.new("L", (28, 28)).save(image)
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("fmnist_lab.predict.Image.open", denied)
+    with pytest.raises(ImageError, match="cannot be read .Permission denied.; give yourself read access"):
+        load_image(image)
+    monkeypatch.setattr("fmnist_lab.checkpoint.load_checkpoint", denied)
+    assert main(["evaluate", str(tmp_path / "m.pt")]) == 1
+    assert "m.pt: Permission denied; check its permissions" in capsys.readouterr().err
 
 
 @pytest.fixture

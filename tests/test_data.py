@@ -163,7 +163,8 @@ def test_truncated_file_in_folder_is_an_error_not_a_partial_dataset(tiny_counts,
     write_idx_set(tmp_path / "mine")
     path = tmp_path / "mine" / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+    # all four: the one file deleted alone was then refused as a partial set (helper-86)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.*delete the four dataset files in .*mine"):
         load_fashion_mnist(tmp_path / "mine")
 
 

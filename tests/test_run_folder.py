@@ -32,8 +32,10 @@ def quiet_run(data, out_dir, config, **kwargs):
 def test_a_folder_holding_a_run_is_refused_and_kept(tiny_data, tmp_path):
     quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
     before = {name: (tmp_path / name).read_bytes() for name in ("best.pt", "last.pt", "metrics.json", "run.json")}
-    with pytest.raises(RunFolderError, match="already holds a run .*resume it .*replace it .*overwrite=True"):
+    # a finished run cannot be resumed: the message once offered it
+    with pytest.raises(RunFolderError, match="already holds a finished run .*; replace it .*overwrite=True") as err:
         quiet_run(tiny_data, tmp_path, TrainConfig(**{**QUICK, "seed": 1}))
+    assert "resume" not in str(err.value)
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert not (tmp_path / ".lock").exists()
 
@@ -83,11 +85,13 @@ def test_an_overwrite_that_was_killed_is_settled_when_the_folder_is_next_used(
         (tmp_path / "last.pt").write_bytes(b"the new run's first epoch")
     (tmp_path / ".lock").write_text(json.dumps({"pid": 2**22 + 1, "host": os.uname().nodename}))  # a dead process
     if new_run_saved_an_epoch:  # the new run had replaced the old one: what was set aside goes
-        with pytest.raises(RunFolderError, match="already holds a run"):
+        with pytest.raises(RunFolderError, match="already holds an interrupted run .*resume it"):
             quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
         assert (tmp_path / "last.pt").read_bytes() == b"the new run's first epoch"
     else:  # the old run is back, and refused as any run is without overwrite
-        with pytest.raises(RunFolderError, match="already holds a run .run.json, last.pt, best.pt, metrics.json"):
+        with pytest.raises(
+            RunFolderError, match="already holds a finished run .run.json, last.pt, best.pt, metrics.json"
+        ):
             quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
         assert {name: (tmp_path / name).read_bytes() for name in run_folder.RUN_FILES} == old
     assert not (tmp_path / run_folder.REPLACED).exists()
@@ -282,7 +286,26 @@ def test_cli_refuses_an_existing_run_before_loading_data(tiny_data, tmp_path, mo
     quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
     monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
     assert main(["train", "--out", str(tmp_path)]) == 1
-    assert "already holds a run" in capsys.readouterr().err
+    assert "already holds a finished run" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_its_first_epoch_is_told_to_start_again_both_ways(tiny_data, tmp_path):
+    # run.json without last.pt: train said "resume it", resume said "not an interrupted run" (helper-86)
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(RunFolderError, match="stopped before it saved its first epoch .*replace it") as err:
+        quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    assert "resume it" not in str(err.value)
+    with pytest.raises(RunFolderError, match="stopped before it saved its first epoch .*nothing to resume"):
+        resume(tmp_path, tiny_data, progress=False, log=lambda line: None)
+
+
+def test_a_file_a_killed_run_was_writing_is_removed_when_the_folder_is_next_used(tiny_data, tmp_path):
+    # SIGKILL during a save left an 8.7 MB .last.pt.<random>.partial that nothing removed (helper-86)
+    partial = tmp_path / ".last.pt.x1y2z3.partial"
+    partial.write_bytes(b"half a checkpoint")
+    quiet_run(tiny_data, tmp_path, TrainConfig(**QUICK))
+    assert not partial.exists()
+    assert (tmp_path / "best.pt").is_file()
 
 
 def test_files_get_the_usual_permissions(tiny_data, tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
 import dataclasses
+import io
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from fmnist_lab import checkpoint as checkpoint_module
+from fmnist_lab import files
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from fmnist_lab.config import RECIPES, TrainConfig, make_config
 from fmnist_lab.data import Batches
@@ -100,7 +102,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(b"hello, I am a text file", "not a PyTorch checkpoint"), (b"", "not a PyTorch checkpoint")],
+    [(b"hello, I am a text file", "not a PyTorch checkpoint"), (b"", "the file is empty .0 bytes.")],
 )
 def test_not_a_checkpoint(tmp_path, content, message):
     (tmp_path / "x.pt").write_bytes(content)
@@ -134,6 +136,43 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path)
         atomic_write_text(target, "{}")
     assert refused.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_or_a_device_is_never_replaced_by_a_file(tmp_path):
+    # `lr-find --plot /dev/full`, as root, replaced the device with a PNG (helper-86)
+    (tmp_path / "plots").mkdir()
+    targets = [tmp_path / "plots"]
+    if hasattr(os, "mkfifo"):  # a named pipe stands for a device here: a test must not risk /dev/null
+        os.mkfifo(tmp_path / "pipe")
+        targets.append(tmp_path / "pipe")
+    for target in targets:
+        with pytest.raises(OSError, match="not a regular file") as refused:
+            atomic_write_text(target, "{}")
+        assert refused.value.filename == str(target)
+    assert sorted(tmp_path.iterdir()) == sorted(targets)
+    assert (tmp_path / "plots").is_dir() and all(not target.is_file() for target in targets)
+
+
+class _InterruptedFile(io.RawIOBase):
+    """A file whose third write is interrupted by Ctrl-C, as during a checkpoint's save."""
+
+    def __init__(self, target):
+        self.target, self.writes = target, 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 3:
+            raise KeyboardInterrupt
+        return self.target.write(data)
+
+
+def test_ctrl_c_during_a_checkpoints_save_is_an_interrupt_not_a_runtime_error(tmp_path):
+    # torch's zip writer turned it into "RuntimeError: [enforce fail at inline_container.cc]" (helper-86)
+    with open(tmp_path / "ckpt.pt", "wb") as f, pytest.raises(KeyboardInterrupt):
+        files._torch_save({"weights": torch.zeros(1000)}, _InterruptedFile(f))
 
 
 @pytest.mark.skipif(os.name != "posix", reason="only POSIX can open a folder to flush it")
