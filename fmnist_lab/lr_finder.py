@@ -143,7 +143,8 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[dict[str, float], 
     if len(y) < MIN_POINTS:
         return {}, [
             f"The sweep is too short to suggest an LR: {len(y)} usable points after trimming the "
-            f"ends (need {MIN_POINTS}). Use more steps, or a lower end_lr if it diverged early."
+            f"ends (need {MIN_POINTS}). Use more steps (if the sweep was capped at one pass over the training "
+            f"data, more images or a smaller batch), or a lower end_lr if it diverged early."
         ]
     top, bottom = max(y), min(y)
     if top - bottom < FLAT_RELATIVE_CHANGE * abs(top):
