@@ -220,18 +220,25 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         distributed.check_settings(config, args.nproc)
         RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)
         return distributed.launch(args.argv, args.nproc, out)  # runs this command again on each rank
+    created = not out.exists()
     with distributed.process_group(config):  # nothing to join without torchrun
         main_rank = distributed.is_main()
         if main_rank:
             RunFolder(out).check(resume=bool(args.resume), overwrite=args.overwrite)  # before any data is loaded
-        with contextlib.nullcontext() if main_rank else contextlib.redirect_stdout(io.StringIO()):
-            data = load_fashion_mnist(args.data_dir)  # says where the data came from: once, not once per rank
-        progress = not args.no_progress
-        if args.resume:
-            result = resume(out, data, progress=progress, settings=saved)
-        else:
-            config, model = pick_lr(config, data)
-            result = run(config, data, out, overwrite=args.overwrite, progress=progress, model=model)
+        try:
+            with contextlib.nullcontext() if main_rank else contextlib.redirect_stdout(io.StringIO()):
+                data = load_fashion_mnist(args.data_dir)  # says where the data came from: once, not once per rank
+            progress = not args.no_progress
+            if args.resume:
+                result = resume(out, data, progress=progress, settings=saved)
+            else:
+                config, model = pick_lr(config, data)
+                result = run(config, data, out, overwrite=args.overwrite, progress=progress, model=model)
+        except BaseException:
+            if main_rank and created:  # the folder check() made, if nothing was written in it (no data, say)
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
     if main_rank:
         print(
             f"Test accuracy: {100 * result.test_accuracy:.2f}% (best epoch {result.history.best_epoch} of "

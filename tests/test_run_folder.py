@@ -16,6 +16,7 @@ from fmnist_lab import files, run_folder
 from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
+from fmnist_lab.dataset import DataError
 from fmnist_lab.errors import TrainingDiverged
 from fmnist_lab.experiment import DegenerateRunWarning, degenerate_settings, resume, run
 from fmnist_lab.run_folder import RunFolder, RunFolderError, latest_run, new_run_folder
@@ -287,6 +288,20 @@ def test_cli_refuses_an_existing_run_before_loading_data(tiny_data, tmp_path, mo
     monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", lambda *a: pytest.fail("the data loaded first"))
     assert main(["train", "--out", str(tmp_path)]) == 1
     assert "already holds a finished run" in capsys.readouterr().err
+
+
+def test_cli_removes_the_folder_it_made_when_it_stops_before_writing_in_it(tmp_path, monkeypatch, capsys):
+    # `train --data-dir /missing --out DIR` left an empty DIR behind (helper-86); a folder that was there stays
+    def no_data(*args):
+        raise DataError("no Fashion-MNIST in /missing")
+
+    monkeypatch.setattr("fmnist_lab.dataset.load_fashion_mnist", no_data)
+    assert main(["train", "--out", str(tmp_path / "new" / "run")]) == 1
+    assert "no Fashion-MNIST in /missing" in capsys.readouterr().err
+    assert not (tmp_path / "new" / "run").exists()
+    (tmp_path / "mine").mkdir()
+    assert main(["train", "--out", str(tmp_path / "mine")]) == 1
+    assert (tmp_path / "mine").is_dir()
 
 
 def test_a_run_stopped_before_its_first_epoch_is_told_to_start_again_both_ways(tiny_data, tmp_path):
