@@ -90,7 +90,7 @@ def test_the_check_gets_hidden_tests_once_with_a_seed_fixed_by_its_label():
     check = notebook.cells[4].source
     assert check == (
         "# NBVAL_CHECK_OUTPUT\nnb09.q1.check(double, 21)\n### BEGIN HIDDEN TESTS\n"
-        f"nb09.q1.check(double, strict=True, seed={tool.seed_for('nb09.q1')})\n### END HIDDEN TESTS"
+        f"nb09.q1.check(double, 21, strict=True, seed={tool.seed_for('nb09.q1')})\n### END HIDDEN TESTS"
     )
     assert tool.seed_for("nb09.q1") != tool.seed_for("nb09.q2")
     again = tool.derive(nbformat.from_dict(notebook), "nb09")
@@ -100,7 +100,7 @@ def test_the_check_gets_hidden_tests_once_with_a_seed_fixed_by_its_label():
 def test_hidden_tests_follow_a_renamed_check_and_an_instructors_own_are_kept():
     notebook = tool.derive(lab_notebook(), "nb09")
     notebook.cells[4].source = notebook.cells[4].source.replace("check(double, 21)", "check(twice, 21)")
-    assert tool.hidden_tests("nb09.q1", "twice") in tool.derive(notebook, "nb09").cells[4].source
+    assert tool.hidden_tests("nb09.q1", "twice, 21") in tool.derive(notebook, "nb09").cells[4].source
     own = "nb09.q1.check(double, 21)\n### BEGIN HIDDEN TESTS\nassert double(2) == 4\n### END HIDDEN TESTS"
     notebook.cells[4].source = own
     assert tool.derive(notebook, "nb09").cells[4].source == own

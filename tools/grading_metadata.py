@@ -10,12 +10,15 @@ Rerunning it changes nothing, so it can follow any edit of a notebook. From the 
   a "### E · ..." heading) or ``nbNN-secS-code`` (in section S, a "## S · ..." heading);
 - a code cell calling ``nbNN.qK.check(fn, ...)`` is an **autograded test cell** ``nbNN-qK``
   (locked, CHECK_POINTS points); it gets a hidden-tests region, if it has none (or the one this
-  tool wrote names another check), that runs the same check strictly on cases drawn from a seed
-  fixed per label::
+  tool wrote calls the check otherwise), that runs the same check, with the same values, strictly, and
+  on cases drawn from a seed fixed per label::
 
       ### BEGIN HIDDEN TESTS
-      nb01.q1.check(pixel_std, strict=True, seed=4821)
+      nb01.q1.check(pixel_std, data.train_images, strict=True, seed=2850)
       ### END HIDDEN TESTS
+
+  The visible check only prints, so a test cell scores what the hidden call decides: given the
+  notebook's values too, it also grades the answer on the notebook's own data.
 
 - a markdown cell with ``### BEGIN SOLUTION`` (a prediction or a written answer) is a
   **manually graded answer** ``nbNN-exE-answer`` (or ``nbNN-secS-answer``; ANSWER_POINTS points);
@@ -51,8 +54,9 @@ CHECK_CALL = re.compile(r"\b(nb\d\d)\.q(\d+)\.check\(\s*([A-Za-z_]\w*)")
 # may sit in a lesson's section), and any other "## ..." heading ends both.
 HEADING = re.compile(r"^(##|###)\s+(?:Exercise\s+)?(\d+)?\s*(·)?", re.M)
 GENERATED_HIDDEN = re.compile(  # a hidden-tests region as hidden_tests() writes it
-    rf"{BEGIN_HIDDEN}\nnb\d\d\.q\d+\.check\(\w+, strict=True, seed=\d+\)\n{END_HIDDEN}"
+    rf"{BEGIN_HIDDEN}\nnb\d\d\.q\d+\.check\([^\n]*, strict=True, seed=\d+\)\n{END_HIDDEN}"
 )
+VISIBLE_CALL = re.compile(r"\bnb\d\d\.q\d+\.check\(([^\n]*)\)[ \t]*$", re.M)  # its arguments, on one line
 DEFINITION = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.M)
 NOTEBOOK_NUMBER = re.compile(r"^(\d\d)_")
 YOURS_TO_CHANGE = "# YOURS TO CHANGE"  # the first line of a code cell the student may edit and run again
@@ -80,9 +84,10 @@ def seed_for(label: str) -> int:
     return zlib.crc32(label.encode()) % 10_000
 
 
-def hidden_tests(label: str, function: str) -> str:
-    """The hidden-tests region appended to the test cell of check ``label``."""
-    return f"{BEGIN_HIDDEN}\n{label}.check({function}, strict=True, seed={seed_for(label)})\n{END_HIDDEN}"
+def hidden_tests(label: str, arguments: str) -> str:
+    """The hidden-tests region appended to the test cell of check ``label``, called with the visible call's
+    ``arguments`` (the student's function and the notebook's values)."""
+    return f"{BEGIN_HIDDEN}\n{label}.check({arguments}, strict=True, seed={seed_for(label)})\n{END_HIDDEN}"
 
 
 def marker_lines(source: str, marker: str) -> list[str]:
@@ -152,10 +157,12 @@ def derive(notebook: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNod
                 nb, number, function = checks[0]
                 label = f"{nb}.q{number}"
                 ours = GENERATED_HIDDEN.search(cell.source)
-                if ours and ours.group(0) != hidden_tests(label, function):  # the check was renamed since
-                    cell.source = cell.source.replace(ours.group(0), hidden_tests(label, function))
+                visible = VISIBLE_CALL.search(cell.source.replace(ours.group(0), "") if ours else cell.source)
+                arguments = visible.group(1) if visible else function  # a call over several lines: the function
+                if ours and ours.group(0) != hidden_tests(label, arguments):  # the check was changed since
+                    cell.source = cell.source.replace(ours.group(0), hidden_tests(label, arguments))
                 elif not hidden:  # an instructor's own hidden tests are left as they are
-                    cell.source = cell.source.rstrip("\n") + "\n" + hidden_tests(label, function)
+                    cell.source = cell.source.rstrip("\n") + "\n" + hidden_tests(label, arguments)
                 grade_id = label.replace(".", "-")
                 fields = metadata(
                     grade_id, grade=True, solution=False, locked=True, points=kept_points(cell, CHECK_POINTS)
