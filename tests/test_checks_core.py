@@ -316,6 +316,16 @@ def test_as_number_refuses_with_a_sentence(value, sentence):
     assert str(refused.value).startswith(sentence)
 
 
+def test_a_generator_that_raises_when_read_is_a_sentence_naming_its_error():
+    # the generator's own error escaped check() as a traceback, or was hidden behind "a generator" (helper-88)
+    with pytest.raises(Wrong) as refused:
+        as_number((1 / 0 for _ in range(1)), "f", "a case")
+    assert str(refused.value) == (
+        "`f` should return one number, but on a case it returned a generator that raised ZeroDivisionError "
+        "(division by zero) when read"
+    )
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -342,6 +352,9 @@ def test_as_tensor_refuses_with_a_sentence():
     with pytest.raises(Wrong, match=r"^`f` should return a tensor of shape \(3,\), but on a case it returned str"):
         as_tensor("abc", "f", "a case", (3,))
     assert as_tensor([1, float("nan"), 2], "f", "a case", (3,), finite=False).isnan().sum() == 1
+    uint8 = torch.zeros(2, 3, dtype=torch.uint8)
+    with pytest.raises(Wrong, match=r"returned a generator that raised RuntimeError \(.*\) when read$"):
+        as_tensor((row.var() for row in uint8), "f", "a case", (2,))
 
 
 def test_as_bool_takes_numpy_and_torch_truth_values_but_not_numbers():

@@ -95,9 +95,12 @@ def test_pixel_std_handed_the_dataset_instead_of_its_images_names_what_it_expect
     data = FashionMNIST(*(torch.zeros(2, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.long)) * 2, "tiny")
     message = nb01.q1.verdict(PIXEL_STD_RIGHT["float64, sample std"], data).message
     assert message == (
-        "Not yet: check() expects a batch of images such as data.train_images (a uint8 tensor), not "
-        "the dataset object itself, after your function, but it got a FashionMNIST object."
+        "Not yet: check() expects a batch of images such as data.train_images (a uint8 tensor, not the dataset or "
+        "a NumPy array) after your function, but it got a FashionMNIST object."
     )
+    # a NumPy array was called "the dataset object" (helper-88)
+    message = nb01.q1.verdict(PIXEL_STD_RIGHT["float64, sample std"], data.train_images.numpy()).message
+    assert "(a uint8 tensor, not the dataset or a NumPy array)" in message and "NumPy uint8 array" in message
 
 
 @pytest.mark.parametrize("exercise", [nb01.q1, nb01.q3], ids=["q1", "q3"])

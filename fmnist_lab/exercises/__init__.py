@@ -572,6 +572,10 @@ def own_random_state() -> Iterator[None]:
         yield
 
 
+class _ReadError(Exception):
+    """An answer's generator raised while it was read (the message says so)."""
+
+
 def _numbers(value: Any) -> Tensor:
     """``value`` as a float64 tensor: tensors of any dtype, NumPy arrays and scalars, Python numbers, and
     lists, tuples and generators of them (stacked). TypeError/ValueError if it holds anything else."""
@@ -585,7 +589,12 @@ def _numbers(value: Any) -> Tensor:
         return torch.from_numpy(np.array(value, dtype=np.float64))
     if isinstance(value, numbers.Real):
         return torch.tensor(float(value), dtype=torch.float64)
-    if isinstance(value, (list, tuple, types.GeneratorType, map, zip, range)):
+    if isinstance(value, (types.GeneratorType, map, zip)):
+        try:
+            value = list(value)  # the answer's own code runs as it is read
+        except Exception as err:  # noqa: BLE001 -- the student's bug, told as a sentence by as_number/as_tensor
+            raise _ReadError(f"it returned a generator that raised {type(err).__name__} ({err}) when read") from None
+    if isinstance(value, (list, tuple, range)):
         items = [_numbers(item) for item in value]
         if not items:
             return torch.zeros(0, dtype=torch.float64)
@@ -604,6 +613,8 @@ def as_number(value: Any, name: str, case: str) -> float:
     """The answer as a finite float; a one-element tensor or array counts, anything else is Wrong."""
     try:
         number = _numbers(value)
+    except _ReadError as err:
+        raise Wrong(f"`{name}` should return one number, but on {case} {err}") from None
     except (TypeError, ValueError, RuntimeError, OverflowError):  # OverflowError: an int beyond a float
         number = None
     if number is None or number.numel() != 1:
@@ -618,6 +629,8 @@ def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...], finite: 
     may differ. NaN and infinity are Wrong too, unless ``finite`` is False (the checker then names them)."""
     try:
         tensor = _numbers(value)
+    except _ReadError as err:
+        raise Wrong(f"`{name}` should return a tensor of shape {shape}, but on {case} {err}") from None
     except (TypeError, ValueError, RuntimeError, OverflowError):
         raise Wrong(
             f"`{name}` should return a tensor of shape {shape}, but on {case} it returned {describe(value)}"

@@ -55,7 +55,7 @@ def _pixels(images: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
 
 def _expect_images(images: object) -> None:
     expect_data(
-        images, Tensor, "a batch of images such as data.train_images (a uint8 tensor), not the dataset object itself,"
+        images, Tensor, "a batch of images such as data.train_images (a uint8 tensor, not the dataset or a NumPy array)"
     )
     if images.dim() < 3:
         raise Misused(
