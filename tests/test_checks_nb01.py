@@ -139,6 +139,15 @@ WITHIN_BETWEEN_WRONG = {
         lambda images: (pixels(images).var(dim=1).mean(), pixels(images).mean(dim=1).var()),
         "you used the sample variance (correction=1)",
     ),
+    # correction=0 in one part only: told the numbers alone (helper-88)
+    "sample variance between images only": (
+        lambda images: (pixels(images).var(dim=1, correction=0).mean(), pixels(images).mean(dim=1).var()),
+        "your between-image part uses the sample variance (correction=1, var()'s default)",
+    ),
+    "sample variance within images only": (
+        lambda images: (pixels(images).var(dim=1).mean(), pixels(images).mean(dim=1).var(correction=0)),
+        "your within-image part uses the sample variance (correction=1, var()'s default)",
+    ),
     "standard deviations": (
         lambda images: (pixels(images).std(dim=1, correction=0).mean(), pixels(images).mean(dim=1).std(correction=0)),
         "you returned standard deviations: return variances, which add up",
@@ -246,7 +255,8 @@ CLOSEST_WRONG = {
         lambda means: tuple(v + 1 for v in closest(means)),
         "(2, 4) are not class indices between 0 and 3",
     ),
-    "class names": (lambda means: ("T-shirt/top", "Shirt"), "`closest_pair` should return a tensor of shape (2,)"),
+    # told "should return a tensor of shape (2,)" (helper-88)
+    "class names": (lambda means: ("T-shirt/top", "Shirt"), "it returned the names ('T-shirt/top', 'Shirt')"),
     "second closest": (lambda means: (0, 1), "the closest pair is (1, 3) at distance 3.000, but you returned (0, 1)"),
     # other distances used to pass the visible cases: they pick the same pair there
     "sum of absolute differences": (

@@ -152,6 +152,11 @@ _SPLIT_MISTAKES = {  # what the student did: what it gives from a [0, 1] pixel b
     "your two numbers are swapped: return (within, between)": lambda x: _split(x)[::-1],
     "you used the sample variance (correction=1); the parts add up to the variance of all pixels only with the "
     "population variance: pass correction=0 to var()": lambda x: (x.var(dim=1).mean(), x.mean(dim=1).var()),
+    # var()'s default is correction=1: a student who passes correction=0 in one part only
+    "your between-image part uses the sample variance (correction=1, var()'s default): pass correction=0 there "
+    "too": lambda x: (x.var(dim=1, correction=0).mean(), x.mean(dim=1).var()),
+    "your within-image part uses the sample variance (correction=1, var()'s default): pass correction=0 there "
+    "too": lambda x: (x.var(dim=1).mean(), x.mean(dim=1).var(correction=0)),
     "you returned standard deviations: return variances, which add up": lambda x: (
         x.std(dim=1, correction=0).mean(),
         x.mean(dim=1).std(correction=0),
@@ -275,7 +280,13 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
     cases = _mean_image_cases(generator)
     answers = {}
     for case, means in cases.items():
-        got = as_tensor(call(closest_pair, means, case=case), "closest_pair", case, (2,))
+        got = call(closest_pair, means, case=case)
+        if isinstance(got, (tuple, list)) and any(isinstance(v, str) for v in got):
+            raise Wrong(
+                f"`closest_pair` should return two class indices (i, j), but on {case} it returned the names "
+                f"{tuple(got)}: return the classes' positions (the rows of the average images), not their names"
+            )
+        got = as_tensor(got, "closest_pair", case, (2,))
         if (got != got.round()).any():
             raise Wrong(
                 f"`closest_pair` should return two class indices (i, j), but on {case} it returned {got.tolist()}"
