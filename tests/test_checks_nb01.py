@@ -255,6 +255,10 @@ CLOSEST_WRONG = {
         lambda means: tuple(v + 1 for v in closest(means)),
         "(2, 4) are not class indices between 0 and 3",
     ),
+    "a row found by / (a fraction)": (
+        lambda means: (closest(means)[0] + 0.5, closest(means)[1]),
+        "`closest_pair` should return whole-number indices, but on 4 average images",
+    ),
     # told "should return a tensor of shape (2,)" (helper-88)
     "class names": (lambda means: ("T-shirt/top", "Shirt"), "it returned the names ('T-shirt/top', 'Shirt')"),
     "second closest": (lambda means: (0, 1), "the closest pair is (1, 3) at distance 3.000, but you returned (0, 1)"),

@@ -14,6 +14,7 @@ from . import (
     Exercise,
     Misused,
     Wrong,
+    as_indices,
     as_number,
     as_tensor,
     call,
@@ -286,12 +287,7 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
                 f"`closest_pair` should return two class indices (i, j), but on {case} it returned the names "
                 f"{tuple(got)}: return the classes' positions (the rows of the average images), not their names"
             )
-        got = as_tensor(got, "closest_pair", case, (2,))
-        if (got != got.round()).any():
-            raise Wrong(
-                f"`closest_pair` should return two class indices (i, j), but on {case} it returned {got.tolist()}"
-            )
-        answers[case] = tuple(int(v) for v in got)
+        answers[case] = tuple(as_indices(got, "closest_pair", case, (2,), ": return two class indices (i, j)"))
     for case, means in cases.items():
         i, j = answers[case]
         right = _closest(means)

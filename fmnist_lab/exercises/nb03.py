@@ -61,7 +61,7 @@ class _BatchList(list):
 
     @property
     def dataset(self) -> TensorDataset:
-        return TensorDataset(torch.cat([images for images, _ in self]), torch.cat([labels for _, labels in self]))
+        return TensorDataset(self.images, self.labels)
 
 
 def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):

@@ -334,14 +334,25 @@ def _nested_reason(model: nn.Module, name: str, before: dict[str, torch.Tensor])
     )
 
 
+# each part of a BatchNorm layer, as the messages name it, and what a fresh layer holds in each of its tensors
+_BATCHNORM_PARTS = {
+    "its weight and bias (gamma and beta; fresh: 1 and 0)": (("weight", 1), ("bias", 0)),
+    "its running mean and variance (fresh: 0 and 1)": (("running_mean", 0), ("running_var", 1)),
+    "its batch count, num_batches_tracked = {count} (fresh: 0)": (("num_batches_tracked", 0),),
+}
+
+
+def _unfresh_parts(module: nn.modules.batchnorm._BatchNorm) -> list[str]:
+    """The parts of ``module`` that do not hold what a fresh layer holds (keys of _BATCHNORM_PARTS)."""
+    return [
+        part
+        for part, tensors in _BATCHNORM_PARTS.items()
+        if not all(torch.all(getattr(module, attr) == fresh) for attr, fresh in tensors)
+    ]
+
+
 def _fresh_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> bool:
-    return bool(
-        torch.all(module.weight == 1)
-        and torch.all(module.bias == 0)
-        and torch.all(module.running_mean == 0)
-        and torch.all(module.running_var == 1)
-        and module.num_batches_tracked == 0
-    )
+    return not _unfresh_parts(module)
 
 
 def _kind_missed(model: nn.Module, module: nn.modules.batchnorm._BatchNorm) -> str | None:
@@ -364,28 +375,19 @@ def _check_batchnorm(
     before: dict[str, torch.Tensor],
     reason: str | None = None,
 ) -> None:
-    parts = {  # each part, what a fresh layer holds in it, and the names of its tensors
-        "its weight and bias (gamma and beta; fresh: 1 and 0)": ((module.weight, 1), (module.bias, 0)),
-        "its running mean and variance (fresh: 0 and 1)": ((module.running_mean, 0), (module.running_var, 1)),
-        f"its batch count, num_batches_tracked = {int(module.num_batches_tracked)} (fresh: 0)": (
-            (module.num_batches_tracked, 0),
-        ),
-    }
-    names = {id(tensor): key for key, tensor in module.state_dict(keep_vars=True).items()}
     kept, other = [], []  # what still holds the sweep's values, and what holds values of neither kind
-    for part, tensors in parts.items():
-        if all(torch.all(tensor == fresh) for tensor, fresh in tensors):
-            continue
-        swept = all(torch.equal(tensor.detach(), before[f"{name}.{names[id(tensor)]}"]) for tensor, _ in tensors)
-        (kept if swept else other).append(part)
-    if other and not kept:
+    for part in _unfresh_parts(module):
+        tensors = _BATCHNORM_PARTS[part]
+        swept = all(torch.equal(getattr(module, attr).detach(), before[f"{name}.{attr}"]) for attr, _ in tensors)
+        (kept if swept else other).append(part.format(count=int(module.num_batches_tracked)))
+    if not kept and not other:
+        return
+    if not kept:
         raise Wrong(
             f"on {case}, BatchNorm layer {name} holds values a fresh layer does not in {' and in '.join(other)}: "
             f"reset_parameters() sets them"
         )
-    if not kept + other:
-        return
-    kept += other
+    kept += other  # some parts kept, others set anew: the sweep's values are the thing to name
     advice = {
         3: "reset BatchNorm layers too (what, in our reading, the report did not): reset_parameters() resets all of it",
         2: "reset_parameters() resets all of it",
