@@ -22,6 +22,7 @@ def _read_umask() -> int:
 
 
 UMASK = _read_umask()  # the mode bits a new file of this process must not have
+PARTIAL_SUFFIX = ".partial"  # of the temporary file atomic_write writes beside its target
 
 
 def nearest_existing(path: Path) -> Path:
@@ -44,7 +45,7 @@ def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
     except OSError as err:  # name the file asked for, not the temporary one
         raise OSError(err.errno, err.strerror, str(path)) from err
     try:
@@ -60,6 +61,15 @@ def atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None]
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)  # the rename itself on disk: after a power cut, path is the new file, not the old
+
+
+def remove_partial_files(folder: Path) -> None:
+    """Remove the temporary files that atomic_write left in ``folder`` when its process was killed mid-write.
+
+    Call it only while no other process can be writing there (a run folder's lock held, say).
+    """
+    for partial in folder.glob(f".*{PARTIAL_SUFFIX}"):
+        partial.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

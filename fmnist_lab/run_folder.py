@@ -25,7 +25,7 @@ from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Splits
 from .errors import ConfigError, LabError
-from .files import atomic_write_text, nearest_existing
+from .files import atomic_write_text, nearest_existing, remove_partial_files
 from .train import TrainingState, training_state_problem
 
 RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.json")
@@ -119,8 +119,7 @@ class RunFolder:
         if holder is not None:
             raise self._busy(holder)
         self._settle_replaced()  # no run writes here now: an overwrite that was killed is settled first
-        for partial in self.path.glob(".*.partial"):  # a file a killed run was writing (files.atomic_write)
-            partial.unlink(missing_ok=True)
+        remove_partial_files(self.path)  # what a killed run was writing
         if resume:
             self.require_resumable()
         elif self.holds_a_run() and not overwrite:
