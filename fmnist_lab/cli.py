@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import RECIPES, TrainConfig, make_config
 from .devices import bf16_allowed
-from .errors import ConfigError, LabError
+from .errors import ConfigError, DegenerateRunWarning, LabError
 from .files import nearest_existing
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # the lab's warnings as one line each, like its errors, not Python's two
             warnings.showwarning = lambda message, *_: print(
-                f"fmnist-lab {args.command}: warning: {message}", file=sys.stderr
+                f"fmnist-lab {args.command}: warning: {warning_text(message)}", file=sys.stderr
             )
             return COMMANDS[args.command](args, args.command_parser)
     except ConfigError as err:
@@ -178,16 +178,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def flag_problem(name: str, value: object, rule: str) -> str:
+    """A problem with a setting in the command line's words: ``--lr 0: ...`` (``--lr: ...`` for a setting not
+    given); an environment variable, whose name is upper case, as ``FMNIST_LAB_BF16=2: ...``."""
+    shown = '""' if value == "" else value
+    if name.isupper():
+        return f"{name}={shown}: {rule}"
+    return f"{flag(name)}: {rule}" if value is None else f"{flag(name)} {shown}: {rule}"
+
+
 def flags_message(err: ConfigError) -> str:
-    """The library names arguments (``lr=0``); the command line names flags (``--lr 0``, or ``--lr`` alone for
-    a setting not given) and environment variables, whose names are upper case (``FMNIST_LAB_BF16=2``)."""
+    """The library names arguments (``lr=0``); the command line names flags and environment variables."""
+    return "; ".join(flag_problem(*triple) for triple in err.problems)
 
-    def problem(name: str, value: object, rule: str) -> str:
-        if name.isupper():
-            return f"{name}={value}: {rule}"
-        return f"{flag(name)}: {rule}" if value is None else f"{flag(name)} {value}: {rule}"
 
-    return "; ".join(problem(*triple) for triple in err.problems)
+def warning_text(message: Warning | str) -> str:
+    """A warning's text; one about the settings names the flag (``--batch-size 512``), not the argument."""
+    return flag_problem(*message.problem) if isinstance(message, DegenerateRunWarning) else str(message)
 
 
 def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -282,7 +289,7 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from .metrics import confusion_matrix, per_class_accuracy
     from .train import evaluate, format_eval
 
-    device = pick_device(args.device or "auto")
+    device = pick_device("auto" if args.device is None else args.device)
     checkpoint = load_checkpoint(args.checkpoint, device)
     data = load_fashion_mnist(args.data_dir)
     x = normalize(data.test_images, checkpoint.mean, checkpoint.std)

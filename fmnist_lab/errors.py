@@ -21,6 +21,14 @@ class ConfigError(LabError, ValueError):
         super().__init__("; ".join(f"{name}={value!r}: {rule}" for name, value, rule in problems))
 
 
+class DegenerateRunWarning(UserWarning):
+    """Settings that run, but cannot train a useful model. ``problem``: an (argument name, value, rule) triple."""
+
+    def __init__(self, name: str, value: Any, rule: str) -> None:
+        self.problem = (name, value, rule)
+        super().__init__(f"{name}={value!r}: {rule}")
+
+
 class TrainingDiverged(LabError, RuntimeError):
     """The loss became NaN or infinite."""
 

@@ -26,35 +26,55 @@ from . import distributed
 from .config import TrainConfig
 from .data import EVAL_BATCH_SIZE, Batches, Splits, make_splits
 from .dataset import FashionMNIST
+from .errors import DegenerateRunWarning
 from .files import atomic_write_text
 from .lr_finder import with_picked_lr
 from .model import Net
 from .run_folder import ResumePoint, RunFolder, RunSettings
 from .train import History, TrainingState, elapsed_seconds, evaluate, fit, format_eval, required_lr
 
-
-class DegenerateRunWarning(UserWarning):
-    """Settings that run, but cannot train a useful model."""
+LARGE_SHIFT = 8  # pixels: from here a random shift can move much of a 28×28 garment out of its image
 
 
-def degenerate_settings(config: TrainConfig, train_size: int) -> list[str]:
+def degenerate_settings(config: TrainConfig, train_size: int) -> list[DegenerateRunWarning]:
     """What is wrong with settings that run but make little sense (an empty list when nothing is)."""
     problems = []
     if train_size < 1000:
         finder = ", and the LR finder's pick is a guess" if config.lr is None else ""
+        cause = "limit_train" if config.limit_train is not None else "val_size"
         problems.append(
-            f"only {train_size} training images: the model will learn little{finder} (use limit_train=None, "
-            f"or at least a few thousand)"
+            DegenerateRunWarning(
+                cause,
+                getattr(config, cause),
+                f"only {train_size} training images: the model will learn little{finder}; train on a few thousand "
+                f"or more",
+            )
         )
     if config.batch_size >= train_size:
         problems.append(
-            f"batch_size={config.batch_size} is not smaller than the {train_size} training images: one step per epoch"
+            DegenerateRunWarning(
+                "batch_size",
+                config.batch_size,
+                f"not smaller than the {train_size} training images: one step per epoch",
+            )
+        )
+    if config.max_shift >= LARGE_SHIFT:
+        problems.append(
+            DegenerateRunWarning(
+                "max_shift",
+                config.max_shift,
+                "shifts that large can push much of a garment out of its 28×28 image; 2 to 4 pixels is usual",
+            )
         )
     warmup_epochs = 0.3 * config.epochs  # OneCycleLR's default pct_start
     if config.schedule == "onecycle" and config.patience is not None and config.patience < warmup_epochs:
         problems.append(
-            f"patience={config.patience} is shorter than the one-cycle warm-up ({warmup_epochs:g} of "
-            f"{config.epochs} epochs): early stopping can fire while the LR is still rising"
+            DegenerateRunWarning(
+                "patience",
+                config.patience,
+                f"shorter than the one-cycle warm-up ({warmup_epochs:g} of {config.epochs} epochs): early stopping "
+                f"can fire while the LR is still rising",
+            )
         )
     return problems
 
@@ -176,7 +196,7 @@ def _train(
         model = Net()
     splits = make_splits(data, config)
     for problem in degenerate_settings(config, len(splits.train_y)) if distributed.is_main() else ():
-        warnings.warn(problem, DegenerateRunWarning, stacklevel=4)
+        warnings.warn(problem, stacklevel=4)
     if point is None:
         run_id = distributed.from_rank_zero(lambda: uuid.uuid4().hex)
     else:

@@ -139,16 +139,21 @@ def fake_training(monkeypatch):
 def test_a_warning_is_one_line_in_the_commands_own_words(fake_training, tmp_path, monkeypatch, capsys):
     import warnings
 
-    from fmnist_lab.experiment import DegenerateRunWarning
+    from fmnist_lab.errors import DegenerateRunWarning
 
     def warning_run(config, data, out_dir, overwrite, progress, model):
-        warnings.warn("batch_size=512 is not smaller than the 100 training images", DegenerateRunWarning, stacklevel=2)
+        warnings.warn(DegenerateRunWarning("batch_size", 512, "not smaller than the 100 training images"), stacklevel=2)
+        warnings.warn("any other warning", UserWarning, stacklevel=2)
         return SimpleNamespace(test_accuracy=0.9, history=History([0.5], [0.4], [0.9], [0.1], [1.0]), minutes=0.1)
 
     monkeypatch.setattr("fmnist_lab.experiment.run", warning_run)
     assert main(["train", "--lr", "0.1", "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
-    assert err == "fmnist-lab train: warning: batch_size=512 is not smaller than the 100 training images\n"
+    # the flag, not the Python argument (batch_size=512) that the library's warning names (helper-86)
+    assert err == (
+        "fmnist-lab train: warning: --batch-size 512: not smaller than the 100 training images\n"
+        "fmnist-lab train: warning: any other warning\n"
+    )
 
 
 def test_every_setting_is_a_flag_and_reaches_the_training_config(fake_training, tmp_path):
@@ -293,6 +298,12 @@ def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     (tmp_path / "empty.pt").write_bytes(b"")
     assert main(["evaluate", str(tmp_path / "empty.pt")]) == 1
     assert "the file is empty (0 bytes)" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_an_empty_device_name(checkpoint_file, capsys):
+    # `--device ""` was taken for auto (helper-86)
+    assert main(["evaluate", str(checkpoint_file), "--device", ""]) == 1
+    assert 'error: --device "": not a device name; use auto, cpu, cuda or mps' in capsys.readouterr().err
 
 
 def test_a_checkpoint_or_image_without_read_permission_is_told_to_fix_the_permission(tmp_path, capsys, monkeypatch):

@@ -17,13 +17,13 @@ from fmnist_lab.checkpoint import CheckpointError, load_checkpoint
 from fmnist_lab.cli import main
 from fmnist_lab.config import TrainConfig
 from fmnist_lab.dataset import DataError
-from fmnist_lab.errors import TrainingDiverged
-from fmnist_lab.experiment import DegenerateRunWarning, degenerate_settings, resume, run
+from fmnist_lab.errors import DegenerateRunWarning, TrainingDiverged
+from fmnist_lab.experiment import degenerate_settings, resume, run
 from fmnist_lab.run_folder import RunFolder, RunFolderError, latest_run, new_run_folder
 
 # runs to hold, not to learn: two batches an epoch
 QUICK = dict(epochs=2, batch_size=64, limit_train=128, val_size=200, lr=0.05, bf16=False, device="cpu")
-pytestmark = pytest.mark.filterwarnings("ignore:only 128 training images:fmnist_lab.experiment.DegenerateRunWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:limit_train=128:fmnist_lab.errors.DegenerateRunWarning")
 
 
 def quiet_run(data, out_dir, config, **kwargs):
@@ -331,15 +331,17 @@ def test_files_get_the_usual_permissions(tiny_data, tmp_path, monkeypatch):
 
 
 def test_degenerate_settings_are_named():
-    config = TrainConfig(epochs=30, patience=1, batch_size=512)
-    problems = degenerate_settings(config, train_size=1)
-    assert len(problems) == 3
-    assert "only 1 training images" in problems[0]
-    assert "batch_size=512 is not smaller than the 1 training images: one step per epoch" in problems[1]
-    assert "patience=1 is shorter than the one-cycle warm-up (9 of 30 epochs)" in problems[2]
-    assert degenerate_settings(TrainConfig(patience=10), train_size=55_000) == []
+    config = TrainConfig(epochs=30, patience=1, batch_size=512, max_shift=10)
+    problems = [str(problem) for problem in degenerate_settings(config, train_size=1)]
+    assert len(problems) == 4
+    assert problems[0].startswith("val_size=5000: only 1 training images")  # no limit: the split left so few
+    assert problems[1] == "batch_size=512: not smaller than the 1 training images: one step per epoch"
+    assert problems[2].startswith("max_shift=10: shifts that large can push much of a garment out")
+    assert problems[3].startswith("patience=1: shorter than the one-cycle warm-up (9 of 30 epochs)")
+    assert degenerate_settings(TrainConfig(patience=10, max_shift=4), train_size=55_000) == []
     assert "the LR finder's pick is a guess" in problems[0]  # no LR given: the finder picks one
-    assert "LR finder" not in degenerate_settings(TrainConfig(lr=0.01), train_size=1)[0]  # given: no finder runs
+    limited = degenerate_settings(TrainConfig(lr=0.01, limit_train=500), train_size=500)[0]
+    assert limited.problem[:2] == ("limit_train", 500) and "LR finder" not in str(limited)  # given: no finder runs
 
 
 def test_a_degenerate_run_warns(tiny_data):

@@ -15,7 +15,7 @@ from speedrun import planned_steps  # noqa: E402
 SMALL = {"epochs": 2, "val_size": 200, "limit_train": 640, "device": "cpu"}
 
 
-@pytest.mark.filterwarnings("ignore:only 640 training images:fmnist_lab.experiment.DegenerateRunWarning")
+@pytest.mark.filterwarnings("ignore:limit_train=640:fmnist_lab.errors.DegenerateRunWarning")
 @pytest.mark.parametrize(
     "recipe, changes",
     [

@@ -42,7 +42,7 @@ def test_training_learns_the_tiny_task(tiny_data):
     assert result.history.train_loss[-1] < result.history.train_loss[0]
 
 
-@pytest.mark.filterwarnings("ignore:only 256 training images:fmnist_lab.experiment.DegenerateRunWarning")
+@pytest.mark.filterwarnings("ignore:limit_train=256:fmnist_lab.errors.DegenerateRunWarning")
 def test_same_seed_same_history_different_seed_different_history(tiny_data):
     small = dict(epochs=2, limit_train=256)  # 4 batches an epoch: enough to show a reshuffle
     a, b = tiny_run(tiny_data, seed=1, **small), tiny_run(tiny_data, seed=1, **small)  # two: a reshuffle between
@@ -285,7 +285,7 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_data, 
     assert not (tmp_path / "bad" / "best.pt").exists()
 
 
-@pytest.mark.filterwarnings("ignore:only 256 training images:fmnist_lab.experiment.DegenerateRunWarning")
+@pytest.mark.filterwarnings("ignore:limit_train=256:fmnist_lab.errors.DegenerateRunWarning")
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])  # the checkpoint carries momentum or Adam's moments
 def test_interrupted_run_resumes_to_the_same_result(tiny_data, tmp_path, optimizer):
     # 4 batches an epoch; dropout stops after epoch 3, after the interruption
@@ -331,7 +331,7 @@ def test_early_dropout_drops_in_its_first_epochs_only(tiny_data):
     assert seen == [(True, True)] * per_epoch + [(False, True)] * (len(seen) - per_epoch)
 
 
-@pytest.mark.filterwarnings("ignore:only 256 training images:fmnist_lab.experiment.DegenerateRunWarning")
+@pytest.mark.filterwarnings("ignore:limit_train=256:fmnist_lab.errors.DegenerateRunWarning")
 def test_early_dropout_is_the_same_run_until_the_switch(tiny_data):
     """Notebook 05, section 7: the same weights, batches and masks until the switch; after it the runs part."""
     always = tiny_run(tiny_data, epochs=2, limit_train=256).history
