@@ -308,6 +308,10 @@ def test_as_number_takes_integers_too():
         ("0.25", "`f` should return one number, but on a case it returned str '0.25'"),
         (torch.ones(2), "`f` should return one number, but on a case it returned a torch.float32 tensor of shape (2,)"),
         ({"std": 0.3}, "`f` should return one number, but on a case it returned a dict of 1 entry ('std')"),
+        # complex ones were read as their real part (carried over from helper-85's read)
+        (torch.tensor(0.25 + 0j), "`f` should return one number, but on a case it returned a torch.complex64 tensor"),
+        (np.complex128(0.25), "`f` should return one number, but on a case it returned complex128"),
+        (np.array([0.25 + 1j]), "`f` should return one number, but on a case it returned a NumPy complex128 array"),
     ],
 )
 def test_as_number_refuses_with_a_sentence(value, sentence):

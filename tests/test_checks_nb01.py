@@ -61,6 +61,15 @@ PIXEL_STD_WRONG = {
             "a tuple of 2 items"
         ),
     ),
+    # told with numbers only (carried over from helper-88's read)
+    "float16": (
+        lambda images: (images.half() / 255).std().item(),
+        "close, but not within the check's 0.01%; arithmetic in float16 or bfloat16 lands about this far off",
+    ),
+    "a 5% error is no near miss": (
+        lambda images: 1.05 * (images.double() / 255).std().item(),
+        "the pixel std is 0.238722, but you returned 0.250698. Stuck?",
+    ),
     # 0 (the per-image std of the black and white batch) used to be taken for the per-image mistake, whatever it
     # returned elsewhere
     "zero": (
@@ -121,6 +130,11 @@ def split(images):
     return x.var(dim=1, correction=0).mean(), x.mean(dim=1).var(correction=0)
 
 
+def split_half(images):
+    x = images.flatten(1).half() / 255
+    return x.var(dim=1, correction=0).mean(), x.mean(dim=1).var(correction=0)
+
+
 WITHIN_BETWEEN_RIGHT = {
     "floats": lambda images: tuple(v.item() for v in split(images)),
     "stacked": lambda images: torch.stack(split(images)),
@@ -159,6 +173,10 @@ WITHIN_BETWEEN_WRONG = {
     "one number": (
         lambda images: split(images)[0],
         "should return shape (2,) on 4 random images of different brightness, but returned shape ()",
+    ),
+    "float16": (
+        lambda images: split_half(images),
+        "but you returned 0.03114 and 0.02585: close, but not within the check's 0.01%; arithmetic in float16",
     ),
     "total and zero": (
         lambda images: (pixels(images).var(correction=0), 0.0),

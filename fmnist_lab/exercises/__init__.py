@@ -582,10 +582,13 @@ def _numbers(value: Any) -> Tensor:
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, Tensor) and value.dtype == torch.bool):
         raise TypeError("a truth value is not a number")
     if isinstance(value, Tensor):
+        if value.is_complex():
+            raise TypeError("a complex number is not a real one")  # double() would drop its imaginary part
         return value.detach().cpu().double()
     if isinstance(value, (np.ndarray, np.generic)):
-        if not np.issubdtype(np.asarray(value).dtype, np.number):
-            raise TypeError("not a numeric array")
+        dtype = np.asarray(value).dtype
+        if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+            raise TypeError("not an array of real numbers")
         return torch.from_numpy(np.array(value, dtype=np.float64))
     if isinstance(value, numbers.Real):
         return torch.tensor(float(value), dtype=torch.float64)

@@ -83,6 +83,17 @@ def _diagnose(
     return None
 
 
+def _near_miss(got: tuple[float, ...], right: tuple[float, ...]) -> str:
+    """What to say of an answer within 1% of the right one but outside the checks' 0.01%, which is how far
+    half-precision arithmetic lands (float16 keeps about 3 significant digits); else nothing."""
+    if all(close(g, float(r), tolerance=1e-2) for g, r in zip(got, right)):
+        return (
+            ": close, but not within the check's 0.01%; arithmetic in float16 or bfloat16 lands about this far off, "
+            "so compute in float32 or float64"
+        )
+    return ""
+
+
 # q1: the std of all pixels
 
 PER_IMAGE_STD = "the mean of the per-image standard deviations"
@@ -118,7 +129,9 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         got, right = answers[first_wrong][0], float(_pixels(cases[first_wrong]).std(correction=0))  # as printed
         if mistake is not None:
             raise Wrong(f"on {first_wrong}, you returned {got:.4f}, {mistake}")
-        raise Wrong(f"on {first_wrong}, the pixel std is {right:.6f}, but you returned {got:.6f}")
+        raise Wrong(
+            f"on {first_wrong}, the pixel std is {right:.6f}, but you returned {got:.6f}{_near_miss((got,), (right,))}"
+        )
     praise = "your pixel_std is right on a black and a white image, on images of different brightness and on 5x7 images"
     if train_images is not None:
         what = describe_images(train_images)
@@ -128,7 +141,10 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
         population_std = sample_std * math.sqrt((n - 1) / n) if n > 1 else 0.0
         value = as_number(call(pixel_std, train_images, case=what, reference_s=seconds), "pixel_std", what)
         if not any(close(value, right, scale=1e-3) for right in (population_std, sample_std)):
-            raise Wrong(f"on {what}, the pixel std is {population_std:.6f}, but you returned {value:.6f}")
+            raise Wrong(
+                f"on {what}, the pixel std is {population_std:.6f}, but you returned {value:.6f}"
+                f"{_near_miss((value,), (population_std,))}"
+            )
         praise += f". On {what} it gives {value:.4f}"
     return praise + "."
 
@@ -197,7 +213,7 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
         got = answers[first_wrong]
         raise Wrong(
             f"on {first_wrong}, the within-image variance is {within:.5f} and the between-image variance "
-            f"{between:.5f}, but you returned {got[0]:.5f} and {got[1]:.5f}"
+            f"{between:.5f}, but you returned {got[0]:.5f} and {got[1]:.5f}{_near_miss(got, (within, between))}"
         )
     praise = f"within + between equals the variance of all pixels on each of the {in_words(len(cases))} cases"
     if train_images is not None:
@@ -210,6 +226,7 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
             raise Wrong(
                 f"on {what}, the within-image variance is {float(right[0]):.5f} and the between-image variance "
                 f"{float(right[1]):.5f}, but you returned {within:.5f} and {between:.5f}"
+                f"{_near_miss((within, between), right)}"
             )
         mean_std = float(per_image_std.mean())
         praise += (
