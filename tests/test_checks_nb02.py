@@ -277,6 +277,12 @@ BN_WRONG = {
         ),
     ),
     "the channel means only": (lambda x, g, b, eps: x.mean(dim=(0, 2, 3)), "should return shape (4, 3, 5, 5)"),
+    # told as the answer's own RuntimeError alone (carried over from helper-85's read)
+    "statistics of shape (C,)": (
+        lambda x, g, b, eps: g * (x - x.mean((0, 2, 3))) / (x.var((0, 2, 3), correction=0) + eps).sqrt() + b,
+        "at non-singleton dimension 3) when called on 4 images, 3 channels of different means and spreads, 5x5 "
+        "pixels, eps 1e-5: values of shape (C,), one per channel, line up with x's last dimension (its width)",
+    ),
     "computed in float16": (
         lambda x, g, b, eps: bn_keepdim(x.half(), g.half(), b.half(), eps),
         "your output is float16, which keeps only 3 significant digits",
@@ -554,3 +560,18 @@ def test_batchnorm_train_handed_other_data_names_what_it_expects(given, sentence
 def test_conv_params_handed_something_other_than_the_network_names_what_it_expects(given, sentence):
     message = assert_wrong(nb02.q4, PARAMS_RIGHT["weights plus biases"], sentence, given)
     assert message.startswith("Not yet: check() expects the network (an nn.Module, the notebook's `net`)")
+
+
+@pytest.mark.parametrize(
+    "given, layer",
+    [
+        (nn.Conv2d(1, 8, 3, bias=False), "Conv2d(1, 8, kernel_size=(3, 3), stride=(1, 1), bias=False)"),
+        (nn.Conv2d(1, 8, (3, 5)), "Conv2d(1, 8, kernel_size=(3, 5), stride=(1, 1))"),
+        (nn.Conv2d(4, 8, 3, groups=2), "Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), groups=2)"),
+    ],
+    ids=["no bias", "a kernel not square", "groups"],
+)
+def test_conv_params_handed_convolutions_it_does_not_describe_blames_the_network_not_the_answer(given, layer):
+    # a right conv_params was told it was wrong (carried over from helper-85's read)
+    message = assert_wrong(nb02.q4, PARAMS_RIGHT["weights plus biases"], layer, nn.Sequential(given))
+    assert message.startswith("Not yet: check() expects the notebook's `net` after your function")

@@ -350,6 +350,19 @@ def _batchnorm_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
     return cases
 
 
+def _call_batchnorm(batchnorm_train, *args: Any, case: str) -> Any:
+    """The answer called on one case; a broadcasting error (the likeliest bug here) gets the fix added."""
+    try:
+        return call(batchnorm_train, *args, case=case)
+    except Wrong as err:
+        if "must match the size of tensor" not in str(err):
+            raise
+        raise Wrong(
+            f"{err}: values of shape (C,), one per channel, line up with x's last dimension (its width), not its "
+            f"channels; give them the shape (1, C, 1, 1), which broadcasts over the images and the positions"
+        ) from None
+
+
 def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:
     """The answer on the notebook's own features against nn.BatchNorm2d in training mode, γ and β not trivial."""
     case = "the notebook's features"
@@ -360,7 +373,10 @@ def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:
     gamma = torch.linspace(0.5, 2.0, channels, device=device, dtype=features.dtype)
     beta = torch.linspace(-1.0, 1.0, channels, device=device, dtype=features.dtype)
     got = as_tensor(
-        call(batchnorm_train, features, gamma, beta, 1e-5, case=case), "batchnorm_train", case, tuple(features.shape)
+        _call_batchnorm(batchnorm_train, features, gamma, beta, 1e-5, case=case),
+        "batchnorm_train",
+        case,
+        tuple(features.shape),
     )
     layer = nn.BatchNorm2d(channels).to(device=device, dtype=features.dtype).train()
     with torch.no_grad():
@@ -390,7 +406,7 @@ def _check_batchnorm_train(
             )
     cases = _batchnorm_cases(generator)
     with _FunctionWatch("batch_norm", "group_norm", "layer_norm", "instance_norm", "rms_norm") as watch:
-        returned = {case: call(batchnorm_train, *args, case=case) for case, args in cases.items()}
+        returned = {case: _call_batchnorm(batchnorm_train, *args, case=case) for case, args in cases.items()}
         answers = [
             as_tensor(returned[case], "batchnorm_train", case, tuple(args[0].shape)) for case, args in cases.items()
         ]
@@ -503,6 +519,13 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
             raise Misused(
                 f"check() expects the network (an nn.Module, the notebook's `net`) after your function, but the "
                 f"{type(model).__name__} it got has no Conv2d layer to count"
+            )
+        unusual = next((m for m in convs if m.bias is None or m.groups != 1 or len(set(m.kernel_size)) > 1), None)
+        if unusual is not None:  # conv_params counts a square kernel, no groups, and a bias
+            raise Misused(
+                f"check() expects the notebook's `net` after your function, whose convolutions have square kernels "
+                f"and biases, but the {type(model).__name__} it got has {unusual}, which conv_params does not "
+                f"describe: pass `net`"
             )
         yours = sum(
             as_number(
