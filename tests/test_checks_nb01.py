@@ -61,6 +61,11 @@ PIXEL_STD_WRONG = {
             "a tuple of 2 items"
         ),
     ),
+    # praised: the check works on copies, but the same function run on data.train_images would change it
+    "clamps its input in place": (
+        lambda images: (images.clamp_(max=128).double() / 255).std().item(),
+        "changed the input it was given: leave the images as they are; compute on a converted copy",
+    ),
     # told with numbers only (carried over from helper-88's read)
     "float16": (
         lambda images: (images.half() / 255).std().item(),
@@ -173,6 +178,10 @@ WITHIN_BETWEEN_WRONG = {
     "one number": (
         lambda images: split(images)[0],
         "should return shape (2,) on 4 random images of different brightness, but returned shape ()",
+    ),
+    "zeroes an image in place": (
+        lambda images: split(images.index_fill_(0, torch.tensor([0]), 0)),
+        "changed the input it was given: leave the images as they are; compute on a converted copy",
     ),
     "float16": (
         lambda images: split_half(images),
