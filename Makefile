@@ -71,6 +71,8 @@ override ASSIGNMENT := $(patsubst %.ipynb,%,$(ASSIGNMENT))
 ASSIGNMENTS ?= $(or $(ASSIGNMENT),$(basename $(notdir $(wildcard $(INSTRUCTOR)/*.ipynb))))
 override ASSIGNMENTS := $(patsubst %.ipynb,%,$(ASSIGNMENTS))
 STUDENT ?=
+ONLY_NEW ?=
+LAB_ARGS ?=
 SUBMISSIONS ?= submissions
 QUICK ?= 1
 TIMEOUT ?=
@@ -104,22 +106,24 @@ collect:
 	rm -rf "$(COURSE)/downloaded/$(ASSIGNMENT)"  # what an earlier collect copied: nbgrader would read it again
 	mkdir -p "$(COURSE)/downloaded/$(ASSIGNMENT)/archive"
 	cp -R "$(SUBMISSIONS)/." "$(COURSE)/downloaded/$(ASSIGNMENT)/archive/"
-	$(NBGRADER) zip_collect $(ASSIGNMENT) --force $(COURSE_FLAG)
+	$(NBGRADER) zip_collect $(ASSIGNMENT) --force $(COURSE_FLAG) \
+		|| { $(PYTHON) tools/submission_names.py --same-names "$(COURSE)" "$(ASSIGNMENT)"; exit 1; }
 	@$(BIN)/python tools/restore_checks.py "$(COURSE)" "$(ASSIGNMENT)"  # nbgrader's Python: it has nbformat and the lab
 	@$(PYTHON) tools/submission_names.py "$(COURSE)" "$(ASSIGNMENT)"
 
-## autograde: instructors: run and score the collected submissions of ASSIGNMENT (or of STUDENT only; quick mode unless QUICK=0; TIMEOUT=s per cell)
+## autograde: instructors: run and score the collected submissions of ASSIGNMENT (or of STUDENT only; ONLY_NEW=1: those not autograded yet; quick mode unless QUICK=0; TIMEOUT=s per cell)
 autograde:
 	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
 	$(call NEED_STEP,submitted,submission,collect ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=<folder>)
-	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) --force $(COURSE_FLAG) \
-		$(if $(STUDENT),--student=$(STUDENT)) $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
+	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) $(if $(ONLY_NEW),,--force) $(COURSE_FLAG) \
+		$(if $(STUDENT),--student="$(STUDENT)") $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
 
-## formgrader: instructors: JupyterLab with nbgrader's Formgrader on COURSE, to grade predictions and written answers by hand
+# Jupyter refuses to start as root (where SUDO is empty) without --allow-root
+## formgrader: instructors: JupyterLab with nbgrader's Formgrader on COURSE, to grade predictions and written answers by hand (LAB_ARGS="--no-browser --port 8890" passes options on)
 formgrader:
 	@test -f "$(COURSE)/gradebook.db" || { echo "no gradebook in $(COURSE)/: run make release first (with the same COURSE=)"; exit 1; }
-	FMNIST_LAB_COURSE="$(abspath $(COURSE))" $(BIN)/jupyter lab
+	FMNIST_LAB_COURSE="$(abspath $(COURSE))" $(BIN)/jupyter lab $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 ## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv
 grades:

@@ -36,6 +36,10 @@ HAND_SPEC.loader.exec_module(hand_grading)
 NAMES_SPEC = importlib.util.spec_from_file_location("submission_names", ROOT / "tools" / "submission_names.py")
 submission_names = importlib.util.module_from_spec(NAMES_SPEC)
 NAMES_SPEC.loader.exec_module(submission_names)
+RESTORE_SPEC = importlib.util.spec_from_file_location("restore_checks", ROOT / "tools" / "restore_checks.py")
+restore_checks = importlib.util.module_from_spec(RESTORE_SPEC)
+sys.modules["restore_checks"] = restore_checks  # its dataclass looks its module up there
+RESTORE_SPEC.loader.exec_module(restore_checks)
 
 ASSIGNMENT = "01_data_inspection"
 INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"
@@ -207,6 +211,17 @@ def submission(
     return notebook
 
 
+def with_copies(notebook: nbformat.NotebookNode, *grade_ids: str) -> nbformat.NotebookNode:
+    """``notebook`` with each cell of ``grade_ids`` copied just below itself, as JupyterLab's copy and paste does."""
+    cells = []
+    for cell in notebook.cells:
+        cells.append(cell)
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in grade_ids:
+            cells.append(nbformat.from_dict({**cell, "id": f"{cell.id}-copy"}))
+    notebook.cells = cells
+    return notebook
+
+
 def without_cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
     """``notebook`` with the cell of ``grade_id`` deleted, as a student can in JupyterLab."""
     notebook.cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
@@ -233,6 +248,8 @@ def course(tmp_path_factory) -> dict:
             submission(released, source, {"nb01-q1-answer": WRONG_PIXEL_STD, "nb01-q1": 'print("Correct: trust me.")'}),
             "nb01-q5",
         ),  # one locked test cell rewritten, another deleted
+        # a check and an answer copied: nbgrader's autograde stopped at it, and at every student after it
+        "copied_cells": with_copies(submission(released, source), "nb01-q1", "nb01-q3-answer"),
     }
     never_ends = submission(
         released,
@@ -306,6 +323,7 @@ def test_each_submission_gets_its_total_score(course):
     expected = {
         "all_correct": full,
         "blank": 0.0,
+        "copied_cells": full,
         "tampering": full - q1,
         "never_ends": full - q1,
     }
@@ -332,7 +350,7 @@ def test_a_rewritten_test_cell_is_detected_and_restored(course):
             for g, c in by_id(notebook).items()
             if c.metadata.nbgrader["locked"] and compute_checksum(c) != c.metadata.nbgrader["checksum"]
         ]
-    assert changed == {"all_correct": [], "blank": [], "tampering": ["nb01-q1"], "never_ends": []}
+    assert changed == {"all_correct": [], "blank": [], "copied_cells": [], "tampering": ["nb01-q1"], "never_ends": []}
 
     graded = nbformat.read(
         course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4
@@ -343,6 +361,14 @@ def test_a_rewritten_test_cell_is_detected_and_restored(course):
     assert errors and errors[0].ename == "AssertionError"
 
 
+def collected_notebook(course: dict, student: str) -> nbformat.NotebookNode:
+    return nbformat.read(course["dir"] / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+
+def grade_ids(notebook: nbformat.NotebookNode) -> list[str | None]:
+    return [c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells]
+
+
 def test_a_deleted_test_cell_is_put_back_at_collect_and_scores_the_answer_above_it(course):
     """nbgrader restores a changed locked cell but not a deleted one: that check would count 0 with nothing said.
     Collect puts it back from the release, below its answer, and says so; the score above counts it."""
@@ -350,13 +376,47 @@ def test_a_deleted_test_cell_is_put_back_at_collect_and_scores_the_answer_above_
         "Put back the check cells these students deleted, from the release, so that autograde scores the answers "
         "above them: tampering (nb01-q5)"
     ) in course["collect_log"]
-    collected = nbformat.read(course["dir"] / "submitted" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
-    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in collected.cells]
-    released_ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in course["released"].cells]
-    assert ids == released_ids  # where it was: right below its answer cell
+    collected = collected_notebook(course, "tampering")
+    assert grade_ids(collected) == grade_ids(course["released"])  # where it was: right below its answer cell
     assert by_id(collected)["nb01-q5"].source == by_id(course["released"])["nb01-q5"].source
     graded = nbformat.read(course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     assert not [o for o in by_id(graded)["nb01-q5"].outputs if o.output_type == "error"]  # its answer is right
+
+
+def test_copied_cells_keep_their_grading_metadata_once_and_autograde_grades_everyone(course):
+    """A grade id twice stopped autograde for the whole class, with advice (`nbgrader update`) that fails too
+    (helper-89). Collect keeps the metadata on the last copy and says so; the others run as plain cells."""
+    assert (
+        "Kept the grading metadata of these cells, which students had copied, on the last copy only (the others "
+        "run as plain cells; autograde stops at a cell that is there twice): copied_cells (nb01-q1, nb01-q3-answer)"
+    ) in course["collect_log"]
+    collected = collected_notebook(course, "copied_cells")
+    ids = grade_ids(collected)
+    assert ids.count("nb01-q1") == ids.count("nb01-q3-answer") == 1
+    assert len(collected.cells) == len(course["released"].cells) + 2  # the copies are kept, as plain cells
+    assert (course["dir"] / "autograded" / "tampering" / ASSIGNMENT).is_dir()  # graded after it
+
+
+def test_a_check_is_put_back_below_what_stands_in_place_of_its_deleted_answer_cell(course):
+    """The answer cell and its check deleted, the function written in a new cell where they were: the check went
+    above the new cell, before the function existed, and scored 0 (helper-89). It goes below it now, and the
+    missing answer cell is named."""
+    notebook = submission(course["released"], course["source"])
+    answer = by_id(notebook)["nb01-q1-answer"].source
+    without_cell(without_cell(notebook, "nb01-q1-answer"), "nb01-q1")
+    after = next(i for i, c in enumerate(notebook.cells) if c.metadata.nbgrader["grade_id"] == "nb01-ex2-answer")
+    notebook.cells.insert(after - 1, nbformat.v4.new_code_cell(answer))  # where the answer cell was
+    assert restore_checks.restore(course["released"], notebook) == ["nb01-q1"]
+    sources = [c.source for c in notebook.cells]
+    assert sources.index(by_id(course["released"])["nb01-q1"].source) == sources.index(answer) + 1
+    assert restore_checks.missing_answers(course["released"], notebook) == ["nb01-q1-answer"]
+
+    stripped = submission(course["released"], course["source"])  # rebuilt by copy and paste: no metadata at all
+    for cell in stripped.cells:
+        del cell.metadata["nbgrader"]
+    restore_checks.restore(course["released"], stripped)
+    checks = [i for i, c in enumerate(stripped.cells) if "nbgrader" in c.metadata]
+    assert checks == [len(stripped.cells) - 3, len(stripped.cells) - 2, len(stripped.cells) - 1]  # after the answers
 
 
 def test_a_cell_that_never_ends_fails_that_submission_only(course):
@@ -384,7 +444,7 @@ def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand
     assert by_hand >= 1
     gradebook = course["dir"] / "gradebook.db"
     waiting = hand_grading.waiting_for_hand_grading(gradebook, ASSIGNMENT)
-    students = ("all_correct", "never_ends", "tampering")
+    students = ("all_correct", "copied_cells", "never_ends", "tampering")
     assert waiting == {(student, ASSIGNMENT): by_hand for student in students}
     assert hand_grading.warning(waiting, ASSIGNMENT) in course["feedback_log"]
     assert f"all_correct ({by_hand} answer" in course["feedback_log"]
@@ -439,12 +499,63 @@ def test_a_notebook_under_another_name_is_named_at_collect_and_its_unscored_chec
     assert "renamed (" not in waiting_line  # listed once: under the checks, not again as answers waiting
 
 
+def test_two_notebooks_of_one_name_from_one_student_are_named_when_collect_stops(course, tmp_path):
+    """nbgrader stopped the whole batch with "Duplicate submission file", naming no one (helper-89)."""
+    copy = tmp_path / "course"
+    shutil.copytree(course["dir"], copy)
+    folder = tmp_path / "submissions" / "tom"
+    (folder / "old").mkdir(parents=True)
+    for path in (folder / f"{ASSIGNMENT}.ipynb", folder / "old" / f"{ASSIGNMENT}.ipynb"):
+        nbformat.write(course["released"], path)
+    collect = make("collect", copy, succeeds=False, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=tmp_path / "submissions")
+    assert (
+        f"stopped at two: tom ('{ASSIGNMENT}.ipynb', 'old/{ASSIGNMENT}.ipynb'). In your SUBMISSIONS folder keep the "
+        f"one to grade as {ASSIGNMENT}.ipynb"
+    ) in collect.stderr
+
+
+def test_a_collected_submission_never_autograded_is_named_at_grades(course, tmp_path, capsys):
+    """nbgrader learns of a student at autograde: one collected but not yet graded had no row in grades.csv, and
+    nothing said so (helper-89)."""
+    copy = tmp_path / "course"
+    shutil.copytree(course["dir"], copy)
+    shutil.copytree(copy / "submitted" / "blank", copy / "submitted" / "nina smith")
+    assert hand_grading.collected_not_autograded(copy, ASSIGNMENT) == [("nina smith", ASSIGNMENT)]
+    assert hand_grading.collected_not_autograded(course["dir"]) == []
+    assert hand_grading.main([str(copy)]) == 0
+    assert (
+        "were never autograded and are not in the gradebook (nor in grades.csv): nina smith (01_data_inspection)"
+        in (capsys.readouterr().out)
+    )
+    graded_before = {path: path.stat().st_mtime_ns for path in (copy / "autograded").glob(f"*/{ASSIGNMENT}/*.ipynb")}
+    make("autograde", copy, ASSIGNMENT=ASSIGNMENT, ONLY_NEW="1")  # the new one only: no one else is run again
+    assert hand_grading.collected_not_autograded(copy, ASSIGNMENT) == []
+    assert {path: path.stat().st_mtime_ns for path in graded_before} == graded_before
+    # a student id with a space was split by make's command line into two arguments (helper-89)
+    dry_run = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-C",
+            str(ROOT),
+            "autograde",
+            f"COURSE={copy}",
+            f"ASSIGNMENT={ASSIGNMENT}",
+            "STUDENT=nina smith",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert '--student="nina smith"' in dry_run.stdout
+
+
 def test_a_second_collect_reads_its_own_folder_only_and_keeps_the_students_collected_before(course):
     # a folder collected earlier stayed in the archive: a file fixed or removed since was collected again
     assert course["archive_after_the_second_collect"] == ["never_ends.zip"]
     assert sorted(p.name for p in (course["dir"] / "submitted").iterdir()) == [
         "all_correct",
         "blank",
+        "copied_cells",
         "never_ends",
         "tampering",
     ]

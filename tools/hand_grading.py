@@ -8,7 +8,9 @@ Autograde scores the checks; each answer in markdown waits for the instructor in
 Formgrader and counts 0 until it has a manual score. A check with no score at all is one autograde
 did not score: most often the submission had no notebook under the released name (`make collect`
 names those); also a deleted check cell or an autograde that failed. A submission none of whose
-checks has a score is listed under that warning only: its answers were never collected either.
+checks has a score is listed under that warning only: its answers were never collected either. A
+submission collected but never autograded is not in the gradebook at all, so it would have no row in
+the export: those are named from the course's submitted/ folder.
 This reads the gradebook (SQLite, nbgrader 0.9's tables) and prints one warning for each kind,
 naming the submissions, or nothing when everything has its score. It fails only where it cannot
 read the gradebook (none yet, or not nbgrader 0.9's): feedback on the checks alone may be what an
@@ -56,6 +58,14 @@ NEVER_AUTOGRADED = """
 """
 
 
+# Every submission the gradebook knows: autograde adds one when it first runs on it.
+GRADED = """
+    SELECT submitted.student_id, assignment.name
+    FROM submitted_assignment AS submitted
+    JOIN assignment ON submitted.assignment_id = assignment.id
+"""
+
+
 def _query(gradebook: Path, query: str, parameters: tuple) -> list[tuple]:
     if not gradebook.is_file():
         raise FileNotFoundError(f"no gradebook at {gradebook}: run `make release` first (it creates the course)")
@@ -71,6 +81,17 @@ def _unscored(gradebook: Path, cell_type: str, assignment: str | None) -> dict[t
 def never_autograded(gradebook: Path, assignment: str | None = None) -> set[tuple[str, str]]:
     """(student id, assignment) of each submission (of ``assignment``, or of all) none of whose checks has a score."""
     return set(_query(gradebook, NEVER_AUTOGRADED, (assignment, assignment)))
+
+
+def collected_not_autograded(course: Path, assignment: str | None = None) -> list[tuple[str, str]]:
+    """(student id, assignment) of each submission (of ``assignment``, or of all) in ``course``'s submitted/
+    folder that autograde never ran on: the gradebook, and so the export, has no row for it."""
+    collected = {
+        (folder.parent.name, folder.name)
+        for folder in (course / "submitted").glob(f"*/{assignment or '*'}")
+        if folder.is_dir()
+    }
+    return sorted(collected - set(_query(course / "gradebook.db", GRADED, ())))
 
 
 def waiting_for_hand_grading(gradebook: Path, assignment: str | None = None) -> dict[tuple[str, str], int]:
@@ -122,12 +143,27 @@ def not_autograded_warning(
     )
 
 
+def not_in_gradebook_warning(missing: list[tuple[str, str]], assignment: str | None) -> str:
+    """The warning for submissions collected but never autograded (empty when there are none)."""
+    if not missing:
+        return ""
+    listed = ", ".join(student if assignment else f"{student} ({name})" for student, name in missing)
+    of = f" of {assignment}" if assignment else ""
+    return (
+        f"WARNING: {len(missing)} collected submission(s){of} were never autograded and are not in the gradebook "
+        f"(nor in grades.csv): {listed}. Run make autograde ASSIGNMENT=<assignment> ONLY_NEW=1 (it grades only "
+        f"those not graded yet), then this make target again."
+    )
+
+
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
-    gradebook, assignment = Path(argv[0]) / "gradebook.db", argv[1] if len(argv) == 2 else None
+    course, assignment = Path(argv[0]), argv[1] if len(argv) == 2 else None
+    gradebook = course / "gradebook.db"
     try:
+        missing = collected_not_autograded(course, assignment)
         waiting = waiting_for_hand_grading(gradebook, assignment)
         unscored = checks_not_autograded(gradebook, assignment)
         never = never_autograded(gradebook, assignment)
@@ -138,7 +174,11 @@ def main(argv: list[str]) -> int:
         print(f"cannot read {gradebook} as nbgrader 0.9's gradebook: {err}", file=sys.stderr)
         return 1
     waiting = {submission: count for submission, count in waiting.items() if submission not in never}
-    for text in (not_autograded_warning(unscored, never, assignment), warning(waiting, assignment)):
+    for text in (
+        not_in_gradebook_warning(missing, assignment),
+        not_autograded_warning(unscored, never, assignment),
+        warning(waiting, assignment),
+    ):
         if text:
             print(text)
     return 0

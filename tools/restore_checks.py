@@ -1,20 +1,29 @@
-"""Check cells a student deleted, put back from the release, so that autograde scores the answers above them.
+"""Collected notebooks made gradable: duplicated cells made single, deleted check cells put back.
 
 Usage: python tools/restore_checks.py COURSE_DIR ASSIGNMENT
 (`make collect` runs it after `nbgrader zip_collect`, with the Python that has nbgrader and the lab.)
 
-nbgrader's autograde puts back the source of a locked cell a student changed, but not a cell they
-deleted: that check then counts 0, and the feedback page does not list it. For each collected notebook
-under a released name, this inserts every autograded check cell of the release that the notebook lacks,
-after the nearest cell above it in the release that the notebook still has (the answer cell it checks),
-writes the notebook in place (atomically), and names the student and the cells. It prints nothing when
-no check cell is missing.
+Three things a student can do in JupyterLab or VS Code that nbgrader does not mend:
+- copy a cell (a check, or an answer kept as a "first try"): the copy carries the cell's grade id, and
+  nbgrader's autograde stops at the first notebook with a grade id twice, leaving every student after
+  it ungraded. The last copy keeps the grading metadata; the others stay in place as plain cells, so
+  the notebook runs as the student ran it.
+- delete a check cell: autograde puts back the source of a locked cell a student changed, but not a
+  cell they deleted, and that check would count 0 with nothing said. Each is inserted from the release
+  before the nearest cell below it in the release that the notebook still has (so after the student's
+  own cells that stand in its place), or at the end.
+- delete an answer cell, or rebuild the notebook without the cells' metadata: named in a warning, since
+  its check then runs on whatever the cells above define, and a written answer outside its cell is not
+  shown in Formgrader.
+Each changed notebook is written in place (atomically), and each student and cell is named. It prints
+nothing when there is nothing to mend.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -32,6 +41,22 @@ def _is_check(cell: nbformat.NotebookNode) -> bool:
     return cell.cell_type == "code" and bool(grading.get("grade")) and not grading.get("solution")
 
 
+def _is_answer(cell: nbformat.NotebookNode) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("solution"))
+
+
+def make_single(submitted: nbformat.NotebookNode) -> list[str]:
+    """Leave the grading metadata of each grade id on its last cell only; the grade ids that had copies."""
+    last = {_grade_id(cell): position for position, cell in enumerate(submitted.cells) if _grade_id(cell)}
+    copied = []
+    for position, cell in enumerate(submitted.cells):
+        grade_id = _grade_id(cell)
+        if grade_id and last[grade_id] != position:
+            del cell.metadata["nbgrader"]  # a plain cell now: it still runs where the student put it
+            copied.append(grade_id)
+    return list(dict.fromkeys(copied))
+
+
 def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
     """Insert into ``submitted`` the release's check cells it lacks; their grade ids, in release order."""
     restored = []
@@ -39,25 +64,51 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
         present = {_grade_id(c): position for position, c in enumerate(submitted.cells) if _grade_id(c)}
         if not _is_check(cell) or _grade_id(cell) in present:
             continue
-        above = (_grade_id(c) for c in reversed(released.cells[:index]))
-        anchor = next((present[grade_id] for grade_id in above if grade_id in present), -1)
-        submitted.cells.insert(anchor + 1, nbformat.from_dict(cell))
+        below = (_grade_id(c) for c in released.cells[index + 1 :])
+        anchor = next((present[grade_id] for grade_id in below if grade_id in present), len(submitted.cells))
+        submitted.cells.insert(anchor, nbformat.from_dict(cell))
         restored.append(_grade_id(cell))
     return restored
 
 
-def restore_course(course: Path, assignment: str) -> dict[str, list[str]]:
-    """Restore the deleted check cells of every collected submission of ``assignment``: student -> grade ids."""
-    found: dict[str, list[str]] = {}
+def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
+    """The grade ids of the release's answer cells that ``submitted`` lacks."""
+    present = {_grade_id(cell) for cell in submitted.cells}
+    return [_grade_id(cell) for cell in released.cells if _is_answer(cell) and _grade_id(cell) not in present]
+
+
+@dataclass
+class Mended:
+    """Per student: the grade ids made single, the check cells put back, the answer cells missing."""
+
+    copied: dict[str, list[str]] = field(default_factory=dict)
+    restored: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+
+
+def restore_course(course: Path, assignment: str) -> Mended:
+    """Mend every collected submission of ``assignment`` (see the module's docstring)."""
+    mended = Mended()
     for release in sorted((course / "release" / assignment).glob("*.ipynb")):
         released = nbformat.read(release, as_version=4)
         for path in sorted((course / "submitted").glob(f"*/{assignment}/{release.name}")):
+            student = path.parent.parent.name
             submitted = nbformat.read(path, as_version=4)
+            copied = make_single(submitted)
             restored = restore(released, submitted)
-            if restored:
+            if copied or restored:
                 atomic_write(path, "w", functools.partial(nbformat.write, submitted))
-                found.setdefault(path.parent.parent.name, []).extend(restored)
-    return found
+            for found, ids in ((mended.copied, copied), (mended.restored, restored)):
+                if ids:
+                    found.setdefault(student, []).extend(ids)
+            missing = missing_answers(released, submitted)
+            if missing:
+                mended.missing.setdefault(student, []).extend(missing)
+    return mended
+
+
+def _listed(found: dict[str, list[str]]) -> str:
+    return ", ".join(f"{student} ({', '.join(ids)})" for student, ids in found.items())
 
 
 def main(argv: list[str]) -> int:
@@ -65,12 +116,24 @@ def main(argv: list[str]) -> int:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     course, assignment = Path(argv[0]), argv[1]
-    restored = restore_course(course, assignment)
-    if restored:
-        listed = ", ".join(f"{student} ({', '.join(ids)})" for student, ids in restored.items())
+    mended = restore_course(course, assignment)
+    where = f"in {course / 'submitted'}/<student>/{assignment}/"
+    if mended.copied:
+        print(
+            f"Kept the grading metadata of these cells, which students had copied, on the last copy only (the "
+            f"others run as plain cells; autograde stops at a cell that is there twice): {_listed(mended.copied)}, "
+            f"{where}."
+        )
+    if mended.restored:
         print(
             f"Put back the check cells these students deleted, from the release, so that autograde scores the "
-            f"answers above them: {listed}, in {course / 'submitted'}/<student>/{assignment}/."
+            f"answers above them: {_listed(mended.restored)}, {where}."
+        )
+    if mended.missing:
+        print(
+            f"WARNING: these answer cells are missing (deleted, or the notebook rebuilt without their grading "
+            f"metadata): {_listed(mended.missing)}, {where}. Their checks run on whatever the cells above them "
+            f"define, and a written answer outside its cell is not shown in Formgrader: read those notebooks."
         )
     return 0
 

@@ -1,7 +1,7 @@
 """Submissions whose notebook is not under its released name: nbgrader would skip it and score 0.
 
-Usage: python tools/submission_names.py COURSE_DIR ASSIGNMENT
-(`make collect` runs it after `nbgrader zip_collect`.)
+Usage: python tools/submission_names.py [--same-names] COURSE_DIR ASSIGNMENT
+(`make collect` runs it after `nbgrader zip_collect`; with --same-names, after zip_collect failed.)
 
 zip_collect files a notebook of any name, but autograde grades only the released names and skips
 the others ("Skipping unknown notebook"), so a browser's second download, `01_data_inspection
@@ -10,11 +10,16 @@ released notebook, with what it holds instead, and fails. A folder that has the 
 and another beside it (an older original and a newer `(1)` copy) is graded on the released name
 only: this warns, naming both, and does not fail (the extra may be a scratch copy). It prints
 nothing when every folder holds exactly the released notebooks.
+
+zip_collect also stops, naming no one ("Duplicate submission file"), at a student who hands in two
+notebooks of one name (``old/01_data_inspection.ipynb`` beside ``01_data_inspection.ipynb``), and
+collects no one of that batch; --same-names names each such student and file, and the fix.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 
@@ -40,6 +45,33 @@ def extras(course: Path, assignment: str) -> dict[str, list[str]]:
     return {student: sorted(found - released) for student, released, found in collected if released < found}
 
 
+def same_names(course: Path, assignment: str) -> dict[str, list[str]]:
+    """Student id -> their notebooks that share a file name (paths in their unpacked submission), for each
+    student with such notebooks; hidden folders and __MACOSX are skipped, as the collect pattern skips them."""
+    extracted = course / "downloaded" / assignment / "extracted"
+    found = {}
+    for folder in sorted(path for path in extracted.glob("*") if path.is_dir()):
+        by_name = defaultdict(list)
+        for path in folder.rglob("*.ipynb"):
+            relative = path.relative_to(folder)
+            if not any(part.startswith(".") or part == "__MACOSX" for part in relative.parts):
+                by_name[path.name].append(relative.as_posix())
+        shared = sorted(path for paths in by_name.values() if len(paths) > 1 for path in paths)
+        if shared:
+            found[folder.name] = shared
+    return found
+
+
+def same_names_message(found: dict[str, list[str]], assignment: str) -> str:
+    """The error for ``found``: who hands in which notebooks of one name, and the fix."""
+    listed = ", ".join(f"{student} ({', '.join(repr(path) for path in paths)})" for student, paths in found.items())
+    return (
+        f"nbgrader collects one notebook of a name per student, and stopped at two: {listed}. In your SUBMISSIONS "
+        f"folder keep the one to grade as {assignment}.ipynb, delete or rename the other (not to a released "
+        f"name), and run make collect again."
+    )
+
+
 def message(problems: dict[str, list[str]], assignment: str, course: Path) -> str:
     """The error for ``problems``: who, what each has instead, and the fix."""
 
@@ -55,10 +87,17 @@ def message(problems: dict[str, list[str]], assignment: str, course: Path) -> st
 
 
 def main(argv: list[str]) -> int:
+    after_failure = argv[:1] == ["--same-names"]
+    argv = argv[1:] if after_failure else argv
     if len(argv) != 2:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     course, assignment = Path(argv[0]), argv[1]
+    if after_failure:
+        found = same_names(course, assignment)
+        if found:
+            print(same_names_message(found, assignment), file=sys.stderr)
+        return 1 if found else 0
     problems = misnamed(course, assignment)
     beside = extras(course, assignment)
     if beside:
