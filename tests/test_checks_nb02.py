@@ -43,7 +43,7 @@ SIZE_RIGHT = {
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("answer", SIZE_RIGHT.values(), ids=SIZE_RIGHT.keys())
 def test_conv_output_size_right_answers_pass(answer, seed):
-    assert "rounds 7 / 2 down to 3" in assert_right(nb02.q1, answer, seed=seed)
+    assert "fits ⌊(7 − 2) / 2⌋ + 1 = 3 windows at the last max-pool" in assert_right(nb02.q1, answer, seed=seed)
 
 
 SIZE_WRONG = {
@@ -228,6 +228,8 @@ def scaled(x_hat, gamma, beta):
     return channel_view(gamma) * x_hat + channel_view(beta)
 
 
+NOTEBOOK_FEATURES = torch.randn(4, 32, 5, 5)  # stands for section 3's `features`, a global of the notebook
+
 BN_WRONG = {
     "unbiased variance": (
         lambda x, g, b, eps: scaled(
@@ -278,6 +280,18 @@ BN_WRONG = {
     ),
     "the channel means only": (lambda x, g, b, eps: x.mean(dim=(0, 2, 3)), "should return shape (4, 3, 5, 5)"),
     # told as the answer's own RuntimeError alone (carried over from helper-85's read)
+    # both told as the answer's own RuntimeError alone (helper-90)
+    "the notebook's features read instead of x": (
+        lambda x, g, b, eps: bn_keepdim(NOTEBOOK_FEATURES, g, b, eps),
+        "your function reads the notebook's `NOTEBOOK_FEATURES` instead of its arguments; compute everything from x",
+    ),
+    "32 channels assumed": (
+        lambda x, g, b, eps: (
+            g.view(1, 32, 1, 1)
+            * normalised(x, x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), correction=0, keepdim=True), eps)
+        ),
+        "your function assumes a number of channels: take it from x",
+    ),
     "statistics of shape (C,)": (
         lambda x, g, b, eps: g * (x - x.mean((0, 2, 3))) / (x.var((0, 2, 3), correction=0) + eps).sqrt() + b,
         "at non-singleton dimension 3) when called on 4 images, 3 channels of different means and spreads, 5x5 "

@@ -112,6 +112,20 @@ EPOCH_RIGHT = {
     ),
 }
 
+
+def weighted_by_the_batch_size(model, batches, optimizer):
+    model.train()
+    total, seen = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * batches.batch_size
+        seen += batches.batch_size
+    return total / seen
+
+
 EPOCH_WRONG = {
     "no zero_grad": (epoch_loop(zero_grad=False), "the weights end up as without optimizer.zero_grad()"),
     "no model.train()": (
@@ -127,6 +141,12 @@ EPOCH_WRONG = {
         "the weights are right but the model is left in eval mode",
     ),
     "mean over batches": (epoch_loop(weighted=False), "you returned the mean of the batch losses"),
+    # the student weighted, by the nominal batch size: told only "the mean of the batch losses" (helper-90)
+    "weighted by the batch size": (
+        weighted_by_the_batch_size,
+        "weight each batch by its own number of images, len(labels), so that smaller batches count less (one weight "
+        "for every batch, such as the batch size, gives this mean again",
+    ),
     # the notebook's optimizer used to be told "call loss.backward() and optimizer.step()"
     "no step": (epoch_loop(step=False), "the optimizer it was given never took a step"),
     # both calls made, in an order that leaves step() no gradient: once told only to make them

@@ -444,6 +444,18 @@ def _defaults(function: types.FunctionType) -> dict[str, Any]:
     return {**dict(zip(positional[len(positional) - len(values) :], values)), **(function.__kwdefaults__ or {})}
 
 
+def notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...]) -> dict[str, Any]:
+    """The global values of the kinds given that the answer's code names (in nested functions and comprehensions
+    too): the notebook's own objects, read in place of the answer's arguments."""
+    code, scope = getattr(answer, "__code__", None), getattr(answer, "__globals__", {})
+    if code is None:
+        return {}
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        names |= set(getattr(constant, "co_names", ()))
+    return {name: scope[name] for name in sorted(names) if isinstance(scope.get(name), kinds)}
+
+
 def _own_globals(answer: Any) -> dict[str, Any] | None:
     """The global namespace of the answer's own code: of the function a partial binds, of a decorated
     function's original, of a callable object's ``__call__``."""

@@ -13,7 +13,19 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..model import count_parameters
-from . import Exercise, Misused, Wrong, all_close, as_number, as_tensor, call, close, describe, expect_data
+from . import (
+    Exercise,
+    Misused,
+    Wrong,
+    all_close,
+    as_number,
+    as_tensor,
+    call,
+    close,
+    describe,
+    expect_data,
+    notebook_values,
+)
 
 
 def _explain(
@@ -147,8 +159,8 @@ def _check_conv_output_size(conv_output_size, generator: torch.Generator | None 
         show=lambda v: f"{v:g}",
     )
     return (
-        f"your conv_output_size keeps c1's 28×28 (padding 1), halves 28 to 14 and rounds 7 / 2 down to 3 at the "
-        f"last max-pool, and is right on all {len(cases)} cases."
+        f"your conv_output_size keeps c1's 28×28 (padding 1), halves 28 to 14, fits ⌊(7 − 2) / 2⌋ + 1 = 3 windows "
+        f"at the last max-pool, and is right on all {len(cases)} cases."
     )
 
 
@@ -351,16 +363,28 @@ def _batchnorm_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
 
 
 def _call_batchnorm(batchnorm_train, *args: Any, case: str) -> Any:
-    """The answer called on one case; a broadcasting error (the likeliest bug here) gets the fix added."""
+    """The answer called on one case; an error with one likely cause in this exercise gets the fix added."""
     try:
         return call(batchnorm_train, *args, case=case)
     except Wrong as err:
-        if "must match the size of tensor" not in str(err):
+        read = [f"`{name}`" for name in notebook_values(batchnorm_train, Tensor)]  # such as section 3's `features`
+        if read:
+            fix = (
+                f"your function reads the notebook's {', '.join(read)} instead of its arguments; compute everything "
+                f"from x, gamma, beta and eps, which the check gives with other shapes"
+            )
+        elif "must match the size of tensor" in str(err):
+            fix = (
+                "values of shape (C,), one per channel, line up with x's last dimension (its width), not its "
+                "channels; give them the shape (1, C, 1, 1), which broadcasts over the images and the positions"
+            )
+        elif "is invalid for input of size" in str(err):
+            fix = (
+                "your function assumes a number of channels: take it from x, since the check's cases have other numbers"
+            )
+        else:
             raise
-        raise Wrong(
-            f"{err}: values of shape (C,), one per channel, line up with x's last dimension (its width), not its "
-            f"channels; give them the shape (1, C, 1, 1), which broadcasts over the images and the positions"
-        ) from None
+        raise Wrong(f"{err}: {fix}") from None
 
 
 def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:

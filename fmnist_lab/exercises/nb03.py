@@ -13,7 +13,7 @@ from ..data import Batches
 from ..devices import pick_device
 from ..model import Net
 from ..train import train_epoch, train_step
-from . import Exercise, Wrong, as_number, call, close, own_random_state, timed
+from . import Exercise, Wrong, as_number, call, close, notebook_values, own_random_state, timed
 
 
 def reference_epoch(
@@ -109,22 +109,12 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 def _notebook_objects(answer) -> list[str]:
     """The notebook's models, optimizers and batches that the answer's code names instead of its arguments."""
-    code, scope = getattr(answer, "__code__", None), getattr(answer, "__globals__", {})
-    if code is None:
-        return []
-    names = set(code.co_names)
-    for constant in code.co_consts:  # comprehensions and nested functions
-        names |= set(getattr(constant, "co_names", ()))
-    kinds = (torch.optim.Optimizer, Batches, torch.utils.data.DataLoader)
-    return sorted(
+    kinds = (torch.optim.Optimizer, Batches, torch.utils.data.DataLoader, nn.Module)
+    return [
         f"`{name}`"
-        for name in names
-        if name in scope
-        and (
-            isinstance(scope[name], kinds)
-            or (isinstance(scope[name], nn.Module) and next(scope[name].parameters(), None) is not None)
-        )
-    )
+        for name, value in notebook_values(answer, kinds).items()
+        if not isinstance(value, nn.Module) or next(value.parameters(), None) is not None
+    ]
 
 
 def _cases(generator: torch.Generator | None) -> dict[str, tuple[int, tuple[int, ...], bool]]:
@@ -202,7 +192,8 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
         if close(loss, batch_mean):
             raise Wrong(
                 f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch by "
-                f"its size so that smaller batches count less (expected {expected:.4f})"
+                f"its own number of images, len(labels), so that smaller batches count less (one weight for "
+                f"every batch, such as the batch size, gives this mean again; expected {expected:.4f})"
             )
         raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
 
