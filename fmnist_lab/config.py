@@ -176,8 +176,8 @@ RECIPES: dict[str, TrainConfig] = {
     # fast-early-7-1).
     "speedrun": TrainConfig(epochs=7, dropout_epochs=1, lr=0.1),
     # The report, replayed: its LR sweep and rule, plain SGD, 23 epochs; batch 64, float32 and the ÷4 rule are our
-    # reading of its log. It names no
-    # scheduler; a constant LR fits its 23 logged test accuracies best (benchmarks/report_replay.py).
+    # reading of its log. It says "A learning rate scheduler is used" but names no scheduler class or settings; a
+    # constant LR fits its 23 logged test accuracies best (benchmarks/report_replay.py).
     "report": TrainConfig(
         epochs=23,
         batch_size=64,

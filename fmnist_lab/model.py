@@ -43,7 +43,8 @@ class Net(nn.Module):
     def reset_parameters(self, batchnorm: bool = True) -> None:
         """Re-initialise every layer, BatchNorm's scale, shift and running statistics included.
 
-        ``batchnorm=False`` re-initialises only the conv and linear layers, as the report's did in our reading.
+        ``batchnorm=False`` re-initialises only the conv and linear layers: the report says its method "resets the
+        parameters of the fully connected and convolutional layers", and that it reset no others is our reading.
         """
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)) or (batchnorm and isinstance(module, nn.BatchNorm2d)):
