@@ -90,7 +90,7 @@ NEED_STEP = @ls -d "$(COURSE)"/$(1)/*/"$(ASSIGNMENT)" >/dev/null 2>&1 || { echo 
 release:
 	$(NEED_NBGRADER)
 	@for name in $(ASSIGNMENTS); do \
-		test -f "$(INSTRUCTOR)/$$name.ipynb" || { echo "no $(INSTRUCTOR)/$$name.ipynb: ASSIGNMENT(S) names notebooks of $(INSTRUCTOR)/, without .ipynb"; exit 1; }; \
+		test -f "$(INSTRUCTOR)/$$name.ipynb" || { echo "no $(INSTRUCTOR)/$$name.ipynb: ASSIGNMENT(S) names notebooks of $(INSTRUCTOR)/, without .ipynb: $(basename $(notdir $(wildcard $(INSTRUCTOR)/*.ipynb)))"; exit 1; }; \
 		mkdir -p "$(COURSE)/source/$$name" && cp "$(INSTRUCTOR)/$$name.ipynb" "$(COURSE)/source/$$name/"; \
 	done
 	@for name in $(ASSIGNMENTS); do \

@@ -373,8 +373,8 @@ def test_a_deleted_test_cell_is_put_back_at_collect_and_scores_the_answer_above_
     """nbgrader restores a changed locked cell but not a deleted one: that check would count 0 with nothing said.
     Collect puts it back from the release, below its answer, and says so; the score above counts it."""
     assert (
-        "Put back the check cells these students deleted, from the release, so that autograde scores the answers "
-        "above them: tampering (nb01-q5)"
+        "Put back the check cells missing from these students' notebooks (deleted, or stripped of their grading "
+        "metadata), from the release, so that autograde scores the answers above them: tampering (nb01-q5)"
     ) in course["collect_log"]
     collected = collected_notebook(course, "tampering")
     assert grade_ids(collected) == grade_ids(course["released"])  # where it was: right below its answer cell
@@ -603,6 +603,16 @@ def test_a_step_without_nbgrader_says_how_to_get_it(tmp_path, target):
     result = make(target, tmp_path, succeeds=False, BIN=tmp_path / "bin", ASSIGNMENT=ASSIGNMENT)
     assert f"no nbgrader in {tmp_path}/bin/: run make setup, or pass BIN=" in result.stdout, result.stdout
     assert not any(tmp_path.iterdir())  # nothing copied or created before the refusal
+
+
+def test_a_release_of_a_notebook_that_does_not_exist_lists_the_ones_that_do(tmp_path):
+    # the names were not given, so a typo had to be looked up (helper-89)
+    result = make("release", tmp_path, succeeds=False, ASSIGNMENT="01_data")
+    names = " ".join(path.stem for path in sorted((ROOT / "instructor").glob("*.ipynb")))
+    assert f"no instructor/01_data.ipynb: ASSIGNMENT(S) names notebooks of instructor/, without .ipynb: {names}" in (
+        result.stdout
+    )
+    assert not (tmp_path / "release").exists()
 
 
 def test_a_source_folder_without_its_release_does_not_count_as_released(tmp_path):

@@ -126,8 +126,9 @@ def main(argv: list[str]) -> int:
         )
     if mended.restored:
         print(
-            f"Put back the check cells these students deleted, from the release, so that autograde scores the "
-            f"answers above them: {_listed(mended.restored)}, {where}."
+            f"Put back the check cells missing from these students' notebooks (deleted, or stripped of their grading "
+            f"metadata), from the release, so that autograde scores the answers above them: "
+            f"{_listed(mended.restored)}, {where}."
         )
     if mended.missing:
         print(
