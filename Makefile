@@ -103,6 +103,7 @@ collect:
 	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
 	@test -d "$(SUBMISSIONS)" || { echo "SUBMISSIONS=$(SUBMISSIONS) is not a folder: give the folder of submissions, one folder or zip file per student id"; exit 1; }
+	@$(PYTHON) tools/submission_names.py --twice "$(SUBMISSIONS)"
 	rm -rf "$(COURSE)/downloaded/$(ASSIGNMENT)"  # what an earlier collect copied: nbgrader would read it again
 	mkdir -p "$(COURSE)/downloaded/$(ASSIGNMENT)/archive"
 	cp -R "$(SUBMISSIONS)/." "$(COURSE)/downloaded/$(ASSIGNMENT)/archive/"
@@ -116,6 +117,8 @@ autograde:
 	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
 	$(call NEED_STEP,submitted,submission,collect ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=<folder>)
+	@test -z "$(STUDENT)" || test -d "$(COURSE)/submitted/$(STUDENT)/$(ASSIGNMENT)" || { \
+		echo "STUDENT=$(STUDENT) has no collected submission of $(ASSIGNMENT); those collected: $$(cd "$(COURSE)/submitted" && for d in */$(ASSIGNMENT); do printf '%s, ' "$${d%%/*}"; done | sed 's/, $$//')"; exit 1; }
 	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) $(if $(ONLY_NEW),,--force) $(COURSE_FLAG) \
 		$(if $(STUDENT),--student="$(STUDENT)") $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
 

@@ -274,7 +274,7 @@ def course(tmp_path_factory) -> dict:
     with zipfile.ZipFile(late / "never_ends.zip", "w") as archive:
         archive.writestr(f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb", nbformat.writes(never_ends))
         archive.writestr(f"{ASSIGNMENT}/.ipynb_checkpoints/{ASSIGNMENT}-checkpoint.ipynb", nbformat.writes(released))
-    make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=late)
+    late_collect = make("collect", course, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=late)
     archive = sorted(p.name for p in (course / "downloaded" / ASSIGNMENT / "archive").iterdir())
     make("autograde", course, ASSIGNMENT=ASSIGNMENT, STUDENT="never_ends", TIMEOUT=str(LOOP_TIMEOUT))
 
@@ -289,6 +289,7 @@ def course(tmp_path_factory) -> dict:
         "released": released,
         "grades": grades,
         "collect_log": collect.stdout + collect.stderr,
+        "late_collect_log": late_collect.stdout + late_collect.stderr,
         "autograde_log": autograde.stdout + autograde.stderr,
         "feedback_log": feedback.stdout + feedback.stderr,
         "grades_log": grades_run.stdout + grades_run.stderr,
@@ -414,9 +415,30 @@ def test_a_check_is_put_back_below_what_stands_in_place_of_its_deleted_answer_ce
     stripped = submission(course["released"], course["source"])  # rebuilt by copy and paste: no metadata at all
     for cell in stripped.cells:
         del cell.metadata["nbgrader"]
-    restore_checks.restore(course["released"], stripped)
-    checks = [i for i, c in enumerate(stripped.cells) if "nbgrader" in c.metadata]
-    assert checks == [len(stripped.cells) - 3, len(stripped.cells) - 2, len(stripped.cells) - 1]  # after the answers
+    count = len(stripped.cells)
+    # the checks and, so that Formgrader has a box for each, the written answers' cells, after the student's cells
+    put_back = ["nb01-q1", "nb01-ex2-answer", "nb01-q3", "nb01-ex4-answer", "nb01-q5"]
+    assert restore_checks.restore(course["released"], stripped) == put_back
+    assert grade_ids(stripped)[count:] == put_back
+    written = by_id(stripped)["nb01-ex2-answer"].source
+    assert written.startswith(by_id(course["released"])["nb01-ex2-answer"].source)  # the released cell ...
+    assert written.endswith(restore_checks.WRITTEN_NOTE)  # ... changed: autograde leaves it for grading by hand
+
+
+def test_a_check_put_back_gets_a_cell_id_of_its_own():
+    """nbformat would change a repeated cell id itself, with a DuplicateCellId warning in collect's log (helper-94)."""
+    released = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("nb09.q1.check(double)")])
+    released.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
+    submitted = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    submitted.cells[0].id = released.cells[0].id  # the check, copied by hand without its metadata
+    assert restore_checks.restore(released, submitted) == ["nb09-q1"]
+    assert len({cell.id for cell in submitted.cells}) == 2
+    nbformat.validate(submitted)
+
+
+def test_a_later_collect_names_only_its_own_students(course):
+    # every collect repeated the earlier batches' students, as if the late batch had their problems (helper-94)
+    assert "tampering" in course["collect_log"] and "tampering" not in course["late_collect_log"]
 
 
 def test_a_cell_that_never_ends_fails_that_submission_only(course):
@@ -547,6 +569,47 @@ def test_a_collected_submission_never_autograded_is_named_at_grades(course, tmp_
         text=True,
     )
     assert '--student="nina smith"' in dry_run.stdout
+
+
+def test_a_submission_collected_again_with_other_answers_is_named_at_grades(course, tmp_path, capsys):
+    """Re-collected, a corrected notebook kept its earlier grade: autograde without --force (ONLY_NEW=1) skips it,
+    since zip_collect records no time, and nothing said so (helper-94)."""
+    copy = tmp_path / "course"
+    shutil.copytree(course["dir"], copy)
+    assert hand_grading.collected_again(copy) == []  # autograde changes no cell a student writes
+    path = copy / "submitted" / "blank" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    nbformat.write(submission(course["released"], course["source"]), path)  # blank's corrected version
+    assert hand_grading.collected_again(copy, ASSIGNMENT) == [("blank", ASSIGNMENT)]
+    assert hand_grading.main([str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "collected again after autograde ran on them, with other answers" in out
+    assert f'blank ({ASSIGNMENT}). Run make autograde ASSIGNMENT={ASSIGNMENT} STUDENT="blank"' in out
+
+
+def test_a_student_id_given_as_a_folder_and_a_zip_is_refused_before_collect(course, tmp_path):
+    """Both were unpacked into one folder and one copy silently replaced the other (helper-94)."""
+    submissions = tmp_path / "submissions"
+    (submissions / "alice").mkdir(parents=True)
+    nbformat.write(course["released"], submissions / "alice" / f"{ASSIGNMENT}.ipynb")
+    with zipfile.ZipFile(submissions / "alice.zip", "w") as archive:
+        archive.writestr(f"{ASSIGNMENT}.ipynb", nbformat.writes(course["released"]))
+    (submissions / "bob.zip").touch()
+    assert submission_names.given_twice(submissions) == {"alice": ["alice/", "alice.zip"]}
+    copy = tmp_path / "course"
+    shutil.copytree(course["dir"], copy)
+    collect = make("collect", copy, succeeds=False, ASSIGNMENT=ASSIGNMENT, SUBMISSIONS=submissions)
+    assert not (copy / "submitted" / "alice").exists()  # refused before anything was collected
+    assert "these student ids are each given twice" in collect.stderr and "alice (alice/, alice.zip)" in collect.stderr
+
+
+def test_autograde_of_a_student_not_collected_lists_those_collected(tmp_path):
+    (tmp_path / "release" / ASSIGNMENT).mkdir(parents=True)
+    for student in ("alice", "kim lee"):
+        (tmp_path / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
+    result = make("autograde", tmp_path, succeeds=False, ASSIGNMENT=ASSIGNMENT, STUDENT="alcie")
+    assert f"STUDENT=alcie has no collected submission of {ASSIGNMENT}; those collected: alice, kim lee" in (
+        result.stdout
+    )
 
 
 def test_a_second_collect_reads_its_own_folder_only_and_keeps_the_students_collected_before(course):

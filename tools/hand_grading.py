@@ -10,7 +10,9 @@ did not score: most often the submission had no notebook under the released name
 names those); also a deleted check cell or an autograde that failed. A submission none of whose
 checks has a score is listed under that warning only: its answers were never collected either. A
 submission collected but never autograded is not in the gradebook at all, so it would have no row in
-the export: those are named from the course's submitted/ folder.
+the export: those are named from the course's submitted/ folder. So is a submission collected again
+after autograde ran on it, with other answers: autograde without --force (ONLY_NEW=1) skips it, and
+its grade would stay the earlier version's.
 This reads the gradebook (SQLite, nbgrader 0.9's tables) and prints one warning for each kind,
 naming the submissions, or nothing when everything has its score. It fails only where it cannot
 read the gradebook (none yet, or not nbgrader 0.9's): feedback on the checks alone may be what an
@@ -19,6 +21,7 @@ instructor wants to send first.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from contextlib import closing
@@ -94,6 +97,28 @@ def collected_not_autograded(course: Path, assignment: str | None = None) -> lis
     return sorted(collected - set(_query(course / "gradebook.db", GRADED, ())))
 
 
+def _student_sources(path: Path) -> list[str]:
+    """The sources of the cells a student writes (those not locked), in order: autograde changes none of them."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for cell in cells
+        if not cell.get("metadata", {}).get("nbgrader", {}).get("locked")
+    ]
+
+
+def collected_again(course: Path, assignment: str | None = None) -> list[tuple[str, str]]:
+    """(student id, assignment) of each submission whose collected notebook differs, in the cells the student
+    writes, from the one autograde ran: collected again since, with other answers."""
+    changed = set()
+    for graded in (course / "autograded").glob(f"*/{assignment or '*'}/*.ipynb"):
+        student, name = graded.parent.parent.name, graded.parent.name
+        submitted = course / "submitted" / student / name / graded.name
+        if submitted.is_file() and _student_sources(submitted) != _student_sources(graded):
+            changed.add((student, name))
+    return sorted(changed)
+
+
 def waiting_for_hand_grading(gradebook: Path, assignment: str | None = None) -> dict[tuple[str, str], int]:
     """(student id, assignment) -> the number of answers (of ``assignment``, or of all) that count 0 until graded."""
     return _unscored(gradebook, "markdown", assignment)
@@ -149,10 +174,26 @@ def not_in_gradebook_warning(missing: list[tuple[str, str]], assignment: str | N
         return ""
     listed = ", ".join(student if assignment else f"{student} ({name})" for student, name in missing)
     of = f" of {assignment}" if assignment else ""
+    names = sorted({name for _, name in missing})
+    commands = " and ".join(f"make autograde ASSIGNMENT={name} ONLY_NEW=1" for name in names)
     return (
         f"WARNING: {len(missing)} collected submission(s){of} were never autograded and are not in the gradebook "
-        f"(nor in grades.csv): {listed}. Run make autograde ASSIGNMENT=<assignment> ONLY_NEW=1 (it grades only "
-        f"those not graded yet), then this make target again."
+        f"(nor in grades.csv): {listed}. Run {commands} (it grades only those not graded yet), then this make "
+        f"target again."
+    )
+
+
+def collected_again_warning(changed: list[tuple[str, str]]) -> str:
+    """The warning for submissions collected again after autograde, with other answers (empty when none)."""
+    if not changed:
+        return ""
+    commands = " and ".join(f'make autograde ASSIGNMENT={name} STUDENT="{student}"' for student, name in changed)
+    return (
+        f"WARNING: {len(changed)} submission(s) were collected again after autograde ran on them, with other "
+        f"answers; their grades are still the earlier version's: "
+        f"{', '.join(f'{student} ({name})' for student, name in changed)}. Run {commands} (ONLY_NEW=1 skips them), "
+        f"then check their written answers in Formgrader again: nbgrader keeps the hand scores of the earlier "
+        f"version."
     )
 
 
@@ -164,6 +205,7 @@ def main(argv: list[str]) -> int:
     gradebook = course / "gradebook.db"
     try:
         missing = collected_not_autograded(course, assignment)
+        changed = collected_again(course, assignment)
         waiting = waiting_for_hand_grading(gradebook, assignment)
         unscored = checks_not_autograded(gradebook, assignment)
         never = never_autograded(gradebook, assignment)
@@ -176,6 +218,7 @@ def main(argv: list[str]) -> int:
     waiting = {submission: count for submission, count in waiting.items() if submission not in never}
     for text in (
         not_in_gradebook_warning(missing, assignment),
+        collected_again_warning(changed),
         not_autograded_warning(unscored, never, assignment),
         warning(waiting, assignment),
     ):

@@ -1,4 +1,4 @@
-"""Collected notebooks made gradable: duplicated cells made single, deleted check cells put back.
+"""Collected notebooks made gradable: duplicated cells made single, deleted graded cells put back.
 
 Usage: python tools/restore_checks.py COURSE_DIR ASSIGNMENT
 (`make collect` runs it after `nbgrader zip_collect`, with the Python that has nbgrader and the lab.)
@@ -6,17 +6,19 @@ Usage: python tools/restore_checks.py COURSE_DIR ASSIGNMENT
 Three things a student can do in JupyterLab or VS Code that nbgrader does not mend:
 - copy a cell (a check, or an answer kept as a "first try"): the copy carries the cell's grade id, and
   nbgrader's autograde stops at the first notebook with a grade id twice, leaving every student after
-  it ungraded. The last copy keeps the grading metadata; the others stay in place as plain cells, so
-  the notebook runs as the student ran it.
-- delete a check cell: autograde puts back the source of a locked cell a student changed, but not a
-  cell they deleted, and that check would count 0 with nothing said. Each is inserted from the release
-  before the nearest cell below it in the release that the notebook still has (so after the student's
-  own cells that stand in its place), or at the end.
-- delete an answer cell, or rebuild the notebook without the cells' metadata: named in a warning, since
-  its check then runs on whatever the cells above define, and a written answer outside its cell is not
-  shown in Formgrader.
-Each changed notebook is written in place (atomically), and each student and cell is named. It prints
-nothing when there is nothing to mend.
+  it ungraded. The last copy keeps the grading metadata (it is the one graded, and the one that runs
+  last); the others stay in place as plain cells, so the notebook runs as the student ran it.
+- delete a check cell, or a written answer's cell: autograde puts back the source of a locked cell a
+  student changed, but not a cell they deleted, and that check would count 0 with nothing said, and
+  Formgrader would have no box for that answer. Each is inserted from the release before the nearest
+  cell below it in the release that the notebook still has (so after the student's own cells that
+  stand in its place), or at the end. A written answer's cell comes back as released with a note
+  that the student's answer is in the cells around it, and waits for grading by hand.
+- delete a code answer cell (or rebuild the notebook without the cells' metadata): named in a
+  warning, since its check then runs on whatever the cells above define.
+Each changed notebook is written in place (atomically). The students of this collect (those in
+downloaded/<assignment>/extracted/) are named with their cells; those of earlier collects, mended
+then, are not named again. It prints nothing when there is nothing to mend.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from pathlib import Path
 import nbformat
 
 from fmnist_lab.files import atomic_write
+
+# added to a written answer's cell put back: it tells the grader (and, in the feedback, the student) why it is empty
+WRITTEN_NOTE = (
+    "*(This answer's cell was missing from the submitted notebook and was put back when it was collected: the "
+    "answer is in the cells around it.)*"
+)
 
 
 def _grade_id(cell: nbformat.NotebookNode) -> str | None:
@@ -45,6 +53,11 @@ def _is_answer(cell: nbformat.NotebookNode) -> bool:
     return bool(cell.metadata.get("nbgrader", {}).get("solution"))
 
 
+def _is_written_answer(cell: nbformat.NotebookNode) -> bool:
+    """A prediction or written answer: markdown, graded by hand."""
+    return cell.cell_type == "markdown" and _is_answer(cell) and bool(cell.metadata["nbgrader"].get("grade"))
+
+
 def make_single(submitted: nbformat.NotebookNode) -> list[str]:
     """Leave the grading metadata of each grade id on its last cell only; the grade ids that had copies."""
     last = {_grade_id(cell): position for position, cell in enumerate(submitted.cells) if _grade_id(cell)}
@@ -58,15 +71,22 @@ def make_single(submitted: nbformat.NotebookNode) -> list[str]:
 
 
 def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
-    """Insert into ``submitted`` the release's check cells it lacks; their grade ids, in release order."""
+    """Insert into ``submitted`` the release's check cells and written answers' cells it lacks; their grade ids,
+    in release order."""
     restored = []
+    ids = {cell.get("id") for cell in submitted.cells}
     for index, cell in enumerate(released.cells):
         present = {_grade_id(c): position for position, c in enumerate(submitted.cells) if _grade_id(c)}
-        if not _is_check(cell) or _grade_id(cell) in present:
+        if not (_is_check(cell) or _is_written_answer(cell)) or _grade_id(cell) in present:
             continue
         below = (_grade_id(c) for c in released.cells[index + 1 :])
         anchor = next((present[grade_id] for grade_id in below if grade_id in present), len(submitted.cells))
-        submitted.cells.insert(anchor, nbformat.from_dict(cell))
+        put_back = nbformat.from_dict(cell)
+        if _is_written_answer(cell):  # changed from the release, so that autograde leaves it for grading by hand
+            put_back.source += f"\n\n{WRITTEN_NOTE}"
+        if put_back.get("id") in ids:  # a cell id must be unique in a notebook (nbformat would change it, loudly)
+            put_back.id = f"{put_back.id}-released"
+        submitted.cells.insert(anchor, put_back)
         restored.append(_grade_id(cell))
     return restored
 
@@ -79,18 +99,22 @@ def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.Noteboo
 
 @dataclass
 class Mended:
-    """Per student: the grade ids made single, the check cells put back, the answer cells missing."""
+    """Per student: the grade ids made single, the check cells and written answers' cells put back, the code
+    answer cells missing."""
 
     copied: dict[str, list[str]] = field(default_factory=dict)
-    restored: dict[str, list[str]] = field(default_factory=dict)
+    checks: dict[str, list[str]] = field(default_factory=dict)
+    written: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
 
 
-def restore_course(course: Path, assignment: str) -> Mended:
-    """Mend every collected submission of ``assignment`` (see the module's docstring)."""
+def restore_course(course: Path, assignment: str, students: set[str] | None = None) -> Mended:
+    """Mend every collected submission of ``assignment`` (see the module's docstring); what was found, for
+    ``students`` only when they are given."""
     mended = Mended()
     for release in sorted((course / "release" / assignment).glob("*.ipynb")):
         released = nbformat.read(release, as_version=4)
+        kinds = {_grade_id(cell): _is_check(cell) for cell in released.cells}
         for path in sorted((course / "submitted").glob(f"*/{assignment}/{release.name}")):
             student = path.parent.parent.name
             submitted = nbformat.read(path, as_version=4)
@@ -98,13 +122,24 @@ def restore_course(course: Path, assignment: str) -> Mended:
             restored = restore(released, submitted)
             if copied or restored:
                 atomic_write(path, "w", functools.partial(nbformat.write, submitted))
-            for found, ids in ((mended.copied, copied), (mended.restored, restored)):
+            if students is not None and student not in students:
+                continue
+            found = {
+                "copied": copied,
+                "checks": [grade_id for grade_id in restored if kinds[grade_id]],
+                "written": [grade_id for grade_id in restored if not kinds[grade_id]],
+                "missing": missing_answers(released, submitted),
+            }
+            for kind, ids in found.items():
                 if ids:
-                    found.setdefault(student, []).extend(ids)
-            missing = missing_answers(released, submitted)
-            if missing:
-                mended.missing.setdefault(student, []).extend(missing)
+                    getattr(mended, kind).setdefault(student, []).extend(ids)
     return mended
+
+
+def this_collect(course: Path, assignment: str) -> set[str] | None:
+    """The students whose submissions this collect unpacked (None when there is no such folder)."""
+    extracted = course / "downloaded" / assignment / "extracted"
+    return {path.name for path in extracted.iterdir() if path.is_dir()} if extracted.is_dir() else None
 
 
 def _listed(found: dict[str, list[str]]) -> str:
@@ -116,25 +151,31 @@ def main(argv: list[str]) -> int:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     course, assignment = Path(argv[0]), argv[1]
-    mended = restore_course(course, assignment)
+    mended = restore_course(course, assignment, this_collect(course, assignment))
     where = f"in {course / 'submitted'}/<student>/{assignment}/"
     if mended.copied:
         print(
             f"Kept the grading metadata of these cells, which students had copied, on the last copy only (the "
             f"others run as plain cells; autograde stops at a cell that is there twice): {_listed(mended.copied)}, "
-            f"{where}."
+            f"{where}. The last copy is the one graded: check that it is the student's final version."
         )
-    if mended.restored:
+    if mended.checks:
         print(
             f"Put back the check cells missing from these students' notebooks (deleted, or stripped of their grading "
             f"metadata), from the release, so that autograde scores the answers above them: "
-            f"{_listed(mended.restored)}, {where}."
+            f"{_listed(mended.checks)}, {where}."
+        )
+    if mended.written:
+        print(
+            f"Put back the written answers' cells missing from these students' notebooks, as released with a note "
+            f"that the answer is in the cells around it, so that Formgrader has a box for each (they wait for "
+            f"grading by hand): {_listed(mended.written)}, {where}."
         )
     if mended.missing:
         print(
-            f"WARNING: these answer cells are missing (deleted, or the notebook rebuilt without their grading "
+            f"WARNING: these code answer cells are missing (deleted, or the notebook rebuilt without their grading "
             f"metadata): {_listed(mended.missing)}, {where}. Their checks run on whatever the cells above them "
-            f"define, and a written answer outside its cell is not shown in Formgrader: read those notebooks."
+            f"define: read those notebooks."
         )
     return 0
 

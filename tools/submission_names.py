@@ -1,7 +1,9 @@
 """Submissions whose notebook is not under its released name: nbgrader would skip it and score 0.
 
 Usage: python tools/submission_names.py [--same-names] COURSE_DIR ASSIGNMENT
-(`make collect` runs it after `nbgrader zip_collect`; with --same-names, after zip_collect failed.)
+       python tools/submission_names.py --twice SUBMISSIONS_DIR
+(`make collect` runs it after `nbgrader zip_collect`; with --same-names, after zip_collect failed; with
+--twice, before it.)
 
 zip_collect files a notebook of any name, but autograde grades only the released names and skips
 the others ("Skipping unknown notebook"), so a browser's second download, `01_data_inspection
@@ -13,7 +15,9 @@ nothing when every folder holds exactly the released notebooks.
 
 zip_collect also stops, naming no one ("Duplicate submission file"), at a student who hands in two
 notebooks of one name (``old/01_data_inspection.ipynb`` beside ``01_data_inspection.ipynb``), and
-collects no one of that batch; --same-names names each such student and file, and the fix.
+collects no one of that batch; --same-names names each such student and file, and the fix. A student
+id given twice in one folder of submissions (``alice/`` and ``alice.zip``) is unpacked into one
+folder, where one copy silently replaces the other; --twice names each such id and fails.
 """
 
 from __future__ import annotations
@@ -62,13 +66,27 @@ def same_names(course: Path, assignment: str) -> dict[str, list[str]]:
     return found
 
 
+ARCHIVES = (".tar.gz", ".tar.bz2", ".tgz", ".zip", ".tar", ".gz", ".bz2")  # what zip_collect unpacks
+
+
+def given_twice(submissions: Path) -> dict[str, list[str]]:
+    """Student id -> the folder and archives of ``submissions`` that all stand for it, for each id given twice."""
+    by_id = defaultdict(list)
+    for entry in sorted(submissions.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        suffix = next((s for s in ARCHIVES if entry.is_file() and entry.name.lower().endswith(s)), "")
+        by_id[entry.name[: len(entry.name) - len(suffix)]].append(entry.name + ("/" if entry.is_dir() else ""))
+    return {student: entries for student, entries in by_id.items() if len(entries) > 1}
+
+
 def same_names_message(found: dict[str, list[str]], assignment: str) -> str:
     """The error for ``found``: who hands in which notebooks of one name, and the fix."""
     listed = ", ".join(f"{student} ({', '.join(repr(path) for path in paths)})" for student, paths in found.items())
     return (
         f"nbgrader collects one notebook of a name per student, and stopped at two: {listed}. In your SUBMISSIONS "
         f"folder keep the one to grade as {assignment}.ipynb, delete or rename the other (not to a released "
-        f"name), and run make collect again."
+        f"name; inside a zip file, pack it again without the other), and run make collect again."
     )
 
 
@@ -87,6 +105,16 @@ def message(problems: dict[str, list[str]], assignment: str, course: Path) -> st
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--twice"] and len(argv) == 2:
+        twice = given_twice(Path(argv[1]))
+        if twice:
+            listed = ", ".join(f"{student} ({', '.join(entries)})" for student, entries in twice.items())
+            print(
+                f"these student ids are each given twice in {argv[1]}, and one copy would silently replace the "
+                f"other: {listed}. Keep one folder or archive per student and run make collect again.",
+                file=sys.stderr,
+            )
+        return 1 if twice else 0
     after_failure = argv[:1] == ["--same-names"]
     argv = argv[1:] if after_failure else argv
     if len(argv) != 2:
