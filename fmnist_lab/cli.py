@@ -182,6 +182,8 @@ def flag_problem(name: str, value: object, rule: str) -> str:
     """A problem with a setting in the command line's words: ``--lr 0: ...`` (``--lr: ...`` for a setting not
     given); an environment variable, whose name is upper case, as ``FMNIST_LAB_BF16=2: ...``."""
     shown = '""' if value == "" else value
+    if isinstance(value, bool):  # a switch: --flip, or --no-flip
+        return f"{flag(name) if value else flag('no_' + name)}: {rule}"
     if name.isupper():
         return f"{name}={shown}: {rule}"
     return f"{flag(name)}: {rule}" if value is None else f"{flag(name)} {shown}: {rule}"
@@ -259,12 +261,15 @@ def _train_settings(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> tuple[TrainConfig, Path, RunSettings | None]:
     """The config, the output folder and (``--resume``) the run.json read from it; else recipe and flags."""
+    from . import distributed
     from .run_folder import RunFolder
 
     if args.nproc is not None and args.nproc < 1:
         parser.error(f"--nproc {args.nproc}: must be at least 1")
-    if args.sync_bn and args.nproc is None:
-        parser.error("--sync-bn shares BatchNorm's statistics between processes: start several (--nproc N, on GPUs)")
+    if args.sync_bn and args.nproc is None and not distributed.launched_by_torchrun():
+        parser.error(
+            "--sync-bn shares BatchNorm's statistics between processes: start several (--nproc N, or torchrun, on GPUs)"
+        )
     fields = dataclasses.fields(TrainConfig)
     changes = {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name) is not None}
     if args.resume:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fmnist_lab import distributed
 from fmnist_lab.checkpoint import save_checkpoint
 from fmnist_lab.cli import build_parser, flags_message, main
 from fmnist_lab.config import RECIPES, TrainConfig, make_config
@@ -74,6 +75,16 @@ def test_bad_arguments_are_refused_before_any_work(argv, message, capsys, monkey
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_sync_bn_under_torchrun_is_not_told_to_start_several_processes(monkeypatch, capsys, tmp_path):
+    # torchrun had started several, and each was told to start several (helper-93); on the CPU the refusal now
+    # gives the real reason
+    for name, value in zip(distributed.TORCHRUN_VARIABLES, ("0", "2", "0", "2", "127.0.0.1", "29500")):
+        monkeypatch.setenv(name, value)
+    assert main(["train", "--sync-bn", "--device", "cpu", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "start several" not in err and "--sync-bn: PyTorch's SyncBatchNorm runs on GPUs only" in err
 
 
 @pytest.mark.parametrize(
