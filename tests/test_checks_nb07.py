@@ -60,6 +60,26 @@ def by_captums_guided_backprop(model, image, target):
     return GuidedBackprop(model.eval()).attribute(x, target=target)[0, 0].abs()
 
 
+def gradient_of_the_image(model, image, target):
+    model.eval()
+    model(image)[0, target].backward()
+    return image.grad[0].abs()
+
+
+def grad_in_the_image_itself(model, image, target):
+    model.eval()
+    image.requires_grad_(True)
+    model(image[None])[0, target].backward()
+    return image.grad[0].abs()
+
+
+def no_requires_grad(model, image, target):
+    model.eval()
+    x = image[None]
+    model(x)[0, target].backward()
+    return x.grad[0, 0].abs()
+
+
 SALIENCY_WRONG = {
     "Captum's Saliency": (by_captum, "calls Captum's ready-made `Saliency`"),
     "Captum's GuidedBackprop": (by_captums_guided_backprop, "calls Captum's ready-made `GuidedBackprop`"),
@@ -92,6 +112,19 @@ SALIENCY_WRONG = {
     "the lab's saliency": (
         lambda model, image, target: nb07.saliency(model, image[None], target)[0],
         "calls the lab's own `saliency` (fmnist_lab.interpretability.saliency)",
+    ),
+    # the three below were praised, or told with PyTorch's error alone (helper-93)
+    "the gradient kept in the image itself": (
+        grad_in_the_image_itself,
+        "called a second time on the same image your map changed (twice as large when the gradient adds up)",
+    ),
+    "no requires_grad": (
+        no_requires_grad,
+        "a .grad is None when the tensor did not record its gradient: make the image you give the model record it",
+    ),
+    "no batch dimension": (
+        lambda model, image, target: gradient_of_the_image(model, image.clone().requires_grad_(True), target),
+        "the model takes a batch: give it the image with a batch dimension, (1, 1, 28, 28)",
     ),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+from typing import Any
 
 import torch
 from scipy.spatial import KDTree, cKDTree
@@ -71,6 +72,26 @@ def _map(model: nn.Module, image: Tensor, target: int, probability: bool = False
     return x.grad[0, 0].cpu()
 
 
+# likely causes of errors raised in an answer (a fragment of PyTorch's message -> what to do)
+_SALIENCY_ADVICE = {
+    "'NoneType' object": "a .grad is None when the tensor did not record its gradient: make the image you give the "
+    "model record it (requires_grad_(True)) before the forward pass, and read .grad from that same tensor",
+    "got 3D input": "the model takes a batch: give it the image with a batch dimension, (1, 1, 28, 28)",
+}
+
+
+def _call_saliency(my_saliency, *args: Any, case: str, **options: Any) -> Tensor:
+    """The answer's map for one case; an error with one likely cause here gets the fix added."""
+    try:
+        returned = call(my_saliency, *args, case=case, **options)
+    except Wrong as err:
+        fix = next((text for fragment, text in _SALIENCY_ADVICE.items() if fragment in str(err)), None)
+        if fix is None:
+            raise
+        raise Wrong(f"{err}: {fix}") from None
+    return as_tensor(returned, "my_saliency", case, (28, 28))
+
+
 def _check_saliency(
     my_saliency, model: Net | None = None, image: Tensor | None = None, target: int | None = None, generator=None
 ) -> str:
@@ -88,12 +109,10 @@ def _check_saliency(
         for case, (net, x, t) in cases.items():
             maps, seconds = timed(saliency, net, x[None], t)
             right = maps[0].cpu()
-            got = as_tensor(call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case, (28, 28))
+            got = _call_saliency(my_saliency, net, x, t, case=case, reference_s=seconds)
             if all_close(got, right, 1e-3):
                 continue
-            again = as_tensor(
-                call(my_saliency, net, x, t, case=case, reference_s=seconds), "my_saliency", case, (28, 28)
-            )
+            again = _call_saliency(my_saliency, net, x, t, case=case, reference_s=seconds)
             if not all_close(got, again, 1e-3):
                 raise Wrong(
                     f"on {case}, your map changes from call to call: call model.eval() first, or dropout "
@@ -101,16 +120,31 @@ def _check_saliency(
                     f"the image?): the map is the gradient of one pass over the image as it is"
                 )
             _diagnose_saliency(case, got, net, x, t)
+        _check_twice_on_one_image(my_saliency, *next(iter(cases.items())))
     praise = (
         f"your saliency map equals the lab's (Captum's) on {in_words(len(cases))} random networks, from training mode"
     )
     if model is not None:
         case = f"the {CLASS_NAMES[target].lower()}"
-        mine = as_tensor(call(my_saliency, model, image, target, case=case), "my_saliency", case, (28, 28))
+        mine = _call_saliency(my_saliency, model, image, target, case=case)
         if not all_close(mine, saliency(model, image[None], target)[0].cpu(), 1e-3):
             raise Wrong(f"on {case} your map differs from the lab's")
         praise += f"; on {case} too"
     return praise + "."
+
+
+def _check_twice_on_one_image(my_saliency, case: str, arguments: tuple[Net, Tensor, int]) -> None:
+    """The check's calls get fresh copies; in the notebook a student calls the answer on one image again and again."""
+    net, image, target = copy.deepcopy(arguments[0]), arguments[1].clone(), arguments[2]
+    first, second = (
+        _call_saliency(my_saliency, net, image, target, case=f"{case}, called twice", copy_args=False) for _ in range(2)
+    )
+    if not all_close(second, first, 1e-3):
+        raise Wrong(
+            f"on {case}, called a second time on the same image your map changed (twice as large when the gradient "
+            f"adds up): backward() adds to a tensor's .grad, so the image kept the first call's gradient; give the "
+            f"model a copy of the image that records its own (image.clone()), or clear .grad first"
+        )
 
 
 def _diagnose_saliency(case: str, got: Tensor, net: nn.Module, x: Tensor, t: int) -> None:
