@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
+from fmnist_lab.dataset import CLASS_NAMES
 from fmnist_lab.exercises import nb06
 from tests.checks_support import assert_right, assert_wrong
 
@@ -209,6 +210,15 @@ def second_largest(cm):
 
 
 PAIR_WRONG = {
+    # both told only "should return a tensor of shape (2,)" (helper-93)
+    "class names": (
+        lambda cm: tuple(CLASS_NAMES[i] for i in most_confused_pair(cm)),
+        "you returned ('Pullover', 'T-shirt/top'): return the two classes as indices, (true class, predicted class)",
+    ),
+    "a flat index": (
+        lambda cm: int(cm.clone().fill_diagonal_(0).argmax()),
+        "you returned one number, 6: an index into the flattened matrix? Return the cell as (row, column)",
+    ),
     "diagonal kept": (
         lambda cm: divmod(int(cm.argmax()), len(cm)),
         ("a cell of the diagonal: those are the right answers. Leave the diagonal out"),
@@ -218,7 +228,7 @@ PAIR_WRONG = {
     "above the diagonal only": (
         lambda cm: most_confused_pair(cm.triu()),
         "on a 3x3 matrix where class 2 is taken for class 0 seven times and class 0 for class 2 three times, you "
-        "returned (0, 2), the largest count above the diagonal; the largest is cm(2, 0) = 7, below it",
+        "returned (0, 2), the largest count above the diagonal; the largest is cm[2, 0] = 7, below it",
     ),
     "both directions added": (
         lambda cm: most_confused_pair(cm + cm.T),
@@ -229,7 +239,7 @@ PAIR_WRONG = {
         by_rate,
         (
             "you returned the largest rate (each row divided by its sum), cm[1, 2] = 5; the "
-            "question asks for the largest count, cm(0, 1) = 30"
+            "question asks for the largest count, cm[0, 1] = 30"
         ),
     ),
     # a share of each column where a count is asked used to pass: no case told the two apart
@@ -238,14 +248,14 @@ PAIR_WRONG = {
         (
             "on a 3x3 matrix where the largest count lies in a column of many predictions, you returned the "
             "largest share of a column (each column divided by its sum), cm[0, 2] = 30; the question asks for "
-            "the largest count, cm(1, 0) = 40"
+            "the largest count, cm[1, 0] = 40"
         ),
     ),
     # the largest count in the row, or the column, of the most mistakes used to pass the visible cases
     "in the row of the most mistakes": (
         in_the_row_of_most_mistakes,
         "you returned (0, 1), in the row with the most mistakes (26); the question asks for the largest single count, "
-        "cm(2, 1) = 15",
+        "cm[2, 1] = 15",
     ),
     "in the column of the most mistakes": (
         in_the_column_of_most_mistakes,
@@ -256,12 +266,12 @@ PAIR_WRONG = {
     # the mirror of the upper triangle: once told "in the column with the most mistakes"
     "the lower triangle only": (
         lambda cm: divmod(int(cm.tril(-1).argmax()), len(cm)),
-        "you returned (2, 1), the largest count below the diagonal; the largest is cm(0, 1) = 30, above it",
+        "you returned (2, 1), the largest count below the diagonal; the largest is cm[0, 1] = 30, above it",
     ),
     # the second largest lies in the row with the most mistakes on one case only: it was told so
     "the second largest count": (
         second_largest,
-        "the largest count off the diagonal is cm(2, 0) = 7, but you returned (2, 1)",
+        "the largest count off the diagonal is cm[2, 0] = 7, but you returned (2, 1)",
     ),
     # `/` where `//` finds the row: its fraction was cut off, and the answer praised (helper-85)
     "the row found by /": (
@@ -275,7 +285,7 @@ PAIR_WRONG = {
     ),
     "smallest count": (
         lambda cm: divmod(int(cm.masked_fill(torch.eye(len(cm), dtype=torch.bool), 10**6).argmin()), len(cm)),
-        "the largest count off the diagonal is cm(2, 0) = 7, but you returned (1, 2)",
+        "the largest count off the diagonal is cm[2, 0] = 7, but you returned (1, 2)",
     ),
 }
 
@@ -299,7 +309,7 @@ def test_most_confused_pair_is_checked_on_the_validation_matrix_too():
 
     validation, classes = torch.tensor([[50, 1, 3], [2, 60, 9], [7, 4, 40]]), ["a", "b", "c"]
     assert_right(nb06.q2, tuned)
-    sentence = "on the validation split's matrix, the largest count off the diagonal is cm(1, 2) = 9 (b taken for c)"
+    sentence = "on the validation split's matrix, the largest count off the diagonal is cm[1, 2] = 9 (b taken for c)"
     assert_wrong(nb06.q2, tuned, sentence, validation, classes)
     assert "b taken for c, 9 times" in assert_right(nb06.q2, most_confused_pair, validation, classes)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
 
 import numpy as np
 import torch
@@ -231,6 +233,38 @@ def _mistakes(cm: Tensor, dim: int) -> Tensor:
 _WHOLE_ROW = ": a row found by `/` keeps a fraction; `//` divides to a whole number"
 
 
+def _pair(got: Any, case: str) -> tuple[int, int]:
+    """The answer as (true class, predicted class); class names and a single (flat) index get their own sentence."""
+    if isinstance(got, (list, tuple)) and any(isinstance(value, str) for value in got):
+        raise Wrong(
+            f"on {case}, you returned {tuple(got)!r}: return the two classes as indices, (true class, predicted "
+            f"class), such as (6, 0); the names are checkpoint.classes[i]"
+        )
+    try:
+        i, j = as_indices(got, "most_confused_pair", case, (2,), _WHOLE_ROW)
+    except Wrong:
+        if _one_number(got):
+            raise Wrong(
+                f"on {case}, you returned one number, {float(np.asarray(got)):g}: an index into the flattened matrix? "
+                f"Return the "
+                f"cell as (row, column): index i of an n × n matrix is row i // n, column i % n"
+            ) from None
+        raise
+    return i, j
+
+
+def _cell(index: tuple[int, int]) -> str:
+    return f"cm[{index[0]}, {index[1]}]"
+
+
+def _one_number(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (Tensor, np.ndarray)):
+        return value.size == 1 if isinstance(value, np.ndarray) else value.numel() == 1
+    return isinstance(value, (numbers.Real, np.number))
+
+
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
         _expect_matrix(cm, classes)
@@ -243,7 +277,7 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
             case=case,
             keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
         )
-        answers[case] = tuple(as_indices(got, "most_confused_pair", case, (2,), _WHOLE_ROW))
+        answers[case] = _pair(got, case)
     for case, matrix in cases.items():
         i, j = answers[case]
         right = _largest_off_diagonal(matrix)
@@ -263,12 +297,12 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
             if all(answers[c] == _largest_off_diagonal(half(m)) for c, m in cases.items()):
                 raise Wrong(
                     f"on {case}, you returned ({i}, {j}), the largest count {side} the diagonal; the largest is "
-                    f"cm{right} = {int(matrix[right])}, {other} it: look at every cell off the diagonal"
+                    f"{_cell(right)} = {int(matrix[right])}, {other} it: look at every cell off the diagonal"
                 )
         if all(set(answers[c]) == set(_largest_off_diagonal(m + m.T)) for c, m in cases.items()):
             raise Wrong(
                 f"on {case}, you added the two directions of each pair (cm + cm.T); the question asks for one "
-                f"direction, true class i taken for class j: cm{right} = {int(matrix[right])}"
+                f"direction, true class i taken for class j: {_cell(right)} = {int(matrix[right])}"
             )
         for dim, rate in (
             (1, "the largest rate (each row divided by its sum)"),
@@ -279,7 +313,7 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
             ):
                 raise Wrong(
                     f"on {case}, you returned {rate}, cm[{i}, {j}] = {int(matrix[i, j])}; the question asks for the "
-                    f"largest count, cm{right} = {int(matrix[right])}"
+                    f"largest count, {_cell(right)} = {int(matrix[right])}"
                 )
         for dim, line in ((1, "row"), (0, "column")):
             if all(answers[c][1 - dim] == int(_mistakes(m, dim).argmax()) for c, m in cases.items()):
@@ -287,21 +321,22 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
                 raise Wrong(
                     f"on {case}, you returned ({i}, {j}), in the {line} with the most mistakes "
                     f"({int(mistakes.max())}); the question asks for the largest single count, "
-                    f"cm{right} = {int(matrix[right])}"
+                    f"{_cell(right)} = {int(matrix[right])}"
                 )
         raise Wrong(
-            f"on {case}, the largest count off the diagonal is cm{right} = {int(matrix[right])}, but you "
+            f"on {case}, the largest count off the diagonal is {_cell(right)} = {int(matrix[right])}, but you "
             f"returned ({i}, {j})"
         )
     praise = "your most_confused_pair finds the largest count off the diagonal, row first, on every case"
     if cm is not None:
         case = "the validation split's matrix"
-        i, j = as_indices(call(most_confused_pair, cm, case=case), "most_confused_pair", case, (2,), _WHOLE_ROW)
+        i, j = _pair(call(most_confused_pair, cm, case=case), case)
         right = _largest_off_diagonal(cm)
         if int(cm[i, j]) != int(cm[right]):  # a tie for the largest count is right too
             raise Wrong(
-                f"on {case}, the largest count off the diagonal is cm{right} = {int(cm[right])} ({classes[right[0]]} "
-                f"taken for {classes[right[1]]}), but you returned ({i}, {j}), {int(cm[i, j])} times"
+                f"on {case}, the largest count off the diagonal is {_cell(right)} = {int(cm[right])} "
+                f"({classes[right[0]]} taken for {classes[right[1]]}), but you returned ({i}, {j}), "
+                f"{int(cm[i, j])} times"
             )
         praise += f"; on the validation split: {classes[i]} taken for {classes[j]}, {int(cm[i, j])} times"
     return praise + "."
