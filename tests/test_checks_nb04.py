@@ -293,6 +293,10 @@ RESET_RIGHT = {
     "Kaiming uniform with small uniform biases": init_with(
         nn.init.kaiming_uniform_, lambda b: nn.init.uniform_(b, -0.01, 0.01)
     ),
+    # TensorFlow's MNIST tutorial's biases: refused on fc_1, whose 3 / sqrt(1152) is 0.088 (helper-92)
+    "default weights and biases of 0.1": init_with(
+        lambda w: nn.init.kaiming_uniform_(w, a=5**0.5), lambda b: nn.init.constant_(b, 0.1)
+    ),
 }
 
 
@@ -328,6 +332,10 @@ def running_var_zeroed(model):
 
 
 RESET_WRONG = {
+    "biases of 0.5": (
+        init_with(lambda w: nn.init.kaiming_uniform_(w, a=5**0.5), lambda b: nn.init.constant_(b, 0.5)),
+        "has a bias up to 0.5, not a fresh one: 0, a small constant, or values within ±1 / sqrt(fan-in)",
+    ),
     # both were told "still holds what the sweep left" (helper-84)
     "BatchNorm2d reset, BatchNorm1d not": (
         only_batchnorm2d,

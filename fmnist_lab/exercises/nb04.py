@@ -270,8 +270,14 @@ def _fresh_weight_problem(weight: torch.Tensor, before: torch.Tensor) -> str | N
 def _fresh_bias_problem(bias: torch.Tensor, before: torch.Tensor, fan_in: int) -> str | None:
     if torch.allclose(bias, before, rtol=0.01, atol=1e-3):
         return "still holds the sweep's bias"
-    if bias.abs().max() > 3 / math.sqrt(fan_in):
-        return f"has a bias up to {float(bias.abs().max()):.3g}, not a fresh one (0, or below 1 / sqrt(fan-in))"
+    # PyTorch's default draws within ±1 / sqrt(fan-in); 0 and a small constant (0.1, as TensorFlow's MNIST tutorial
+    # set it) are fresh too
+    limit = max(3 / math.sqrt(fan_in), 0.1)
+    if bias.abs().max() > limit:
+        return (
+            f"has a bias up to {float(bias.abs().max()):.3g}, not a fresh one: 0, a small constant, or values within "
+            f"±1 / sqrt(fan-in) = ±{1 / math.sqrt(fan_in):.3g} (this check takes up to {limit:.3g})"
+        )
     return None
 
 
