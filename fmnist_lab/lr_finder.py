@@ -339,7 +339,8 @@ def with_picked_lr(config: TrainConfig, model: Net, splits: Splits, log: Callabl
     if config.lr_rule == "report":
         result = replay_report_lr_choice(model, splits, config)
         log(
-            f"Report's LR sweep ({len(result.lrs)} LRs, {config.report_sweep_batches} mini-batches each): lowest "
+            f"Report's LR sweep ({len(result.lrs)} LRs, {config.report_sweep_batches} "
+            f"mini-batch{'es' * (config.report_sweep_batches > 1)} each): lowest "
             f"logged loss {min(result.losses):.4f} at LR {result.lowest_raw_loss_lr:.6f}; "
             f"divided by {REPORT_DIVISOR}: LR {result.report_lr:.6g}"
         )
