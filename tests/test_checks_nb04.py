@@ -76,8 +76,18 @@ def ema_corrected_in_place(losses, beta):  # the student's slip, written out: th
     return out
 
 
+def started_at_the_first_loss(losses, beta):
+    avg, out = losses[0], []
+    for loss in losses:
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg)
+    return out
+
+
 SMOOTH_WRONG = {
     "no bias correction": (plain_ema, "your values are the plain moving average"),
+    # told the numbers only (helper-92)
+    "started at the first loss": (started_at_the_first_loss, "your average starts at the first loss"),
     "weights swapped": (
         lambda losses, beta: [v for v in nb04._ema(losses, beta, beta, 0)],
         "the running average keeps weight beta and the new loss gets 1 - beta",
@@ -172,6 +182,11 @@ LAG_RIGHT = {
 }
 
 LAG_WRONG = {
+    # told the numbers only (helper-92)
+    "the LR reached": (
+        lambda s, e, n, b: s * lag_factor(s, e, n, b),
+        "that is the LR the lag reaches from the sweep's first LR; the factor is that LR divided by the first one",
+    ),
     "num_steps instead of num_steps - 1": (
         lambda s, e, n, b: (e / s) ** (b / (1 - b) / n),
         "100 LRs have 99 steps between them, not 100",
@@ -332,6 +347,11 @@ def running_var_zeroed(model):
 
 
 RESET_WRONG = {
+    # PyTorch's "Missing key(s)" alone (helper-92)
+    "a new model's state_dict loaded": (
+        lambda model: model.load_state_dict(type(model)().state_dict()),
+        "a new model of the same class is not always the same network (a new nn.Sequential is empty",
+    ),
     "biases of 0.5": (
         init_with(lambda w: nn.init.kaiming_uniform_(w, a=5**0.5), lambda b: nn.init.constant_(b, 0.5)),
         "has a bias up to 0.5, not a fresh one: 0, a small constant, or values within ±1 / sqrt(fan-in)",

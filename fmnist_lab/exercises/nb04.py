@@ -35,6 +35,15 @@ def _ema_corrected_in_place(losses: list[float], beta: float) -> list[float]:
     return out
 
 
+def _ema_from_first(losses: list[float], beta: float) -> list[float]:
+    """The moving average started at the first loss instead of at 0, with no correction."""
+    avg, out = losses[0], []
+    for loss in losses:
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg)
+    return out
+
+
 _FROM_ONE = "at t = 0 the correction 1 - beta**t is 0; count the steps t from 1"
 
 
@@ -78,6 +87,11 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
             ),
             "you divided the running average itself, so each step's correction is carried into the next: keep "
             "the running average as it is and divide only the value you return": _ema_corrected_in_place(losses, beta),
+            # told the numbers only (helper-92)
+            "your average starts at the first loss: that avoids the start near 0 but weights the first loss more than "
+            "the bias-corrected average does; start it at 0 and divide by 1 - beta**t instead": _ema_from_first(
+                losses, beta
+            ),
         }
         for message, wrong in mistakes.items():
             if all_close(got, torch.tensor(wrong, dtype=torch.float64)):
@@ -164,6 +178,9 @@ def _check_lag_factor(lag_factor, generator=None) -> str:
             "that is the lag in decades (a log10); return the factor, 10 to that power": math.log10(right),
             "that is the lag in steps; convert it into a factor in LR": steps,
             "that is the factor of one step; raise it to the lag, beta / (1 - beta) steps": _lag_factor(*args, lag=1),
+            # the LR the lag reaches from the first one (helper-92)
+            "that is the LR the lag reaches from the sweep's first LR; the factor is that LR divided by the first "
+            "one": args[0] * right,
         }
         for message, wrong in mistakes.items():
             if close(got, wrong):
@@ -295,7 +312,16 @@ def _check_full_reset(full_reset, generator=None) -> str:
 def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     parameters = dict(model.named_parameters())  # the objects an optimizer made before the reset holds
-    result = call(full_reset, model, case=case, returns=False, copy_args=False)
+    try:
+        result = call(full_reset, model, case=case, returns=False, copy_args=False)
+    except Wrong as err:
+        if "Missing key(s) in state_dict" not in str(err) and "size mismatch for" not in str(err):
+            raise
+        raise Wrong(
+            f"{err}: a new model of the same class is not always the same network (a new nn.Sequential is "
+            f"empty, and a class built with arguments gets its default sizes); re-initialise this model's own "
+            f"layers instead"
+        ) from None
     after = model.state_dict()
     replaced = [k for k, v in model.named_parameters() if parameters.get(k) is not v]
     if replaced:
