@@ -333,7 +333,23 @@ PRECISION_RIGHT = {
     "nan_to_num": lambda cm: torch.nan_to_num(cm.diag().double() / cm.sum(0).double()),
 }
 
+
+def precision_never_predicted_one(cm):
+    predicted = cm.sum(0)
+    return torch.where(predicted == 0, 1.0, cm.diag().double() / predicted.clamp(min=1).double())
+
+
 PRECISION_WRONG = {
+    # both told the numbers only (helper-93)
+    "integer division": (
+        lambda cm: cm.diag() // cm.sum(0).clamp(min=1),
+        "your precisions are whole numbers (0, or 1 where a class is always right): integer division",
+    ),
+    "1 for a class never predicted": (
+        precision_never_predicted_one,
+        "class 1 is never predicted (its column sums to 0), and you gave it 1; a class the model never names has "
+        "no precision to measure: give it 0",
+    ),
     "recall": (
         lambda cm: cm.diag().double() / cm.sum(1).clamp(min=1).double(),
         "you divided by the row sums: that is recall (per_class_accuracy)",

@@ -12,7 +12,19 @@ from torch import Tensor
 
 from ..dataset import CLASS_NAMES
 from ..metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
-from . import Exercise, Misused, Wrong, all_close, as_indices, as_tensor, call, describe, expect_classes, expect_data
+from . import (
+    Exercise,
+    Misused,
+    Wrong,
+    all_close,
+    as_indices,
+    as_tensor,
+    call,
+    close,
+    describe,
+    expect_classes,
+    expect_data,
+)
 
 
 def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor, int]]:
@@ -383,6 +395,19 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
             raise Wrong(
                 f"on {case}, you divided by the number of all images; precision divides each class's right "
                 f"answers by the images predicted as that class, the column sum"
+            )
+        if all_close(got, matrix.diag() // matrix.sum(0).clamp(min=1)):
+            raise Wrong(
+                f"on {case}, your precisions are whole numbers (0, or 1 where a class is always right): integer "
+                f"division; turn the counts into floats before you divide"
+            )
+        predicted = matrix.sum(0)
+        unpredicted = [int(k) for k in (predicted == 0).nonzero().flatten()]
+        off = [k for k in range(len(matrix)) if not close(float(got[k]), float(right[k]), scale=1)]
+        if unpredicted and set(off) <= set(unpredicted):
+            raise Wrong(
+                f"on {case}, class {unpredicted[0]} is never predicted (its column sums to 0), and you gave it "
+                f"{float(got[unpredicted[0]]):g}; a class the model never names has no precision to measure: give it 0"
             )
         as_tensor(got, "precision_per_class", case, (len(matrix),))  # infinity gets its own sentence
         raise Wrong(
