@@ -128,11 +128,12 @@ formgrader:
 	@test -f "$(COURSE)/gradebook.db" || { echo "no gradebook in $(COURSE)/: run make release first (with the same COURSE=)"; exit 1; }
 	FMNIST_LAB_COURSE="$(abspath $(COURSE))" $(BIN)/jupyter lab $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
-## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv
+## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv; per question as COURSE/grades_by_question.csv
 grades:
 	$(NEED_NBGRADER)
 	@$(PYTHON) tools/hand_grading.py "$(COURSE)"
 	$(NBGRADER) export --to "$(abspath $(COURSE))/grades.csv" $(COURSE_FLAG)
+	@$(BIN)/python tools/question_scores.py "$(COURSE)"  # the Python that has the lab (its atomic write)
 
 ## feedback: instructors: one HTML feedback file per autograded submission of ASSIGNMENT, in COURSE/feedback/
 feedback:

@@ -337,6 +337,23 @@ def test_each_submission_gets_its_total_score(course):
     assert {float(row["max_score"]) for row in grades.values()} == {full + written}
 
 
+def test_grades_by_question_add_up_to_each_students_total(course):
+    """nbgrader's export gives totals only; make grades writes each student's score on each graded cell too."""
+    with open(course["dir"] / "grades_by_question.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    source = course["source"]
+    graded = [g for g, c in by_id(source).items() if c.metadata.nbgrader["grade"]]
+    assert sorted((row["student_id"], row["question"]) for row in rows) == sorted(
+        (student, g) for student in course["grades"] for g in graded
+    )
+    for student, grade in course["grades"].items():
+        scores = [float(row["score"] or 0) for row in rows if row["student_id"] == student]
+        assert sum(scores) == pytest.approx(float(grade["raw_score"]))
+    assert {row["kind"] for row in rows if row["question"] == "nb01-q1"} == {"check"}
+    assert "01_data_inspection nb01-q1 (check): mean " in course["grades_log"]
+    assert "full marks 2 of 5 students" in course["grades_log"]  # all_correct and copied_cells
+
+
 def test_a_rewritten_test_cell_is_detected_and_restored(course):
     """nbgrader's own checksums show the edit; autograde grades with the original test cell."""
     from nbgrader.utils import compute_checksum
