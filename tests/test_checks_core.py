@@ -403,6 +403,22 @@ def test_call_passes_copies_and_can_refuse_an_answer_that_changes_its_input():
         call(lambda t: t.add_(1), x, case="a case", keep_input="work on a copy")
 
 
+def test_call_adds_advice_to_an_error_recognised_by_its_type_or_by_its_message():
+    def divides_by_zero(x):
+        return x / 0
+
+    def mismatched(x):
+        return torch.ones(3) + torch.ones(x)
+
+    advice = {ZeroDivisionError: "count from 1", "must match the size of tensor": "reshape it"}
+    with pytest.raises(Wrong, match=r"\(division by zero\) when called on a case: count from 1$"):
+        call(divides_by_zero, 1, case="a case", advice=advice)
+    with pytest.raises(Wrong, match=r"at non-singleton dimension 0\) when called on a case: reshape it$"):
+        call(mismatched, 2, case="a case", advice=advice)
+    with pytest.raises(Wrong, match=r"when called on a case$"):  # an error of neither kind gets none
+        call(lambda x: x.missing, 1, case="a case", advice=advice)
+
+
 def test_the_notebooks_data_is_never_changed_by_an_answer():
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
     kept = images.clone()

@@ -293,7 +293,7 @@ def call(
     copy_args: bool = True,
     reference_s: float = 0.0,
     keep_input: str | None = None,
-    advice: dict[type[Exception], str] | None = None,
+    advice: dict[type[Exception] | str, str] | None = None,
 ) -> Any:
     """Call the student's ``function`` on one of the exercise's cases (described by ``case``).
 
@@ -302,7 +302,8 @@ def call(
     cannot spoil later cases. With ``keep_input`` (the advice to give), an answer that changed its input
     in place is Wrong. NotImplementedError becomes NotDone; any other exception, a forgotten ``return``
     (when ``returns``) and a run past ``time_limit(reference_s)`` become Wrong, each naming the case.
-    ``advice`` adds a sentence to an exception of a kind that has one likely cause in this exercise.
+    ``advice`` adds a sentence to an exception that has one likely cause in this exercise, recognised by its
+    type or by a fragment of its message (PyTorch raises RuntimeError for most things).
     """
     if not callable(function):
         raise Misused(f"pass your function itself to check(), without calling it; it got {describe(function)}")
@@ -326,13 +327,18 @@ def call(
     except SystemExit:  # exit() or sys.exit() in the answer would otherwise end the check, or the kernel
         raise Wrong(f"`{name}` called exit() on {case}: return its result instead") from None
     except Exception as err:  # noqa: BLE001 -- the student's bug, reported as a sentence, not a traceback
-        likely = next((f": {text}" for kind, text in (advice or {}).items() if isinstance(err, kind)), "")
+        likely = next((f": {text}" for key, text in (advice or {}).items() if _matches(err, key)), "")
         raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}{likely}") from None
     if keep_input is not None and not all(_same(a, b) for a, b in zip(args, given)):
         raise Wrong(f"on {case}, `{name}` changed the input it was given: {keep_input}")
     if returns and result is None:
         raise Wrong(f"`{name}` returned None on {case}: did you forget the `return`?")
     return result
+
+
+def _matches(err: Exception, key: type[Exception] | str) -> bool:
+    """Whether ``err`` is of the type ``key``, or its message holds the text ``key``."""
+    return isinstance(err, key) if isinstance(key, type) else key in str(err)
 
 
 def _copy(value: Any) -> Any:

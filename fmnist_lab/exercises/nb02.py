@@ -362,29 +362,25 @@ def _batchnorm_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
     return cases
 
 
+# what a likely error in an answer means here (a fragment of PyTorch's message -> what to do)
+_BATCHNORM_ADVICE = {
+    "must match the size of tensor": "values of shape (C,), one per channel, line up with x's last dimension (its "
+    "width), not its channels; give them the shape (1, C, 1, 1), which broadcasts over the images and the positions",
+    "is invalid for input of size": "your function assumes a number of channels: take it from x, since the check's "
+    "cases have other numbers",
+}
+
+
 def _call_batchnorm(batchnorm_train, *args: Any, case: str) -> Any:
     """The answer called on one case; an error with one likely cause in this exercise gets the fix added."""
-    try:
-        return call(batchnorm_train, *args, case=case)
-    except Wrong as err:
-        read = [f"`{name}`" for name in notebook_values(batchnorm_train, Tensor)]  # such as section 3's `features`
-        if read:
-            fix = (
-                f"your function reads the notebook's {', '.join(read)} instead of its arguments; compute everything "
-                f"from x, gamma, beta and eps, which the check gives with other shapes"
-            )
-        elif "must match the size of tensor" in str(err):
-            fix = (
-                "values of shape (C,), one per channel, line up with x's last dimension (its width), not its "
-                "channels; give them the shape (1, C, 1, 1), which broadcasts over the images and the positions"
-            )
-        elif "is invalid for input of size" in str(err):
-            fix = (
-                "your function assumes a number of channels: take it from x, since the check's cases have other numbers"
-            )
-        else:
-            raise
-        raise Wrong(f"{err}: {fix}") from None
+    read = [f"`{name}`" for name in notebook_values(batchnorm_train, Tensor)]  # such as section 3's `features`
+    advice = _BATCHNORM_ADVICE
+    if read:  # whatever it raised, the notebook's tensors in place of the arguments come first
+        advice = {
+            Exception: f"your function reads the notebook's {', '.join(read)} instead of its arguments; compute "
+            f"everything from x, gamma, beta and eps, which the check gives with other shapes"
+        }
+    return call(batchnorm_train, *args, case=case, advice=advice)
 
 
 def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:

@@ -309,19 +309,18 @@ def _check_full_reset(full_reset, generator=None) -> str:
     )
 
 
+# said of an answer that loaded a new model's state_dict, which fails on the nested cases
+_NEW_MODEL = (
+    "a new model of the same class is not always the same network (a new nn.Sequential is empty, and a class built "
+    "with arguments gets its default sizes); re-initialise this model's own layers instead"
+)
+
+
 def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     parameters = dict(model.named_parameters())  # the objects an optimizer made before the reset holds
-    try:
-        result = call(full_reset, model, case=case, returns=False, copy_args=False)
-    except Wrong as err:
-        if "Missing key(s) in state_dict" not in str(err) and "size mismatch for" not in str(err):
-            raise
-        raise Wrong(
-            f"{err}: a new model of the same class is not always the same network (a new nn.Sequential is "
-            f"empty, and a class built with arguments gets its default sizes); re-initialise this model's own "
-            f"layers instead"
-        ) from None
+    advice = dict.fromkeys(("Missing key(s) in state_dict", "size mismatch for"), _NEW_MODEL)
+    result = call(full_reset, model, case=case, returns=False, copy_args=False, advice=advice)
     after = model.state_dict()
     replaced = [k for k, v in model.named_parameters() if parameters.get(k) is not v]
     if replaced:

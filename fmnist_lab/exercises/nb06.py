@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from . import (
     Wrong,
     all_close,
     as_indices,
+    as_number,
     as_tensor,
     call,
     close,
@@ -254,27 +254,20 @@ def _pair(got: Any, case: str) -> tuple[int, int]:
         )
     try:
         i, j = as_indices(got, "most_confused_pair", case, (2,), _WHOLE_ROW)
-    except Wrong:
-        if _one_number(got):
-            raise Wrong(
-                f"on {case}, you returned one number, {float(np.asarray(got)):g}: an index into the flattened matrix? "
-                f"Return the "
-                f"cell as (row, column): index i of an n × n matrix is row i // n, column i % n"
-            ) from None
-        raise
+    except Wrong as not_a_pair:
+        try:
+            flat = as_number(got, "most_confused_pair", case)
+        except Wrong:
+            raise not_a_pair from None
+        raise Wrong(
+            f"on {case}, you returned one number, {flat:g}: an index into the flattened matrix? Return the cell "
+            f"as (row, column): index i of an n × n matrix is row i // n, column i % n"
+        ) from None
     return i, j
 
 
 def _cell(index: tuple[int, int]) -> str:
     return f"cm[{index[0]}, {index[1]}]"
-
-
-def _one_number(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return False
-    if isinstance(value, (Tensor, np.ndarray)):
-        return value.size == 1 if isinstance(value, np.ndarray) else value.numel() == 1
-    return isinstance(value, (numbers.Real, np.number))
 
 
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
