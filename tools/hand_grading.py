@@ -69,7 +69,8 @@ GRADED = """
 """
 
 
-def _query(gradebook: Path, query: str, parameters: tuple) -> list[tuple]:
+def read_gradebook(gradebook: Path, query: str, parameters: tuple = ()) -> list[tuple]:
+    """The rows of ``query`` on the gradebook, opened read-only (FileNotFoundError when there is none yet)."""
     if not gradebook.is_file():
         raise FileNotFoundError(f"no gradebook at {gradebook}: run `make release` first (it creates the course)")
     with closing(sqlite3.connect(f"{gradebook.resolve().as_uri()}?mode=ro", uri=True)) as connection:
@@ -77,13 +78,13 @@ def _query(gradebook: Path, query: str, parameters: tuple) -> list[tuple]:
 
 
 def _unscored(gradebook: Path, cell_type: str, assignment: str | None) -> dict[tuple[str, str], int]:
-    rows = _query(gradebook, UNSCORED, (cell_type, assignment, assignment))
+    rows = read_gradebook(gradebook, UNSCORED, (cell_type, assignment, assignment))
     return {(student, name): count for student, name, count in rows}
 
 
 def never_autograded(gradebook: Path, assignment: str | None = None) -> set[tuple[str, str]]:
     """(student id, assignment) of each submission (of ``assignment``, or of all) none of whose checks has a score."""
-    return set(_query(gradebook, NEVER_AUTOGRADED, (assignment, assignment)))
+    return set(read_gradebook(gradebook, NEVER_AUTOGRADED, (assignment, assignment)))
 
 
 def collected_not_autograded(course: Path, assignment: str | None = None) -> list[tuple[str, str]]:
@@ -94,7 +95,7 @@ def collected_not_autograded(course: Path, assignment: str | None = None) -> lis
         for folder in (course / "submitted").glob(f"*/{assignment or '*'}")
         if folder.is_dir()
     }
-    return sorted(collected - set(_query(course / "gradebook.db", GRADED, ())))
+    return sorted(collected - set(read_gradebook(course / "gradebook.db", GRADED)))
 
 
 def _student_sources(path: Path) -> list[str]:

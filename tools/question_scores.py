@@ -17,8 +17,9 @@ import csv
 import io
 import sqlite3
 import sys
-from contextlib import closing
 from pathlib import Path
+
+from hand_grading import read_gradebook  # this script's folder, tools/, is on the path
 
 from fmnist_lab.files import atomic_write_text
 
@@ -39,12 +40,8 @@ COLUMNS = ("assignment", "student_id", "question", "kind", "score", "max_score")
 
 def question_scores(gradebook: Path) -> list[dict[str, object]]:
     """One row per student and graded cell (COLUMNS); ``score`` is None while the cell has no score."""
-    if not gradebook.is_file():
-        raise FileNotFoundError(f"no gradebook at {gradebook}: run `make release` first (it creates the course)")
-    with closing(sqlite3.connect(f"{gradebook.resolve().as_uri()}?mode=ro", uri=True)) as connection:
-        rows = connection.execute(SCORES).fetchall()
     scores = []
-    for assignment, student, question, cell_type, auto, manual, extra, points in rows:
+    for assignment, student, question, cell_type, auto, manual, extra, points in read_gradebook(gradebook, SCORES):
         score = manual if manual is not None else auto
         scores.append(
             {
