@@ -395,10 +395,16 @@ def test_a_deleted_test_cell_is_put_back_at_collect_and_scores_the_answer_above_
         "metadata), from the release, so that autograde scores the answers above them: tampering (nb01-q5)"
     ) in course["collect_log"]
     collected = collected_notebook(course, "tampering")
-    assert grade_ids(collected) == grade_ids(course["released"])  # where it was: right below its answer cell
+    ids = grade_ids(collected)
+    position = ids.index("nb01-q5")
+    assert [g for g in ids if g] == grade_ids(course["released"])  # where it was: right below its answer cell ...
+    assert collected.cells[position - 1].source == restore_checks.CHECK_NOTE  # ... and a note that says why
     assert by_id(collected)["nb01-q5"].source == by_id(course["released"])["nb01-q5"].source
     graded = nbformat.read(course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     assert not [o for o in by_id(graded)["nb01-q5"].outputs if o.output_type == "error"]  # its answer is right
+    # the student reads the note in the feedback (last session's instructor read: nothing told them)
+    feedback = (course["dir"] / "feedback" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "was put back from the release when the notebook was collected" in feedback
 
 
 def test_copied_cells_keep_their_grading_metadata_once_and_autograde_grades_everyone(course):
@@ -426,7 +432,8 @@ def test_a_check_is_put_back_below_what_stands_in_place_of_its_deleted_answer_ce
     notebook.cells.insert(after - 1, nbformat.v4.new_code_cell(answer))  # where the answer cell was
     assert restore_checks.restore(course["released"], notebook) == ["nb01-q1"]
     sources = [c.source for c in notebook.cells]
-    assert sources.index(by_id(course["released"])["nb01-q1"].source) == sources.index(answer) + 1
+    below = sources.index(answer)
+    assert sources[below + 1 : below + 3] == [restore_checks.CHECK_NOTE, by_id(course["released"])["nb01-q1"].source]
     assert restore_checks.missing_answers(course["released"], notebook) == ["nb01-q1-answer"]
 
     stripped = submission(course["released"], course["source"])  # rebuilt by copy and paste: no metadata at all
@@ -436,7 +443,11 @@ def test_a_check_is_put_back_below_what_stands_in_place_of_its_deleted_answer_ce
     # the checks and, so that Formgrader has a box for each, the written answers' cells, after the student's cells
     put_back = ["nb01-q1", "nb01-ex2-answer", "nb01-q3", "nb01-ex4-answer", "nb01-q5"]
     assert restore_checks.restore(course["released"], stripped) == put_back
-    assert grade_ids(stripped)[count:] == put_back
+    added = grade_ids(stripped)[count:]
+    assert [g for g in added if g] == put_back
+    checks = [position for position, g in enumerate(added, start=count) if g in {"nb01-q1", "nb01-q3", "nb01-q5"}]
+    notes = [stripped.cells[position - 1].source for position in checks]
+    assert notes == [restore_checks.CHECK_NOTE] * 3  # each check below its note; the written answers without one
     written = by_id(stripped)["nb01-ex2-answer"].source
     assert written.startswith(by_id(course["released"])["nb01-ex2-answer"].source)  # the released cell ...
     assert written.endswith(restore_checks.WRITTEN_NOTE)  # ... changed: autograde leaves it for grading by hand
@@ -449,7 +460,7 @@ def test_a_check_put_back_gets_a_cell_id_of_its_own():
     submitted = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
     submitted.cells[0].id = released.cells[0].id  # the check, copied by hand without its metadata
     assert restore_checks.restore(released, submitted) == ["nb09-q1"]
-    assert len({cell.id for cell in submitted.cells}) == 2
+    assert len({cell.id for cell in submitted.cells}) == len(submitted.cells) == 3  # the note, the check, print(1)
     nbformat.validate(submitted)
 
 

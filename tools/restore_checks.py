@@ -13,7 +13,9 @@ Three things a student can do in JupyterLab or VS Code that nbgrader does not me
   Formgrader would have no box for that answer. Each is inserted from the release before the nearest
   cell below it in the release that the notebook still has (so after the student's own cells that
   stand in its place), or at the end. A written answer's cell comes back as released with a note
-  that the student's answer is in the cells around it, and waits for grading by hand.
+  that the student's answer is in the cells around it, and waits for grading by hand. A check comes back
+  as released (autograde would undo any change to it) below a note saying why it is there, which the
+  student reads in the feedback.
 - delete a code answer cell (or rebuild the notebook without the cells' metadata): named in a
   warning, since its check then runs on whatever the cells above define.
 Each changed notebook is written in place (atomically). The students of this collect (those in
@@ -36,6 +38,12 @@ from fmnist_lab.files import atomic_write
 WRITTEN_NOTE = (
     "*(This answer's cell was missing from the submitted notebook and was put back when it was collected: the "
     "answer is in the cells around it.)*"
+)
+
+# a markdown cell put above a check put back: the feedback tells the student why a check they deleted is there
+CHECK_NOTE = (
+    "*(The check below was missing from the submitted notebook, deleted or stripped of its grading metadata, and "
+    "was put back from the release when the notebook was collected, so that the answer above it is scored.)*"
 )
 
 
@@ -71,8 +79,8 @@ def make_single(submitted: nbformat.NotebookNode) -> list[str]:
 
 
 def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
-    """Insert into ``submitted`` the release's check cells and written answers' cells it lacks; their grade ids,
-    in release order."""
+    """Insert into ``submitted`` the release's check cells (each below a note) and written answers' cells it
+    lacks; their grade ids, in release order."""
     restored = []
     ids = {cell.get("id") for cell in submitted.cells}
     for index, cell in enumerate(released.cells):
@@ -87,6 +95,8 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
         if put_back.get("id") in ids:  # a cell id must be unique in a notebook (nbformat would change it, loudly)
             put_back.id = f"{put_back.id}-released"
         submitted.cells.insert(anchor, put_back)
+        if _is_check(cell):
+            submitted.cells.insert(anchor, nbformat.v4.new_markdown_cell(CHECK_NOTE))
         restored.append(_grade_id(cell))
     return restored
 
