@@ -3,9 +3,10 @@
     python benchmarks/report_replay.py [--candidates constant step-0.7 ...] [--epochs 23] [--jobs 2]
 
 The report names no scheduler, but its log holds 23 per-epoch test accuracies. The report's
-LR sweep (30 mini-batches per LR in our reading, linear 1e-4 -> 1) and its conv/linear-only reset
-run once; from that state each candidate trains the report's recipe (plain SGD; batch 64 and float32 ours; at
-the LR it printed, 0.155) for 23 epochs with one schedule, and is scored on the TEST set after
+LR sweep (30 mini-batches per LR in our reading, linear 1e-4 -> 1) and its reset of the conv and
+linear layers (BatchNorm left as the sweep left it, our reading) run once; from that state each
+candidate trains the report's recipe (plain SGD; batch 64 and float32 ours; at the LR it
+printed, 0.155) for 23 epochs with one schedule, and is scored on the TEST set after
 every epoch — only because that reproduces the report's own log; nothing in the lab chooses
 anything on the test set. Candidates run ``--jobs`` at a time, one thread each (on 2 cores two
 one-thread runs train ~30% more images per second than one two-thread run).
@@ -88,7 +89,8 @@ CANDIDATES = {  # name: (description, TrainConfig changes)
 
 
 def swept_state(epochs: int, seed: int) -> tuple[dict, float]:
-    """The model after the report's sweep and reset (BatchNorm keeps what the sweep left), and the sweep's pick."""
+    """The model after the report's sweep and reset (BatchNorm keeps what the sweep left, in our reading), and the
+    sweep's pick."""
     config = make_config("report", epochs=epochs, seed=seed)
     torch.manual_seed(config.seed)
     splits = make_splits(load_fashion_mnist(), config)

@@ -4,7 +4,7 @@
 
 The report called ``find_lr(model, train_loader, 1e-4, 1, 100, 30)`` and never says what the
 sixth argument, 30, is. Its log falls from 2.37 to 0.81 in eight steps. This prints, beside
-that log, the first eight losses of the report's linear sweep (plain SGD, batch 64, float32)
+that log, the first eight losses of the report's linear sweep (plain SGD, batch 64, float32: our reading)
 read three ways: one mini-batch per LR, 30 mini-batches per LR with the last one's loss logged,
 and 30 per LR with their mean logged — the reading that fits, and the one ``report_sweep`` replays.
 """

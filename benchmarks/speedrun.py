@@ -159,7 +159,7 @@ def table(report: dict, rows: list[dict]) -> str:
     lines = [
         "| candidate | bf16 | test accuracy, mean (seeds) | minutes, mean | time against the report's | targets |",
         "|---|---|---|---|---|---|",
-        f"| the report, replayed | off (its own) | {100 * report['test_accuracy']:.2f}% (1) | "
+        f"| the report, replayed | off (float32, our reading) | {100 * report['test_accuracy']:.2f}% (1) | "
         f"{report['minutes']:.1f} | 1× | — |",
     ]
     for row in rows:

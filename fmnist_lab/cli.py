@@ -341,8 +341,8 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if result.one_cycle_lr is not None:
         print(f"  one-cycle peak LR: {result.one_cycle_lr:.3g}")
     print(
-        f"  (lowest raw loss at LR {result.lowest_raw_loss_lr:.3g}; the report's rule, divided by {REPORT_DIVISOR}: "
-        f"{result.report_lr:.3g})"
+        f"  (lowest raw loss at LR {result.lowest_raw_loss_lr:.3g}; the report's rule as we read it, "
+        f"÷{REPORT_DIVISOR}: {result.report_lr:.3g})"
     )
     if args.plot:
         import matplotlib

@@ -46,7 +46,7 @@ class TrainConfig:
     lr_rule: str = setting(
         "finder",
         "how the LR is picked when none is given: finder (the lab's LR finder, its "
-        "one-cycle peak) or report (the report's sweep, lowest logged loss / 4)",
+        "one-cycle peak) or report (the report's sweep and its rule as we read it, lowest logged loss / 4)",
     )
     # The report's find_lr(model, train_loader, 1e-4, 1, 100, 30), in our reading: 30 mini-batches per LR, mean logged
     report_sweep_batches: int = setting(30, "report LR rule: mini-batches trained at each LR of its sweep")

@@ -5,9 +5,11 @@ What the report did (``replay_report_lr_choice`` replays it), and what ``find_lr
   0.1; ours is exponential (equal steps in log LR) by default;
 - it trained 30 mini-batches at each LR and logged their mean loss (our reading of its
   ``find_lr(model, train_loader, 1e-4, 1, 100, 30)``: it matches the first steps of its log,
-  see benchmarks/report_sweep_probe.py), then took the LR of the lowest logged loss, divided
-  by 4; a single point of a noisy curve decides, so we smooth the loss (bias-corrected
-  exponential moving average) and read labelled suggestions off the smoothed curve;
+  see benchmarks/report_sweep_probe.py), then, in our reading too, took the LR of the lowest
+  logged loss divided by 4 (its log: lowest loss at 0.620038, "Best LR 0.15500949999999986"; its text
+  says the LR "that minimizes the loss is selected"); a single point of a noisy curve decides, so
+  we smooth the loss (bias-corrected exponential moving average) and read labelled suggestions off
+  the smoothed curve;
 - it then re-initialised the conv and linear layers and, in our reading, not BatchNorm, whose scale, shift and
   running statistics training then inherited from the sweep's last steps at LRs near 1; we
   restore weights, BatchNorm statistics, optimizer and random-number states exactly.
@@ -92,7 +94,8 @@ class LRFinderResult:
 
     @property
     def report_lr(self) -> float:
-        """The report's rule: the LR of the lowest logged loss, divided by 4 (its log: 0.620038 / 4 = 0.155)."""
+        """The report's rule as we read it: the LR of the lowest logged loss, divided by 4 (its log: 0.620038 / 4 =
+        0.155)."""
         return self.lowest_raw_loss_lr / REPORT_DIVISOR
 
 
@@ -324,7 +327,7 @@ def replay_report_lr_choice(model: Net, splits: Splits, config: TrainConfig) -> 
     """The report's LR search, replayed: then take ``result.report_lr`` (lowest logged loss / 4).
 
     ``report_sweep``, not undone afterwards; then, as in the report, ``reset_parameters``
-    re-initialises the conv and linear layers only, so BatchNorm keeps the scale, shift and
+    re-initialises the conv and linear layers, and (our reading) nothing else, so BatchNorm keeps the scale, shift and
     running statistics that the sweep (up to LR 0.99) left.
     """
     result = report_sweep(model, sweep_batches(splits, config), config, restore=False)
@@ -342,7 +345,7 @@ def with_picked_lr(config: TrainConfig, model: Net, splits: Splits, log: Callabl
             f"Report's LR sweep ({len(result.lrs)} LRs, {config.report_sweep_batches} "
             f"mini-batch{'es' * (config.report_sweep_batches > 1)} each): lowest "
             f"logged loss {min(result.losses):.4f} at LR {result.lowest_raw_loss_lr:.6f}; "
-            f"divided by {REPORT_DIVISOR}: LR {result.report_lr:.6g}"
+            f"divided by {REPORT_DIVISOR} (its rule, as we read it): LR {result.report_lr:.6g}"
         )
         return dataclasses.replace(config, lr=result.report_lr)
     batches = sweep_batches(splits, config)

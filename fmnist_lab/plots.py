@@ -37,7 +37,7 @@ def plot_lr_finder(
     """Raw and smoothed loss against a log LR axis, with what a rule reads off the sweep marked.
 
     ``rule="lab"``: the lab's suggestions and the one-cycle peak. ``rule="report"``: the report's rule
-    alone, the lowest logged (raw) loss and its LR divided by 4, so that a replay of the report's sweep
+    (as we read it) alone, the lowest logged (raw) loss and its LR divided by 4, so that a replay of the report's sweep
     is not shown with choices the report never made.
     """
     if rule not in ("lab", "report"):

@@ -39,7 +39,8 @@ PIXEL_STD_WRONG = {
     ),
     "per-image std, correction=0 (the report's number)": (
         lambda images: pixels(images).std(dim=1, correction=0).mean().item(),
-        "the mean of the per-image standard deviations, with correction=0 (the report's 0.3202), not the std",
+        "the mean of the per-image standard deviations, with correction=0 (in our reading, the report's 0.3202), "
+        "not the std",
     ),
     "bytes not scaled": (
         lambda images: images.double().std().item(),

@@ -311,7 +311,7 @@ def test_the_report_rule_prints_its_sweep_and_the_pick_divided_by_four(tiny_data
     lr = with_picked_lr(config, Net(), splits, log=lines.append).lr
     found = re.fullmatch(
         r"Report's LR sweep \(100 LRs, 2 mini-batches each\): lowest logged loss [\d.]+ "
-        r"at LR ([\d.]+); divided by 4: LR ([\d.e-]+)",
+        r"at LR ([\d.]+); divided by 4 \(its rule, as we read it\): LR ([\d.e-]+)",
         lines[0],
     )
     assert found, lines

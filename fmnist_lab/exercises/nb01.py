@@ -121,7 +121,7 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
             {
                 f"{PER_IMAGE_STD} (in our reading the report's mistake: its 0.3202 is this mean with "
                 f"correction=0), {ONE_STD}": (lambda x: (x.std(dim=1).mean(),)),
-                f"{PER_IMAGE_STD}, with correction=0 (the report's 0.3202), {ONE_STD}": (
+                f"{PER_IMAGE_STD}, with correction=0 (in our reading, the report's 0.3202), {ONE_STD}": (
                     lambda x: (x.std(dim=1, correction=0).mean(),)
                 ),
                 "255 times too large: scale the bytes to [0, 1] (divide by 255) first": lambda x: (255 * x.std(),),

@@ -436,6 +436,6 @@ q4 = Exercise(
     "nb04.q4",
     _check_full_reset,
     hint_text="Walk through every layer of the network. Which of them hold parameters or running statistics, and "
-    "which of PyTorch's methods puts such a layer back as new? BatchNorm too: the report's reset left it "
-    "out.",
+    "which of PyTorch's methods puts such a layer back as new? BatchNorm too: in our reading, the "
+    "report's reset left it out.",
 )
