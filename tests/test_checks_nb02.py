@@ -229,6 +229,8 @@ def scaled(x_hat, gamma, beta):
 
 
 NOTEBOOK_FEATURES = torch.randn(4, 32, 5, 5)  # stands for section 3's `features`, a global of the notebook
+# section 3's `var` too: an answer's `x.var(...)` names an attribute, not it, and was told it read it (helper 96)
+var = torch.ones(32)
 
 BN_WRONG = {
     "unbiased variance": (
@@ -292,7 +294,7 @@ BN_WRONG = {
         ),
         "your function assumes a number of channels: take it from x",
     ),
-    "statistics of shape (C,)": (
+    "statistics of shape (C,), with x.var beside the notebook's var": (
         lambda x, g, b, eps: g * (x - x.mean((0, 2, 3))) / (x.var((0, 2, 3), correction=0) + eps).sqrt() + b,
         "at non-singleton dimension 3) when called on 4 images, 3 channels of different means and spreads, 5x5 "
         "pixels, eps 1e-5: values of shape (C,), one per channel, line up with x's last dimension (its width)",

@@ -451,14 +451,17 @@ def _defaults(function: types.FunctionType) -> dict[str, Any]:
 
 
 def notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...]) -> dict[str, Any]:
-    """The global values of the kinds given that the answer's code names (in nested functions and comprehensions
-    too): the notebook's own objects, read in place of the answer's arguments."""
+    """The global values of the kinds given that the answer's code reads as globals (in nested functions and
+    comprehensions too): the notebook's own objects, read in place of the answer's arguments. An attribute of
+    the same name (``x.var(...)`` beside the notebook's ``var``) is not one."""
     code, scope = getattr(answer, "__code__", None), getattr(answer, "__globals__", {})
     if code is None:
         return {}
-    names = set(code.co_names)
-    for constant in code.co_consts:
-        names |= set(getattr(constant, "co_names", ()))
+    codes, names = [code], set()
+    while codes:
+        current = codes.pop()
+        names |= {i.argval for i in dis.get_instructions(current) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+        codes += [constant for constant in current.co_consts if isinstance(constant, types.CodeType)]
     return {name: scope[name] for name in sorted(names) if isinstance(scope.get(name), kinds)}
 
 
