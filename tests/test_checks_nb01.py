@@ -70,7 +70,31 @@ PIXEL_STD_WRONG = {
     # told with numbers only (carried over from helper-88's read)
     "float16": (
         lambda images: (images.half() / 255).std().item(),
-        "close, but not within the check's 0.01%; arithmetic in float16 or bfloat16 lands about this far off",
+        "off, close but not within the check's 0.01%. Arithmetic in float16 or bfloat16 lands about this far off",
+    ),
+    # in float64, a near miss was blamed on half precision alone (helper 96): the size of the miss is said, and
+    # both causes
+    "a scale 0.2% off": (
+        lambda images: 1.002 * (images.double() / 255).std(correction=0).item(),
+        "0.2% off, close but not within the check's 0.01%. Arithmetic in float16 or bfloat16 lands about this "
+        "far off (compute in float32 or float64), and so does a number slightly off in your formula",
+    ),
+    # named with correction=1 only, and told with numbers alone with the notebook's correction=0 (helper 96)
+    "bytes not scaled, correction=0": (
+        lambda images: images.double().std(correction=0).item(),
+        "255 times too large: scale the bytes to [0, 1] (divide by 255) first",
+    ),
+    "variance, correction=0": (
+        lambda images: (images.double() / 255).var(correction=0).item(),
+        "the variance: take its square root",
+    ),
+    "std of the mean brightness, correction=0": (
+        lambda images: pixels(images).mean(1).std(correction=0).item(),
+        "the std of the images' mean brightness, not of all pixels",
+    ),
+    "divided by 256": (
+        lambda images: (images.double() / 256).std(correction=0).item(),
+        "255/256 of the std: the bytes run from 0 to 255, so divide by 255 (not 256)",
     ),
     "a 5% error is no near miss": (
         lambda images: 1.05 * (images.double() / 255).std().item(),
@@ -176,6 +200,15 @@ WITHIN_BETWEEN_WRONG = {
         lambda images: tuple(255**2 * v for v in split(images)),
         "your numbers are far too large: divide the bytes by 255 first",
     ),
+    # both told with numbers alone (helper 96)
+    "the mean per-image std, squared, as within": (
+        lambda images: (pixels(images).std(dim=1, correction=0).mean() ** 2, split(images)[1]),
+        "your within-image part is the square of the mean per-image std",
+    ),
+    "the total variance as within": (
+        lambda images: (pixels(images).var(correction=0), split(images)[1]),
+        "your within-image part is the variance of all pixels, the total",
+    ),
     "one number": (
         lambda images: split(images)[0],
         "should return shape (2,) on 4 random images of different brightness, but returned shape ()",
@@ -186,7 +219,8 @@ WITHIN_BETWEEN_WRONG = {
     ),
     "float16": (
         lambda images: split_half(images),
-        "but you returned 0.03114 and 0.02585: close, but not within the check's 0.01%; arithmetic in float16",
+        "but you returned 0.03114 and 0.02585: 0.032% off, close but not within the check's 0.01%. Arithmetic in "
+        "float16",
     ),
     "total and zero": (
         lambda images: (pixels(images).var(correction=0), 0.0),

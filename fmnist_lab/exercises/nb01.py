@@ -70,26 +70,34 @@ def _expect_images(images: object) -> None:
         )
 
 
+Mistake = Callable[[Tensor], tuple[float, ...]]
+
+
 def _diagnose(
     answers: dict[str, tuple[float, ...]],
-    mistakes: dict[str, Callable[[Tensor], tuple[float, ...]]],
+    mistakes: dict[str, Mistake | tuple[Mistake, ...]],
     cases: dict[str, Tensor],
 ) -> str | None:
     """The first mistake whose computed result matches the answer on every case, or None: a mistake is
-    named only when it explains all of the answer, not one number that happens to agree."""
-    for message, wrong in mistakes.items():
-        if all(all(close(g, w, scale=1e-3) for g, w in zip(answers[case], wrong(cases[case]))) for case in answers):
-            return message
+    named only when it explains all of the answer, not one number that happens to agree. A mistake given
+    as several ways to make it (with either correction, say) is named when one of them explains it all."""
+    for message, ways in mistakes.items():
+        for wrong in ways if isinstance(ways, tuple) else (ways,):
+            if all(all(close(g, w, scale=1e-3) for g, w in zip(answers[case], wrong(cases[case]))) for case in answers):
+                return message
     return None
 
 
 def _near_miss(got: tuple[float, ...], right: tuple[float, ...]) -> str:
-    """What to say of an answer within 1% of the right one but outside the checks' 0.01%, which is how far
-    half-precision arithmetic lands (float16 keeps about 3 significant digits); else nothing."""
+    """What to say of an answer within 1% of the right one but outside the checks' 0.01%: how far off it is,
+    and its two likely causes, half-precision arithmetic (float16 keeps about 3 significant digits) and a
+    number slightly off in the formula (the check cannot tell which); else nothing."""
     if all(close(g, float(r), tolerance=1e-2) for g, r in zip(got, right)):
+        off = max(abs(g - float(r)) / max(abs(float(r)), 1e-12) for g, r in zip(got, right))
         return (
-            ": close, but not within the check's 0.01%; arithmetic in float16 or bfloat16 lands about this far off, "
-            "so compute in float32 or float64"
+            f": {100 * off:.2g}% off, close but not within the check's 0.01%. Arithmetic in float16 or bfloat16 "
+            f"lands about this far off (compute in float32 or float64), and so does a number slightly off in "
+            f"your formula"
         )
     return ""
 
@@ -124,9 +132,20 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
                 f"{PER_IMAGE_STD}, with correction=0 (in our reading, the report's 0.3202), {ONE_STD}": (
                     lambda x: (x.std(dim=1, correction=0).mean(),)
                 ),
-                "255 times too large: scale the bytes to [0, 1] (divide by 255) first": lambda x: (255 * x.std(),),
-                "the variance: take its square root": lambda x: (x.var(),),
-                "the std of the images' mean brightness, not of all pixels": lambda x: (x.mean(dim=1).std(),),
+                # the notebook computes with correction=0, the methods' default is 1: each mistake with either
+                "255 times too large: scale the bytes to [0, 1] (divide by 255) first": (
+                    lambda x: (255 * x.std(),),
+                    lambda x: (255 * x.std(correction=0),),
+                ),
+                "255/256 of the std: the bytes run from 0 to 255, so divide by 255 (not 256) to scale them to [0, 1]": (
+                    lambda x: (x.std() * 255 / 256,),
+                    lambda x: (x.std(correction=0) * 255 / 256,),
+                ),
+                "the variance: take its square root": (lambda x: (x.var(),), lambda x: (x.var(correction=0),)),
+                "the std of the images' mean brightness, not of all pixels": (
+                    lambda x: (x.mean(dim=1).std(),),
+                    lambda x: (x.mean(dim=1).std(correction=0),),
+                ),
             },
             {case: _pixels(images) for case, images in cases.items()},
         )
@@ -188,6 +207,13 @@ _SPLIT_MISTAKES = {  # what the student did: what it gives from a [0, 1] pixel b
         x.mean(dim=1).std(correction=0),
     ),
     "your numbers are far too large: divide the bytes by 255 first": lambda x: tuple(255**2 * v for v in _split(x)),
+    "your within-image part is the square of the mean per-image std (the report's 0.3202, squared, in our reading): "
+    "take the mean of the per-image variances instead": lambda x: (
+        x.std(dim=1, correction=0).mean() ** 2,
+        _split(x)[1],
+    ),
+    "your within-image part is the variance of all pixels, the total: within is the mean of each image's own "
+    "variance": lambda x: (x.var(correction=0), _split(x)[1]),
 }
 
 
