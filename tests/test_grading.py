@@ -464,6 +464,27 @@ def test_a_check_put_back_gets_a_cell_id_of_its_own():
     nbformat.validate(submitted)
 
 
+def test_a_file_that_is_not_a_notebook_is_named_and_the_others_are_still_mended(tmp_path, capsys):
+    """A truncated upload ended collect's mending in a traceback, leaving the students after it unmended, and
+    make grades failed on it too (helper 97)."""
+    released = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("nb09.q1.check(double)")])
+    released.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
+    (tmp_path / "release" / "a").mkdir(parents=True)
+    nbformat.write(released, tmp_path / "release" / "a" / "a.ipynb")
+    for student in ("alice", "bob"):
+        (tmp_path / "submitted" / student / "a").mkdir(parents=True)
+    (tmp_path / "submitted" / "alice" / "a" / "a.ipynb").write_text('{"cells": [')
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "submitted" / "bob" / "a" / "a.ipynb")  # check deleted
+    assert restore_checks.main([str(tmp_path), "a"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: alice's submission cannot be read as a notebook, so autograde will not grade it" in out
+    assert "Ask alice for the notebook again" in out and "bob (nb09-q1)" in out
+    assert grade_ids(nbformat.read(tmp_path / "submitted" / "bob" / "a" / "a.ipynb", 4)) == [None, "nb09-q1"]
+    (tmp_path / "autograded" / "alice" / "a").mkdir(parents=True)  # graded before the broken copy replaced it
+    nbformat.write(released, tmp_path / "autograded" / "alice" / "a" / "a.ipynb")
+    assert hand_grading.collected_again(tmp_path) == [("alice", "a")]
+
+
 def test_a_later_collect_names_only_its_own_students(course):
     # every collect repeated the earlier batches' students, as if the late batch had their problems (helper-94)
     assert "tampering" in course["collect_log"] and "tampering" not in course["late_collect_log"]

@@ -98,14 +98,17 @@ def collected_not_autograded(course: Path, assignment: str | None = None) -> lis
     return sorted(collected - set(read_gradebook(course / "gradebook.db", GRADED)))
 
 
-def _student_sources(path: Path) -> list[str]:
-    """The sources of the cells a student writes (those not locked), in order: autograde changes none of them."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return [
-        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        for cell in cells
-        if not cell.get("metadata", {}).get("nbgrader", {}).get("locked")
-    ]
+def _student_sources(path: Path) -> list[str] | None:
+    """The sources of the cells a student writes (those not locked), in order: autograde changes none of them.
+    None for a file that is not a notebook (a truncated upload, which collect has warned about)."""
+    try:
+        return [
+            "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+            if not cell.get("metadata", {}).get("nbgrader", {}).get("locked")
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):  # ValueError: not JSON, or not UTF-8
+        return None
 
 
 def collected_again(course: Path, assignment: str | None = None) -> list[tuple[str, str]]:

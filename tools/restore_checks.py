@@ -18,9 +18,10 @@ Three things a student can do in JupyterLab or VS Code that nbgrader does not me
   student reads in the feedback.
 - delete a code answer cell (or rebuild the notebook without the cells' metadata): named in a
   warning, since its check then runs on whatever the cells above define.
-Each changed notebook is written in place (atomically). The students of this collect (those in
-downloaded/<assignment>/extracted/) are named with their cells; those of earlier collects, mended
-then, are not named again. It prints nothing when there is nothing to mend.
+A file that is not a notebook (a truncated upload, say) is named in a warning and left as it is; the
+others are mended all the same. Each changed notebook is written in place (atomically). The students
+of this collect (those in downloaded/<assignment>/extracted/) are named with their cells; those of
+earlier collects, mended then, are not named again. It prints nothing when there is nothing to mend.
 """
 
 from __future__ import annotations
@@ -110,12 +111,13 @@ def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.Noteboo
 @dataclass
 class Mended:
     """Per student: the grade ids made single, the check cells and written answers' cells put back, the code
-    answer cells missing."""
+    answer cells missing; the notebooks that could not be read, with why."""
 
     copied: dict[str, list[str]] = field(default_factory=dict)
     checks: dict[str, list[str]] = field(default_factory=dict)
     written: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    unreadable: dict[str, list[str]] = field(default_factory=dict)
 
 
 def restore_course(course: Path, assignment: str, students: set[str] | None = None) -> Mended:
@@ -127,7 +129,12 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
         kinds = {_grade_id(cell): _is_check(cell) for cell in released.cells}
         for path in sorted((course / "submitted").glob(f"*/{assignment}/{release.name}")):
             student = path.parent.parent.name
-            submitted = nbformat.read(path, as_version=4)
+            try:
+                submitted = nbformat.read(path, as_version=4)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError) as err:
+                if students is None or student in students:
+                    mended.unreadable.setdefault(student, []).append(f"{path}: {type(err).__name__}: {err}")
+                continue
             copied = make_single(submitted)
             restored = restore(released, submitted)
             if copied or restored:
@@ -186,6 +193,11 @@ def main(argv: list[str]) -> int:
             f"WARNING: these code answer cells are missing (deleted, or the notebook rebuilt without their grading "
             f"metadata): {_listed(mended.missing)}, {where}. Their checks run on whatever the cells above them "
             f"define: read those notebooks."
+        )
+    for student, reasons in mended.unreadable.items():
+        print(
+            f"WARNING: {student}'s submission cannot be read as a notebook, so autograde will not grade it "
+            f"({'; '.join(reasons)}). Ask {student} for the notebook again, saved from Jupyter, and collect it."
         )
     return 0
 
