@@ -70,7 +70,11 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
 
 def greyscale(image: Image.Image) -> Image.Image:
-    """8-bit greyscale; transparent areas become white (product cut-outs are shot on white)."""
+    """8-bit greyscale, upright; transparent areas become white (product cut-outs are shot on white)."""
+    image = ImageOps.exif_transpose(image)  # a phone stores a portrait photo sideways, with a tag to turn it
+    if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
+        # 16-bit greyscale (a scanner's PNG): convert("L") would clip every level above 255 to white
+        return Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)

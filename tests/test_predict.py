@@ -5,6 +5,7 @@ import warnings
 import zlib
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -109,6 +110,34 @@ def test_a_faint_object_still_counts(tmp_path):
     image.paste(200, (50, 40, 150, 110))  # a pale garment on a white sheet: 30 grey levels apart
     x = to_fashion_mnist(image)
     assert x[0, 0] == 0 and x[14, 14] == 255
+
+
+def object_extent(x: torch.Tensor) -> tuple[int, int]:
+    """Rows and columns the object (non-black pixels) of a 28x28 image spans."""
+    return int((x > 0).any(1).sum()), int((x > 0).any(0).sum())
+
+
+def test_a_phone_photo_stored_sideways_is_turned_upright(tmp_path):
+    """A phone keeps a portrait photo's pixels sideways and an EXIF tag saying how to turn them: read as stored,
+    a tall dress became a wide object (helper 97)."""
+    upright = Image.new("L", (300, 400), 255)
+    upright.paste(40, (120, 50, 180, 350))  # a tall, narrow dark garment on white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "portrait.jpg", exif=exif)
+    rows, cols = object_extent(to_fashion_mnist(load_image(tmp_path / "portrait.jpg")))
+    assert rows == 28 and cols < 10, (rows, cols)
+
+
+def test_a_16_bit_greyscale_image_keeps_its_contrast(tmp_path):
+    """convert("L") clips 16-bit levels above 255 to white: a scan with a dark object on a light background was
+    refused as having no contrast (helper 97)."""
+    levels = np.full((100, 80), 60_000, dtype=np.uint16)
+    levels[20:80, 25:55] = 5_000
+    Image.fromarray(levels).save(tmp_path / "scan.png")
+    assert load_image(tmp_path / "scan.png").mode.startswith("I")
+    x = to_fashion_mnist(load_image(tmp_path / "scan.png"))
+    assert x[0, 0] == 0 and x[14, 14] == 255 and object_extent(x) == (28, 14)
 
 
 def test_predict_files_reports_each_refusal_and_classifies_the_rest(tmp_path, untrained_checkpoint):
