@@ -7,8 +7,10 @@ flags are generated from this one description of the settings: every setting has
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,15 +154,26 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """A config from ``dataclasses.asdict`` output (as stored in run.json and checkpoints); unknown keys refused."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = [
-            (key, values[key], "not a setting of TrainConfig (written by another version of the lab?); remove it")
-            for key in values
-            if key not in known
-        ]
-        if unknown:
-            raise ConfigError(unknown)
+        _refuse_unknown(
+            values, lambda key: "not a setting of TrainConfig (written by another version of the lab?); remove it"
+        )
         return cls(**values)
+
+
+def _refuse_unknown(values: dict[str, Any], fix: Callable[[str], str]) -> None:
+    """A ConfigError naming each key of ``values`` that is not a setting of TrainConfig, with ``fix(key)``."""
+    unknown = [(key, values[key], fix(key)) for key in values if key not in TrainConfig.__dataclass_fields__]
+    if unknown:
+        raise ConfigError(unknown)
+
+
+def _spelled_like(key: str) -> str:
+    """What to say of an argument of make_config that is not a setting: the settings it is closest to."""
+    settings = TrainConfig.__dataclass_fields__
+    close = difflib.get_close_matches(key, settings, n=3)
+    if close:
+        return f"not a setting of TrainConfig; did you mean {' or '.join(close)}?"
+    return f"not a setting of TrainConfig; the settings: {', '.join(settings)}"
 
 
 # The recipes, as data. Each is a complete TrainConfig; make_config() applies your changes.
@@ -196,4 +209,5 @@ def make_config(recipe: str = "default", **changes: Any) -> TrainConfig:
     """The recipe's ``TrainConfig`` with your changes (``None`` values are ignored)."""
     if recipe not in RECIPES:
         raise ConfigError([("recipe", recipe, f"unknown; choose one of {', '.join(RECIPES)}")])
+    _refuse_unknown(changes, _spelled_like)  # a typo (epoch=3) got dataclasses' bare TypeError
     return dataclasses.replace(RECIPES[recipe], **{k: v for k, v in changes.items() if v is not None})

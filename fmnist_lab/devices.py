@@ -36,6 +36,9 @@ def pick_device(name: str = "auto") -> torch.device:
         raise ConfigError([("device", name, "not a device the lab trains on; use auto, cpu, cuda or mps")])
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError([("device", name, "PyTorch sees no CUDA GPU here; use cpu or auto")])
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError([("device", name, f"PyTorch sees {count} GPU(s) here, cuda:0 to cuda:{count - 1}")])
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError([("device", name, "Apple's MPS is not available here; use cpu or auto")])
     return device

@@ -132,6 +132,15 @@ def check_settings(config: TrainConfig, processes: int, processes_here: int | No
                 f"{torch.cuda.device_count()}: start fewer processes, or train on the CPU (device cpu)",
             )
         )
+    if device.type == "cuda" and device.index is not None and processes > 1:
+        problems.append(
+            (
+                "device",
+                config.device,
+                "each process trains on the GPU of its own rank on this machine, so one GPU named for all of them "
+                "would hold them all: give cuda, without an index",
+            )
+        )
     if config.sync_bn and device.type == "cpu":  # even one: torchrun's group of one would convert the layers
         problems.append(
             (

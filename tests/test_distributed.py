@@ -101,6 +101,16 @@ def test_sync_bn_on_the_cpu_is_refused_with_the_fix():
         distributed.check_settings(TrainConfig(sync_bn=True, device="cpu"), 1)
 
 
+def test_one_gpu_named_for_every_process_is_refused(monkeypatch):
+    # each rank would have trained on cuda:1 (helper 97); two GPUs stand in here, as the CPU machine has none
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match="device='cuda:1': each process trains on the GPU of its own rank"):
+        distributed.check_settings(TrainConfig(device="cuda:1"), 2)
+    distributed.check_settings(TrainConfig(device="cuda"), 2)
+    distributed.check_settings(TrainConfig(device="cuda:1"), 1)
+
+
 def test_the_launcher_hands_the_command_on_without_nproc():
     argv = ["train", "--nproc", "2", "--epochs", "1", "--nproc=2", "--out", "x"]
     command = distributed.torchrun_command(argv, 2)
