@@ -164,6 +164,22 @@ def test_the_command_names_the_notebook_and_changes_nothing_in_check_mode(tmp_pa
     assert "lesson.ipynb" in capsys.readouterr().err
 
 
+def test_a_write_interrupted_halfway_leaves_the_instructor_notebook_whole(tmp_path, monkeypatch):
+    """instructor/ holds the only copy of the solutions; nbformat.write truncated it first (helper 97)."""
+    path = tmp_path / "09_lesson.ipynb"
+    nbformat.write(lab_notebook(), path)
+    original = path.read_text()
+
+    def interrupted(notebook, f):
+        f.write(nbformat.writes(notebook)[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tool.nbformat, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tool.update(path)
+    assert path.read_text() == original and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
 def test_the_instructor_notebooks_carry_the_metadata_the_tool_derives():
     """So the student edition and a release are built from up-to-date metadata (`make student` refreshes it)."""
     assert tool.main(["--check"]) == 0, "run `make student` (or tools/grading_metadata.py) and commit instructor/"

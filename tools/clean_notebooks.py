@@ -7,9 +7,12 @@ Cell metadata is stripped (execution timings, collapsed/scrolled state) except n
 which marks the solution, test, answer and locked cells (tools/grading_metadata.py).
 """
 
+import functools
 import sys
 
 import nbformat
+
+from fmnist_lab.files import atomic_write
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 KEPT_CELL_METADATA = ("nbgrader",)
@@ -32,7 +35,7 @@ def clean(path: str) -> None:
             cell.outputs, cell.execution_count = [], None
         cell.metadata = {key: value for key, value in cell.metadata.items() if key in KEPT_CELL_METADATA}
     notebook.metadata.pop("widgets", None)  # saved widget state: bulky, and outputs by another name
-    nbformat.write(notebook, path)
+    atomic_write(path, "w", functools.partial(nbformat.write, notebook))  # an interrupt leaves the old notebook
 
 
 if __name__ == "__main__":

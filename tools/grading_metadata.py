@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
 import re
 import sys
@@ -41,6 +42,8 @@ import zlib
 from pathlib import Path
 
 import nbformat
+
+from fmnist_lab.files import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -216,7 +219,7 @@ def update(path: Path, check_only: bool = False) -> bool:
     if after == before:  # compared as notebooks, so how the file was formatted does not matter
         return False
     if not check_only:
-        nbformat.write(after, path)
+        atomic_write(path, "w", functools.partial(nbformat.write, after))  # an interrupt leaves the old notebook
     return True
 
 

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fmnist_lab.files import atomic_write
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH_COURSE = ROOT / "build" / "edition"
 
@@ -59,7 +61,7 @@ def build(notebooks: list[Path], out_dir: Path, course: Path = SCRATCH_COURSE) -
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in released:
-        shutil.copyfile(path, out_dir / path.name)
+        atomic_write(out_dir / path.name, "wb", lambda f, path=path: f.write(path.read_bytes()))
         written.append(out_dir / path.name)
     return written
 
