@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .data import Batches, Splits
 from .errors import ConfigError, TrainingDiverged
 from .model import Net
-from .train import TrainingState, make_optimizer, train_step
+from .train import TrainingState, make_optimizer, train_mode, train_step
 
 SKIP_START_FRACTION = 0.1  # the first steps are dominated by the initial loss drop
 SKIP_END_FRACTION = 0.05  # the last steps are where the loss blows up
@@ -267,7 +267,7 @@ def _sweep(
     used_lrs: list[float] = []
     losses: list[float] = []
     best = math.inf
-    model.train()
+    train_mode(model, config, epoch=1)  # the network of the epoch it picks the LR for (dropout_epochs=0: no dropout)
     stream = (batch for _ in range(max_passes) for batch in batches)
     for step, lr in enumerate(lrs, start=1):
         for group in optimizer.param_groups:

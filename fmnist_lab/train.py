@@ -47,6 +47,16 @@ def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Op
 DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
 
+def train_mode(model: nn.Module, config: TrainConfig, epoch: int) -> None:
+    """Training mode for ``epoch`` (from 1): past ``config.dropout_epochs`` the dropout layers stay in eval mode,
+    passing everything on, as at test time."""
+    model.train()
+    if config.dropout_epochs is not None and epoch > config.dropout_epochs:
+        for module in model.modules():
+            if isinstance(module, DROPOUT_LAYERS):
+                module.eval()
+
+
 def train_epoch(
     model: nn.Module,
     batches: Batches,
@@ -59,14 +69,9 @@ def train_epoch(
 ) -> float:
     """One pass over the training batches; returns the mean training loss.
 
-    ``scheduler``, if given, is stepped after every batch (one-cycle). Past ``config.dropout_epochs``
-    the dropout layers stay in eval mode: they pass everything on, as at test time.
+    ``scheduler``, if given, is stepped after every batch (one-cycle).
     """
-    model.train()
-    if config.dropout_epochs is not None and epoch > config.dropout_epochs:
-        for module in model.modules():
-            if isinstance(module, DROPOUT_LAYERS):
-                module.eval()
+    train_mode(model, config, epoch)
     total_loss, seen = 0.0, 0
     bar = tqdm(batches, desc=f"Epoch {epoch}", leave=False, disable=not progress, unit="batch")
     for batch_idx, (x, y) in enumerate(bar):

@@ -189,6 +189,16 @@ def test_sweep_is_restored_even_when_interrupted(sweep_setup):
     assert_restored(before, snapshot(model, optimizer, batches))
 
 
+@pytest.mark.parametrize("dropout_epochs, drops", [(None, True), (1, True), (0, False)])
+def test_the_sweep_drops_units_as_the_first_epoch_of_its_run_does(sweep_setup, dropout_epochs, drops):
+    """dropout_epochs=0 trains without dropout, but its LR was picked on a network that dropped (helper 97)."""
+    model, batches, config = sweep_setup
+    seen = []
+    model.drop.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    find_lr(model, batches, 1e-5, 1.0, 5, config=dataclasses.replace(config, dropout_epochs=dropout_epochs))
+    assert seen and set(seen) == {drops}
+
+
 def test_plot_marks_suggestions_on_a_log_axis(sweep_setup):
     model, batches, config = sweep_setup
     result = find_lr(model, batches, 1e-5, 1.0, 50, config=config)
