@@ -130,8 +130,12 @@ def _problem(payload: dict[str, Any]) -> str | None:
         return f"its normalisation mean is {mean!r}, not a finite number"
     if not isinstance(std, (int, float)) or not (math.isfinite(std) and std > 0):
         return f"its normalisation std is {std!r}, not a finite positive number"
-    if not (isinstance(classes, (list, tuple)) and len(classes) == 10 and all(isinstance(c, str) for c in classes)):
-        return f"its class names are {classes!r}, not a list of 10 names"
+    if not (
+        isinstance(classes, (list, tuple))
+        and len(classes) == len(CLASS_NAMES)
+        and all(isinstance(c, str) for c in classes)
+    ):
+        return f"its class names are {classes!r}, not a list of {len(CLASS_NAMES)} names"
     for key in ("config", "metrics"):
         if not isinstance(payload[key], dict):
             return f"its {key!r} entry is a {type(payload[key]).__name__}, not a dict"

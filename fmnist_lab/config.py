@@ -14,14 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dataset import FILES
 from .devices import pick_device
 from .errors import ConfigError
 
 SCHEDULES = ("onecycle", "step", "exponential", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 LR_RULES = ("finder", "report")
-TRAIN_SIZE = 60_000
-TEST_SIZE = 10_000
+TRAIN_SIZE = FILES["train-labels-idx1-ubyte"][1]
+TEST_SIZE = FILES["t10k-labels-idx1-ubyte"][1]
 # what each type hint of TrainConfig accepts, and the rule a wrong value is told
 TYPE_RULES = {
     "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "must be a whole number"),

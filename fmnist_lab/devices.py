@@ -1,4 +1,5 @@
-"""Where the tensors live and in which precision: the device, and bfloat16 where the hardware runs it natively."""
+"""Where the tensors live and in which precision: the device, and bfloat16 where the hardware runs it natively;
+and how the process keeps the memory a training step frees (glibc's malloc thresholds)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The lab's own exceptions: problems a user can fix, each message naming the problem and the fix.
 
-The command line prints these as one line; any other exception is a bug (or an edit to the
-code that went wrong) and keeps its full traceback.
+The command line prints these as one line, and an OSError too (a file or folder the user
+names); any other exception is a bug (or an edit to the code that went wrong) and keeps its
+full traceback.
 """
 
 from __future__ import annotations

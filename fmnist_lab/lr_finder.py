@@ -194,9 +194,9 @@ def find_lr(
 
     Stops early when the smoothed loss exceeds ``diverge_factor`` times its best or the
     loss is NaN/inf. The sweep is capped at ``max_passes`` passes over ``batches`` (each
-    pass reshuffled, as a DataLoader's). With ``restore`` (the default) the model, its
-    BatchNorm statistics, the optimizer and the random-number states are afterwards exactly
-    as before the sweep.
+    pass reshuffled, as a DataLoader's). The random-number states are restored afterwards either
+    way; with ``restore`` (the default) the model, its BatchNorm statistics and the optimizer too,
+    exactly as before the sweep.
     """
     config = config or TrainConfig()
     num_steps = _affordable_steps(num_steps, batches, batches_per_step, max_passes)
