@@ -209,6 +209,17 @@ def test_a_network_handed_in_for_the_function_is_named_not_run():
     assert "hint()" not in message
 
 
+def test_the_function_given_after_the_notebooks_values_is_told_to_swap_them():
+    # nb02.q4.check(net, conv_params) was told it got "a function object" where the network belongs (helper 96)
+    def conv_params(in_channels, out_channels, kernel):
+        return in_channels * kernel * kernel * out_channels + out_channels
+
+    assert exercises.nb02.q4.verdict(nn.Conv2d(1, 2, 3), conv_params).message == (
+        "Not yet: check() takes your function first and the notebook's values after it, but it got your function "
+        "`conv_params` after them: swap them, as in nb02.q4.check(conv_params, model)."
+    )
+
+
 def test_an_int_too_large_for_a_float_is_a_sentence():
     # OverflowError escaped from check() (helper-84)
     with pytest.raises(exercises.Wrong, match="should return one number"):

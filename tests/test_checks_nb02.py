@@ -56,6 +56,15 @@ SIZE_WRONG = {
         lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1,
         ("on the last max-pool (n=7, kernel 2, padding 0, stride 2), you rounded up"),
     ),
+    # helper 96: the message handed over the whole formula, which the hint keeps back; round() got numbers only
+    "rounded up, told without the formula": (
+        lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1,
+        "you rounded up; a window that does not fit is dropped, so round down. Stuck?",
+    ),
+    "rounded to the nearest": (
+        lambda n, k, p, s: round((n + 2 * p - k) / s) + 1,
+        "you rounded to the nearest whole number; a window that does not fit is dropped, so round down",
+    ),
     "not rounded": (lambda n, k, p, s: (n + 2 * p - k) / s + 1, "your size is not a whole number"),
     "no + 1": (lambda n, k, p, s: (n + 2 * p - k) // s, "you forgot the + 1"),
     "no stride": (lambda n, k, p, s: n + 2 * p - k + 1, "you forgot the stride"),
@@ -486,6 +495,10 @@ PARAMS_WRONG = {
     "one bias": (lambda i, o, k: i * k * k * o + 1, "you gave the whole layer one bias"),
     "kernel not squared": (lambda i, o, k: i * k * o + o, "a kernel is kernel × kernel weights"),
     "no input channels": (lambda i, o, k: k * k * o + o, "you forgot the input channels"),
+    "a 3 x 3 kernel, always": (  # numbers alone (helper 96)
+        lambda i, o, k: i * 9 * o + o,
+        "on 3 -> 16 channels, 5x5 (a colour image), you counted a 3 × 3 kernel whatever `kernel` is",
+    ),
     "c1's 320, always": (
         lambda i, o, k: 320,
         ("on c2 (32 -> 64 channels, 3x3), the answer should be 18,496, but `<lambda>` returned 320"),

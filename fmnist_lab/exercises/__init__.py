@@ -153,6 +153,13 @@ class Exercise:
         does not know, such as one of the function's own arguments."""
         parameters = list(inspect.signature(self.checker).parameters.values())[1:]
         names = [parameter.name for parameter in parameters if parameter.name != "generator"]
+        function = next((value for value in data if inspect.isfunction(value)), None)
+        if function is not None and names:  # check(net, conv_params): a function among the notebook's values
+            example = ", ".join([function.__name__, *names[: len(data)]])
+            raise Misused(
+                f"check() takes your function first and the notebook's values after it, but it got your function "
+                f"`{function.__name__}` after them: swap them, as in {self.label}.check({example})"
+            )
         takes = (
             f"your function and then at most {in_words(len(names))} of the notebook's values "
             f"({', '.join(f'`{name}`' for name in names)}), by position or by name"

@@ -69,8 +69,12 @@ _SIZE_MISTAKES = [  # (what went wrong, the size it gives)
     ),
     ("you added the padding once; it goes on both sides: n + 2·padding", lambda n, k, p, s: (n + p - k) // s + 1),
     (
-        "you rounded up; a window that does not fit is dropped, so round down: (n + 2p − k) // s + 1",
+        "you rounded up; a window that does not fit is dropped, so round down",
         lambda n, k, p, s: math.ceil((n + 2 * p - k) / s) + 1,
+    ),
+    (
+        "you rounded to the nearest whole number; a window that does not fit is dropped, so round down",
+        lambda n, k, p, s: round((n + 2 * p - k) / s) + 1,
     ),
     (
         "your size is not a whole number: round down with // (a window that does not fit is dropped)",
@@ -82,7 +86,8 @@ _SIZE_MISTAKES = [  # (what went wrong, the size it gives)
         lambda n, k, p, s: n + 2 * p - k + 1,
     ),
     (
-        "you added the 1 before dividing by the stride: (n + 2p − k) // s, then + 1",
+        "you added the 1 before dividing by the stride: the + 1 counts the first window, so it comes after the "
+        "division",
         lambda n, k, p, s: (n + 2 * p - k + 1) // s,
     ),
 ]
@@ -480,6 +485,7 @@ _PARAMS_MISTAKES = [
     ("you gave each *input* channel a bias; there is one bias per *output* channel", lambda i, o, k: i * k * k * o + i),
     ("you gave the whole layer one bias; there is one per output channel", lambda i, o, k: i * k * k * o + 1),
     ("a kernel is kernel × kernel weights, not kernel: square it", lambda i, o, k: i * k * o + o),
+    ("you counted a 3 × 3 kernel whatever `kernel` is: use the argument", lambda i, o, k: i * 9 * o + o),
     (
         "you forgot the input channels: each output channel has a kernel × kernel filter for *every* input channel",
         lambda i, o, k: k * k * o + o,
