@@ -654,32 +654,40 @@ def as_number(value: Any, name: str, case: str) -> float:
     return float(number.reshape(()))
 
 
-def as_tensor(value: Any, name: str, case: str, shape: tuple[int, ...], finite: bool = True) -> Tensor:
+def as_tensor(
+    value: Any, name: str, case: str, shape: tuple[int, ...], finite: bool = True, expected: str = ""
+) -> Tensor:
     """The answer as a float64 tensor of ``shape``: a tensor of any dtype, a NumPy array, a list or tuple
     (of numbers, 0-d tensors or arrays) or a generator of them; anything else is Wrong. Dimensions of size 1
-    may differ. NaN and infinity are Wrong too, unless ``finite`` is False (the checker then names them)."""
+    may differ. NaN and infinity are Wrong too, unless ``finite`` is False (the checker then names them).
+    ``expected`` says what the exercise asks for in its own words (the pair (within, between)), where a
+    tensor's shape alone would not."""
+    wanted = f"{expected} (a tuple, a list or a tensor of shape {shape})" if expected else f"a tensor of shape {shape}"
     try:
         tensor = _numbers(value)
     except _ReadError as err:
-        raise Wrong(f"`{name}` should return a tensor of shape {shape}, but on {case} {err}") from None
+        raise Wrong(f"`{name}` should return {wanted}, but on {case} {err}") from None
     except (TypeError, ValueError, RuntimeError, OverflowError):
-        raise Wrong(
-            f"`{name}` should return a tensor of shape {shape}, but on {case} it returned {describe(value)}"
-        ) from None
+        raise Wrong(f"`{name}` should return {wanted}, but on {case} it returned {describe(value)}") from None
     if tuple(tensor.shape) != shape:
         if [n for n in tensor.shape if n != 1] == [n for n in shape if n != 1]:
             tensor = tensor.reshape(shape)  # only dimensions of size 1 differ, e.g. (1, 28, 28) for (28, 28)
         else:
-            raise Wrong(f"`{name}` should return shape {shape} on {case}, but returned shape {tuple(tensor.shape)}")
+            raise Wrong(
+                f"`{name}` should return {f'{expected}, ' if expected else ''}shape {shape} on {case}, but returned "
+                f"shape {tuple(tensor.shape)}"
+            )
     if finite:
         _refuse_non_finite(tensor, name, case)
     return tensor
 
 
-def as_indices(value: Any, name: str, case: str, shape: tuple[int, ...], advice: str = "") -> list[int]:
+def as_indices(
+    value: Any, name: str, case: str, shape: tuple[int, ...], advice: str = "", expected: str = ""
+) -> list[int]:
     """The answer as whole-number indices, flattened (floats that are whole numbers count); a fraction is
-    Wrong rather than cut to an int, with ``advice`` on its likely cause."""
-    tensor = as_tensor(value, name, case, shape)
+    Wrong rather than cut to an int, with ``advice`` on its likely cause (``expected``: as for as_tensor)."""
+    tensor = as_tensor(value, name, case, shape, expected=expected)
     if not bool((tensor == tensor.round()).all()):
         shown = ", ".join(f"{v:.4g}" for v in tensor.flatten().tolist()[:10])
         raise Wrong(f"`{name}` should return whole-number indices, but on {case} it returned ({shown}){advice}")

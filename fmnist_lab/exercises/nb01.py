@@ -217,6 +217,9 @@ _SPLIT_MISTAKES = {  # what the student did: what it gives from a [0, 1] pixel b
 }
 
 
+_PAIR = "the pair (within, between)"
+
+
 def _stds_and_split(images: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """Each image's pixel std and the (within, between) split, from one float32 copy of the pixels."""
     x = _pixels(images, torch.float32)
@@ -230,7 +233,7 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
     answers, first_wrong = {}, None
     for case, images in cases.items():
         returned = call(within_and_between, images, case=case, keep_input=_KEEP_IMAGES)
-        got = as_tensor(returned, "within_and_between", case, (2,))
+        got = as_tensor(returned, "within_and_between", case, (2,), expected=_PAIR)
         answers[case] = tuple(got.tolist())
         if first_wrong is None and not all(
             close(g, float(r), scale=1e-3) for g, r in zip(answers[case], _split(_pixels(images)))
@@ -252,7 +255,7 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
         # float32 is enough for 4 decimals, and half the fresh memory of a float64 copy
         (per_image_std, right), seconds = timed(_stds_and_split, train_images)
         answer = call(within_and_between, train_images, case=what, reference_s=seconds)
-        within, between = as_tensor(answer, "within_and_between", what, (2,)).tolist()
+        within, between = as_tensor(answer, "within_and_between", what, (2,), expected=_PAIR).tolist()
         if not all(close(g, float(r), tolerance=1e-3, scale=1e-3) for g, r in zip((within, between), right)):
             raise Wrong(
                 f"on {what}, the within-image variance is {float(right[0]):.5f} and the between-image variance "
@@ -284,6 +287,9 @@ q3 = Exercise(
 def _distances(means: Tensor, p: float = 2.0) -> Tensor:
     flat = means.double().flatten(1)
     return torch.cdist(flat, flat, p=p)
+
+
+_INDICES = "two class indices (i, j)"
 
 
 def _closest(means: Tensor, p: float = 2.0) -> tuple[int, int]:
@@ -335,14 +341,18 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
                 f"`closest_pair` should return two class indices (i, j), but on {case} it returned the names "
                 f"{tuple(got)}: return the classes' positions (the rows of the average images), not their names"
             )
-        answers[case] = tuple(as_indices(got, "closest_pair", case, (2,), ": return two class indices (i, j)"))
+        answers[case] = tuple(as_indices(got, "closest_pair", case, (2,), f": return {_INDICES}", _INDICES))
     for case, means in cases.items():
         i, j = answers[case]
         right = _closest(means)
         if (min(i, j), max(i, j)) == right:
             continue
         if not (0 <= i < len(means) and 0 <= j < len(means)):
-            raise Wrong(f"on {case}, ({i}, {j}) are not class indices between 0 and {len(means) - 1}")
+            raise Wrong(
+                f"on {case}, ({i}, {j}) are not class indices between 0 and {len(means) - 1}: the check's cases have "
+                f"other numbers of classes than the notebook's 10, so take the count from the tensor you are given, "
+                f"and count from 0"
+            )
         distances = _distances(means)
         if i == j:
             raise Wrong(
@@ -365,7 +375,8 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
     praise = "your closest_pair finds the nearest pair of average images on every test case"
     if class_means is not None:
         what = "the training set's average images"
-        i, j = sorted(int(v) for v in as_tensor(call(closest_pair, class_means, case=what), "closest_pair", what, (2,)))
+        returned = call(closest_pair, class_means, case=what)
+        i, j = sorted(as_indices(returned, "closest_pair", what, (2,), f": return {_INDICES}", _INDICES))
         if (i, j) != _closest(class_means):
             raise Wrong(f"on {what}, the closest pair is {_closest(class_means)}, but you returned ({i}, {j})")
         praise += (

@@ -253,7 +253,7 @@ def _pair(got: Any, case: str) -> tuple[int, int]:
             f"class), such as (6, 0); the names are checkpoint.classes[i]"
         )
     try:
-        i, j = as_indices(got, "most_confused_pair", case, (2,), _WHOLE_ROW)
+        i, j = as_indices(got, "most_confused_pair", case, (2,), _WHOLE_ROW, "two class indices (true, predicted)")
     except Wrong as not_a_pair:
         try:
             flat = as_number(got, "most_confused_pair", case)
