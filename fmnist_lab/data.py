@@ -99,7 +99,8 @@ class Batches:
     ``batch_size`` stays the global batch and the rank gets ``batch_size / N`` images of it
     per step, its shard of the epoch (``distributed.shard``). Every rank draws the same
     permutation (same seed), and augmentation is drawn for the whole global batch before it
-    is split, so N ranks together see exactly the batches that one process would.
+    is split, so N ranks together see exactly the batches that one process would, except the
+    last batch of an epoch that had to be padded, which also holds the repeated images.
     """
 
     def __init__(

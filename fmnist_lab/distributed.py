@@ -4,7 +4,8 @@
 joins one process group (``process_group``), holds a replica of the network and trains on its
 own shard of every epoch (``shard``). ``DistributedDataParallel`` (DDP) averages the gradients
 of all replicas with an all-reduce after every backward pass, so every replica takes the same
-SGD step, the step one process would take on the whole global batch. ``fmnist-lab train
+SGD step: apart from the per-process BatchNorm statistics and dropout masks, the step one process
+would take on the whole global batch. ``fmnist-lab train
 --nproc N`` runs torchrun for you (``launch``).
 
 What each rank does, and why:

@@ -170,11 +170,14 @@ def occlusion(
 def share_on_garment(maps: Tensor, images: Tensor) -> Tensor:
     """The share of each map's positive attribution that lies on the garment (non-black pixels): (N,).
 
-    A map that ignored the image would score about the garment's share of the area.
+    A map that ignored the image would score about the garment's share of the area. A map with no
+    positive attribution at all has no share: NaN (average with ``nanmean``), not 0, which would pull a
+    mean down for maps that say nothing.
     """
     positive = maps.clamp(min=0).flatten(1)
     on_garment = (positive * (images.flatten(1) > 0)).sum(1)
-    return on_garment / positive.sum(1).clamp(min=torch.finfo(positive.dtype).tiny)
+    total = positive.sum(1)
+    return torch.where(total > 0, on_garment / total.clamp(min=torch.finfo(positive.dtype).tiny), torch.nan)
 
 
 def _ranks(values: Tensor) -> Tensor:
