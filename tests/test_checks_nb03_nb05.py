@@ -3,6 +3,7 @@ wrong one gets its sentence (issue #24)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -126,7 +127,42 @@ def weighted_by_the_batch_size(model, batches, optimizer):
     return total / seen
 
 
+def slip(kind):
+    """The loop of section 3 with one of the slips helper 96 and 99 made: each was accepted or told an error alone."""
+
+    def train_one_epoch(model, batches, optimizer):
+        model.train()
+        total, seen = 0.0, 0
+        with torch.no_grad() if kind == "no_grad" else contextlib.nullcontext():
+            for x, y in batches:
+                optimizer.zero_grad()
+                loss = F.nll_loss(model(x), y)
+                if kind == "item first":
+                    loss = loss.item()
+                loss.backward()
+                optimizer.step()
+                if kind == "graph kept":
+                    total = total + loss * len(y)
+                else:
+                    total += loss.item * len(y) if kind == "no parentheses" else loss.item() * len(y)
+                seen += len(y)
+        return total / seen
+
+    return train_one_epoch
+
+
 EPOCH_WRONG = {
+    "the loss tensors added up": (
+        slip("graph kept"),
+        "you returned a tensor that still records its gradient graph: adding up the loss tensors keeps the graph of "
+        "every batch of the epoch in memory. Add each batch's loss.item() (a Python float) to the total instead",
+    ),
+    ".item() before backward()": (slip("item first"), "call backward() on the loss tensor, and take .item() only"),
+    "under torch.no_grad()": (slip("no_grad"), "training needs the gradients, so leave torch.no_grad() to evaluation"),
+    "loss.item without parentheses": (
+        slip("no parentheses"),
+        "(loss.item instead of loss.item()?): add the parentheses",
+    ),
     "no zero_grad": (epoch_loop(zero_grad=False), "the weights end up as without optimizer.zero_grad()"),
     "no model.train()": (
         epoch_loop(train_mode=False),

@@ -145,15 +145,31 @@ def _check_train_one_epoch(train_one_epoch, generator=None) -> str:
     )
 
 
+# likely causes of errors raised in an answer (a fragment of PyTorch's or Python's message -> what to do)
+_ADVICE = {
+    "'float' object has no attribute 'backward'": "loss.item() is a plain number, without a gradient: call "
+    "backward() on the loss tensor, and take .item() only for the running total",
+    "does not require grad": "nothing recorded a gradient, as under torch.no_grad(): training needs the gradients, "
+    "so leave torch.no_grad() to evaluation",
+    "'builtin_function_or_method'": "a method used without calling it (loss.item instead of loss.item()?): add "
+    "the parentheses",
+}
+
+
 def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], train_mode: bool) -> None:
     reference, expected, batch_mean, seconds = _variant(seed, sizes, train_mode)
     model, optimizer, batches = _setup(seed, sizes, train_mode)
     before = copy.deepcopy(model)
-    loss = as_number(
-        call(train_one_epoch, model, batches, optimizer, case=case, copy_args=False, reference_s=seconds),
-        "train_one_epoch",
-        case,
+    returned = call(
+        train_one_epoch, model, batches, optimizer, case=case, copy_args=False, reference_s=seconds, advice=_ADVICE
     )
+    if isinstance(returned, torch.Tensor) and returned.requires_grad:  # accepted, it kept every batch's graph
+        raise Wrong(
+            f"on {case}, you returned a tensor that still records its gradient graph: adding up the loss tensors "
+            f"keeps the graph of every batch of the epoch in memory. Add each batch's loss.item() (a Python float) "
+            f"to the total instead"
+        )
+    loss = as_number(returned, "train_one_epoch", case)
     if _same_weights(model, before):
         if not optimizer.state:
             raise Wrong(
