@@ -220,6 +220,16 @@ def test_the_function_given_after_the_notebooks_values_is_told_to_swap_them():
     )
 
 
+def test_a_long_error_message_is_cut_before_the_advice():
+    # load_state_dict's list of every missing key buried the fix behind 900 characters (helper 99)
+    def full_reset(model):
+        model.load_state_dict(nn.Sequential().state_dict())
+
+    message = exercises.nb04.q4.verdict(full_reset).message
+    assert "…) when called on" in message and "a new model of the same class is not always the same network" in message
+    assert len(message) < 800, message
+
+
 def test_an_int_too_large_for_a_float_is_a_sentence():
     # OverflowError escaped from check() (helper-84)
     with pytest.raises(exercises.Wrong, match="should return one number"):

@@ -14,6 +14,7 @@ from torch import nn
 
 from fmnist_lab.exercises import nb04
 from fmnist_lab.lr_finder import LRFinderResult, smooth
+from fmnist_lab.model import Net
 from tests.checks_support import assert_right, assert_wrong
 
 # q1: the bias-corrected moving average
@@ -84,7 +85,53 @@ def started_at_the_first_loss(losses, beta):
     return out
 
 
+def recorded_before_the_update(losses, beta):
+    avg, out = 0.0, []
+    for t, loss in enumerate(losses, start=1):
+        out.append(avg / (1 - beta**t))
+        avg = beta * avg + (1 - beta) * loss
+    return out
+
+
+def written_over_the_input(losses, beta):  # right values, but lab_sweep.losses is lost in the notebook
+    avg = 0.0
+    for t, loss in enumerate(list(losses), start=1):
+        avg = beta * avg + (1 - beta) * loss
+        losses[t - 1] = avg / (1 - beta**t)
+    return losses
+
+
+hand_losses = [2.0] * 185  # stands for the notebook's list of section 2's losses
+
+
+def the_notebooks_losses(losses, beta):
+    avg, out = 0.0, []
+    for t, loss in enumerate(hand_losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta**t))
+    return out
+
+
 SMOOTH_WRONG = {
+    # each told only a number, or a shape (helper 99)
+    "beta 0.9 whatever beta is": (
+        lambda losses, beta: [v / (1 - 0.9**t) for t, v in enumerate(plain_ema(losses, 0.9), 1)],
+        "your values are those of beta 0.9 whatever `beta` is given: use the argument",
+    ),
+    "corrected by the number of losses": (
+        lambda losses, beta: [v / (1 - beta ** len(losses)) for v in plain_ema(losses, beta)],
+        "the correction at step t is 1 - beta**t, with that step's t, not the number of losses",
+    ),
+    "recorded before the update": (recorded_before_the_update, "you recorded the average before adding the step's"),
+    "(1 - beta)**t": (
+        lambda losses, beta: [v / (1 - beta) ** t for t, v in enumerate(plain_ema(losses, beta), 1)],
+        "the correction is 1 - beta**t, one minus beta to the power t, not (1 - beta)**t",
+    ),
+    "written over the input": (written_over_the_input, "changed the input it was given: return a new list"),
+    "the notebook's losses": (
+        the_notebooks_losses,
+        "`smooth_losses` uses the notebook's `hand_losses`: smooth the `losses` it is given (its argument)",
+    ),
     "no bias correction": (plain_ema, "your values are the plain moving average"),
     # told the numbers only (helper-92)
     "started at the first loss": (started_at_the_first_loss, "your average starts at the first loss"),
@@ -182,6 +229,15 @@ LAG_RIGHT = {
 }
 
 LAG_WRONG = {
+    # both told only the number (helper 99)
+    "the reciprocal": (
+        lambda s, e, n, b: 1 / lag_factor(s, e, n, b),
+        "that is 1 / the factor: the LR grows along the sweep; divide the later LR by the earlier one",
+    ),
+    "(1 - beta) / beta": (
+        lambda s, e, n, b: (e / s) ** ((1 - b) / b / (n - 1)),
+        "the average lags beta / (1 - beta) = 49 steps, not (1 - beta) / beta",
+    ),
     # told the numbers only (helper-92)
     "the LR reached": (
         lambda s, e, n, b: s * lag_factor(s, e, n, b),
@@ -346,7 +402,29 @@ def running_var_zeroed(model):
             module.running_var.zero_()
 
 
+swept = Net()  # stands for the notebook's swept network
+
+
+def the_notebooks_model(model):
+    for module in swept.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def weights_scaled(model):
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            with torch.no_grad():
+                module.weight.mul_(0.5)
+
+
 RESET_WRONG = {
+    # told "the model you were given is unchanged", and "all its weights equal" (helper 99)
+    "the notebook's model reset": (
+        the_notebooks_model,
+        "`full_reset` uses the notebook's `swept`: reset the model it is given (its argument)",
+    ),
+    "weights only scaled": (weights_scaled, "layer c1 (Conv2d) still holds the sweep's weights, only scaled by 0.5"),
     # PyTorch's "Missing key(s)" alone (helper-92)
     "a new model's state_dict loaded": (
         lambda model: model.load_state_dict(type(model)().state_dict()),

@@ -335,7 +335,8 @@ def call(
         raise Wrong(f"`{name}` called exit() on {case}: return its result instead") from None
     except Exception as err:  # noqa: BLE001 -- the student's bug, reported as a sentence, not a traceback
         likely = next((f": {text}" for key, text in (advice or {}).items() if _matches(err, key)), "")
-        raise Wrong(f"`{name}` raised {type(err).__name__} ({err}) when called on {case}{likely}") from None
+        said = str(err) if len(str(err)) <= 300 else f"{str(err)[:300]}…"  # load_state_dict lists every key
+        raise Wrong(f"`{name}` raised {type(err).__name__} ({said}) when called on {case}{likely}") from None
     if keep_input is not None and not all(_same(a, b) for a, b in zip(args, given)):
         raise Wrong(f"on {case}, `{name}` changed the input it was given: {keep_input}")
     if returns and result is None:

@@ -10,7 +10,18 @@ from torch import nn
 
 from ..lr_finder import LRFinderResult, smooth
 from ..model import Net
-from . import Exercise, Wrong, all_close, as_number, as_tensor, call, close, expect_data, own_random_state
+from . import (
+    Exercise,
+    Wrong,
+    all_close,
+    as_number,
+    as_tensor,
+    call,
+    close,
+    expect_data,
+    notebook_values,
+    own_random_state,
+)
 
 # q1: the bias-corrected exponential moving average
 
@@ -62,11 +73,29 @@ def _smoothing_cases(generator: torch.Generator | None = None) -> dict[str, tupl
     return cases
 
 
+def _refuse_notebook_values(answer, kinds: type | tuple[type, ...], name: str, instead: str) -> None:
+    """Wrong if the answer reads the notebook's own values of ``kinds`` in place of its arguments."""
+    read = [f"`{value}`" for value in notebook_values(answer, kinds)]
+    if read:
+        raise Wrong(f"`{name}` uses the notebook's {', '.join(read)}: {instead}")
+
+
 def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, generator=None) -> str:
     if sweep is not None:
         expect_data(sweep, LRFinderResult, "the sweep's result (lab_sweep, what find_lr returned)")
+    # the notebook's sweeps in place of `losses` were told only a shape (helper 99)
+    _refuse_notebook_values(
+        smooth_losses, (LRFinderResult, list), "smooth_losses", "smooth the `losses` it is given (its argument)"
+    )
     for case, (losses, beta) in _smoothing_cases(generator).items():
-        returned = call(smooth_losses, losses, beta, case=case, advice={ZeroDivisionError: _FROM_ONE})
+        returned = call(
+            smooth_losses,
+            losses,
+            beta,
+            case=case,
+            advice={ZeroDivisionError: _FROM_ONE},
+            keep_input="return a new list, and leave `losses` as it is (in the notebook it is the sweep's record)",
+        )
         got = as_tensor(returned, "smooth_losses", case, (len(losses),), finite=False)
         right = torch.tensor(smooth(losses, beta), dtype=torch.float64)
         if all_close(got, right):
@@ -85,6 +114,17 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
             "the bias correction at step t is 1 - beta**t with t starting at 1 (your exponent is off by one)": _ema(
                 losses, beta, 1 - beta, 1
             ),
+            # each told only a value (helper 99)
+            "your values are those of beta 0.9 whatever `beta` is given: use the argument": smooth(losses, 0.9),
+            "the correction at step t is 1 - beta**t, with that step's t, not the number of losses": [
+                value / (1 - beta ** len(losses)) for value in _ema(losses, beta, 1 - beta, None)
+            ],
+            "you recorded the average before adding the step's loss: update it first, then correct and record it": [
+                value / (1 - beta**t) for t, value in enumerate([0.0, *_ema(losses, beta, 1 - beta, None)[:-1]], 1)
+            ],
+            "the correction is 1 - beta**t, one minus beta to the power t, not (1 - beta)**t": [
+                value / (1 - beta) ** t for t, value in enumerate(_ema(losses, beta, 1 - beta, None), 1)
+            ],
             "you divided the running average itself, so each step's correction is carried into the next: keep "
             "the running average as it is and divide only the value you return": _ema_corrected_in_place(losses, beta),
             # told the numbers only (helper-92)
@@ -178,6 +218,11 @@ def _check_lag_factor(lag_factor, generator=None) -> str:
             "that is the lag in decades (a log10); return the factor, 10 to that power": math.log10(right),
             "that is the lag in steps; convert it into a factor in LR": steps,
             "that is the factor of one step; raise it to the lag, beta / (1 - beta) steps": _lag_factor(*args, lag=1),
+            # both told only the number (helper 99)
+            "that is 1 / the factor: the LR grows along the sweep; divide the later LR by the earlier one": 1 / right,
+            f"the average lags beta / (1 - beta) = {steps:.3g} steps, not (1 - beta) / beta": _lag_factor(
+                *args, lag=(1 - beta) / beta
+            ),
             # the LR the lag reaches from the first one (helper-92)
             "that is the LR the lag reaches from the sweep's first LR; the factor is that LR divided by the first "
             "one": args[0] * right,
@@ -220,13 +265,13 @@ q2 = Exercise(
 
 def _swept(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
     """The model as a sweep to LR 1 might leave it: every parameter and BatchNorm statistic moved far from a
-    fresh initialisation (to constants, or with a generator to large random values)."""
+    fresh initialisation (to evenly spaced values, or with a generator to large random ones)."""
     with torch.no_grad():
         for i, tensor in enumerate(model.state_dict().values()):
             if not tensor.is_floating_point():
                 tensor.fill_(500)  # num_batches_tracked
-            elif generator is None:
-                tensor.fill_(3.0 + i)
+            elif generator is None:  # not one constant: weights only rescaled would look set to one value
+                tensor.copy_(torch.linspace(3.0 + i, 4.0 + i, tensor.numel()).view(tensor.shape))
             else:
                 tensor.copy_(3.0 + 2 * torch.randn(tensor.shape, generator=generator))
     return model
@@ -274,6 +319,9 @@ def _fresh_weight_problem(weight: torch.Tensor, before: torch.Tensor) -> str | N
     std = float(weight.std())
     if std <= 1e-5 * float(weight.abs().max()):  # equal up to float32's rounding in std() itself
         return "has all its weights equal (then every unit computes the same and learns the same)"
+    ratio = weight / before.where(before != 0, 1.0)
+    if bool((before != 0).all()) and torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), rtol=1e-4):
+        return f"still holds the sweep's weights, only scaled by {float(ratio.flatten()[0]):.3g}"  # helper 99
     in_range = 0.005 <= std * math.sqrt(fan_in) and std * math.sqrt(min(fan_in, fan_out)) <= 3
     if not in_range or abs(float(weight.mean())) > std:
         return (
@@ -299,6 +347,9 @@ def _fresh_bias_problem(bias: torch.Tensor, before: torch.Tensor, fan_in: int) -
 
 
 def _check_full_reset(full_reset, generator=None) -> str:
+    # the notebook's `model` reset in place of the argument was told "the model you were given is unchanged"
+    # (helper 99)
+    _refuse_notebook_values(full_reset, nn.Module, "full_reset", "reset the model it is given (its argument)")
     with own_random_state():  # whatever the answer draws leaves the notebook's random numbers as they were
         for case, model in _reset_cases(generator).items():
             _check_reset_case(full_reset, case, model)
