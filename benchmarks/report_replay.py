@@ -35,6 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from fmnist_lab import report  # noqa: E402
 from fmnist_lab.config import make_config  # noqa: E402
 from fmnist_lab.data import (
     Batches,  # noqa: E402
@@ -46,34 +47,6 @@ from fmnist_lab.lr_finder import replay_report_lr_choice  # noqa: E402
 from fmnist_lab.model import Net  # noqa: E402
 from fmnist_lab.train import evaluate, fit  # noqa: E402
 
-# The report's log, "Test set: ... Accuracy: N/10000" after epochs 1..23: its only results (copied from its text,
-# which this repository does not hold).
-REPORT_TEST_ACCURACY = [
-    87.36,
-    88.62,
-    89.59,
-    90.71,
-    90.66,
-    91.02,
-    90.58,
-    90.50,
-    91.00,
-    91.83,
-    91.84,
-    91.64,
-    91.10,
-    91.54,
-    91.83,
-    92.29,
-    92.27,
-    92.32,
-    91.54,
-    91.93,
-    92.00,
-    92.52,
-    92.54,
-]
-REPORT_LR = 0.155  # "Best LR 0.15500949999999986" in its log
 CANDIDATES = {  # name: (description, TrainConfig changes)
     "constant": ("constant LR", {"schedule": "constant"}),
     "step-0.7": (
@@ -102,7 +75,7 @@ def swept_state(epochs: int, seed: int) -> tuple[dict, float]:
 def replay(state_path: str, changes: dict, epochs: int, seed: int, threads: int) -> list[float]:
     """Per-epoch test accuracy (%) of the report's recipe with the given schedule, from the swept state."""
     torch.set_num_threads(threads)
-    config = make_config("report", epochs=epochs, seed=seed, lr=REPORT_LR, log_interval=10**9, **changes)
+    config = make_config("report", epochs=epochs, seed=seed, lr=report.LR, log_interval=10**9, **changes)
     splits = make_splits(load_fashion_mnist(), config)
     model = Net().to(splits.train_x.device)
     model.load_state_dict(torch.load(state_path))
@@ -117,24 +90,18 @@ def replay(state_path: str, changes: dict, epochs: int, seed: int, threads: int)
     return accuracies
 
 
-def movement(curve: list[float]) -> float:
-    """Mean epoch-to-epoch change (pp) over the second half: a decayed LR freezes it, a large one keeps it."""
-    late = curve[len(curve) // 2 :]
-    return sum(abs(b - a) for a, b in zip(late, late[1:])) / (len(late) - 1)
-
-
-def score(report: list[float], key: str, curve: list[float]) -> dict:
+def score(logged: list[float], key: str, curve: list[float]) -> dict:
     """Two distances to the report's curve, both in points: its level (RMSE) and its late movement."""
-    rmse = math.sqrt(sum((a - b) ** 2 for a, b in zip(curve, report)) / len(report))
-    moved = movement(curve)
+    rmse = math.sqrt(sum((a - b) ** 2 for a, b in zip(curve, logged)) / len(logged))
+    moved = report.late_movement(curve)
     return {
         "candidate": key,
         "description": CANDIDATES[key][0],
         "curve": curve,
         "rmse_pp": rmse,
         "movement_pp": moved,
-        "distance_pp": rmse + abs(moved - movement(report)),
-        "final_diff_pp": curve[-1] - report[-1],
+        "distance_pp": rmse + abs(moved - report.late_movement(logged)),
+        "final_diff_pp": curve[-1] - logged[-1],
     }
 
 
@@ -143,7 +110,7 @@ def train_candidates(args: argparse.Namespace) -> tuple[dict[str, list[float]], 
     state, sweep_lr = swept_state(args.epochs, args.seed)
     print(
         f"the report's sweep, replayed: its rule picks {sweep_lr:.4g} here; every candidate trains at the "
-        f"report's printed {REPORT_LR}",
+        f"report's printed {report.LR}",
         flush=True,
     )
     curves = {}
@@ -167,7 +134,7 @@ def train_candidates(args: argparse.Namespace) -> tuple[dict[str, list[float]], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    parser.add_argument("--epochs", type=int, default=len(REPORT_TEST_ACCURACY))
+    parser.add_argument("--epochs", type=int, default=len(report.TEST_ACCURACY))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="candidates trained at once (one thread each when > 1)")
     parser.add_argument(
@@ -183,10 +150,10 @@ def main() -> None:
         meta = {key: saved[key] for key in ("lr", "sweep_pick", "seed", "torch")}
     else:
         curves, sweep_lr = train_candidates(args)
-        meta = {"lr": REPORT_LR, "sweep_pick": sweep_lr, "seed": args.seed, "torch": torch.__version__}
-    report = REPORT_TEST_ACCURACY[: len(next(iter(curves.values())))]
-    rows = sorted((score(report, key, curve) for key, curve in curves.items()), key=lambda row: row["distance_pp"])
-    report_movement = movement(report)
+        meta = {"lr": report.LR, "sweep_pick": sweep_lr, "seed": args.seed, "torch": torch.__version__}
+    logged = list(report.TEST_ACCURACY[: len(next(iter(curves.values())))])
+    rows = sorted((score(logged, key, curve) for key, curve in curves.items()), key=lambda row: row["distance_pp"])
+    report_movement = report.late_movement(logged)
     print(f"the report's log: late movement {report_movement:.2f} pp per epoch")
     for r in rows:
         print(
@@ -211,10 +178,10 @@ def main() -> None:
         for r in rows
     ]
     atomic_write_text(out / "report_replay.md", "\n".join(table) + "\n")
-    atomic_write_text(out / "report_replay.json", json.dumps({"report": report, **meta, "rows": rows}, indent=2))
+    atomic_write_text(out / "report_replay.json", json.dumps({"report": logged, **meta, "rows": rows}, indent=2))
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    epochs = range(1, len(report) + 1)
-    ax.plot(epochs, report, "ko-", lw=0.8, label="the report's log")
+    epochs = range(1, len(logged) + 1)
+    ax.plot(epochs, logged, "ko-", lw=0.8, label="the report's log")
     for r in rows:
         ax.plot(
             epochs,
