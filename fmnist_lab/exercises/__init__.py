@@ -473,6 +473,18 @@ def notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...]) 
     return {name: scope[name] for name in sorted(names) if isinstance(scope.get(name), kinds)}
 
 
+def refuse_notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...], name: str, instead: str) -> None:
+    """Wrong if the answer (called ``name``) reads the notebook's own values of ``kinds`` in place of its arguments,
+    with what to do ``instead``. A module without parameters (a loss function) is no network of the notebook's."""
+    read = [
+        f"`{key}`"
+        for key, value in notebook_values(answer, kinds).items()
+        if not isinstance(value, nn.Module) or next(value.parameters(), None) is not None
+    ]
+    if read:
+        raise Wrong(f"`{name}` uses the notebook's {', '.join(read)}: {instead}")
+
+
 def _own_globals(answer: Any) -> dict[str, Any] | None:
     """The global namespace of the answer's own code: of the function a partial binds, of a decorated
     function's original, of a callable object's ``__call__``."""

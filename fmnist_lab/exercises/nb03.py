@@ -13,7 +13,7 @@ from ..data import Batches
 from ..devices import pick_device
 from ..model import Net
 from ..train import train_epoch, train_step
-from . import Exercise, Wrong, as_number, call, close, notebook_values, own_random_state, timed
+from . import Exercise, Wrong, as_number, call, close, own_random_state, refuse_notebook_values, timed
 
 
 def reference_epoch(
@@ -107,16 +107,6 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
     )
 
 
-def _notebook_objects(answer) -> list[str]:
-    """The notebook's models, optimizers and batches that the answer's code names instead of its arguments."""
-    kinds = (torch.optim.Optimizer, Batches, torch.utils.data.DataLoader, nn.Module)
-    return [
-        f"`{name}`"
-        for name, value in notebook_values(answer, kinds).items()
-        if not isinstance(value, nn.Module) or next(value.parameters(), None) is not None
-    ]
-
-
 def _cases(generator: torch.Generator | None) -> dict[str, tuple[int, tuple[int, ...], bool]]:
     cases = {
         "3 batches of 8 random images, starting in eval mode": (0, (8, 8, 8), False),
@@ -130,12 +120,12 @@ def _cases(generator: torch.Generator | None) -> dict[str, tuple[int, tuple[int,
 
 
 def _check_train_one_epoch(train_one_epoch, generator=None) -> str:
-    globals_used = _notebook_objects(train_one_epoch)
-    if globals_used:
-        raise Wrong(
-            f"`train_one_epoch` uses the notebook's {', '.join(globals_used)}: train the `model` on the "
-            f"`batches` with the `optimizer` it is given (its arguments), not the notebook's own"
-        )
+    refuse_notebook_values(
+        train_one_epoch,
+        (torch.optim.Optimizer, Batches, torch.utils.data.DataLoader, nn.Module),
+        "train_one_epoch",
+        "train the `model` on the `batches` with the `optimizer` it is given (its arguments), not the notebook's own",
+    )
     with own_random_state():  # the cases' seeds leave the notebook's random numbers as they were
         for case, (seed, sizes, train_mode) in _cases(generator).items():
             _check_case(train_one_epoch, case, seed, sizes, train_mode)

@@ -19,8 +19,8 @@ from . import (
     call,
     close,
     expect_data,
-    notebook_values,
     own_random_state,
+    refuse_notebook_values,
 )
 
 # q1: the bias-corrected exponential moving average
@@ -73,18 +73,11 @@ def _smoothing_cases(generator: torch.Generator | None = None) -> dict[str, tupl
     return cases
 
 
-def _refuse_notebook_values(answer, kinds: type | tuple[type, ...], name: str, instead: str) -> None:
-    """Wrong if the answer reads the notebook's own values of ``kinds`` in place of its arguments."""
-    read = [f"`{value}`" for value in notebook_values(answer, kinds)]
-    if read:
-        raise Wrong(f"`{name}` uses the notebook's {', '.join(read)}: {instead}")
-
-
 def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, generator=None) -> str:
     if sweep is not None:
         expect_data(sweep, LRFinderResult, "the sweep's result (lab_sweep, what find_lr returned)")
     # the notebook's sweeps in place of `losses` were told only a shape (helper 99)
-    _refuse_notebook_values(
+    refuse_notebook_values(
         smooth_losses, (LRFinderResult, list), "smooth_losses", "smooth the `losses` it is given (its argument)"
     )
     for case, (losses, beta) in _smoothing_cases(generator).items():
@@ -103,11 +96,10 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
         if all_close(got[1:], torch.tensor(_ema(losses, beta, 1 - beta, -1)[1:])):  # t from 0, value 0 aside
             raise Wrong(f"on {case}, {'value 0 is infinite: ' if got[0].isinf() else ''}{_FROM_ONE}")
         as_tensor(got, "smooth_losses", case, (len(losses),))  # NaN and infinity get their own sentence
+        plain = _ema(losses, beta, 1 - beta, None)  # no bias correction: the mistakes below build on it
         mistakes = {
             "your values are the plain moving average: it starts at (1 - beta) x the first loss and is dragged "
-            "towards 0; divide it by 1 - beta**t at step t (t = 1, 2, ...), the bias correction": _ema(
-                losses, beta, 1 - beta, None
-            ),
+            "towards 0; divide it by 1 - beta**t at step t (t = 1, 2, ...), the bias correction": plain,
             "the running average keeps weight beta and the new loss gets 1 - beta, not the other way round": _ema(
                 losses, beta, beta, 0
             ),
@@ -117,13 +109,13 @@ def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, gen
             # each told only a value (helper 99)
             "your values are those of beta 0.9 whatever `beta` is given: use the argument": smooth(losses, 0.9),
             "the correction at step t is 1 - beta**t, with that step's t, not the number of losses": [
-                value / (1 - beta ** len(losses)) for value in _ema(losses, beta, 1 - beta, None)
+                value / (1 - beta ** len(losses)) for value in plain
             ],
             "you recorded the average before adding the step's loss: update it first, then correct and record it": [
-                value / (1 - beta**t) for t, value in enumerate([0.0, *_ema(losses, beta, 1 - beta, None)[:-1]], 1)
+                value / (1 - beta**t) for t, value in enumerate([0.0, *plain[:-1]], 1)
             ],
             "the correction is 1 - beta**t, one minus beta to the power t, not (1 - beta)**t": [
-                value / (1 - beta) ** t for t, value in enumerate(_ema(losses, beta, 1 - beta, None), 1)
+                value / (1 - beta) ** t for t, value in enumerate(plain, 1)
             ],
             "you divided the running average itself, so each step's correction is carried into the next: keep "
             "the running average as it is and divide only the value you return": _ema_corrected_in_place(losses, beta),
@@ -349,7 +341,7 @@ def _fresh_bias_problem(bias: torch.Tensor, before: torch.Tensor, fan_in: int) -
 def _check_full_reset(full_reset, generator=None) -> str:
     # the notebook's `model` reset in place of the argument was told "the model you were given is unchanged"
     # (helper 99)
-    _refuse_notebook_values(full_reset, nn.Module, "full_reset", "reset the model it is given (its argument)")
+    refuse_notebook_values(full_reset, nn.Module, "full_reset", "reset the model it is given (its argument)")
     with own_random_state():  # whatever the answer draws leaves the notebook's random numbers as they were
         for case, model in _reset_cases(generator).items():
             _check_reset_case(full_reset, case, model)
