@@ -57,6 +57,19 @@ def epoch_loop(
     return train_one_epoch
 
 
+def after_the_step(model, batches, optimizer):
+    model.train()
+    total, seen = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        F.nll_loss(model(x), y).backward()
+        optimizer.step()
+        with torch.no_grad():
+            total += F.nll_loss(model(x), y).item() * len(y)
+        seen += len(y)
+    return total / seen
+
+
 def step_after_zero_grad(model, batches, optimizer):
     model.train()
     total, seen = 0.0, 0
@@ -198,6 +211,15 @@ EPOCH_WRONG = {
     "a copy of the model trained": (
         lambda model, batches, optimizer: epoch_loop()(copy.deepcopy(model), batches, optimizer),
         "on the `model` it is given, not a copy",
+    ),
+    # both once told only the generic sentence (helper 99)
+    "a summed loss": (
+        epoch_loop(loss_fn=lambda output, labels: F.nll_loss(output, labels, reduction="sum")),
+        "the weights end up as with a summed loss (reduction='sum')",
+    ),
+    "the loss measured after the step": (
+        after_the_step,
+        "you returned the losses measured again after each step, on the weights that step had just changed",
     ),
     "last batch's loss": (
         lambda model, batches, optimizer: epoch_loop()(model, batches[-1:], optimizer),

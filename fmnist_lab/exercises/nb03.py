@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -17,11 +18,18 @@ from . import Exercise, Wrong, as_number, call, close, own_random_state, refuse_
 
 
 def reference_epoch(
-    model: nn.Module, batches: list, optimizer: torch.optim.Optimizer, train_mode: bool = True, zero_grad: bool = True
+    model: nn.Module,
+    batches: list,
+    optimizer: torch.optim.Optimizer,
+    train_mode: bool = True,
+    zero_grad: bool = True,
+    reduction: str = "mean",
+    loss_after_step: bool = False,
 ) -> tuple[float, float]:
     """Notebook 03's loop, the reference that the check and the tests share: (mean loss over images, over batches).
 
-    ``train_mode`` or ``zero_grad`` False: the loop with that slip, to recognise it in an answer.
+    ``train_mode`` or ``zero_grad`` False, ``reduction="sum"`` or ``loss_after_step``: the loop with that slip, to
+    recognise it in an answer (the last records each batch's loss on the weights its step has just changed).
     """
     if train_mode:
         model.train()
@@ -29,9 +37,12 @@ def reference_epoch(
     for x, y in batches:
         if zero_grad:
             optimizer.zero_grad()
-        loss = F.nll_loss(model(x), y)
+        loss = F.nll_loss(model(x), y, reduction=reduction)
         loss.backward()
         optimizer.step()
+        if loss_after_step:
+            with torch.no_grad():
+                loss = F.nll_loss(model(x), y)
         losses.append(loss.item())
         sizes.append(len(y))
     return sum(loss * n for loss, n in zip(losses, sizes)) / sum(sizes), sum(losses) / len(losses)
@@ -90,12 +101,11 @@ def _setup(seed: int, batch_sizes: tuple[int, ...], train_mode: bool):
     return model, optimizer, batches
 
 
-def _variant(
-    seed: int, sizes: tuple[int, ...], starts_training: bool, switch_to_train: bool = True, zero_grad: bool = True
-) -> tuple[nn.Module, float, float, float]:
-    """The network after one epoch of ``reference_epoch`` (right, or with a slip), its two mean losses and its time."""
+def _variant(seed: int, sizes: tuple[int, ...], starts_training: bool, **slip) -> tuple[nn.Module, float, float, float]:
+    """The network after one epoch of ``reference_epoch`` (right, or with the ``slip`` its keywords name), its two mean
+    losses and its time."""
     model, optimizer, batches = _setup(seed, sizes, starts_training)
-    (by_image, by_batch), seconds = timed(reference_epoch, model, batches, optimizer, switch_to_train, zero_grad)
+    (by_image, by_batch), seconds = timed(functools.partial(reference_epoch, **slip), model, batches, optimizer)
     return model, by_image, by_batch, seconds
 
 
@@ -179,7 +189,13 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
                 f"on {case}, the weights end up as without optimizer.zero_grad(): call it before every "
                 f"backward(), or the gradients of all batches so far add up"
             )
-        if not train_mode and _same_weights(model, _variant(seed, sizes, False, switch_to_train=False)[0]):
+        if _same_weights(model, _variant(seed, sizes, train_mode, reduction="sum")[0]):
+            raise Wrong(
+                f"on {case}, the weights end up as with a summed loss (reduction='sum'): each step is then as "
+                f"many times larger as the batch has images. Step on the batch's mean loss, F.nll_loss's default, "
+                f"and multiply by len(labels) only in the running total"
+            )
+        if not train_mode and _same_weights(model, _variant(seed, sizes, False, train_mode=False)[0]):
             raise Wrong(
                 f"on {case}, the network trained in eval mode (BatchNorm normalised with its running statistics, "
                 f"not the batch's; in the notebook, dropout would be off too): "
@@ -200,6 +216,12 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
                 f"on {case}, you returned the mean of the batch losses ({loss:.4f}); weight each batch by "
                 f"its own number of images, len(labels), so that smaller batches count less (one weight for "
                 f"every batch, such as the batch size, gives this mean again; expected {expected:.4f})"
+            )
+        if close(loss, _variant(seed, sizes, train_mode, loss_after_step=True)[1]):
+            raise Wrong(
+                f"on {case}, you returned the losses measured again after each step, on the weights that step had "
+                f"just changed ({loss:.4f}): add up the loss the step was computed from, the one you called "
+                f"backward() on (expected {expected:.4f})"
             )
         raise Wrong(f"on {case}, the mean training loss should be {expected:.4f}, but you returned {loss:.4f}")
 
