@@ -151,18 +151,26 @@ SMOOTH_WRONG = {
     "t counted from 0, in floats": (
         counted_from_zero,
         "`counted_from_zero` raised ZeroDivisionError (float division by zero) when called on five losses of 2.0 "
-        "with beta 0.9: at t = 0 the correction 1 - beta**t is 0; count the steps t from 1",
+        "with beta 0.9: the first correction is 1 - beta**0 = 0; the first step is t = 1, so its correction is "
+        "1 - beta**1",
     ),
     "t counted from 0, in a tensor": (
         lambda losses, beta: counted_from_zero(torch.tensor(losses), beta),
-        "on five losses of 2.0 with beta 0.9, value 0 is infinite: at t = 0 the correction 1 - beta**t is 0",
+        "on five losses of 2.0 with beta 0.9, value 0 is infinite: the first correction is 1 - beta**0 = 0",
+    ),
+    # counted from 1 with the exponent t - 1: once told it had counted t from 0, which it had not
+    "exponent t - 1": (
+        lambda losses, beta: [
+            avg / (1 - beta ** (t - 1)) for t, avg in enumerate(nb04._ema(losses, beta, 1 - beta, None), 1)
+        ],
+        "the first correction is 1 - beta**0 = 0; the first step is t = 1, so its correction is 1 - beta**1",
     ),
     # the first step's division left out, t still counted from 0 after it: once told only value 0's number
     "t counted from 0, the first step skipped": (
         lambda losses, beta: [
             avg / (1 - beta**t) if t else avg for t, avg in enumerate(nb04._ema(losses, beta, 1 - beta, None))
         ],
-        "on five losses of 2.0 with beta 0.9, at t = 0 the correction 1 - beta**t is 0; count the steps t from 1",
+        "on five losses of 2.0 with beta 0.9, the first correction is 1 - beta**0 = 0",
     ),
     "one value short": (
         lambda losses, beta: smooth_losses(losses, beta)[1:],

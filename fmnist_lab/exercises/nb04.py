@@ -55,7 +55,8 @@ def _ema_from_first(losses: list[float], beta: float) -> list[float]:
     return out
 
 
-_FROM_ONE = "at t = 0 the correction 1 - beta**t is 0; count the steps t from 1"
+# a student who counted from 1 but wrote beta**(t - 1) gets the same values: name the exponent, not a t = 0
+_FROM_ONE = "the first correction is 1 - beta**0 = 0; the first step is t = 1, so its correction is 1 - beta**1"
 
 
 def _smoothing_cases(generator: torch.Generator | None = None) -> dict[str, tuple[list[float], float]]:
