@@ -73,6 +73,38 @@ def grad_in_the_image_itself(model, image, target):
     return image.grad[0].abs()
 
 
+def dropout_off_only(model, image, target):  # BatchNorm left in the mode the network came in
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout2d)):
+            module.eval()
+    return gradient(model, image, target, eval_mode=False).abs()
+
+
+def seeded_in_training_mode(model, image, target):
+    torch.manual_seed(0)  # the same dropout every call: the map no longer changes from call to call
+    return gradient(model, image, target, eval_mode=False).abs()
+
+
+def under_no_grad(model, image, target):
+    model.eval()
+    x = image[None].clone().requires_grad_(True)
+    with torch.no_grad():
+        out = model(x)
+    out[0, target].backward()
+    return x.grad[0, 0].abs()
+
+
+def of_the_score(model, image, target):
+    model.eval()
+    x = image[None].clone().requires_grad_(True)
+    scores = []
+    hook = model.fc_2.register_forward_hook(lambda module, inputs, output: scores.append(output))
+    model(x)
+    hook.remove()
+    scores[0][0, target].backward()
+    return x.grad[0, 0].abs()
+
+
 def no_requires_grad(model, image, target):
     model.eval()
     x = image[None]
@@ -100,6 +132,21 @@ SALIENCY_WRONG = {
         lambda model, image, target: gradient(model, image, target, eval_mode=False).abs(),
         "your map changes from call to call: call model.eval() first",
     ),
+    # the two below, no randomness from call to call, were told only "your map differs" (helper 102)
+    "dropout switched off, BatchNorm left in training mode": (
+        dropout_off_only,
+        "your map is right when the network comes in eval mode, but not from training mode",
+    ),
+    "training mode with a seed": (
+        seeded_in_training_mode,
+        "your map is right when the network comes in eval mode, but not from training mode",
+    ),
+    # the next two were told PyTorch's error, or "your map differs", alone (helper 102)
+    "under torch.no_grad()": (
+        under_no_grad,
+        "the forward pass recorded no graph to backpropagate through: run it without torch.no_grad()",
+    ),
+    "the score's gradient": (of_the_score, "you took the gradient of the score, fc_2's output before log-softmax"),
     # SmoothGrad's noise, in eval mode: once told only to call model.eval() (helper-85)
     "noise added to the image": (
         lambda model, image, target: gradient(model, image + 0.1 * torch.randn_like(image), target).abs(),
@@ -189,6 +236,12 @@ def my_nearest(features, query, k):
     distances = (features - features[query]).norm(dim=1)
     distances[query] = float("inf")
     return distances.argsort()[:k]
+
+
+def my_nearest_distances(features, query):
+    distances = (features - features[query]).norm(dim=1)
+    distances[query] = float("inf")
+    return distances
 
 
 def by_numpy(features, query, k):
@@ -320,6 +373,20 @@ NEAREST_WRONG = {
     "indices of the rows left": (
         lambda f, q, k: torch.cat([f[:q], f[q + 1 :]]).sub(f[q]).norm(dim=1).argsort(stable=True)[:k],
         "the indices after the query's (2) are one too small: with the query's row taken out before ranking",
+    ),
+    # both once told "your list holds the query itself" (helper 102)
+    "indices of the rows left, all moved by one": (
+        lambda f, q, k: torch.cat([f[:q], f[q + 1 :]]).sub(f[q]).norm(dim=1).argsort(stable=True)[:k] + 1,
+        "the indices before the query's (2) are one too large: with the query's row taken out before ranking",
+    ),
+    "counted from 1": (lambda f, q, k: my_nearest(f, q, k) + 1, "every index is one too large: rows count from 0"),
+    "topk's values and indices": (
+        lambda f, q, k: tuple(my_nearest_distances(f, q).topk(k, largest=False)),
+        "you returned a pair of 3-element tensors, as sort and topk give (values, indices)",
+    ),
+    "the features changed": (
+        lambda f, q, k: my_nearest(f.sub_(f[q].clone()), q, k),
+        "changed the input it was given: compute the distances into a new tensor",
     ),
     # right on every case without ties; on the tied one its distances are right too, but one point comes twice
     "a tied point twice": (

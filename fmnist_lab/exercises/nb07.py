@@ -62,13 +62,16 @@ def _saliency_cases(generator: torch.Generator | None) -> dict[str, tuple[Net, T
     return cases
 
 
-def _map(model: nn.Module, image: Tensor, target: int, probability: bool = False) -> Tensor:
-    """d log p(target) / d pixel (or of p itself) in eval mode, signed, on the CPU: the variants the check
-    compares with."""
+def _map(model: nn.Module, image: Tensor, target: int, of: str = "log-probability") -> Tensor:
+    """d log p(target) / d pixel in eval mode, signed, on the CPU; or that of the probability p or of the score
+    (``fc_2``'s output, before log-softmax): the variants the check compares with."""
     model = copy.deepcopy(model).eval()
+    scores = []
+    hook = model.fc_2.register_forward_hook(lambda module, inputs, output: scores.append(output))
     x = image[None].clone().requires_grad_(True)
     out = model(x)[0, target]
-    (out.exp() if probability else out).backward()
+    hook.remove()
+    {"log-probability": out, "probability": out.exp(), "score": scores[0][0, target]}[of].backward()
     return x.grad[0, 0].cpu()
 
 
@@ -77,6 +80,11 @@ _SALIENCY_ADVICE = {
     "'NoneType' object": "a .grad is None when the tensor did not record its gradient: make the image you give the "
     "model record it (requires_grad_(True)) before the forward pass, and read .grad from that same tensor",
     "got 3D input": "the model takes a batch: give it the image with a batch dimension, (1, 1, 28, 28)",
+    # a forward pass under torch.no_grad(), as for evaluation since notebook 06 (helper 102)
+    "does not require grad": "the forward pass recorded no graph to backpropagate through: run it without "
+    "torch.no_grad() or torch.inference_mode(), on an image that records its gradient (requires_grad_(True))",
+    "Inference tensors cannot be saved for backward": "the forward pass recorded no graph to backpropagate through: "
+    "run it without torch.inference_mode(), on an image that records its gradient (requires_grad_(True))",
 }
 
 
@@ -113,7 +121,7 @@ def _check_saliency(
                     f"drops different units every time; if you did, the randomness is your own (noise added to "
                     f"the image?): the map is the gradient of one pass over the image as it is"
                 )
-            _diagnose_saliency(case, got, net, x, t)
+            _diagnose_saliency(my_saliency, case, got, net, x, t, seconds)
         _check_twice_on_one_image(my_saliency, *next(iter(cases.items())))
     praise = (
         f"your saliency map equals the lab's (Captum's) on {in_words(len(cases))} random networks, from training mode"
@@ -141,14 +149,30 @@ def _check_twice_on_one_image(my_saliency, case: str, arguments: tuple[Net, Tens
         )
 
 
-def _diagnose_saliency(case: str, got: Tensor, net: nn.Module, x: Tensor, t: int) -> None:
+def _diagnose_saliency(
+    my_saliency, case: str, got: Tensor, net: nn.Module, x: Tensor, t: int, reference_s: float
+) -> None:
+    # dropout or BatchNorm left in training mode without randomness from call to call (dropout alone switched
+    # off, a seed set): the answer's map is right once the network comes in eval mode (helper 102)
+    from_eval = _call_saliency(my_saliency, copy.deepcopy(net).eval(), x, t, case=case, reference_s=reference_s)
+    if all_close(from_eval, saliency(net, x[None], t)[0].cpu(), 1e-3):
+        raise Wrong(
+            f"on {case}, your map is right when the network comes in eval mode, but not from training mode, as "
+            f"the check hands it over (and as a network is right after training): call model.eval() in your "
+            f"function before the forward pass; it switches both BatchNorm and dropout"
+        )
     signed = _map(net, x, t)
     if all_close(got, signed, 1e-3):
         raise Wrong(f"on {case}, your map has negative values: take the absolute value of the gradient")
-    if all_close(got.abs(), _map(net, x, t, probability=True).abs(), 1e-3):
+    if all_close(got.abs(), _map(net, x, t, of="probability").abs(), 1e-3):
         raise Wrong(
             f"on {case}, you took the gradient of the probability (the exp() of the output); take it of "
             f"the log-probability, the model's output itself"
+        )
+    if all_close(got.abs(), _map(net, x, t, of="score").abs(), 1e-3):
+        raise Wrong(
+            f"on {case}, you took the gradient of the score, fc_2's output before log-softmax (the map of the "
+            f"papers, section 3 says); this exercise asks for that of the log-probability, the model's output itself"
         )
     other = next((k for k in range(10) if k != t and all_close(got.abs(), _map(net, x, k).abs(), 1e-3)), None)
     if other is not None:
@@ -232,6 +256,15 @@ def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int])
 def _neighbour_indices(answer: object, points: Tensor, query: int, k: int, case: str) -> list[int]:
     """The answer's k indices; the k smallest distances returned instead of their indices are Wrong (unless they
     are also a right answer: on points of whole-number distances a list can be both)."""
+    if (
+        isinstance(answer, tuple)
+        and len(answer) == 2
+        and all(isinstance(part, Tensor) and tuple(part.shape) == (k,) for part in answer)
+    ):  # sort's and topk's (values, indices) returned whole (helper 102)
+        raise Wrong(
+            f"on {case}, you returned a pair of {k}-element tensors, as sort and topk give (values, indices): return "
+            f"only the indices, their .indices"
+        )
     values = as_tensor(answer, "my_nearest", case, (k,))
     smallest = _distances(points, query).sort().values.double()
     whole = bool((values == values.round()).all())
@@ -257,7 +290,16 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
             query, f"the query's index (an int from 0 to {len(features) - 1}) after the features", len(features)
         )
     for case, (points, q, k) in _neighbour_cases(generator).items():
-        got = _neighbour_indices(call(my_nearest, points, q, k, case=case), points, q, k, case)
+        returned = call(
+            my_nearest,
+            points,
+            q,
+            k,
+            case=case,
+            keep_input="compute the distances into a new tensor and leave `features` as it is (in the notebook "
+            "the later cells use it)",
+        )
+        got = _neighbour_indices(returned, points, q, k, case)
         right = nearest_neighbours(points, q, k).tolist()
         if _nearest_first(points, q, got, right):
             continue
@@ -277,6 +319,14 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
                 f"on {case}, the indices after the query's ({q}) are one too small: with the query's row taken "
                 f"out before ranking, every later row moved up by one. Return indices into `features` itself "
                 f"(or give the query an infinite distance instead of taking it out)"
+            )
+        if _nearest_first(points, q, [i - 1 for i in got], right):
+            raise Wrong(f"on {case}, every index is one too large: rows count from 0, as `features[i]` does")
+        if _nearest_first(points, q, [i - 1 if i <= q else i for i in got], right):  # (helper 102)
+            raise Wrong(
+                f"on {case}, the indices before the query's ({q}) are one too large: with the query's row taken "
+                f"out before ranking, only the rows after it moved up by one. Return indices into `features` "
+                f"itself (or give the query an infinite distance instead of taking it out)"
             )
         if q in got:
             raise Wrong(f"on {case}, your list holds the query itself (index {q}): leave it out, its distance is 0")
