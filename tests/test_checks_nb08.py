@@ -78,6 +78,11 @@ def shard_ignoring_the_order(order, rank, world_size):
     return torch.arange(total)[rank::world_size] % len(order)
 
 
+def shard_from_rank_minus_one(order, rank, world_size):  # ranks counted from 1: rank 0 gets the last index alone
+    total = -(-len(order) // world_size) * world_size
+    return order.repeat(total // len(order) + 1)[:total][rank - 1 :: world_size]
+
+
 def shard_in_place(order, rank, world_size):
     order[:] = order.sort().values  # spoils the order that every rank shares
     return shard_sliced(order, rank, world_size)
@@ -102,10 +107,21 @@ RIGHT = {
     "a loop that pads": shard_with_a_loop,
     "NumPy's resize": shard_with_numpy,
     "itertools.cycle": shard_with_itertools,
+    # refused as "not a 1-D tensor" while notebook 07's checks took a generator (helper 102)
+    "a generator": lambda order, rank, world_size: (int(i) for i in shard_sliced(order, rank, world_size)),
 }
 
 WRONG = {
     "no padding": (shard_unpadded, "every rank should get ceil(7 / 3) = 3 indices"),
+    # the two below were told a length, or the two lists alone (helper 102)
+    "ranks counted from 1": (
+        shard_from_rank_minus_one,
+        "on order 0..9, rank 0 of 2, ranks count from 0: rank r starts at position r of the padded order",
+    ),
+    "the next rank's shard": (
+        lambda order, rank, world_size: shard_sliced(order, (rank + 1) % world_size, world_size),
+        "on order 0..9, rank 0 of 2, you returned rank 1's shard, not rank 0's",
+    ),
     "contiguous blocks": (shard_contiguous, "contiguous block of the order; DistributedSampler deals the order out"),
     "padded from the end": (
         shard_padded_from_the_end,

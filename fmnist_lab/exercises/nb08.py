@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler
@@ -40,6 +42,8 @@ def _shard_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, i
 
 def _as_indices(value: object, case: str) -> tuple[list[int], bool]:
     """The answer's indices, and whether they came as floats (whole numbers all, or it is refused here)."""
+    if isinstance(value, Iterator):  # a generator of indices, as notebook 07's checks take it (helper 102)
+        value = list(value)
     try:
         indices = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError, OverflowError):
@@ -71,13 +75,25 @@ def _diagnose(got: list[int], order: Tensor, rank: int, world_size: int, case: s
                 f"padded order falls short of {length * world_size}; repeat the order as often as it takes, "
                 f"however short it is"
             )
+    padded = distributed.pad_to_multiple(order, world_size).tolist()
+    if got == padded[rank - 1 :: world_size] and rank != 1:  # rank 1 that way is rank 0's shard, told below
+        return (
+            f"on {case}, ranks count from 0: rank r starts at position r of the padded order (rank 0 at position "
+            f"0), not at r - 1; expected {expected}"
+        )
+    other = next((r for r in range(world_size) if r != rank and got == padded[r::world_size]), None)
+    if other is not None:  # (helper 102)
+        return (
+            f"on {case}, you returned rank {other}'s shard, not rank {rank}'s: rank r starts at position r of the "
+            f"padded order (ranks count from 0); expected {expected}"
+        )
     if len(got) != length:
         return (
             f"on {case}, every rank should get ceil({len(order)} / {world_size}) = {length} "
             f"{'index' if length == 1 else 'indices'} (the order is padded so that all ranks take the same number "
             f"of steps), but yours has {len(got)}"
         )
-    if got == distributed.pad_to_multiple(order, world_size).tolist()[rank * length : (rank + 1) * length]:
+    if got == padded[rank * length : (rank + 1) * length]:
         return (
             f"on {case}, you returned a contiguous block of the order; DistributedSampler deals the order out "
             f"like cards: rank r takes positions r, r + N, r + 2N, ..."
