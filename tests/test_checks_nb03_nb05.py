@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fmnist_lab import make_config
+from fmnist_lab.config import TrainConfig
 from fmnist_lab.exercises import WRONG, nb03, nb05
 from fmnist_lab.model import Net
 from fmnist_lab.train import History, best_epoch, out_of_patience, train_epoch, train_step
@@ -337,9 +338,18 @@ STOP_RIGHT = {
     "best before the last patience epochs": lambda acc, patience: (
         len(acc) > patience and max(acc[:-patience]) >= max(acc[-patience:])
     ),
+    # a one-element bool array was refused where a one-element bool tensor passed (helper 101)
+    "a one-element NumPy bool array": lambda acc, patience: np.array([should_stop(acc, patience)]),
 }
 
+notebook_config = TrainConfig(patience=2)  # stands in for the notebook's `constant`, read as a global
+
 STOP_WRONG = {
+    # told only a case's verdict (helper 101)
+    "the notebook's patience": (
+        lambda acc, patience: should_stop(acc, notebook_config.patience),
+        "`should_stop` uses the notebook's `notebook_config`: decide on the `val_accuracies` and `patience`",
+    ),
     "a tie counts as improvement": (
         lambda acc, patience: (
             bool(acc) and len(acc) - 1 - max(i for i, a in enumerate(acc) if a == max(acc)) >= patience

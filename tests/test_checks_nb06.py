@@ -66,12 +66,12 @@ CONFUSION_WRONG = {
     # an 8-bit count wraps past 255: once right on every case, the hidden ones included
     "counted in uint8": (
         lambda t, p, n: torch.tensor(by_loop(t, p, n).tolist()).to(torch.uint8),
-        "a count of 300 does not fit your matrix's dtype, which holds whole numbers only up to 255: count in "
+        "a count of 2100 does not fit your matrix's dtype, which holds whole numbers only up to 255: count in "
         "torch.long",
     ),
     "counted in NumPy's int8": (
         lambda t, p, n: by_numpy(t, p, n).astype(np.int8),
-        "a count of 300 does not fit your matrix's dtype, which holds whole numbers only up to 127",
+        "a count of 2100 does not fit your matrix's dtype, which holds whole numbers only up to 127",
     ),
     # a DataFrame (pandas.crosstab) of the right shape: once told its shape was wrong
     "an array of Python objects": (
@@ -109,10 +109,19 @@ CONFUSION_WRONG = {
         lambda t, p, n: by_loop(t, p, n) > 0,
         "your matrix is of bools, which hold only True and False: count in integers",
     ),
+    # float16 stops counting at 2,048 as bfloat16 at 256: it used to pass (helper 101)
+    "counted in float16": (
+        lambda t, p, n: by_loop_in(t, p, n, torch.float16),
+        "a count of 2100 does not fit your matrix's dtype, which holds whole numbers only up to 2,048",
+    ),
+    "the notebook's predictions": (
+        lambda t, p, n: by_loop(nb06_notebook_cm.diag(), nb06_notebook_cm.diag(), n),
+        "`my_confusion_matrix` uses the notebook's `nb06_notebook_cm`",
+    ),
     # adding 1 to 256 in bfloat16 gives 256 again: the count stops there
     "counted in bfloat16": (
         lambda t, p, n: by_loop_in(t, p, n, torch.bfloat16),
-        "a count of 300 does not fit your matrix's dtype, which holds whole numbers only up to 256",
+        "a count of 2100 does not fit your matrix's dtype, which holds whole numbers only up to 256",
     ),
     "the lab's confusion_matrix": (
         lambda t, p, n: nb06.confusion_matrix(t, p, n),
@@ -218,6 +227,11 @@ PAIR_WRONG = {
     "a flat index": (
         lambda cm: int(cm.clone().fill_diagonal_(0).argmax()),
         "you returned one number, 6: an index into the flattened matrix? Return the cell as (row, column)",
+    ),
+    # told only the right cell (helper 101)
+    "row and column by Fashion-MNIST's 10": (
+        lambda cm: divmod(int(cm.clone().fill_diagonal_(0).argmax()), 10),
+        "you returned (0, 6), outside this 3x3 matrix: take the row and the column from the matrix it is given",
     ),
     "diagonal kept": (
         lambda cm: divmod(int(cm.argmax()), len(cm)),
@@ -339,11 +353,56 @@ def precision_never_predicted_one(cm):
     return torch.where(predicted == 0, 1.0, cm.diag().double() / predicted.clamp(min=1).double())
 
 
+def precision_stored_in_integers(cm):
+    precision = torch.zeros_like(cm.diag())  # the matrix's dtype, int64: each fraction is cut as it is stored
+    for j in range(len(cm)):
+        column = cm[:, j].sum()
+        precision[j] = cm[j, j] / column if column > 0 else 0
+    return precision
+
+
+def precision_diagonal_spoiled(cm):
+    right = cm.diag().double() / cm.sum(0).clamp(min=1).double()
+    cm.fill_diagonal_(0)
+    return right
+
+
+nb06_notebook_cm = torch.eye(10, dtype=torch.long)  # stands in for the notebook's `cm`, read as a global
+
+
 PRECISION_WRONG = {
     # both told the numbers only (helper-93)
     "integer division": (
         lambda cm: cm.diag() // cm.sum(0).clamp(min=1),
-        "your precisions are whole numbers (0, or 1 where a class is always right): integer division",
+        "of whole numbers only: each precision came out as 0 (or 1 where a class is always right), cut by integer "
+        "division (//)",
+    ),
+    # the four below were each told "integer division" (helper 101)
+    "stored in an int64 tensor": (precision_stored_in_integers, "you returned a torch.int64 tensor of shape (3,)"),
+    "stored in a NumPy int array": (
+        lambda cm: np.array(precision_stored_in_integers(cm).tolist(), dtype=int),
+        "storing it in an integer tensor or array",
+    ),
+    "nothing stored": (
+        lambda cm: torch.zeros(len(cm)),
+        "your precisions are whole numbers, all 0: a fraction cut by integer division (//) or int() is 0 (1 where "
+        "a class is always right), as is a value that never reached the tensor you return",
+    ),
+    "floored, in floats": (
+        lambda cm: (cm.diag() // cm.sum(0).clamp(min=1)).double(),
+        "your precisions are whole numbers, all 0: a fraction cut by integer division (//) or int() is 0",
+    ),
+    "the matrix's diagonal zeroed in place": (
+        precision_diagonal_spoiled,
+        "changed the input it was given: work on a copy (cm.clone())",
+    ),
+    "in float16": (
+        lambda cm: (cm.diag().double() / cm.sum(0).clamp(min=1)).half(),
+        "your precisions agree to about 3 digits only: torch.float16 keeps about 3 significant digits",
+    ),
+    "the notebook's matrix": (
+        lambda cm: nb06_notebook_cm.diag() / nb06_notebook_cm.sum(0).clamp(min=1),
+        "`precision_per_class` uses the notebook's `nb06_notebook_cm`: work on the matrix `cm` it is given",
     ),
     "1 for a class never predicted": (
         precision_never_predicted_one,
@@ -408,6 +467,10 @@ def test_precision_is_checked_on_the_validation_matrix_too():
     )
     assert_wrong(nb06.q3, tuned, sentence, validation, classes)
     assert "the least precise class is c" in assert_right(nb06.q3, right, validation, classes)
+    # a class never predicted (column 3) has no precision to be the least of: once named with 0.0% (helper 101)
+    never = torch.tensor([[50, 1, 3, 0], [2, 60, 9, 0], [7, 4, 40, 0], [0, 3, 1, 0]])
+    praise = assert_right(nb06.q3, right, never, classes)
+    assert "the least precise class is c" in praise and "(d never predicted)" in praise, praise
 
 
 @pytest.mark.parametrize(

@@ -708,11 +708,13 @@ def as_indices(
 
 
 def as_bool(value: Any, name: str, case: str) -> bool:
-    """The answer as True or False: Python's bool, NumPy's bool_ and a one-element bool tensor count."""
+    """The answer as True or False: Python's bool, NumPy's bool_ and a one-element bool tensor or array count."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, Tensor) and value.dtype == torch.bool and value.numel() == 1:
         return bool(value)
+    if isinstance(value, np.ndarray) and value.dtype == np.bool_ and value.size == 1:  # (helper 101)
+        return bool(value.item())
     raise Wrong(f"`{name}` should return True or False, but on {case} it returned {describe(value)}")
 
 

@@ -7,8 +7,10 @@ import numbers
 import numpy as np
 import torch
 
+from ..config import TrainConfig
+from ..experiment import RunResult
 from ..train import History, best_epoch, out_of_patience
-from . import Exercise, Misused, Wrong, as_bool, call, describe
+from . import Exercise, Misused, Wrong, as_bool, call, describe, refuse_notebook_values
 
 
 def _stop_cases(generator: torch.Generator | None) -> dict[str, tuple[list[float], int]]:
@@ -56,6 +58,13 @@ def _check_should_stop(
 ) -> str:
     if val_accuracies is not None:
         _expect_accuracies(val_accuracies, patience)
+    # the notebook's run or its config read in place of the arguments was told only a case's verdict (helper 101)
+    refuse_notebook_values(
+        should_stop,
+        (TrainConfig, History, RunResult),
+        "should_stop",
+        "decide on the `val_accuracies` and `patience` it is given (its arguments)",
+    )
     for case, (accuracies, p) in _stop_cases(generator).items():
         got = as_bool(call(should_stop, list(accuracies), p, case=case), "should_stop", case)
         if got != out_of_patience(accuracies, p):

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..dataset import CLASS_NAMES
 from ..metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
+from ..train import EvalResult
 from . import (
     Exercise,
     Misused,
@@ -24,6 +25,7 @@ from . import (
     describe,
     expect_classes,
     expect_data,
+    refuse_notebook_values,
 )
 
 
@@ -43,9 +45,10 @@ def _prediction_cases(generator: torch.Generator | None) -> dict[str, tuple[Tens
             4,
         ),
         "300 random predictions of 10 classes": (targets, predictions, 10),
-        "400 predictions of 2 classes, 300 of class 0 right (a count above 255)": (
-            torch.tensor([0] * 300 + [1] * 100),
-            torch.tensor([0] * 300 + [1] * 60 + [0] * 40),
+        # float16 counts exactly to 2,048, uint8 to 255: both fall short here (helper 101)
+        "2,200 predictions of 2 classes, 2,100 of class 0 right (a count above 2,048)": (
+            torch.tensor([0] * 2100 + [1] * 100),
+            torch.tensor([0] * 2100 + [1] * 60 + [0] * 40),
             2,
         ),
     }
@@ -120,6 +123,12 @@ def _check_confusion(
 ) -> str:
     if targets is not None or predictions is not None:
         _expect_labels(targets, predictions)
+    refuse_notebook_values(
+        my_confusion_matrix,
+        (EvalResult, Tensor),
+        "my_confusion_matrix",
+        "count the `targets` and `predictions` it is given (its arguments)",
+    )
     for case, (t, p, n) in _prediction_cases(generator).items():
         got = call(my_confusion_matrix, t, p, n, case=case)
         right = confusion_matrix(t, p, n).double()
@@ -173,7 +182,7 @@ def _check_confusion(
         raise Wrong(f"on {case}, the matrix should be\n{right.long()}\nbut yours is\n{shown}")
     praise = (
         "your matrix is right on a 3-class case, with a class that never appears, on 300 random predictions and "
-        "with a count above 255"
+        "with a count above 2,048"
     )
     if targets is not None:
         case = "the validation split"
@@ -266,6 +275,9 @@ def _pair(got: Any, case: str) -> tuple[int, int]:
     return i, j
 
 
+_OWN_MATRIX = "work on the matrix `cm` it is given (its argument), whose size may differ from the notebook's"
+
+
 def _cell(index: tuple[int, int]) -> str:
     return f"cm[{index[0]}, {index[1]}]"
 
@@ -273,6 +285,7 @@ def _cell(index: tuple[int, int]) -> str:
 def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
         _expect_matrix(cm, classes)
+    refuse_notebook_values(most_confused_pair, Tensor, "most_confused_pair", _OWN_MATRIX)
     cases = _matrix_cases(generator)
     answers = {}  # all of them first: a mistake is named only when it explains the answer on every case
     for case, matrix in cases.items():
@@ -283,6 +296,11 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
             keep_input="work on a copy (off = cm.clone()), so the matrix itself keeps its diagonal",
         )
         answers[case] = _pair(got, case)
+        if not all(0 <= index < len(matrix) for index in answers[case]):  # once told only the right cell (helper 101)
+            raise Wrong(
+                f"on {case}, you returned {answers[case]}, outside this {len(matrix)}x{len(matrix)} matrix: take "
+                f"the row and the column from the matrix it is given, whose size is len(cm), not always 10"
+            )
     for case, matrix in cases.items():
         i, j = answers[case]
         right = _largest_off_diagonal(matrix)
@@ -359,6 +377,13 @@ q2 = Exercise(
 # q3: precision per class
 
 
+def _whole_numbers_only(dtype: object) -> bool:
+    """Whether ``dtype`` (PyTorch's or NumPy's) is an integer type, which cuts a fraction stored in it."""
+    if isinstance(dtype, torch.dtype):
+        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+    return isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.integer)
+
+
 def _precision(cm: Tensor) -> Tensor:
     return cm.diag().double() / cm.sum(0).clamp(min=1).double()
 
@@ -366,12 +391,17 @@ def _precision(cm: Tensor) -> Tensor:
 def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLASS_NAMES, generator=None) -> str:
     if cm is not None:
         _expect_matrix(cm, classes)
+    refuse_notebook_values(precision_per_class, Tensor, "precision_per_class", _OWN_MATRIX)
     never_predicted = torch.tensor([[5, 0, 1], [3, 0, 2], [0, 0, 4]])
     cases = {**_matrix_cases(generator), "a 3x3 matrix where class 1 is never predicted": never_predicted}
     for case, matrix in cases.items():
-        got = as_tensor(
-            call(precision_per_class, matrix, case=case), "precision_per_class", case, (len(matrix),), finite=False
+        returned = call(
+            precision_per_class,
+            matrix,
+            case=case,
+            keep_input="work on a copy (cm.clone()) or compute new tensors, so the matrix itself stays as it is",
         )
+        got = as_tensor(returned, "precision_per_class", case, (len(matrix),), finite=False)
         right = _precision(matrix)
         if all_close(got, right):
             continue
@@ -389,10 +419,20 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
                 f"on {case}, you divided by the number of all images; precision divides each class's right "
                 f"answers by the images predicted as that class, the column sum"
             )
-        if all_close(got, matrix.diag() // matrix.sum(0).clamp(min=1)):
+        # each once told "integer division", whatever had cut the fractions (helper 101)
+        dtype = getattr(returned, "dtype", None)
+        if _whole_numbers_only(dtype):
             raise Wrong(
-                f"on {case}, your precisions are whole numbers (0, or 1 where a class is always right): integer "
-                f"division; turn the counts into floats before you divide"
+                f"on {case}, you returned {describe(returned)}, of whole numbers only: each precision came out as "
+                f"0 (or 1 where a class is always right), cut by integer division (//), int(), or storing it in "
+                f"an integer tensor or array. Divide in floats and return floats (a tensor to fill made with a "
+                f"float dtype)"
+            )
+        if all_close(got, matrix.diag() // matrix.sum(0).clamp(min=1)) or not got.any():
+            raise Wrong(
+                f"on {case}, your precisions are whole numbers, {'all 0' if not got.any() else '0 or 1'}: a fraction "
+                f"cut by integer division (//) or int() is 0 (1 where a class is always right), as is a value "
+                f"that never reached the tensor you return; divide in floats and return the fractions"
             )
         predicted = matrix.sum(0)
         unpredicted = [int(k) for k in (predicted == 0).nonzero().flatten()]
@@ -403,6 +443,11 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
                 f"{float(got[unpredicted[0]]):g}; a class the model never names has no precision to measure: give it 0"
             )
         as_tensor(got, "precision_per_class", case, (len(matrix),))  # infinity gets its own sentence
+        if dtype in (torch.float16, torch.bfloat16, np.float16) and all_close(got, right, 1e-2):
+            raise Wrong(
+                f"on {case}, your precisions agree to about 3 digits only: {dtype} keeps about 3 significant "
+                f"digits (bfloat16 2); compute and return them in float32 or float64"
+            )
         raise Wrong(
             f"on {case}, the precision should be {[round(v, 4) for v in right.tolist()]}, but yours is "
             f"{[round(v, 4) for v in got.tolist()]}"
@@ -416,11 +461,15 @@ def _check_precision(precision_per_class, cm: Tensor | None = None, classes=CLAS
                 f"on {case}, the precision should be {[round(v, 4) for v in _precision(cm).tolist()]}, but yours "
                 f"is {[round(v, 4) for v in mine.tolist()]}"
             )
-        worst = int(mine.argmin())
+        named = cm.sum(0) > 0  # a class the model never predicts has no precision to be least of (helper 101)
+        worst = int(mine.masked_fill(~named.to(mine.device), math.inf).argmin())
         praise += (
             f"; on the validation split the least precise class is {classes[worst]}: when the model says "
             f"{classes[worst]} it is right {100 * float(mine[worst]):.1f}% of the time"
         )
+        never = [classes[k] for k in range(len(cm)) if not named[k]]
+        if never:
+            praise += f" ({', '.join(never)} never predicted)"
     return praise + "."
 
 
