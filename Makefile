@@ -119,7 +119,7 @@ autograde:
 	$(call NEED_STEP,submitted,submission,collect ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=<folder>)
 	@test -z "$(STUDENT)" || test -d "$(COURSE)/submitted/$(STUDENT)/$(ASSIGNMENT)" || { \
 		echo "STUDENT=$(STUDENT) has no collected submission of $(ASSIGNMENT); those collected: $$(cd "$(COURSE)/submitted" && for d in */$(ASSIGNMENT); do printf '%s, ' "$${d%%/*}"; done | sed 's/, $$//')"; exit 1; }
-	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) $(if $(ONLY_NEW),,--force) $(COURSE_FLAG) \
+	FMNIST_LAB_GRADING=1 FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) $(if $(ONLY_NEW),,--force) $(COURSE_FLAG) \
 		$(if $(STUDENT),--student="$(STUDENT)") $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
 
 # Jupyter refuses to start as root (where SUDO is empty) without --allow-root
@@ -131,7 +131,8 @@ formgrader:
 ## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv; per question as COURSE/grades_by_question.csv
 grades:
 	$(NEED_NBGRADER)
-	@$(PYTHON) tools/hand_grading.py "$(COURSE)"
+	@$(BIN)/python tools/hand_grading.py "$(COURSE)"  # nbgrader's Python: it has nbformat
+	@$(PYTHON) tools/second_look.py "$(COURSE)"
 	$(NBGRADER) export --to "$(abspath $(COURSE))/grades.csv" $(COURSE_FLAG)
 	@$(BIN)/python tools/question_scores.py "$(COURSE)"  # the Python that has the lab (its atomic write)
 
@@ -140,7 +141,8 @@ feedback:
 	$(NEED_NBGRADER)
 	$(NEED_ASSIGNMENT)
 	$(call NEED_STEP,autograded,autograded submission,autograde ASSIGNMENT=$(ASSIGNMENT))
-	@$(PYTHON) tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
+	@$(BIN)/python tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
+	@$(PYTHON) tools/second_look.py "$(COURSE)" "$(ASSIGNMENT)"
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
 
 ## clean: remove build/ (the executed notebooks); trained runs under runs/ are yours, kept: delete those by hand

@@ -125,6 +125,36 @@ def test_without_the_instructor_notebooks_solution_says_why_and_not_where_to_fin
     assert "clone" not in out and "github" not in out  # a graded course's students are not sent to the solutions
 
 
+def test_while_submissions_are_graded_solution_shows_none(monkeypatch):
+    """`make autograde` sets FMNIST_LAB_GRADING: an answer that printed or ran solution() scored full (helper 103)."""
+    assert solution_code("nb01.q1").startswith("One solution:")
+    monkeypatch.setenv("FMNIST_LAB_GRADING", "1")
+    assert solution_code("nb01.q1") == "The solutions are not shown while submissions are graded."
+
+
+def test_a_course_secret_makes_the_hidden_cases_its_own(monkeypatch):
+    """The hidden cases of a public seed could be computed from this repository and answered from a table: such an
+    answer scored full (helper 103). With a secret phrase in FMNIST_LAB_SECRET, the same seed draws other cases."""
+    from fmnist_lab import distributed
+    from fmnist_lab.exercises import nb08
+
+    def cases(seed):
+        return nb08._shard_cases(torch.Generator().manual_seed(exercises.hidden_seed(seed)))
+
+    table = {
+        (tuple(order.tolist()), rank, world_size): distributed.shard(order, rank, world_size).tolist()
+        for order, rank, world_size in cases(7).values()
+    }
+
+    def from_a_table(order, rank, world_size):  # right on the cases of seed 7 without a secret, wrong elsewhere
+        return table.get((tuple(order.tolist()), rank, world_size), [0])
+
+    assert nb08.q1.verdict(from_a_table, seed=7).passed
+    monkeypatch.setenv("FMNIST_LAB_SECRET", "spring term")
+    assert exercises.hidden_seed(7) == exercises.hidden_seed(7) != 7
+    assert not nb08.q1.verdict(from_a_table, seed=7).passed
+
+
 def test_strict_is_silent_when_correct_and_raises_the_sentence_otherwise(capsys):
     def checker(answer, generator=None):
         if exercises.call(answer, 2, case="two") != 4:
@@ -509,9 +539,10 @@ def test_an_interrupt_during_a_check_prints_one_sentence(capsys):
 
     nb01.q1.check(interrupted)
     assert capsys.readouterr().out == (
-        "Stopped: you interrupted the check of nb01.q1 before it finished; run it again to get its verdict.\n"
+        "Stopped: the check of nb01.q1 was interrupted before it finished (the stop button, Ctrl-C, or a "
+        "KeyboardInterrupt raised in the answer); run it again to get its verdict.\n"
     )
-    with pytest.raises(AssertionError, match="^Stopped: you interrupted"):
+    with pytest.raises(AssertionError, match="^Stopped: the check of nb01.q1 was interrupted"):
         nb01.q1.check(interrupted, strict=True)
 
 

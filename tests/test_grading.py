@@ -40,6 +40,9 @@ RESTORE_SPEC = importlib.util.spec_from_file_location("restore_checks", ROOT / "
 restore_checks = importlib.util.module_from_spec(RESTORE_SPEC)
 sys.modules["restore_checks"] = restore_checks  # its dataclass looks its module up there
 RESTORE_SPEC.loader.exec_module(restore_checks)
+LOOK_SPEC = importlib.util.spec_from_file_location("second_look", ROOT / "tools" / "second_look.py")
+second_look = importlib.util.module_from_spec(LOOK_SPEC)
+LOOK_SPEC.loader.exec_module(second_look)
 
 ASSIGNMENT = "01_data_inspection"
 INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"
@@ -499,6 +502,96 @@ def test_a_file_that_is_not_a_notebook_is_named_and_the_others_are_still_mended(
     (tmp_path / "autograded" / "alice" / "a").mkdir(parents=True)  # graded before the broken copy replaced it
     nbformat.write(released, tmp_path / "autograded" / "alice" / "a" / "a.ipynb")
     assert hand_grading.collected_again(tmp_path) == [("alice", "a")]
+
+
+def test_edited_grading_metadata_is_put_back_from_the_release(course):
+    """A check made a solution cell, a check's grade id renamed, a written answer no longer graded: autograde failed
+    each whole notebook, scoring right answers 0 (helper 103). Collect puts the release's metadata back."""
+    released = course["released"]
+    edited = nbformat.from_dict(released)
+    cells = by_id(edited)
+    cells["nb01-q3"].metadata.nbgrader.update(solution=True, grade=False, locked=False)
+    cells["nb01-q3"].source = "pass"
+    cells["nb01-q5"].metadata.nbgrader["grade_id"] = "nb01-q5-x"
+    written = next(g for g, c in cells.items() if c.cell_type == "markdown" and c.metadata.nbgrader["grade"])
+    cells[written].metadata.nbgrader["grade"] = False
+    changed = restore_checks.reset_metadata(released, edited)
+    assert sorted(changed) == sorted(["nb01-q3", "nb01-q5-x (not in the release)", written])
+    assert restore_checks.reset_metadata(released, edited) == []  # nothing left to put back the second time
+    assert restore_checks.restore(released, edited) == ["nb01-q5"]  # the renamed check, from the release
+    assert {g: c.metadata.nbgrader for g, c in by_id(edited).items()} == {
+        g: c.metadata.nbgrader for g, c in by_id(released).items()
+    }
+    plain = [c.source for c in edited.cells if not c.metadata.get("nbgrader")]
+    assert any("nb01.q5.check(" in source for source in plain)  # the renamed check stays, as a plain cell
+
+
+def test_edited_grading_metadata_is_named_at_collect(tmp_path, capsys):
+    released = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("nb09.q1.check(double)")])
+    released.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
+    (tmp_path / "release" / "a").mkdir(parents=True)
+    nbformat.write(released, tmp_path / "release" / "a" / "a.ipynb")
+    submitted = nbformat.from_dict(released)
+    submitted.cells[0].metadata["nbgrader"].update(solution=True, locked=False)
+    (tmp_path / "submitted" / "bob" / "a").mkdir(parents=True)
+    nbformat.write(submitted, tmp_path / "submitted" / "bob" / "a" / "a.ipynb")
+    assert restore_checks.main([str(tmp_path), "a"]) == 0
+    assert "Put back the release's grading metadata of these cells, which had been edited" in capsys.readouterr().out
+    collected = nbformat.read(tmp_path / "submitted" / "bob" / "a" / "a.ipynb", 4)
+    assert collected.cells[0].metadata.nbgrader == released.cells[0].metadata.nbgrader
+
+
+def test_the_honest_submissions_need_no_second_look(course):
+    """Every check cell of the course that scored printed its one "Correct:" line; no student cell does what no
+    answer needs (the Colab cell's own `sys.modules` is the release's, not the student's)."""
+    assert second_look.warnings(course["dir"], ASSIGNMENT) == []
+    assert "WARNING: these check cells" not in course["grades_log"] + course["feedback_log"]
+
+
+def test_a_check_scored_without_its_verdict_and_hooks_in_a_students_cells_are_named(course, tmp_path, capsys):
+    """A cell yours to change that rewrote every hidden test into `pass` through an IPython hook scored a blank
+    submission in full, and a class named nb01 of the student's own printed "Correct:" for anything (helper 103)."""
+    copy = tmp_path / "course"
+    shutil.copytree(course["dir"], copy)
+    path = copy / "autograded" / "all_correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    graded = nbformat.read(path, as_version=4)
+    cells = by_id(graded)
+    cells["nb01-q1"].outputs = []  # what the hook left: the check never ran, and nothing raised
+    cells["nb01-q3"].outputs = cells["nb01-q3"].outputs * 2  # a check of the student's own, printing for each call
+    colab = next(c for c in graded.cells if c.source.startswith("# YOURS TO CHANGE: REPOSITORY"))
+    colab.source += "\nget_ipython().input_transformers_cleanup.append(quiet)"
+    graded.cells.append(nbformat.v4.new_code_cell("class nb01:\n    pass"))
+    nbformat.write(graded, path)
+    assert second_look.main([str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "all_correct (01_data_inspection): nb01-q1 scored with 0 verdict lines; nb01-q3 scored with 2" in out
+    assert f"cell {graded.cells.index(colab) + 1}: hooks into IPython" in out  # yours to change: no grade id left
+    assert f"cell {len(graded.cells)}: binds an exercise's name (nb01, say) to something else" in out
+    assert "rewrites modules" not in out  # the Colab cell's released lines are not the student's
+
+
+def test_a_submission_in_an_older_notebook_format_is_not_taken_for_one_collected_again(course, tmp_path):
+    """nbformat 3 keeps its cells in worksheets: make grades said such a submission was collected again with other
+    answers, after every autograde (helper 103)."""
+    copy = tmp_path / "course"
+    shutil.copytree(course["dir"], copy)
+    graded = nbformat.read(copy / "autograded" / "all_correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    submitted = copy / "submitted" / "all_correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    nbformat.write(nbformat.convert(graded, 3), submitted)
+    assert nbformat.reads(submitted.read_text(), as_version=nbformat.NO_CONVERT).nbformat == 3
+    assert hand_grading.collected_again(copy, ASSIGNMENT) == []
+
+
+def test_autograde_runs_in_grading_mode():
+    """solution() shows nothing while autograde runs (FMNIST_LAB_GRADING), and a course secret is passed on from
+    the environment, not the command line that make prints."""
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(ROOT), "autograde", f"ASSIGNMENT={ASSIGNMENT}"],
+        capture_output=True,
+        text=True,
+    )
+    line = next(line for line in dry.stdout.splitlines() if "nbgrader autograde" in line)
+    assert line.startswith("FMNIST_LAB_GRADING=1 ") and "SECRET" not in line, line
 
 
 def test_a_later_collect_names_only_its_own_students(course):

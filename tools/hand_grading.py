@@ -21,11 +21,12 @@ instructor wants to send first.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from contextlib import closing
 from pathlib import Path
+
+import nbformat
 
 # The graded cells of one kind (markdown: answers; code: checks) that still count 0 for want of a
 # score, per submission. An answer autograde leaves to the instructor counts 0 while it has no manual
@@ -100,14 +101,12 @@ def collected_not_autograded(course: Path, assignment: str | None = None) -> lis
 
 def _student_sources(path: Path) -> list[str] | None:
     """The sources of the cells a student writes (those not locked), in order: autograde changes none of them.
-    None for a file that is not a notebook (a truncated upload, which collect has warned about)."""
+    Read as nbformat 4, as autograde reads it (an older notebook's cells are converted, helper 103). None for a
+    file that is not a notebook (a truncated upload, which collect has warned about)."""
     try:
-        return [
-            "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
-            if not cell.get("metadata", {}).get("nbgrader", {}).get("locked")
-        ]
-    except (ValueError, KeyError, TypeError, AttributeError):  # ValueError: not JSON, or not UTF-8
+        notebook = nbformat.read(path, as_version=4)
+        return [cell.source for cell in notebook.cells if not cell.metadata.get("nbgrader", {}).get("locked")]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError):
         return None
 
 

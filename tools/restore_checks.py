@@ -1,13 +1,20 @@
-"""Collected notebooks made gradable: duplicated cells made single, deleted graded cells put back.
+"""Collected notebooks made gradable: duplicated cells made single, edited grading metadata put back, deleted
+graded cells put back.
 
 Usage: python tools/restore_checks.py COURSE_DIR ASSIGNMENT
 (`make collect` runs it after `nbgrader zip_collect`, with the Python that has nbgrader and the lab.)
 
-Three things a student can do in JupyterLab or VS Code that nbgrader does not mend:
+Four things a student can do in JupyterLab or VS Code that nbgrader does not mend:
 - copy a cell (a check, or an answer kept as a "first try"): the copy carries the cell's grade id, and
   nbgrader's autograde stops at the first notebook with a grade id twice, leaving every student after
   it ungraded. The last copy keeps the grading metadata (it is the one graded, and the one that runs
   last); the others stay in place as plain cells, so the notebook runs as the student ran it.
+- edit a cell's grading metadata (JupyterLab's property inspector, an nbgrader extension, the JSON): a check
+  made a solution cell, a grade id renamed, a written answer no longer graded. Autograde then fails the whole
+  notebook ("Inconsistent checksums", "does not have a grade_id"), scoring every answer 0 (helper 103). Each
+  cell of a grade id the release has gets the release's metadata back (autograde then puts back a locked
+  cell's source too); a cell of a grade id the release lacks becomes a plain cell, and if it was a check,
+  the check is put back from the release (below).
 - delete a check cell, or a written answer's cell: autograde puts back the source of a locked cell a
   student changed, but not a cell they deleted, and that check would count 0 with nothing said, and
   Formgrader would have no box for that answer. Each is inserted from the release before the nearest
@@ -26,6 +33,7 @@ earlier collects, mended then, are not named again. It prints nothing when there
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 from dataclasses import dataclass, field
@@ -79,6 +87,25 @@ def make_single(submitted: nbformat.NotebookNode) -> list[str]:
     return list(dict.fromkeys(copied))
 
 
+def reset_metadata(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
+    """Give each cell of a grade id the release has the release's grading metadata, and make each cell of a grade
+    id it lacks a plain cell; the grade ids changed, in notebook order."""
+    known = {_grade_id(cell): cell.metadata["nbgrader"] for cell in released.cells if _grade_id(cell)}
+    changed = []
+    for cell in submitted.cells:
+        grading = cell.metadata.get("nbgrader")
+        if grading is None:
+            continue
+        grade_id = grading.get("grade_id")
+        if grade_id not in known:
+            del cell.metadata["nbgrader"]  # a plain cell: it still runs where the student put it
+            changed.append(f"{grade_id or 'a cell without a grade id'} (not in the release)")
+        elif grading != known[grade_id]:
+            cell.metadata["nbgrader"] = copy.deepcopy(known[grade_id])
+            changed.append(grade_id)
+    return changed
+
+
 def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
     """Insert into ``submitted`` the release's check cells (each below a note) and written answers' cells it
     lacks; their grade ids, in release order."""
@@ -110,10 +137,12 @@ def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.Noteboo
 
 @dataclass
 class Mended:
-    """Per student: the grade ids made single, the check cells and written answers' cells put back, the code
-    answer cells missing; the notebooks that could not be read, with why."""
+    """Per student: the grade ids made single, those whose grading metadata was put back, the check cells and
+    written answers' cells put back, the code answer cells missing; the notebooks that could not be read, with
+    why."""
 
     copied: dict[str, list[str]] = field(default_factory=dict)
+    metadata: dict[str, list[str]] = field(default_factory=dict)
     checks: dict[str, list[str]] = field(default_factory=dict)
     written: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
@@ -136,13 +165,15 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
                     mended.unreadable.setdefault(student, []).append(f"{path}: {type(err).__name__}: {err}")
                 continue
             copied = make_single(submitted)
+            metadata = reset_metadata(released, submitted)
             restored = restore(released, submitted)
-            if copied or restored:
+            if copied or metadata or restored:
                 atomic_write(path, "w", functools.partial(nbformat.write, submitted))
             if students is not None and student not in students:
                 continue
             found = {
                 "copied": copied,
+                "metadata": metadata,
                 "checks": [grade_id for grade_id in restored if kinds[grade_id]],
                 "written": [grade_id for grade_id in restored if not kinds[grade_id]],
                 "missing": missing_answers(released, submitted),
@@ -175,6 +206,12 @@ def main(argv: list[str]) -> int:
             f"Kept the grading metadata of these cells, which students had copied, on the last copy only (the "
             f"others run as plain cells; autograde stops at a cell that is there twice): {_listed(mended.copied)}, "
             f"{where}. The last copy is the one graded: check that it is the student's final version."
+        )
+    if mended.metadata:
+        print(
+            f"Put back the release's grading metadata of these cells, which had been edited (autograde would fail "
+            f"the whole notebook on them), and made plain cells of those with grade ids the release does not have: "
+            f"{_listed(mended.metadata)}, {where}. Autograde puts back a locked cell's source as released."
         )
     if mended.checks:
         print(

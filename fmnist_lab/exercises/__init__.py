@@ -43,12 +43,14 @@ import inspect
 import json
 import math
 import numbers
+import os
 import re
 import signal
 import sys
 import threading
 import time
 import types
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,7 +129,7 @@ class Exercise:
         ``data`` and ``named``: the notebook's values, by position or by the names the checker gives them."""
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be an int (the grader's hidden cases), not {describe(seed)}")
-        generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+        generator = None if seed is None else torch.Generator().manual_seed(hidden_seed(int(seed)))
         try:
             values = self._data(data, named)
             if callable(answer):
@@ -142,8 +144,8 @@ class Exercise:
         except KeyboardInterrupt:  # Ctrl-C or the notebook's stop button: one sentence, no traceback
             return Verdict(
                 INTERRUPTED,
-                f"{PREFIXES[INTERRUPTED]}you interrupted the check of {self.label} before "
-                f"it finished; run it again to get its verdict.",
+                f"{PREFIXES[INTERRUPTED]}the check of {self.label} was interrupted before it finished (the stop "
+                f"button, Ctrl-C, or a KeyboardInterrupt raised in the answer); run it again to get its verdict.",
             )
         return Verdict(CORRECT, PREFIXES[CORRECT] + praise)
 
@@ -199,6 +201,14 @@ class Exercise:
         print(solution_code(self.label))
 
 
+def hidden_seed(seed: int) -> int:
+    """The seed of a check's hidden cases: the cell's own, mixed with the course's secret phrase when the grader
+    sets one (the environment variable FMNIST_LAB_SECRET), so that they cannot be computed in advance from the
+    public seed and this repository (helper 103)."""
+    secret = os.environ.get("FMNIST_LAB_SECRET", "")
+    return zlib.crc32(f"{secret}:{seed}".encode()) if secret else seed
+
+
 def _sentence(err: Exception) -> str:
     """The checker's message as a sentence: a full stop added unless it already ends in one (or in ? or !)."""
     text = str(err)
@@ -211,6 +221,8 @@ def solution_code(label: str) -> str:
     That is the nearest code cell holding ``### BEGIN SOLUTION`` before the cell that calls
     ``nbNN.qK.check(``, with the marker lines removed (the def line stays, so it reads as a whole function).
     """
+    if os.environ.get("FMNIST_LAB_GRADING"):  # set by `make autograde`: an answer could print them (helper 103)
+        return "The solutions are not shown while submissions are graded."
     number = label[2:].split(".")[0]
     notebooks = sorted(INSTRUCTOR_DIR.glob("*.ipynb"), key=lambda path: not path.name.startswith(f"{number}_"))
     if not notebooks:

@@ -1,0 +1,169 @@
+"""Which autograded submissions deserve a second look before their scores are trusted.
+
+Usage: python tools/second_look.py COURSE_DIR [ASSIGNMENT]
+(`make grades` and `make feedback` run it, beside tools/hand_grading.py.)
+
+Autograde puts back every locked cell a student changed, but the checks run in the same Python process
+as the cells a student writes (the answers, the cells yours to change, cells of their own), and code
+there can make a check score without the answer being right: an IPython hook that rewrites the hidden
+tests before they run, a name `nb01` bound to an object of the student's own, an answer that reads the
+solutions from the instructor's notebooks. No in-notebook grader can rule that out. Two things it can
+see after the fact:
+- a check cell that scored (it raised no error) but did not print exactly one verdict line starting
+  with "Correct:": an honest check cell prints its visible verdict once, and its strict hidden call
+  prints nothing when it passes, so a scored cell with no verdict, or with two, was not run as released;
+- code in the cells a student writes that no answer needs: IPython's hooks, the checks' or the
+  solutions' internals, rebinding of the exercises' names (`nb01 = ...`), modules or code objects
+  rewritten, the process or its alarms stopped.
+Both are printed as one warning each, naming the student and the cell, or nothing when there is none.
+A name in the list is a reason to read those cells, not proof: a student may print "Correct:" in a
+helper of their own, or import a module for an honest reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+VERDICT = re.compile(r"^Correct:", re.MULTILINE)  # the prefix of a passing check's line (exercises.PREFIXES)
+
+# what a cell a student writes has no honest need of, each with what it can do to the checks
+SUSPICIOUS = {
+    "hooks into IPython": re.compile(
+        r"get_ipython|input_transformers|ast_transformers|events\s*\.\s*register|register_magic|\bInteractiveShell\b"
+    ),
+    "reaches into the checks or the solutions": re.compile(
+        r"fmnist_lab\s*\.\s*exercises|\bExercise\b|\.checker\b|\bverdict\b|solution_code|\.solution\s*\(|"
+        r"instructor\s*[/'\"]|[/'\"]\s*instructor|\bINSTRUCTOR_DIR\b"
+    ),
+    "binds an exercise's name (nb01, say) to something else": re.compile(
+        r"^\s*(?:class|def)\s+nb\d\d\b|\bnb\d\d\s*(?:\.\s*q\d+\s*)?(?:\.\s*\w+\s*)?=(?!=)|\bas\s+nb\d\d\b|"
+        r"\bglobals\s*\(\s*\)\s*\[",
+        re.MULTILINE,
+    ),
+    "rewrites modules or code objects": re.compile(
+        r"sys\s*\.\s*modules|\bbuiltins\b|__builtins__|__globals__|__code__|importlib|\bsetattr\s*\("
+    ),
+    "reads the environment, where the grading secret is": re.compile(r"\benviron\b|getenv|/proc/"),
+    "can stop the kernel or the checks' time limit": re.compile(
+        r"os\s*\.\s*_exit|os\s*\.\s*kill|\bsignal\s*\.|sys\s*\.\s*settrace|setitimer"
+    ),
+}
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _grading(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _is_check(cell: dict) -> bool:
+    """An autograded test cell: code, graded, not a solution."""
+    grading = _grading(cell)
+    return cell.get("cell_type") == "code" and bool(grading.get("grade")) and not grading.get("solution")
+
+
+def _stdout(cell: dict) -> str:
+    return "".join(
+        "".join(output.get("text", ""))
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and output.get("name") == "stdout"
+    )
+
+
+def _errored(cell: dict) -> bool:
+    return any(output.get("output_type") == "error" for output in cell.get("outputs", []))
+
+
+def _cell_name(cell: dict, position: int) -> str:
+    return _grading(cell).get("grade_id") or f"cell {position + 1}"
+
+
+def unverified_checks(notebook: dict) -> list[str]:
+    """The check cells that scored (no error) without exactly one "Correct:" line, each with what it printed."""
+    found = []
+    for position, cell in enumerate(notebook.get("cells", [])):
+        if not _is_check(cell) or _errored(cell):
+            continue
+        verdicts = len(VERDICT.findall(_stdout(cell)))
+        if verdicts != 1:
+            found.append(f"{_cell_name(cell, position)} scored with {verdicts} verdict lines")
+    return found
+
+
+def suspicious_cells(notebook: dict, released: dict | None = None) -> list[str]:
+    """The cells a student writes (not locked) whose code matches SUSPICIOUS, each with what it matched. Lines of
+    the ``released`` notebook (the Colab cell's own `sys.modules`, say) are not the student's and are not read:
+    autograde keeps no grade id for a cell yours to change, so they are matched by their text."""
+    given = {line for cell in (released or {}).get("cells", []) for line in _source(cell).splitlines()}
+    found = []
+    for position, cell in enumerate(notebook.get("cells", [])):
+        if cell.get("cell_type") != "code" or _grading(cell).get("locked"):
+            continue
+        source = "\n".join(line for line in _source(cell).splitlines() if line not in given)
+        reasons = [reason for reason, pattern in SUSPICIOUS.items() if pattern.search(source)]
+        if reasons:
+            found.append(f"{_cell_name(cell, position)}: {', '.join(reasons)}")
+    return found
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # nbgrader wrote it: unreadable only if something else broke it
+        return None
+
+
+def autograded(course: Path, assignment: str | None = None) -> list[tuple[str, str, dict, dict | None]]:
+    """(student id, assignment, notebook, its release) of each autograded notebook that can be read."""
+    notebooks = []
+    for path in sorted((course / "autograded").glob(f"*/{assignment or '*'}/*.ipynb")):
+        notebook = _read(path)
+        if notebook is not None:
+            released = _read(course / "release" / path.parent.name / path.name)
+            notebooks.append((path.parent.parent.name, path.parent.name, notebook, released))
+    return notebooks
+
+
+def warnings(course: Path, assignment: str | None = None) -> list[str]:
+    """The two warnings (see the module's docstring), each only when it names someone."""
+    unverified, suspicious = [], []
+    for student, name, notebook, released in autograded(course, assignment):
+        where = student if assignment else f"{student} ({name})"
+        if found := unverified_checks(notebook):
+            unverified.append(f"{where}: {'; '.join(found)}")
+        if found := suspicious_cells(notebook, released):
+            suspicious.append(f"{where}: {'; '.join(found)}")
+    texts = []
+    if unverified:
+        texts.append(
+            'WARNING: these check cells were scored but did not print one verdict starting with "Correct:", as an '
+            "honest check does (its hidden call prints nothing when it passes), so they may not have run as "
+            f"released: {' | '.join(unverified)}. Read those students' own cells (the cells yours to change "
+            "included) in course/autograded/, and score the checks by hand in Formgrader if they were tampered with."
+        )
+    if suspicious:
+        texts.append(
+            "WARNING: code in these students' own cells does what no answer needs, and could make a check score "
+            f"an answer that is not right: {' | '.join(suspicious)}. Read those cells before you trust the scores "
+            "(a reason to look, not proof)."
+        )
+    return texts
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 2):
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    for text in warnings(Path(argv[0]), argv[1] if len(argv) == 2 else None):
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
