@@ -541,6 +541,42 @@ def test_edited_grading_metadata_is_named_at_collect(tmp_path, capsys):
     assert collected.cells[0].metadata.nbgrader == released.cells[0].metadata.nbgrader
 
 
+def test_an_answer_moved_below_its_check_is_named_at_collect(tmp_path, capsys):
+    """Autograde runs top to bottom: the check ran before the answer existed and scored 0, though the student had
+    seen it say Correct, with nothing said at collect (helper 103)."""
+    answer = nbformat.v4.new_code_cell("def double(x):\n    return 2 * x")
+    answer.metadata["nbgrader"] = {"grade": False, "solution": True, "grade_id": "nb09-q1-answer", "locked": False}
+    check = nbformat.v4.new_code_cell("nb09.q1.check(double)")
+    check.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
+    (tmp_path / "release" / "a").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[answer, check]), tmp_path / "release" / "a" / "a.ipynb")
+    for student, cells in (("in_order", [answer, check]), ("moved", [check, answer])):
+        (tmp_path / "submitted" / student / "a").mkdir(parents=True)
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "submitted" / student / "a" / "a.ipynb")
+    assert restore_checks.main([str(tmp_path), "a"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: these answer cells stand below their own checks: moved (nb09-q1-answer)" in out
+    assert "in_order" not in out
+
+
+@pytest.mark.parametrize(
+    "source, named",
+    [
+        ("nb01.q1.hint()\nnb01.q1.solution()", False),  # the notebooks' own advice (helper 104)
+        ("# Exercise 1, as the instructor's hint says\nx = 1", False),  # a comment is no code
+        ("os.environ['KMP_DUPLICATE_LIB_OK'] = 'TRUE'", False),  # torch's fix on a Mac sets a variable
+        ("secret = os.environ['FMNIST_LAB_SECRET']", True),
+        ("print(dict(os.environ))", True),
+        ('exec("nb0" + "1 = Fake()")', True),  # bound nb01 past the name pattern, unseen (helper 104)
+        ("source = (Path(lab.__file__).parents[1] / 'instructor' / 'a.ipynb').read_text()", True),
+        ("%%time\nx = 1", False),
+    ],
+)
+def test_what_a_students_cell_is_named_for(source, named):
+    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": source, "outputs": []}]}
+    assert bool(second_look.suspicious_cells(notebook)) == named, second_look.suspicious_cells(notebook)
+
+
 def test_the_honest_submissions_need_no_second_look(course):
     """Every check cell of the course that scored printed its one "Correct:" line; no student cell does what no
     answer needs (the Colab cell's own `sys.modules` is the release's, not the student's)."""

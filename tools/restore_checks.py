@@ -24,7 +24,8 @@ Four things a student can do in JupyterLab or VS Code that nbgrader does not men
   as released (autograde would undo any change to it) below a note saying why it is there, which the
   student reads in the feedback.
 - delete a code answer cell (or rebuild the notebook without the cells' metadata): named in a
-  warning, since its check then runs on whatever the cells above define.
+  warning, since its check then runs on whatever the cells above define; and so is an answer cell moved
+  below its own check, which then runs first.
 A file that is not a notebook (a truncated upload, say) is named in a warning and left as it is; the
 others are mended all the same. Each changed notebook is written in place (atomically). The students
 of this collect (those in downloaded/<assignment>/extracted/) are named with their cells; those of
@@ -129,6 +130,18 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
     return restored
 
 
+def answers_below_checks(submitted: nbformat.NotebookNode) -> list[str]:
+    """The grade ids of code answer cells that stand below their own check (``nb01-q1-answer`` below ``nb01-q1``):
+    autograde runs the cells top to bottom, so that check runs before the answer is defined, though the student,
+    who ran the cells out of order, saw it say Correct (helper 103)."""
+    position = {_grade_id(cell): index for index, cell in enumerate(submitted.cells) if _grade_id(cell)}
+    return [
+        grade_id
+        for grade_id, index in position.items()
+        if grade_id.endswith("-answer") and index > position.get(grade_id.removesuffix("-answer"), index)
+    ]
+
+
 def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
     """The grade ids of the release's answer cells that ``submitted`` lacks."""
     present = {_grade_id(cell) for cell in submitted.cells}
@@ -138,14 +151,15 @@ def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.Noteboo
 @dataclass
 class Mended:
     """Per student: the grade ids made single, those whose grading metadata was put back, the check cells and
-    written answers' cells put back, the code answer cells missing; the notebooks that could not be read, with
-    why."""
+    written answers' cells put back, the code answer cells missing and those below their checks; the notebooks
+    that could not be read, with why."""
 
     copied: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, list[str]] = field(default_factory=dict)
     checks: dict[str, list[str]] = field(default_factory=dict)
     written: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    below: dict[str, list[str]] = field(default_factory=dict)
     unreadable: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -177,6 +191,7 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
                 "checks": [grade_id for grade_id in restored if kinds[grade_id]],
                 "written": [grade_id for grade_id in restored if not kinds[grade_id]],
                 "missing": missing_answers(released, submitted),
+                "below": answers_below_checks(submitted),
             }
             for kind, ids in found.items():
                 if ids:
@@ -230,6 +245,13 @@ def main(argv: list[str]) -> int:
             f"WARNING: these code answer cells are missing (deleted, or the notebook rebuilt without their grading "
             f"metadata): {_listed(mended.missing)}, {where}. Their checks run on whatever the cells above them "
             f"define: read those notebooks."
+        )
+    if mended.below:
+        print(
+            f"WARNING: these answer cells stand below their own checks: {_listed(mended.below)}, {where}. Autograde "
+            f"runs the cells top to bottom, so each of those checks runs before its answer is defined and scores 0, "
+            f"though the student, running cells out of order, may have seen it say Correct. Move the answer above "
+            f"its check in those notebooks if you accept that, then autograde them."
         )
     for student, reasons in mended.unreadable.items():
         print(

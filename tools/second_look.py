@@ -22,10 +22,13 @@ helper of their own, or import a module for an honest reason.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
+import tokenize
 from pathlib import Path
+from token import COMMENT
 
 VERDICT = re.compile(r"^Correct:", re.MULTILINE)  # the prefix of a passing check's line (exercises.PREFIXES)
 
@@ -34,8 +37,9 @@ SUSPICIOUS = {
     "hooks into IPython": re.compile(
         r"get_ipython|input_transformers|ast_transformers|events\s*\.\s*register|register_magic|\bInteractiveShell\b"
     ),
+    # solution() and hint() are the notebooks' own advice, and solution() shows nothing while autograde runs
     "reaches into the checks or the solutions": re.compile(
-        r"fmnist_lab\s*\.\s*exercises|\bExercise\b|\.checker\b|\bverdict\b|solution_code|\.solution\s*\(|"
+        r"fmnist_lab\s*\.\s*exercises|\bExercise\b|\.checker\b|\bverdict\b|solution_code|"
         r"instructor\s*[/'\"]|[/'\"]\s*instructor|\bINSTRUCTOR_DIR\b"
     ),
     "binds an exercise's name (nb01, say) to something else": re.compile(
@@ -43,14 +47,29 @@ SUSPICIOUS = {
         r"\bglobals\s*\(\s*\)\s*\[",
         re.MULTILINE,
     ),
-    "rewrites modules or code objects": re.compile(
-        r"sys\s*\.\s*modules|\bbuiltins\b|__builtins__|__globals__|__code__|importlib|\bsetattr\s*\("
+    # exec of a built string once bound nb01 past the pattern above (helper 104)
+    "runs code built from text, or rewrites modules or code objects": re.compile(
+        r"\b(?:exec|eval|compile)\s*\(|\b(?:vars|locals)\s*\(\s*\)\s*\[|sys\s*\.\s*modules|\bbuiltins\b|"
+        r"__builtins__|__globals__|__code__|importlib|\bsetattr\s*\("
     ),
-    "reads the environment, where the grading secret is": re.compile(r"\benviron\b|getenv|/proc/"),
+    # reads only: setting a variable, as os.environ["KMP_DUPLICATE_LIB_OK"] = "TRUE" on a Mac, is no threat
+    "reads the environment, where the grading secret is": re.compile(
+        r"FMNIST_LAB_SECRET|/proc/|getenv|environ\s*\.\s*(?:get|items|values|keys|copy)\s*\(|"
+        r"\bin\s+(?:os\s*\.\s*)?environ\b|\(\s*(?:os\s*\.\s*)?environ\s*[,)]|environ\s*\[[^\]]*\](?!\s*=(?!=))"
+    ),
     "can stop the kernel or the checks' time limit": re.compile(
         r"os\s*\.\s*_exit|os\s*\.\s*kill|\bsignal\s*\.|sys\s*\.\s*settrace|setitimer"
     ),
 }
+
+
+def _without_comments(source: str) -> str:
+    """``source`` without its comments ("# as the instructor's hint says" is no code), where it can be tokenised."""
+    try:
+        tokens = [token for token in tokenize.generate_tokens(io.StringIO(source).readline) if token.type != COMMENT]
+        return tokenize.untokenize(tokens)
+    except (tokenize.TokenError, SyntaxError, IndentationError):  # not Python (a cell magic, say): read it all
+        return source
 
 
 def _source(cell: dict) -> str:
@@ -105,7 +124,7 @@ def suspicious_cells(notebook: dict, released: dict | None = None) -> list[str]:
     for position, cell in enumerate(notebook.get("cells", [])):
         if cell.get("cell_type") != "code" or _grading(cell).get("locked"):
             continue
-        source = "\n".join(line for line in _source(cell).splitlines() if line not in given)
+        source = _without_comments("\n".join(line for line in _source(cell).splitlines() if line not in given))
         reasons = [reason for reason, pattern in SUSPICIOUS.items() if pattern.search(source)]
         if reasons:
             found.append(f"{_cell_name(cell, position)}: {', '.join(reasons)}")
@@ -145,7 +164,8 @@ def warnings(course: Path, assignment: str | None = None) -> list[str]:
             'WARNING: these check cells were scored but did not print one verdict starting with "Correct:", as an '
             "honest check does (its hidden call prints nothing when it passes), so they may not have run as "
             f"released: {' | '.join(unverified)}. Read those students' own cells (the cells yours to change "
-            "included) in course/autograded/, and score the checks by hand in Formgrader if they were tampered with."
+            f"included) in {course / 'autograded'}/, and score the checks by hand in Formgrader if they were "
+            "tampered with."
         )
     if suspicious:
         texts.append(
