@@ -132,7 +132,7 @@ formgrader:
 grades:
 	$(NEED_NBGRADER)
 	@$(BIN)/python tools/hand_grading.py "$(COURSE)"  # nbgrader's Python: it has nbformat
-	@$(PYTHON) tools/second_look.py "$(COURSE)"
+	@$(BIN)/python tools/second_look.py "$(COURSE)"  # the Python that has the lab (its grading code)
 	$(NBGRADER) export --to "$(abspath $(COURSE))/grades.csv" $(COURSE_FLAG)
 	@$(BIN)/python tools/question_scores.py "$(COURSE)"  # the Python that has the lab (its atomic write)
 
@@ -142,7 +142,7 @@ feedback:
 	$(NEED_ASSIGNMENT)
 	$(call NEED_STEP,autograded,autograded submission,autograde ASSIGNMENT=$(ASSIGNMENT))
 	@$(BIN)/python tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
-	@$(PYTHON) tools/second_look.py "$(COURSE)" "$(ASSIGNMENT)"
+	@$(BIN)/python tools/second_look.py "$(COURSE)" "$(ASSIGNMENT)"
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
 
 ## clean: remove build/ (the executed notebooks); trained runs under runs/ are yours, kept: delete those by hand

@@ -155,6 +155,24 @@ def test_a_course_secret_makes_the_hidden_cases_its_own(monkeypatch):
     assert not nb08.q1.verdict(from_a_table, seed=7).passed
 
 
+def test_a_passing_strict_check_prints_its_grading_code_only_while_graded_with_a_secret(capsys, monkeypatch):
+    """The code is what tells a check that ran from a fake that prints the same lines (helper 104)."""
+    exercise = Exercise("nb09.q1", lambda answer, generator=None: "fine", "a hint")
+    exercise.check(abs, strict=True, seed=5)
+    monkeypatch.setenv("FMNIST_LAB_SECRET", "spring term")
+    exercise.check(abs, strict=True, seed=5)  # outside autograde: silent, as nbval's runs of the notebooks need
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("FMNIST_LAB_GRADING", "1")
+    exercise.check(abs, strict=True, seed=5)
+    exercise.check(abs)
+    code = exercises.grading_code("spring term", "nb09.q1", 5)
+    assert capsys.readouterr().out == f"Graded: {code}\nCorrect: fine\n"
+    assert (
+        len({code, exercises.grading_code("autumn", "nb09.q1", 5), exercises.grading_code("spring term", "nb09.q2", 5)})
+        == 3
+    )
+
+
 def test_strict_is_silent_when_correct_and_raises_the_sentence_otherwise(capsys):
     def checker(answer, generator=None):
         if exercises.call(answer, 2, case="two") != 4:

@@ -577,6 +577,23 @@ def test_what_a_students_cell_is_named_for(source, named):
     assert bool(second_look.suspicious_cells(notebook)) == named, second_look.suspicious_cells(notebook)
 
 
+def test_under_a_secret_a_check_is_trusted_only_with_its_grading_code():
+    """A fake nb01 that printed one "Correct:" line per visible call and nothing for the hidden one passed the
+    verdict count (helper 104); under the course's secret the hidden call's grading code tells them apart."""
+    cell = nbformat.v4.new_code_cell("nb01.q1.check(pixel_std)\nnb01.q1.check(pixel_std, strict=True, seed=2850)")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb01-q1", "locked": True}
+    code = second_look.grading_code("spring term", "nb01.q1", 2850)
+    for printed, trusted in (
+        (f"Correct: fine.\nGraded: {code}\n", True),
+        ("Correct: fine.\n", False),  # the fake, or an autograde run without the secret
+        (f"Correct: fine.\nGraded: {second_look.grading_code('autumn', 'nb01.q1', 2850)}\n", False),
+    ):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+        notebook = {"cells": [cell]}
+        assert (second_look.unverified_checks(notebook, "spring term") == []) == trusted, printed
+        assert second_look.unverified_checks(notebook) == []  # without the secret only the verdicts are counted
+
+
 def test_the_honest_submissions_need_no_second_look(course):
     """Every check cell of the course that scored printed its one "Correct:" line; no student cell does what no
     answer needs (the Colab cell's own `sys.modules` is the release's, not the student's)."""

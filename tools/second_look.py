@@ -1,7 +1,7 @@
 """Which autograded submissions deserve a second look before their scores are trusted.
 
 Usage: python tools/second_look.py COURSE_DIR [ASSIGNMENT]
-(`make grades` and `make feedback` run it, beside tools/hand_grading.py.)
+(`make grades` and `make feedback` run it, beside tools/hand_grading.py, with the Python that has the lab.)
 
 Autograde puts back every locked cell a student changed, but the checks run in the same Python process
 as the cells a student writes (the answers, the cells yours to change, cells of their own), and code
@@ -11,7 +11,10 @@ solutions from the instructor's notebooks. No in-notebook grader can rule that o
 see after the fact:
 - a check cell that scored (it raised no error) but did not print exactly one verdict line starting
   with "Correct:": an honest check cell prints its visible verdict once, and its strict hidden call
-  prints nothing when it passes, so a scored cell with no verdict, or with two, was not run as released;
+  prints nothing when it passes, so a scored cell with no verdict, or with two, was not run as released.
+  With the course's secret in FMNIST_LAB_SECRET (as autograde had it), a passing strict call also prints
+  a grading code only the secret's holder can compute (`exercises.grading_code`): a scored cell without
+  the right one did not pass the lab's check, however well its output imitates one;
 - code in the cells a student writes that no answer needs: IPython's hooks, the checks' or the
   solutions' internals, rebinding of the exercises' names (`nb01 = ...`), modules or code objects
   rewritten, the process or its alarms stopped.
@@ -24,13 +27,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
 import tokenize
 from pathlib import Path
 from token import COMMENT
 
-VERDICT = re.compile(r"^Correct:", re.MULTILINE)  # the prefix of a passing check's line (exercises.PREFIXES)
+from fmnist_lab.exercises import CORRECT, GRADED, PREFIXES, grading_code
+
+VERDICT = re.compile(rf"^{re.escape(PREFIXES[CORRECT])}", re.MULTILINE)  # a passing check's line
+HIDDEN_CALL = re.compile(r"\b(nb\d\d\.q\d+)\.check\(.*\bstrict=True\b.*\bseed=(\d+)")  # the hidden test's call
 
 # what a cell a student writes has no honest need of, each with what it can do to the checks
 SUSPICIOUS = {
@@ -103,15 +110,21 @@ def _cell_name(cell: dict, position: int) -> str:
     return _grading(cell).get("grade_id") or f"cell {position + 1}"
 
 
-def unverified_checks(notebook: dict) -> list[str]:
-    """The check cells that scored (no error) without exactly one "Correct:" line, each with what it printed."""
+def unverified_checks(notebook: dict, secret: str = "") -> list[str]:
+    """The check cells that scored (no error) without exactly one "Correct:" line, or, with the course's
+    ``secret``, without the grading code of their hidden call; each with what it lacked."""
     found = []
     for position, cell in enumerate(notebook.get("cells", [])):
         if not _is_check(cell) or _errored(cell):
             continue
-        verdicts = len(VERDICT.findall(_stdout(cell)))
+        printed = _stdout(cell)
+        verdicts = len(VERDICT.findall(printed))
         if verdicts != 1:
             found.append(f"{_cell_name(cell, position)} scored with {verdicts} verdict lines")
+        elif secret and (call := HIDDEN_CALL.search(_source(cell))):
+            code = grading_code(secret, call[1], int(call[2]))
+            if f"{GRADED}{code}" not in printed.splitlines():
+                found.append(f"{_cell_name(cell, position)} scored without the grading code of its hidden test")
     return found
 
 
@@ -152,9 +165,10 @@ def autograded(course: Path, assignment: str | None = None) -> list[tuple[str, s
 def warnings(course: Path, assignment: str | None = None) -> list[str]:
     """The two warnings (see the module's docstring), each only when it names someone."""
     unverified, suspicious = [], []
+    secret = os.environ.get("FMNIST_LAB_SECRET", "")
     for student, name, notebook, released in autograded(course, assignment):
         where = student if assignment else f"{student} ({name})"
-        if found := unverified_checks(notebook):
+        if found := unverified_checks(notebook, secret):
             unverified.append(f"{where}: {'; '.join(found)}")
         if found := suspicious_cells(notebook, released):
             suspicious.append(f"{where}: {'; '.join(found)}")
@@ -162,10 +176,12 @@ def warnings(course: Path, assignment: str | None = None) -> list[str]:
     if unverified:
         texts.append(
             'WARNING: these check cells were scored but did not print one verdict starting with "Correct:", as an '
-            "honest check does (its hidden call prints nothing when it passes), so they may not have run as "
-            f"released: {' | '.join(unverified)}. Read those students' own cells (the cells yours to change "
-            f"included) in {course / 'autograded'}/, and score the checks by hand in Formgrader if they were "
-            "tampered with."
+            "honest check does (its hidden call prints nothing when it passes, but for the grading code under the "
+            "course's secret), so they may not have run as released: "
+            f"{' | '.join(unverified)}. Read those students' own cells (the cells yours to change included) in "
+            f"{course / 'autograded'}/, and score the checks by hand in Formgrader if they were tampered with. "
+            "(A cell without its grading code also shows an autograde run without FMNIST_LAB_SECRET set, or with "
+            "another phrase: grade it again with the phrase.)"
         )
     if suspicious:
         texts.append(

@@ -39,6 +39,8 @@ from __future__ import annotations
 import copy
 import dis
 import functools
+import hashlib
+import hmac
 import inspect
 import json
 import math
@@ -183,14 +185,18 @@ class Exercise:
     def check(self, answer: Any, *data: Any, strict: bool = False, seed: int | None = None, **named: Any) -> None:
         """Print whether ``answer`` is correct, wrong (and how) or not done yet.
 
-        ``strict``: print nothing when correct and raise AssertionError(the sentence) otherwise (grading).
-        ``seed``: also run the random cases drawn from ``torch.Generator().manual_seed(seed)``.
+        ``strict``: print nothing when correct and raise AssertionError(the sentence) otherwise (grading); while
+        `make autograde` runs with a course secret, print the grading code of ``grading_code`` when correct.
+        ``seed``: also run the random cases drawn from ``torch.Generator().manual_seed(hidden_seed(seed))``.
         """
         result = self.verdict(answer, *data, seed=seed, **named)
+        secret = os.environ.get("FMNIST_LAB_SECRET", "")
         if not strict:
             print(result.message)
         elif not result.passed:
             raise AssertionError(result.message)
+        elif secret and os.environ.get("FMNIST_LAB_GRADING"):
+            print(f"{GRADED}{grading_code(secret, self.label, seed)}")
 
     def hint(self) -> None:
         """Print a hint."""
@@ -199,6 +205,17 @@ class Exercise:
     def solution(self) -> None:
         """Print the solution written in the instructor notebook, or why this installation has none."""
         print(solution_code(self.label))
+
+
+# the prefix of the line a strict check prints when it passes under a course secret
+GRADED = "Graded: "
+
+
+def grading_code(secret: str, label: str, seed: int | None) -> str:
+    """The code a passing strict check prints while autograde runs with the course's ``secret``: only the secret's
+    holder can compute it, so `tools/second_look.py` can tell a check that ran from code that printed what a check
+    prints (helper 104's quiet fake check scored a blank submission with nothing said)."""
+    return hmac.new(secret.encode(), f"{label}:{seed}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def hidden_seed(seed: int) -> int:
