@@ -175,9 +175,9 @@ def warnings(course: Path, assignment: str | None = None) -> list[str]:
     texts = []
     if unverified:
         texts.append(
-            'WARNING: these check cells were scored but did not print one verdict starting with "Correct:", as an '
-            "honest check does (its hidden call prints nothing when it passes, but for the grading code under the "
-            "course's secret), so they may not have run as released: "
+            "WARNING: these check cells were scored without printing what an honest check prints (its visible "
+            'verdict once, starting with "Correct:", and under the course\'s secret the grading code of its hidden '
+            "call), so they may not have run as released: "
             f"{' | '.join(unverified)}. Read those students' own cells (the cells yours to change included) in "
             f"{course / 'autograded'}/, and score the checks by hand in Formgrader if they were tampered with. "
             "(A cell without its grading code also shows an autograde run without FMNIST_LAB_SECRET set, or with "
