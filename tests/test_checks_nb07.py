@@ -112,6 +112,9 @@ def no_requires_grad(model, image, target):
     return x.grad[0, 0].abs()
 
 
+notebook_boot = torch.zeros(1, 28, 28)  # stands in for the notebook's `boot`, read as a global (helper 102)
+notebook_features = torch.zeros(5, 2)  # and for its `features`
+
 SALIENCY_WRONG = {
     "Captum's Saliency": (by_captum, "calls Captum's ready-made `Saliency`"),
     "Captum's GuidedBackprop": (by_captums_guided_backprop, "calls Captum's ready-made `GuidedBackprop`"),
@@ -147,6 +150,10 @@ SALIENCY_WRONG = {
         "the forward pass recorded no graph to backpropagate through: run it without torch.no_grad()",
     ),
     "the score's gradient": (of_the_score, "you took the gradient of the score, fc_2's output before log-softmax"),
+    "the notebook's image": (
+        lambda model, image, target: gradient(model, notebook_boot, target).abs(),
+        "`my_saliency` uses the notebook's `notebook_boot`: compute the map of the `model`, `image` and `target`",
+    ),
     # SmoothGrad's noise, in eval mode: once told only to call model.eval() (helper-85)
     "noise added to the image": (
         lambda model, image, target: gradient(model, image + 0.1 * torch.randn_like(image), target).abs(),
@@ -378,6 +385,10 @@ NEAREST_WRONG = {
     "indices of the rows left, all moved by one": (
         lambda f, q, k: torch.cat([f[:q], f[q + 1 :]]).sub(f[q]).norm(dim=1).argsort(stable=True)[:k] + 1,
         "the indices before the query's (2) are one too large: with the query's row taken out before ranking",
+    ),
+    "the notebook's features": (
+        lambda f, q, k: my_nearest(notebook_features, q, k),
+        "`my_nearest` uses the notebook's `notebook_features`: rank the `features` it is given",
     ),
     "counted from 1": (lambda f, q, k: my_nearest(f, q, k) + 1, "every index is one too large: rows count from 0"),
     "topk's values and indices": (

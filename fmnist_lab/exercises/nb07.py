@@ -26,6 +26,7 @@ from . import (
     expect_data,
     in_words,
     own_random_state,
+    refuse_notebook_values,
     timed,
 )
 
@@ -106,6 +107,13 @@ def _check_saliency(
                 f"without a batch dimension (boot[0], say), but it got {describe(image)}"
             )
         target = _index(target, "the target class (an int from 0 to 9) after the image", 10)
+    # the notebook's boot read in place of `image` was told only "your map differs" (helper 102)
+    refuse_notebook_values(
+        my_saliency,
+        (nn.Module, Tensor),
+        "my_saliency",
+        "compute the map of the `model`, `image` and `target` it is given (its arguments)",
+    )
     with own_random_state():  # the cases' seeds and the answer's dropout leave the notebook's random state alone
         cases = _saliency_cases(generator)
         for case, (net, x, t) in cases.items():
@@ -289,6 +297,9 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
         query = _index(
             query, f"the query's index (an int from 0 to {len(features) - 1}) after the features", len(features)
         )
+    refuse_notebook_values(
+        my_nearest, Tensor, "my_nearest", "rank the `features` it is given around its `query` (its arguments)"
+    )
     for case, (points, q, k) in _neighbour_cases(generator).items():
         returned = call(
             my_nearest,
