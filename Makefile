@@ -119,7 +119,7 @@ autograde:
 	$(call NEED_STEP,submitted,submission,collect ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=<folder>)
 	@test -z "$(STUDENT)" || test -d "$(COURSE)/submitted/$(STUDENT)/$(ASSIGNMENT)" || { \
 		echo "STUDENT=$(STUDENT) has no collected submission of $(ASSIGNMENT); those collected: $$(cd "$(COURSE)/submitted" && for d in */$(ASSIGNMENT); do printf '%s, ' "$${d%%/*}"; done | sed 's/, $$//')"; exit 1; }
-	FMNIST_LAB_GRADING=1 FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) $(if $(ONLY_NEW),,--force) $(COURSE_FLAG) \
+	FMNIST_LAB_QUICK=$(QUICK) $(NBGRADER) autograde $(ASSIGNMENT) $(if $(ONLY_NEW),,--force) $(COURSE_FLAG) \
 		$(if $(STUDENT),--student="$(STUDENT)") $(if $(TIMEOUT),--Execute.timeout=$(TIMEOUT))
 
 # Jupyter refuses to start as root (where SUDO is empty) without --allow-root

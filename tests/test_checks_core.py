@@ -126,9 +126,11 @@ def test_without_the_instructor_notebooks_solution_says_why_and_not_where_to_fin
 
 
 def test_while_submissions_are_graded_solution_shows_none(monkeypatch):
-    """`make autograde` sets FMNIST_LAB_GRADING: an answer that printed or ran solution() scored full (helper 103)."""
+    """nbgrader sets NBGRADER_EXECUTION while it autogrades (make's target and Formgrader's button alike): an answer
+    that printed or ran solution() scored full (helper 103)."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")  # a student's `nbgrader validate` at home
     assert solution_code("nb01.q1").startswith("One solution:")
-    monkeypatch.setenv("FMNIST_LAB_GRADING", "1")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     assert solution_code("nb01.q1") == "The solutions are not shown while submissions are graded."
 
 
@@ -155,22 +157,24 @@ def test_a_course_secret_makes_the_hidden_cases_its_own(monkeypatch):
     assert not nb08.q1.verdict(from_a_table, seed=7).passed
 
 
-def test_a_passing_strict_check_prints_its_grading_code_only_while_graded_with_a_secret(capsys, monkeypatch):
-    """The code is what tells a check that ran from a fake that prints the same lines (helper 104)."""
+def test_a_passing_strict_check_prints_its_grading_code_only_while_graded_with_a_secret(capsys, monkeypatch, tmp_path):
+    """The code is what tells a check that ran from a fake that prints the same lines (helper 104); it is the
+    student's own, from the folder nbgrader runs the submission in, autograded/<student>/<assignment>/ (helper 105)."""
     exercise = Exercise("nb09.q1", lambda answer, generator=None: "fine", "a hint")
     exercise.check(abs, strict=True, seed=5)
     monkeypatch.setenv("FMNIST_LAB_SECRET", "spring term")
     exercise.check(abs, strict=True, seed=5)  # outside autograde: silent, as nbval's runs of the notebooks need
     assert capsys.readouterr().out == ""
-    monkeypatch.setenv("FMNIST_LAB_GRADING", "1")
+    (tmp_path / "alice" / "09_example").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "alice" / "09_example")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     exercise.check(abs, strict=True, seed=5)
     exercise.check(abs)
-    code = exercises.grading_code("spring term", "nb09.q1", 5)
+    code = exercises.grading_code("spring term", "nb09.q1", 5, "alice")
     assert capsys.readouterr().out == f"Graded: {code}\nCorrect: fine\n"
-    assert (
-        len({code, exercises.grading_code("autumn", "nb09.q1", 5), exercises.grading_code("spring term", "nb09.q2", 5)})
-        == 3
-    )
+    assert code != exercises.grading_code("spring term", "nb09.q1", 5, "bob")
+    others = ("autumn", "nb09.q1", 5, "alice"), ("spring term", "nb09.q2", 5, "alice")
+    assert code not in {exercises.grading_code(*other) for other in others}
 
 
 def test_strict_is_silent_when_correct_and_raises_the_sentence_otherwise(capsys):

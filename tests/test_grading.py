@@ -247,6 +247,8 @@ def without_cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.Not
     return notebook
 
 
+SOLUTION = "\n\nnb01.q1.solution()"
+
 WRONG_PIXEL_STD = (
     'def pixel_std(images):\n    """The mean of the per-image stds: the report\'s mistake."""\n'
     "    return (images.double().flatten(1) / 255).std(dim=1).mean().item()"
@@ -261,7 +263,10 @@ def course(tmp_path_factory) -> dict:
     released = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     submissions = {
-        "all_correct": submission(released, source),
+        # solution() called in an answer cell: autograde shows nothing of it (nbgrader's NBGRADER_EXECUTION)
+        "all_correct": submission(
+            released, source, {"nb01-q1-answer": without_markers(by_id(source)["nb01-q1-answer"].source) + SOLUTION}
+        ),
         "blank": nbformat.from_dict(released),
         "tampering": without_cell(
             submission(released, source, {"nb01-q1-answer": WRONG_PIXEL_STD, "nb01-q1": 'print("Correct: trust me.")'}),
@@ -483,6 +488,28 @@ def test_a_check_put_back_gets_a_cell_id_of_its_own():
     nbformat.validate(submitted)
 
 
+def test_a_notebook_of_nbformat_4_0_gets_its_check_back_without_cell_ids_and_null_metadata_is_dropped():
+    """Cell ids came with nbformat 4.5: a check put back with one into Colab's 4.0 made an invalid notebook; and
+    a cell's `"nbgrader": null` stopped collect's mending of every student (helper 105)."""
+    released = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("nb09.q1.check(double)")])
+    released.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
+    submitted = nbformat.from_dict(
+        {
+            "nbformat": 4,
+            "nbformat_minor": 0,
+            "metadata": {},
+            "cells": [{"cell_type": "code", "metadata": {"nbgrader": None}, "source": "x = 1", "outputs": []}],
+        }
+    )
+    for cell in submitted.cells:
+        cell.pop("id", None)
+        cell.execution_count = None
+    assert restore_checks.make_single(submitted) == [] and restore_checks.reset_metadata(released, submitted) == []
+    assert restore_checks.restore(released, submitted) == ["nb09-q1"]
+    assert "nbgrader" not in submitted.cells[0].metadata and not any("id" in cell for cell in submitted.cells)
+    nbformat.validate(submitted)
+
+
 def test_a_file_that_is_not_a_notebook_is_named_and_the_others_are_still_mended(tmp_path, capsys):
     """A truncated upload ended collect's mending in a traceback, leaving the students after it unmended, and
     make grades failed on it too (helper 97)."""
@@ -570,6 +597,17 @@ def test_an_answer_moved_below_its_check_is_named_at_collect(tmp_path, capsys):
         ('exec("nb0" + "1 = Fake()")', True),  # bound nb01 past the name pattern, unseen (helper 104)
         ("source = (Path(lab.__file__).parents[1] / 'instructor' / 'a.ipynb').read_text()", True),
         ("%%time\nx = 1", False),
+        # all five once named (helper 105)
+        ("model.eval()\nnet = torch.compile(model)\npattern = re.compile('a')", False),
+        ("plt.title('Exercise 3: weight norms')", False),
+        ("verdict = 'fine'", False),
+        ("rank = int(os.environ.get('LOCAL_RANK', 0))", False),
+        ('"""As the instructor\'s example shows."""', False),
+        # all four once passed unnamed (helper 105)
+        ("vars(nb02.q1)['ver' + 'dict'] = lambda *a, **k: None", True),
+        ("object.__setattr__(nb02.q1, 'checker', fake)", True),
+        ("everything = {**os.environ}", True),
+        ("settings = %env", True),
     ],
 )
 def test_what_a_students_cell_is_named_for(source, named):
@@ -577,21 +615,39 @@ def test_what_a_students_cell_is_named_for(source, named):
     assert bool(second_look.suspicious_cells(notebook)) == named, second_look.suspicious_cells(notebook)
 
 
-def test_under_a_secret_a_check_is_trusted_only_with_its_grading_code():
+HIDDEN = "nb01.q1.check(pixel_std, strict=True, seed=2850)"
+
+
+@pytest.mark.parametrize(
+    "source, printed, trusted",
+    [
+        (HIDDEN, "Correct: fine.\nGraded: {code}\n", True),
+        (HIDDEN, "Correct: fine.\n", False),  # the fake, or an autograde run without the secret
+        (HIDDEN, "Correct: fine.\nGraded: {autumn}\n", False),  # another phrase
+        (HIDDEN, "Correct: fine.\nGraded: {bob}\n", False),  # a classmate's code, read in their feedback (helper 105)
+        # an answer's progress on the verdict's line, with end="" or "\r": once "0 verdict lines" (helper 105)
+        (HIDDEN, "batch 1/3\rbatch 3/3\rCorrect: fine.\n...\rGraded: {code}\n", True),
+        # the arguments in another order, or wrapped: once not found, and the code not asked for (helper 105)
+        ("nb01.q1.check(\n    pixel_std,\n    seed=2850,\n    strict=True,\n)", "Correct: fine.\n", False),
+        ("nb01.q1.check(pixel_std, seed=2850, strict=True)", "Correct: fine.\nGraded: {code}\n", True),
+        (f"{HIDDEN}\nnb01.q1.check(pixel_std, strict=True, seed=7)", "Correct: fine.\nGraded: {code}\n", False),
+        ("pass", "Correct: fine.\n", False),  # no hidden test left to ask a code of
+    ],
+)
+def test_under_a_secret_a_check_is_trusted_only_with_its_students_grading_code(source, printed, trusted):
     """A fake nb01 that printed one "Correct:" line per visible call and nothing for the hidden one passed the
     verdict count (helper 104); under the course's secret the hidden call's grading code tells them apart."""
-    cell = nbformat.v4.new_code_cell("nb01.q1.check(pixel_std)\nnb01.q1.check(pixel_std, strict=True, seed=2850)")
+    cell = nbformat.v4.new_code_cell(f"nb01.q1.check(pixel_std)\n{source}")
     cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb01-q1", "locked": True}
-    code = second_look.grading_code("spring term", "nb01.q1", 2850)
-    for printed, trusted in (
-        (f"Correct: fine.\nGraded: {code}\n", True),
-        ("Correct: fine.\n", False),  # the fake, or an autograde run without the secret
-        (f"Correct: fine.\nGraded: {second_look.grading_code('autumn', 'nb01.q1', 2850)}\n", False),
-    ):
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
-        notebook = {"cells": [cell]}
-        assert (second_look.unverified_checks(notebook, "spring term") == []) == trusted, printed
-        assert second_look.unverified_checks(notebook) == []  # without the secret only the verdicts are counted
+    codes = {
+        "code": second_look.grading_code("spring term", "nb01.q1", 2850, "alice"),
+        "autumn": second_look.grading_code("autumn", "nb01.q1", 2850, "alice"),
+        "bob": second_look.grading_code("spring term", "nb01.q1", 2850, "bob"),
+    }
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed.format(**codes))]
+    notebook = {"cells": [cell]}
+    assert (second_look.unverified_checks(notebook, "spring term", "alice") == []) == trusted, printed
+    assert second_look.unverified_checks(notebook) == []  # without the secret only the verdicts are counted
 
 
 def test_the_honest_submissions_need_no_second_look(course):
@@ -617,7 +673,7 @@ def test_a_check_scored_without_its_verdict_and_hooks_in_a_students_cells_are_na
     nbformat.write(graded, path)
     assert second_look.main([str(copy)]) == 0
     out = capsys.readouterr().out
-    assert "all_correct (01_data_inspection): nb01-q1 scored with 0 verdict lines; nb01-q3 scored with 2" in out
+    assert "all_correct (01_data_inspection): nb01-q1 scored with 0 verdicts; nb01-q3 scored with 2" in out
     assert f"cell {graded.cells.index(colab) + 1}: hooks into IPython" in out  # yours to change: no grade id left
     assert f"cell {len(graded.cells)}: binds an exercise's name (nb01, say) to something else" in out
     assert "rewrites modules" not in out  # the Colab cell's released lines are not the student's
@@ -635,16 +691,20 @@ def test_a_submission_in_an_older_notebook_format_is_not_taken_for_one_collected
     assert hand_grading.collected_again(copy, ASSIGNMENT) == []
 
 
-def test_autograde_runs_in_grading_mode():
-    """solution() shows nothing while autograde runs (FMNIST_LAB_GRADING), and a course secret is passed on from
-    the environment, not the command line that make prints."""
+def test_solution_shows_nothing_while_autograde_runs(course):
+    """An answer that printed or ran the solution cell scored full (helper 103): under nbgrader's autograde
+    (NBGRADER_EXECUTION) solution() prints only its refusal. A course secret reaches the checks through the
+    environment, not the command line that make prints."""
+    graded = nbformat.read(course["dir"] / "autograded" / "all_correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    printed = "".join(o.get("text", "") for o in by_id(graded)["nb01-q1-answer"].outputs)
+    assert printed == "The solutions are not shown while submissions are graded.\n", printed
     dry = subprocess.run(
         ["make", "-n", "--no-print-directory", "-C", str(ROOT), "autograde", f"ASSIGNMENT={ASSIGNMENT}"],
         capture_output=True,
         text=True,
     )
     line = next(line for line in dry.stdout.splitlines() if "nbgrader autograde" in line)
-    assert line.startswith("FMNIST_LAB_GRADING=1 ") and "SECRET" not in line, line
+    assert "SECRET" not in line, line
 
 
 def test_a_later_collect_names_only_its_own_students(course):

@@ -57,23 +57,29 @@ CHECK_NOTE = (
 )
 
 
+def _grading(cell: nbformat.NotebookNode) -> dict:
+    """The cell's nbgrader metadata ({} where there is none, or only a null: helper 105's `"nbgrader": null`)."""
+    grading = cell.metadata.get("nbgrader")
+    return grading if isinstance(grading, dict) else {}
+
+
 def _grade_id(cell: nbformat.NotebookNode) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
+    return _grading(cell).get("grade_id")
 
 
 def _is_check(cell: nbformat.NotebookNode) -> bool:
     """An autograded test cell: graded, not a solution (a written answer is graded by hand)."""
-    grading = cell.metadata.get("nbgrader", {})
+    grading = _grading(cell)
     return cell.cell_type == "code" and bool(grading.get("grade")) and not grading.get("solution")
 
 
 def _is_answer(cell: nbformat.NotebookNode) -> bool:
-    return bool(cell.metadata.get("nbgrader", {}).get("solution"))
+    return bool(_grading(cell).get("solution"))
 
 
 def _is_written_answer(cell: nbformat.NotebookNode) -> bool:
     """A prediction or written answer: markdown, graded by hand."""
-    return cell.cell_type == "markdown" and _is_answer(cell) and bool(cell.metadata["nbgrader"].get("grade"))
+    return cell.cell_type == "markdown" and _is_answer(cell) and bool(_grading(cell).get("grade"))
 
 
 def make_single(submitted: nbformat.NotebookNode) -> list[str]:
@@ -95,7 +101,8 @@ def reset_metadata(released: nbformat.NotebookNode, submitted: nbformat.Notebook
     changed = []
     for cell in submitted.cells:
         grading = cell.metadata.get("nbgrader")
-        if grading is None:
+        if not isinstance(grading, dict):
+            cell.metadata.pop("nbgrader", None)  # a null where nbgrader expects its metadata
             continue
         grade_id = grading.get("grade_id")
         if grade_id not in known:
@@ -123,9 +130,11 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
             put_back.source += f"\n\n{WRITTEN_NOTE}"
         if put_back.get("id") in ids:  # a cell id must be unique in a notebook (nbformat would change it, loudly)
             put_back.id = f"{put_back.id}-released"
-        submitted.cells.insert(anchor, put_back)
-        if _is_check(cell):
-            submitted.cells.insert(anchor, nbformat.v4.new_markdown_cell(CHECK_NOTE))
+        added = [nbformat.v4.new_markdown_cell(CHECK_NOTE), put_back] if _is_check(cell) else [put_back]
+        if submitted.nbformat_minor < 5:  # cell ids came with nbformat 4.5: an older notebook (Colab's) has none
+            for new in added:
+                new.pop("id", None)
+        submitted.cells[anchor:anchor] = added
         restored.append(_grade_id(cell))
     return restored
 

@@ -9,12 +9,13 @@ there can make a check score without the answer being right: an IPython hook tha
 tests before they run, a name `nb01` bound to an object of the student's own, an answer that reads the
 solutions from the instructor's notebooks. No in-notebook grader can rule that out. Two things it can
 see after the fact:
-- a check cell that scored (it raised no error) but did not print exactly one verdict line starting
-  with "Correct:": an honest check cell prints its visible verdict once, and its strict hidden call
+- a check cell that scored (it raised no error) but did not print exactly one verdict starting with
+  "Correct:": an honest check cell prints its visible verdict once, and its strict hidden call
   prints nothing when it passes, so a scored cell with no verdict, or with two, was not run as released.
   With the course's secret in FMNIST_LAB_SECRET (as autograde had it), a passing strict call also prints
-  a grading code only the secret's holder can compute (`exercises.grading_code`): a scored cell without
-  the right one did not pass the lab's check, however well its output imitates one;
+  a grading code for that student only the secret's holder can compute (`exercises.grading_code`): a
+  scored cell without the right one did not reach a pass in the lab's check, however well its output
+  imitates one (the code proves that the check passed in that process, not how the answer got there);
 - code in the cells a student writes that no answer needs: IPython's hooks, the checks' or the
   solutions' internals, rebinding of the exercises' names (`nb01 = ...`), modules or code objects
   rewritten, the process or its alarms stopped.
@@ -25,6 +26,7 @@ helper of their own, or import a module for an honest reason.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -36,33 +38,34 @@ from token import COMMENT
 
 from fmnist_lab.exercises import CORRECT, GRADED, PREFIXES, grading_code
 
-VERDICT = re.compile(rf"^{re.escape(PREFIXES[CORRECT])}", re.MULTILINE)  # a passing check's line
-HIDDEN_CALL = re.compile(r"\b(nb\d\d\.q\d+)\.check\(.*\bstrict=True\b.*\bseed=(\d+)")  # the hidden test's call
-
 # what a cell a student writes has no honest need of, each with what it can do to the checks
 SUSPICIOUS = {
     "hooks into IPython": re.compile(
         r"get_ipython|input_transformers|ast_transformers|events\s*\.\s*register|register_magic|\bInteractiveShell\b"
     ),
     # solution() and hint() are the notebooks' own advice, and solution() shows nothing while autograde runs
+    # the words alone named plt.title("Exercise 3"), a variable `verdict` and "the instructor's" (helper 105)
     "reaches into the checks or the solutions": re.compile(
-        r"fmnist_lab\s*\.\s*exercises|\bExercise\b|\.checker\b|\bverdict\b|solution_code|"
-        r"instructor\s*[/'\"]|[/'\"]\s*instructor|\bINSTRUCTOR_DIR\b"
+        r"fmnist_lab\s*\.\s*exercises|\bexercises\s*\.|\bExercise\s*[.(]|\.\s*checker\b|\.\s*verdict\b|"
+        r"solution_code|instructor\s*/|/\s*instructor\b|['\"]instructor['\"]|\bINSTRUCTOR_DIR\b|grading_code|\bhmac\b|"
+        r"hashlib"
     ),
     "binds an exercise's name (nb01, say) to something else": re.compile(
         r"^\s*(?:class|def)\s+nb\d\d\b|\bnb\d\d\s*(?:\.\s*q\d+\s*)?(?:\.\s*\w+\s*)?=(?!=)|\bas\s+nb\d\d\b|"
         r"\bglobals\s*\(\s*\)\s*\[",
         re.MULTILINE,
     ),
-    # exec of a built string once bound nb01 past the pattern above (helper 104)
-    "runs code built from text, or rewrites modules or code objects": re.compile(
-        r"\b(?:exec|eval|compile)\s*\(|\b(?:vars|locals)\s*\(\s*\)\s*\[|sys\s*\.\s*modules|\bbuiltins\b|"
-        r"__builtins__|__globals__|__code__|importlib|\bsetattr\s*\("
+    # exec of a built string once bound nb01 past the pattern above (helper 104); vars() and __setattr__ wrote
+    # into the frozen Exercise (helper 105); model.eval(), re.compile() and torch.compile() are no such thing
+    "runs code built from text, or rewrites objects, modules or code": re.compile(
+        r"(?<![\w.])(?:exec|eval|compile)\s*\(|\bvars\s*\(|\blocals\s*\(\s*\)\s*\[|sys\s*\.\s*modules|\bbuiltins\b|"
+        r"__builtins__|__globals__|__code__|__dict__|__class__|setattr\s*\(|__(?:set|del)attr__|dataclasses\s*\.\s*replace|"
+        r"import_module|spec_from"
     ),
-    # reads only: setting a variable, as os.environ["KMP_DUPLICATE_LIB_OK"] = "TRUE" on a Mac, is no threat
+    # the lab's variables by name, or the whole environment: one variable set or read (LOCAL_RANK) is no threat
     "reads the environment, where the grading secret is": re.compile(
-        r"FMNIST_LAB_SECRET|/proc/|getenv|environ\s*\.\s*(?:get|items|values|keys|copy)\s*\(|"
-        r"\bin\s+(?:os\s*\.\s*)?environ\b|\(\s*(?:os\s*\.\s*)?environ\s*[,)]|environ\s*\[[^\]]*\](?!\s*=(?!=))"
+        r"FMNIST|/proc/|environ\s*\.\s*(?:items|values|keys|copy)\s*\(|\bin\s+(?:os\s*\.\s*)?environ\b|"
+        r"\(\s*(?:os\s*\.\s*)?environ\s*[,)]|\*\*\s*(?:os\s*\.\s*)?environ\b|%\s*env\b|!\s*(?:env|printenv|set)\b"
     ),
     "can stop the kernel or the checks' time limit": re.compile(
         r"os\s*\.\s*_exit|os\s*\.\s*kill|\bsignal\s*\.|sys\s*\.\s*settrace|setitimer"
@@ -85,7 +88,8 @@ def _source(cell: dict) -> str:
 
 
 def _grading(cell: dict) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
+    grading = cell.get("metadata", {}).get("nbgrader")
+    return grading if isinstance(grading, dict) else {}
 
 
 def _is_check(cell: dict) -> bool:
@@ -110,21 +114,41 @@ def _cell_name(cell: dict, position: int) -> str:
     return _grading(cell).get("grade_id") or f"cell {position + 1}"
 
 
-def unverified_checks(notebook: dict, secret: str = "") -> list[str]:
-    """The check cells that scored (no error) without exactly one "Correct:" line, or, with the course's
-    ``secret``, without the grading code of their hidden call; each with what it lacked."""
+def hidden_calls(source: str) -> list[tuple[str, int]] | None:
+    """(label, seed) of each strict check call in a check cell's ``source`` (``nb01.q1.check(..., strict=True,
+    seed=2850)``), however its arguments are ordered or its lines wrapped; None where it is not Python."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    calls = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "check":
+            named = {keyword.arg: keyword.value for keyword in node.keywords}
+            strict, seed = named.get("strict"), named.get("seed")
+            if isinstance(strict, ast.Constant) and strict.value is True and isinstance(seed, ast.Constant):
+                calls.append((ast.unparse(node.func.value), seed.value))
+    return calls
+
+
+def unverified_checks(notebook: dict, secret: str = "", student: str = "") -> list[str]:
+    """The check cells that scored (no error) without exactly one "Correct:" verdict, or, with the course's
+    ``secret``, without the grading code of each of their hidden calls for ``student``; each with what it lacked."""
     found = []
     for position, cell in enumerate(notebook.get("cells", [])):
         if not _is_check(cell) or _errored(cell):
             continue
-        printed = _stdout(cell)
-        verdicts = len(VERDICT.findall(printed))
+        printed, name = _stdout(cell), _cell_name(cell, position)
+        # counted anywhere in the text: an answer's progress printed with end="" or "\r" shares the verdict's line
+        verdicts = printed.count(PREFIXES[CORRECT])
         if verdicts != 1:
-            found.append(f"{_cell_name(cell, position)} scored with {verdicts} verdict lines")
-        elif secret and (call := HIDDEN_CALL.search(_source(cell))):
-            code = grading_code(secret, call[1], int(call[2]))
-            if f"{GRADED}{code}" not in printed.splitlines():
-                found.append(f"{_cell_name(cell, position)} scored without the grading code of its hidden test")
+            found.append(f"{name} scored with {verdicts} verdicts")
+        elif secret:
+            calls = hidden_calls(_source(cell))
+            if not calls:
+                found.append(f"{name} scored, but its hidden test cannot be found in it")
+            elif any(f"{GRADED}{grading_code(secret, label, seed, student)}" not in printed for label, seed in calls):
+                found.append(f"{name} scored without the grading code of its hidden test")
     return found
 
 
@@ -168,7 +192,7 @@ def warnings(course: Path, assignment: str | None = None) -> list[str]:
     secret = os.environ.get("FMNIST_LAB_SECRET", "")
     for student, name, notebook, released in autograded(course, assignment):
         where = student if assignment else f"{student} ({name})"
-        if found := unverified_checks(notebook, secret):
+        if found := unverified_checks(notebook, secret, student):
             unverified.append(f"{where}: {'; '.join(found)}")
         if found := suspicious_cells(notebook, released):
             suspicious.append(f"{where}: {'; '.join(found)}")

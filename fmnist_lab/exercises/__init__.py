@@ -186,7 +186,7 @@ class Exercise:
         """Print whether ``answer`` is correct, wrong (and how) or not done yet.
 
         ``strict``: print nothing when correct and raise AssertionError(the sentence) otherwise (grading); while
-        `make autograde` runs with a course secret, print the grading code of ``grading_code`` when correct.
+        nbgrader autogrades under a course secret, print the submission's ``grading_code`` when correct.
         ``seed``: also run the random cases drawn from ``torch.Generator().manual_seed(hidden_seed(seed))``.
         """
         result = self.verdict(answer, *data, seed=seed, **named)
@@ -195,8 +195,9 @@ class Exercise:
             print(result.message)
         elif not result.passed:
             raise AssertionError(result.message)
-        elif secret and os.environ.get("FMNIST_LAB_GRADING"):
-            print(f"{GRADED}{grading_code(secret, self.label, seed)}")
+        elif secret and autograding():
+            # nbgrader runs each submission in autograded/<student>/<assignment>/
+            print(f"{GRADED}{grading_code(secret, self.label, seed, Path.cwd().parent.name)}")
 
     def hint(self) -> None:
         """Print a hint."""
@@ -211,11 +212,18 @@ class Exercise:
 GRADED = "Graded: "
 
 
-def grading_code(secret: str, label: str, seed: int | None) -> str:
+def autograding() -> bool:
+    """Whether nbgrader is autograding this process's notebook: it sets NBGRADER_EXECUTION for `nbgrader autograde`
+    and for Formgrader's autograde button alike."""
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde"
+
+
+def grading_code(secret: str, label: str, seed: int | None, student: str) -> str:
     """The code a passing strict check prints while autograde runs with the course's ``secret``: only the secret's
     holder can compute it, so `tools/second_look.py` can tell a check that ran from code that printed what a check
-    prints (helper 104's quiet fake check scored a blank submission with nothing said)."""
-    return hmac.new(secret.encode(), f"{label}:{seed}".encode(), hashlib.sha256).hexdigest()[:16]
+    prints (helper 104's quiet fake check scored a blank submission with nothing said); one per student, so that
+    a code read in one student's feedback proves nothing in another's notebook (helper 105)."""
+    return hmac.new(secret.encode(), f"{label}:{seed}:{student}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def hidden_seed(seed: int) -> int:
@@ -238,7 +246,7 @@ def solution_code(label: str) -> str:
     That is the nearest code cell holding ``### BEGIN SOLUTION`` before the cell that calls
     ``nbNN.qK.check(``, with the marker lines removed (the def line stays, so it reads as a whole function).
     """
-    if os.environ.get("FMNIST_LAB_GRADING"):  # set by `make autograde`: an answer could print them (helper 103)
+    if autograding():  # an answer could print them (helper 103)
         return "The solutions are not shown while submissions are graded."
     number = label[2:].split(".")[0]
     notebooks = sorted(INSTRUCTOR_DIR.glob("*.ipynb"), key=lambda path: not path.name.startswith(f"{number}_"))
