@@ -510,6 +510,22 @@ def test_a_notebook_of_nbformat_4_0_gets_its_check_back_without_cell_ids_and_nul
     nbformat.validate(submitted)
 
 
+def test_a_notebook_saved_with_a_byte_order_mark_is_written_back_without_it(tmp_path, capsys):
+    """Named unreadable at collect and never graded (helper 103); the mark is no part of the notebook."""
+    released = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("nb09.q1.check(double)")])
+    released.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
+    (tmp_path / "release" / "a").mkdir(parents=True)
+    nbformat.write(released, tmp_path / "release" / "a" / "a.ipynb")
+    path = tmp_path / "submitted" / "carol" / "a" / "a.ipynb"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xef\xbb\xbf" + nbformat.writes(released).encode())
+    assert restore_checks.main([str(tmp_path), "a"]) == 0
+    out = capsys.readouterr().out
+    assert "Removed the byte-order mark at the start of these students' notebooks" in out and "carol" in out
+    assert not path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert grade_ids(nbformat.read(path, as_version=4)) == ["nb09-q1"]
+
+
 def test_a_file_that_is_not_a_notebook_is_named_and_the_others_are_still_mended(tmp_path, capsys):
     """A truncated upload ended collect's mending in a traceback, leaving the students after it unmended, and
     make grades failed on it too (helper 97)."""

@@ -27,13 +27,15 @@ Four things a student can do in JupyterLab or VS Code that nbgrader does not men
   warning, since its check then runs on whatever the cells above define; and so is an answer cell moved
   below its own check, which then runs first.
 A file that is not a notebook (a truncated upload, say) is named in a warning and left as it is; the
-others are mended all the same. Each changed notebook is written in place (atomically). The students
-of this collect (those in downloaded/<assignment>/extracted/) are named with their cells; those of
-earlier collects, mended then, are not named again. It prints nothing when there is nothing to mend.
+others are mended all the same. A notebook saved with a byte-order mark is written back without it.
+Each changed notebook is written in place (atomically). The students of this collect (those in
+downloaded/<assignment>/extracted/) are named with their cells; those of earlier collects, mended then,
+are not named again. It prints nothing when there is nothing to mend.
 """
 
 from __future__ import annotations
 
+import codecs
 import copy
 import functools
 import sys
@@ -159,12 +161,13 @@ def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.Noteboo
 
 @dataclass
 class Mended:
-    """Per student: the grade ids made single, those whose grading metadata was put back, the check cells and
-    written answers' cells put back, the code answer cells missing and those below their checks; the notebooks
-    that could not be read, with why."""
+    """Per student: the grade ids made single, those whose grading metadata was put back, a byte-order mark
+    removed, the check cells and written answers' cells put back, the code answer cells missing and those below
+    their checks; the notebooks that could not be read, with why."""
 
     copied: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, list[str]] = field(default_factory=dict)
+    marked: dict[str, list[str]] = field(default_factory=dict)
     checks: dict[str, list[str]] = field(default_factory=dict)
     written: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
@@ -182,7 +185,11 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
         for path in sorted((course / "submitted").glob(f"*/{assignment}/{release.name}")):
             student = path.parent.parent.name
             try:
-                submitted = nbformat.read(path, as_version=4)
+                raw = path.read_bytes()
+                # a byte-order mark (an editor's "UTF-8 with BOM") is no part of a notebook: nbgrader refused the
+                # file (helper 103); read without it, and written back without it
+                marked = raw.startswith(codecs.BOM_UTF8)
+                submitted = nbformat.reads(raw.decode("utf-8-sig"), as_version=4)
             except (OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError) as err:
                 if students is None or student in students:
                     mended.unreadable.setdefault(student, []).append(f"{path}: {type(err).__name__}: {err}")
@@ -190,7 +197,7 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
             copied = make_single(submitted)
             metadata = reset_metadata(released, submitted)
             restored = restore(released, submitted)
-            if copied or metadata or restored:
+            if copied or metadata or restored or marked:
                 atomic_write(path, "w", functools.partial(nbformat.write, submitted))
             if students is not None and student not in students:
                 continue
@@ -199,6 +206,7 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
                 "metadata": metadata,
                 "checks": [grade_id for grade_id in restored if kinds[grade_id]],
                 "written": [grade_id for grade_id in restored if not kinds[grade_id]],
+                "marked": ["the byte-order mark"] if marked else [],
                 "missing": missing_answers(released, submitted),
                 "below": answers_below_checks(submitted),
             }
@@ -236,6 +244,11 @@ def main(argv: list[str]) -> int:
             f"Put back the release's grading metadata of these cells, which had been edited (autograde would fail "
             f"the whole notebook on them), and made plain cells of those with grade ids the release does not have: "
             f"{_listed(mended.metadata)}, {where}. Autograde puts back a locked cell's source as released."
+        )
+    if mended.marked:
+        print(
+            f'Removed the byte-order mark at the start of these students\' notebooks (saved as "UTF-8 with BOM"), '
+            f"which nbgrader cannot read: {', '.join(mended.marked)}, {where}."
         )
     if mended.checks:
         print(
