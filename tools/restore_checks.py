@@ -59,29 +59,30 @@ CHECK_NOTE = (
 )
 
 
-def _grading(cell: nbformat.NotebookNode) -> dict:
-    """The cell's nbgrader metadata ({} where there is none, or only a null: helper 105's `"nbgrader": null`)."""
-    grading = cell.metadata.get("nbgrader")
-    return grading if isinstance(grading, dict) else {}
+def grading(cell: dict) -> dict:
+    """The cell's nbgrader metadata ({} where there is none, or only a null: helper 105's `"nbgrader": null`).
+    A cell read as JSON or by nbformat alike (tools/second_look.py reads JSON)."""
+    metadata = cell.get("metadata", {}).get("nbgrader")
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _grade_id(cell: nbformat.NotebookNode) -> str | None:
-    return _grading(cell).get("grade_id")
+    return grading(cell).get("grade_id")
 
 
-def _is_check(cell: nbformat.NotebookNode) -> bool:
-    """An autograded test cell: graded, not a solution (a written answer is graded by hand)."""
-    grading = _grading(cell)
-    return cell.cell_type == "code" and bool(grading.get("grade")) and not grading.get("solution")
+def is_check(cell: dict) -> bool:
+    """An autograded test cell: code, graded, not a solution (a written answer is graded by hand)."""
+    metadata = grading(cell)
+    return cell.get("cell_type") == "code" and bool(metadata.get("grade")) and not metadata.get("solution")
 
 
 def _is_answer(cell: nbformat.NotebookNode) -> bool:
-    return bool(_grading(cell).get("solution"))
+    return bool(grading(cell).get("solution"))
 
 
 def _is_written_answer(cell: nbformat.NotebookNode) -> bool:
     """A prediction or written answer: markdown, graded by hand."""
-    return cell.cell_type == "markdown" and _is_answer(cell) and bool(_grading(cell).get("grade"))
+    return cell.cell_type == "markdown" and _is_answer(cell) and bool(grading(cell).get("grade"))
 
 
 def make_single(submitted: nbformat.NotebookNode) -> list[str]:
@@ -102,15 +103,15 @@ def reset_metadata(released: nbformat.NotebookNode, submitted: nbformat.Notebook
     known = {_grade_id(cell): cell.metadata["nbgrader"] for cell in released.cells if _grade_id(cell)}
     changed = []
     for cell in submitted.cells:
-        grading = cell.metadata.get("nbgrader")
-        if not isinstance(grading, dict):
+        metadata = cell.metadata.get("nbgrader")
+        if not isinstance(metadata, dict):
             cell.metadata.pop("nbgrader", None)  # a null where nbgrader expects its metadata
             continue
-        grade_id = grading.get("grade_id")
+        grade_id = metadata.get("grade_id")
         if grade_id not in known:
             del cell.metadata["nbgrader"]  # a plain cell: it still runs where the student put it
             changed.append(f"{grade_id or 'a cell without a grade id'} (not in the release)")
-        elif grading != known[grade_id]:
+        elif metadata != known[grade_id]:
             cell.metadata["nbgrader"] = copy.deepcopy(known[grade_id])
             changed.append(grade_id)
     return changed
@@ -123,7 +124,7 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
     ids = {cell.get("id") for cell in submitted.cells}
     for index, cell in enumerate(released.cells):
         present = {_grade_id(c): position for position, c in enumerate(submitted.cells) if _grade_id(c)}
-        if not (_is_check(cell) or _is_written_answer(cell)) or _grade_id(cell) in present:
+        if not (is_check(cell) or _is_written_answer(cell)) or _grade_id(cell) in present:
             continue
         below = (_grade_id(c) for c in released.cells[index + 1 :])
         anchor = next((present[grade_id] for grade_id in below if grade_id in present), len(submitted.cells))
@@ -132,7 +133,7 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
             put_back.source += f"\n\n{WRITTEN_NOTE}"
         if put_back.get("id") in ids:  # a cell id must be unique in a notebook (nbformat would change it, loudly)
             put_back.id = f"{put_back.id}-released"
-        added = [nbformat.v4.new_markdown_cell(CHECK_NOTE), put_back] if _is_check(cell) else [put_back]
+        added = [nbformat.v4.new_markdown_cell(CHECK_NOTE), put_back] if is_check(cell) else [put_back]
         if submitted.nbformat_minor < 5:  # cell ids came with nbformat 4.5: an older notebook (Colab's) has none
             for new in added:
                 new.pop("id", None)
@@ -181,7 +182,7 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
     mended = Mended()
     for release in sorted((course / "release" / assignment).glob("*.ipynb")):
         released = nbformat.read(release, as_version=4)
-        kinds = {_grade_id(cell): _is_check(cell) for cell in released.cells}
+        kinds = {_grade_id(cell): is_check(cell) for cell in released.cells}
         for path in sorted((course / "submitted").glob(f"*/{assignment}/{release.name}")):
             student = path.parent.parent.name
             try:

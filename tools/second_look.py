@@ -36,6 +36,8 @@ import tokenize
 from pathlib import Path
 from token import COMMENT
 
+from restore_checks import grading, is_check  # this script's folder, tools/, is on the path
+
 from fmnist_lab.exercises import CORRECT, GRADED, PREFIXES, grading_code
 
 # what a cell a student writes has no honest need of, each with what it can do to the checks
@@ -87,17 +89,6 @@ def _source(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
-def _grading(cell: dict) -> dict:
-    grading = cell.get("metadata", {}).get("nbgrader")
-    return grading if isinstance(grading, dict) else {}
-
-
-def _is_check(cell: dict) -> bool:
-    """An autograded test cell: code, graded, not a solution."""
-    grading = _grading(cell)
-    return cell.get("cell_type") == "code" and bool(grading.get("grade")) and not grading.get("solution")
-
-
 def _stdout(cell: dict) -> str:
     return "".join(
         "".join(output.get("text", ""))
@@ -111,7 +102,7 @@ def _errored(cell: dict) -> bool:
 
 
 def _cell_name(cell: dict, position: int) -> str:
-    return _grading(cell).get("grade_id") or f"cell {position + 1}"
+    return grading(cell).get("grade_id") or f"cell {position + 1}"
 
 
 def hidden_calls(source: str) -> list[tuple[str, int]] | None:
@@ -136,7 +127,7 @@ def unverified_checks(notebook: dict, secret: str = "", student: str = "") -> li
     ``secret``, without the grading code of each of their hidden calls for ``student``; each with what it lacked."""
     found = []
     for position, cell in enumerate(notebook.get("cells", [])):
-        if not _is_check(cell) or _errored(cell):
+        if not is_check(cell) or _errored(cell):
             continue
         printed, name = _stdout(cell), _cell_name(cell, position)
         # counted anywhere in the text: an answer's progress printed with end="" or "\r" shares the verdict's line
@@ -159,7 +150,7 @@ def suspicious_cells(notebook: dict, released: dict | None = None) -> list[str]:
     given = {line for cell in (released or {}).get("cells", []) for line in _source(cell).splitlines()}
     found = []
     for position, cell in enumerate(notebook.get("cells", [])):
-        if cell.get("cell_type") != "code" or _grading(cell).get("locked"):
+        if cell.get("cell_type") != "code" or grading(cell).get("locked"):
             continue
         source = _without_comments("\n".join(line for line in _source(cell).splitlines() if line not in given))
         reasons = [reason for reason, pattern in SUSPICIOUS.items() if pattern.search(source)]
