@@ -129,7 +129,7 @@ def _check_saliency(
                     f"drops different units every time; if you did, the randomness is your own (noise added to "
                     f"the image?): the map is the gradient of one pass over the image as it is"
                 )
-            _diagnose_saliency(my_saliency, case, got, net, x, t, seconds)
+            _diagnose_saliency(my_saliency, case, got, right, net, x, t, seconds)
         _check_twice_on_one_image(my_saliency, *next(iter(cases.items())))
     praise = (
         f"your saliency map equals the lab's (Captum's) on {in_words(len(cases))} random networks, from training mode"
@@ -158,12 +158,13 @@ def _check_twice_on_one_image(my_saliency, case: str, arguments: tuple[Net, Tens
 
 
 def _diagnose_saliency(
-    my_saliency, case: str, got: Tensor, net: nn.Module, x: Tensor, t: int, reference_s: float
+    my_saliency, case: str, got: Tensor, right: Tensor, net: nn.Module, x: Tensor, t: int, reference_s: float
 ) -> None:
+    """Why the answer's map ``got`` differs from the ``right`` one (the lab's) on ``case``: the usual slips named."""
     # dropout or BatchNorm left in training mode without randomness from call to call (dropout alone switched
     # off, a seed set): the answer's map is right once the network comes in eval mode (helper 102)
     from_eval = _call_saliency(my_saliency, copy.deepcopy(net).eval(), x, t, case=case, reference_s=reference_s)
-    if all_close(from_eval, saliency(net, x[None], t)[0].cpu(), 1e-3):
+    if all_close(from_eval, right, 1e-3):
         raise Wrong(
             f"on {case}, your map is right when the network comes in eval mode, but not from training mode, as "
             f"the check hands it over (and as a network is right after training): call model.eval() in your "
@@ -188,10 +189,9 @@ def _diagnose_saliency(
             f"on {case}, your map is the one of class {other}, not of the target class {t}: take the output "
             f"at [0, target]"
         )
-    right = saliency(net, x[None], t)[0].cpu().double()
     raise Wrong(
         f"on {case}, your map differs from |d log p(class {t}) / d pixel| (largest difference "
-        f"{float((got - right).abs().max()):.3g})"
+        f"{float((got - right.double()).abs().max()):.3g})"
     )
 
 
