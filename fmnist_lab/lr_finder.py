@@ -299,10 +299,11 @@ def _sweep(
 def report_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restore: bool = True) -> LRFinderResult:
     """The report's sweep: 100 LRs linear from 1e-4 to 1, ``config.report_sweep_batches`` mini-batches each.
 
-    With ``config``'s optimizer (the report recipe's: plain SGD, float32, batch 64). Each
+    With ``config``'s optimizer (the report recipe's: plain SGD; float32 and batch 64 in our reading). Each
     point is the mean loss of its mini-batches; the data is reshuffled and reused as often as
     the sweep needs (30 x 100 batches of 64 are 3.5 passes over 55,000 images), as, in our
-    reading, the report's loop over its DataLoader did to log 100 steps.
+    reading, the report's loop over its DataLoader did to log 100 steps. It runs all 100 LRs, as the report's log
+    does: only a loss that is not a finite number stops it, not ``find_lr``'s stop at 4x the best smoothed loss.
     """
     per_step = config.report_sweep_batches
     return find_lr(
@@ -315,6 +316,7 @@ def report_sweep(model: nn.Module, batches: Batches, config: TrainConfig, restor
         config=config,
         restore=restore,
         batches_per_step=per_step,
+        diverge_factor=math.inf,
         max_passes=math.ceil(REPORT_SWEEP_STEPS * per_step / len(batches)),
     )
 

@@ -31,7 +31,7 @@ TEST_ACCURACY: tuple[float, ...] = (
     92.52,
     92.54,
 )
-LR = 0.155  # "Best LR 0.15500949999999986" in its log: the LR it trained at
+LR = 0.155  # "Best LR 0.15500949999999986" in its log: the LR its optimizer started from
 
 
 def late_movement(curve: Sequence[float]) -> float:

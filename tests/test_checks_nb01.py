@@ -37,7 +37,7 @@ PIXEL_STD_WRONG = {
         "the mean of the per-image standard deviations (in our reading the report's mistake: its 0.3202 is this "
         "mean with correction=0)",
     ),
-    "per-image std, correction=0 (the report's number)": (
+    "per-image std, correction=0 (the report's number, in our reading)": (
         lambda images: pixels(images).std(dim=1, correction=0).mean().item(),
         "the mean of the per-image standard deviations, with correction=0 (in our reading, the report's 0.3202), "
         "not the std",

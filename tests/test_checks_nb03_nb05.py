@@ -149,12 +149,18 @@ def slip(kind):
         total, seen = 0.0, 0
         with torch.no_grad() if kind == "no_grad" else contextlib.nullcontext():
             for x, y in batches:
-                optimizer.zero_grad()
-                loss = F.nll_loss(model(x), y)
+                if kind != "step first":  # with zero_grad() first, the step finds no gradient: a sentence of its own
+                    optimizer.zero_grad()
+                loss = F.nll_loss(model(x), y, reduction="none" if kind == "one loss per image" else "mean")
                 if kind == "item first":
                     loss = loss.item()
+                if kind == "step first":
+                    optimizer.step()
                 loss.backward()
-                optimizer.step()
+                if kind == "zeroed between":
+                    optimizer.zero_grad(set_to_none=False)
+                if kind != "step first":
+                    optimizer.step()
                 if kind == "graph kept":
                     total = total + loss * len(y)
                 else:
@@ -168,9 +174,16 @@ def slip(kind):
 EPOCH_WRONG = {
     "the loss tensors added up": (
         slip("graph kept"),
-        "you returned a tensor that still records its gradient graph: adding up the loss tensors keeps the graph of "
-        "every batch of the epoch in memory. Add each batch's loss.item() (a Python float) to the total instead",
+        "you returned a tensor that still records its gradient graph: a running total of loss tensors chains every "
+        "batch's loss into one graph. Add each batch's loss.item() (a Python float) to the total instead",
     ),
+    # the next three were told PyTorch's error alone, or to use the given model (helper 108)
+    "step() before backward()": (slip("step first"), "call backward() first, then step()"),
+    "zero_grad(set_to_none=False) between backward and step": (
+        slip("zeroed between"),
+        "optimizer.step() ran on gradients of zero, as after a zero_grad(set_to_none=False) between backward() and",
+    ),
+    "reduction='none'": (slip("one loss per image"), "backward() needs the loss as one number"),
     ".item() before backward()": (slip("item first"), "call backward() on the loss tensor, and take .item() only"),
     "under torch.no_grad()": (slip("no_grad"), "training needs the gradients, so leave torch.no_grad() to evaluation"),
     "loss.item without parentheses": (

@@ -3,6 +3,7 @@ one gets its sentence (issue #24)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -42,6 +43,14 @@ def smooth_closed_form(losses, beta):
     return (weights @ x) / (1 - beta**t)
 
 
+history = []  # the answer's own list, not the notebook's: once refused as "the notebook's `history`" (helper 108)
+
+
+def kept_in_history(losses, beta):
+    history.append(smooth_losses(losses, beta))
+    return history[-1]
+
+
 SMOOTH_RIGHT = {
     "a list": smooth_losses,
     "a generator (the task asks for a list)": smooth_generator,
@@ -49,6 +58,7 @@ SMOOTH_RIGHT = {
     "a NumPy array": lambda losses, beta: np.array(smooth_losses(losses, beta)),
     "0-d tensors in a list": lambda losses, beta: [torch.tensor(v) for v in smooth_losses(losses, beta)],
     "in closed form": smooth_closed_form,
+    "keeping a global record of its calls": kept_in_history,
 }
 
 
@@ -216,6 +226,14 @@ def test_smooth_losses_handed_the_sweeps_losses_names_what_it_expects():
     assert message.startswith(
         "Not yet: check() expects the sweep's result (lab_sweep, what find_lr returned) after "
         "your function, but it got a list of 30 items"
+    )
+
+
+def test_smooth_losses_handed_the_reports_sweep_names_the_labs():
+    linear = dataclasses.replace(sweep(), mode="linear")
+    message = nb04.q1.verdict(smooth_losses, linear).message
+    assert message.startswith(
+        "Not yet: check() expects the lab's sweep after your function (lab_sweep, exponential), but it got a linear one"
     )
 
 
@@ -433,6 +451,11 @@ RESET_WRONG = {
         "`full_reset` uses the notebook's `swept`: reset the model it is given (its argument)",
     ),
     "weights only scaled": (weights_scaled, "layer c1 (Conv2d) still holds the sweep's weights, only scaled by 0.5"),
+    # PyTorch's AttributeError alone on the nn.Sequential cases (helper 108)
+    "the model's own reset_parameters()": (
+        lambda model: model.reset_parameters(),
+        "not every model has a reset_parameters() of its own (the lab's Net has; an nn.Sequential has none)",
+    ),
     # PyTorch's "Missing key(s)" alone (helper-92)
     "a new model's state_dict loaded": (
         lambda model: model.load_state_dict(type(model)().state_dict()),

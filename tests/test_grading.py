@@ -250,7 +250,7 @@ def without_cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.Not
 SOLUTION = "\n\nnb01.q1.solution()"
 
 WRONG_PIXEL_STD = (
-    'def pixel_std(images):\n    """The mean of the per-image stds: the report\'s mistake."""\n'
+    'def pixel_std(images):\n    """The mean of the per-image stds, a wrong answer."""\n'
     "    return (images.double().flatten(1) / 255).std(dim=1).mean().item()"
 )
 

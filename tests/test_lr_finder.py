@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+import itertools
 import math
 import random
 import re
@@ -17,8 +18,10 @@ from fmnist_lab.lr_finder import (
     LRFinderWarning,
     find_lr,
     replay_report_lr_choice,
+    report_sweep,
     smooth,
     suggest,
+    sweep_batches,
     sweep_lrs,
     with_picked_lr,
 )
@@ -291,8 +294,18 @@ def test_a_sweep_may_take_several_passes_when_allowed(sweep_setup):
         find_lr(model, batches, config=config, batches_per_step=0)
 
 
+def test_the_report_sweep_runs_all_its_100_lrs_where_find_lr_would_stop(tiny_data, monkeypatch):
+    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=1, batch_size=32)
+    batches = sweep_batches(make_splits(tiny_data, config), config)
+    # finite losses, 4x the best smoothed one by step 30: find_lr would stop there
+    rising = itertools.chain([2.0] * 10 + [1.0] * 10, (2.0 + 2 * i for i in itertools.count()))
+    monkeypatch.setattr("fmnist_lab.lr_finder.train_step", lambda *args: next(rising))
+    result = report_sweep(Net(), batches, config)
+    assert len(result.losses) == 100 and result.stop_reason == "completed all 100 steps"
+
+
 def test_the_report_lr_choice_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny_data):
-    # 2 mini-batches per LR here instead of the report's 30, of 32 images instead of 64: sizes only
+    # 2 mini-batches per LR here instead of the report's 30 (our reading), of 32 images instead of 64: sizes only
     config = make_config("report", val_size=200, device="cpu", report_sweep_batches=2, batch_size=32)
     splits = make_splits(tiny_data, config)
     torch.manual_seed(0)
@@ -304,7 +317,7 @@ def test_the_report_lr_choice_resets_conv_and_linear_but_keeps_the_sweeps_batchn
     assert result.lrs[:2] == pytest.approx([1e-4, 1e-4 + 0.9999 / 100])
     assert result.report_lr == pytest.approx(result.lowest_raw_loss_lr / 4)
     after = model.state_dict()
-    # BatchNorm: the sweep's running statistics and learned scale stay (the report's reset skipped them)
+    # BatchNorm: the sweep's running statistics and learned scale stay (in our reading, the report's reset skipped them)
     assert int(after["b1.num_batches_tracked"]) == 2 * len(result.lrs)
     assert not torch.equal(after["b1.running_mean"], before["b1.running_mean"])
     assert not torch.equal(after["b2.weight"], before["b2.weight"])

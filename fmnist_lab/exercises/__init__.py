@@ -512,14 +512,19 @@ def notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...]) 
 
 def refuse_notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...], name: str, instead: str) -> None:
     """Wrong if the answer (called ``name``) reads the notebook's own values of ``kinds`` in place of its arguments,
-    with what to do ``instead``. A module without parameters (a loss function) is no network of the notebook's."""
-    read = [
-        f"`{key}`"
-        for key, value in notebook_values(answer, kinds).items()
-        if not isinstance(value, nn.Module) or next(value.parameters(), None) is not None
-    ]
+    with what to do ``instead``. A module without parameters (a loss function) is no network of the notebook's, and
+    a list that holds no numbers (an empty one, the answer's own record of its calls) is no record of the notebook's."""
+    read = [f"`{key}`" for key, value in notebook_values(answer, kinds).items() if _could_be_the_notebooks(value)]
     if read:
         raise Wrong(f"`{name}` uses the notebook's {', '.join(read)}: {instead}")
+
+
+def _could_be_the_notebooks(value: Any) -> bool:
+    if isinstance(value, nn.Module):
+        return next(value.parameters(), None) is not None
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(item, numbers.Real) for item in value)
+    return True
 
 
 def _own_globals(answer: Any) -> dict[str, Any] | None:

@@ -153,6 +153,10 @@ _ADVICE = {
     "so leave torch.no_grad() to evaluation",
     "'builtin_function_or_method'": "a method used without calling it (loss.item instead of loss.item()?): add "
     "the parentheses",
+    "modified by an inplace operation": "optimizer.step() changed the weights in place before loss.backward() had "
+    "used them: call backward() first, then step()",
+    "only for scalar outputs": "backward() needs the loss as one number: take the batch's mean loss, F.nll_loss's "
+    "default (reduction='none' gives one loss per image)",
 }
 
 
@@ -165,9 +169,9 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
     )
     if isinstance(returned, torch.Tensor) and returned.requires_grad:  # accepted, it kept every batch's graph
         raise Wrong(
-            f"on {case}, you returned a tensor that still records its gradient graph: adding up the loss tensors "
-            f"keeps the graph of every batch of the epoch in memory. Add each batch's loss.item() (a Python float) "
-            f"to the total instead"
+            f"on {case}, you returned a tensor that still records its gradient graph: a running total of loss "
+            f"tensors chains every batch's loss into one graph. Add each batch's loss.item() (a Python float) to "
+            f"the total instead, and return a number"
         )
     loss = as_number(returned, "train_one_epoch", case)
     if _same_weights(model, before):
@@ -177,7 +181,11 @@ def _check_case(train_one_epoch, case: str, seed: int, sizes: tuple[int, ...], t
                 f"call loss.backward() and then optimizer.step() for every batch, on the `model` it is given, not "
                 f"a copy (a step before backward(), or after zero_grad() cleared the gradients, finds none to apply)"
             )
-        raise Wrong(f"on {case}, the weights did not change: compute the loss with the `model` it is given")
+        raise Wrong(  # the optimizer stepped, so the weights had gradients: all zero
+            f"on {case}, the weights did not change: optimizer.step() ran on gradients of zero, as after a "
+            f"zero_grad(set_to_none=False) between backward() and step(): clear the gradients before backward(), "
+            f"and compute the loss from the output of the `model` it is given"
+        )
     if not _same_weights(model, reference):
         if not optimizer.state and not _same_weights(model, before):  # trained, but not by the given optimizer
             raise Wrong(

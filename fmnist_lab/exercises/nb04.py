@@ -12,6 +12,7 @@ from ..lr_finder import LRFinderResult, smooth
 from ..model import Net
 from . import (
     Exercise,
+    Misused,
     Wrong,
     all_close,
     as_number,
@@ -77,6 +78,11 @@ def _smoothing_cases(generator: torch.Generator | None = None) -> dict[str, tupl
 def _check_smooth_losses(smooth_losses, sweep: LRFinderResult | None = None, generator=None) -> str:
     if sweep is not None:
         expect_data(sweep, LRFinderResult, "the sweep's result (lab_sweep, what find_lr returned)")
+        if sweep.mode != "exp":  # the report's sweep was once praised as the lab's (helper 108)
+            raise Misused(
+                "check() expects the lab's sweep after your function (lab_sweep, exponential), but it got a "
+                f"{sweep.mode} one (the report's, linear_sweep)"
+            )
     # the notebook's sweeps in place of `losses` were told only a shape (helper 99)
     refuse_notebook_values(
         smooth_losses, (LRFinderResult, list), "smooth_losses", "smooth the `losses` it is given (its argument)"
@@ -364,6 +370,10 @@ def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     parameters = dict(model.named_parameters())  # the objects an optimizer made before the reset holds
     advice = dict.fromkeys(("Missing key(s) in state_dict", "size mismatch for"), _NEW_MODEL)
+    advice["has no attribute 'reset_parameters'"] = (  # the model's own method: the lab's Net has one (helper 108)
+        "not every model has a reset_parameters() of its own (the lab's Net has; an nn.Sequential has none): walk "
+        "model.modules() and reset each layer that has one"
+    )
     result = call(full_reset, model, case=case, returns=False, copy_args=False, advice=advice)
     after = model.state_dict()
     replaced = [k for k, v in model.named_parameters() if parameters.get(k) is not v]
