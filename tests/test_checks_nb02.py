@@ -77,6 +77,16 @@ SIZE_WRONG = {
         ),
     ),
     "a string": (lambda n, k, p, s: str((n + 2 * p - k) // s + 1), "should return one number"),
+    # both were judged right, as close to the size (helper 106)
+    "a size scaled by 1.00009": (
+        lambda n, k, p, s: ((n + 2 * p - k) // s + 1) * 1.00009,
+        "on c1 (n=28, kernel 3, padding 1, stride 1), the answer should be 28, but `<lambda>` returned 28.00252, not "
+        "a whole number",
+    ),
+    "a size plus 1e-6": (
+        lambda n, k, p, s: (n + 2 * p - k) // s + 1 + 1e-6,
+        "the answer should be 28, but `<lambda>` returned 28.000001, not a whole number",
+    ),
     "n // stride when the stride is not 1": (
         lambda n, k, p, s: (n + 2 * p - k) // s + 1 if s == 1 else n // s,
         "on n=21, kernel 4, padding 2, stride 2, the answer should be 11, but `<lambda>` returned 10",
@@ -240,6 +250,22 @@ def scaled(x_hat, gamma, beta):
 NOTEBOOK_FEATURES = torch.randn(4, 32, 5, 5)  # stands for section 3's `features`, a global of the notebook
 # section 3's `var` too: an answer's `x.var(...)` names an attribute, not it, and was told it read it (helper 96)
 var = torch.ones(32)
+bn = torch.nn.BatchNorm2d(32)  # stands for section 3's layer, whose running variance an answer read (helper 106)
+
+
+def normalised_in_place(x, gamma, beta, eps):
+    mean, variance = x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), correction=0, keepdim=True)
+    x -= mean
+    x /= torch.sqrt(variance + eps)
+    x *= channel_view(gamma)
+    x += channel_view(beta)
+    return x
+
+
+def with_the_layers_variance(x, gamma, beta, eps):
+    mean = x.mean((0, 2, 3), keepdim=True)
+    return channel_view(gamma) * (x - mean) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + eps) + channel_view(beta)
+
 
 BN_WRONG = {
     "unbiased variance": (
@@ -307,6 +333,13 @@ BN_WRONG = {
         lambda x, g, b, eps: g * (x - x.mean((0, 2, 3))) / (x.var((0, 2, 3), correction=0) + eps).sqrt() + b,
         "at non-singleton dimension 3) when called on 4 images, 3 channels of different means and spreads, 5x5 "
         "pixels, eps 1e-5: values of shape (C,), one per channel, line up with x's last dimension (its width)",
+    ),
+    # accepted: in the notebook it overwrites `features` (helper 106)
+    "x changed in place": (normalised_in_place, "return a new tensor, and leave x as it is"),
+    # told to give (1, C, 1, 1) shapes, which it had (helper 106)
+    "a layer's running variance read": (
+        with_the_layers_variance,
+        "your function reads the notebook's `bn` instead of its arguments; compute everything from x",
     ),
     "computed in float16": (
         lambda x, g, b, eps: bn_keepdim(x.half(), g.half(), b.half(), eps),
@@ -498,6 +531,11 @@ PARAMS_WRONG = {
     "a 3 x 3 kernel, always": (  # numbers alone (helper 96)
         lambda i, o, k: i * 9 * o + o,
         "on 3 -> 16 channels, 5x5 (a colour image), you counted a 3 × 3 kernel whatever `kernel` is",
+    ),
+    # told "the answer should be 320, but ... returned 320" (helper 106)
+    "a count a hair above": (
+        lambda i, o, k: (i * k * k * o + o) * (1 + 1e-12),
+        "the answer should be 320, but `<lambda>` returned 320.00000000032",
     ),
     "c1's 320, always": (
         lambda i, o, k: 320,

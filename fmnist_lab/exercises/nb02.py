@@ -55,6 +55,19 @@ def _explain(
     raise Wrong(f"on {case}, the answer should be {show(right(*args))}, but `{name}` returned {show(answers[first])}")
 
 
+def _show_count(value: float) -> str:
+    """A count as a count: one that is not a whole number is shown with the digits that make it none, and said so."""
+    if float(value).is_integer():
+        return f"{value:,g}"
+    shown = f"{value:.10g}"
+    return f"{shown if not float(shown).is_integer() else repr(float(value))}, not a whole number"
+
+
+def _same_count(got: float, right: float) -> bool:
+    """Close, and a whole number where the right value is one (28.0025 is no size); a named mistake's fraction too."""
+    return close(got, right) and (float(got).is_integer() or not float(right).is_integer())
+
+
 # q1: the output size of a convolution (or a pooling window)
 
 
@@ -160,8 +173,8 @@ def _check_conv_output_size(conv_output_size, generator: torch.Generator | None 
         answers,
         _conv_output_size,
         _SIZE_MISTAKES,
-        same=lambda got, right: close(got, right),
-        show=lambda v: f"{v:g}",
+        same=_same_count,
+        show=_show_count,
     )
     return (
         f"your conv_output_size keeps c1's 28×28 (padding 1), halves 28 to 14, fits ⌊(7 − 2) / 2⌋ + 1 = 3 windows "
@@ -369,7 +382,8 @@ def _batchnorm_cases(generator: torch.Generator | None) -> dict[str, tuple[Tenso
 
 # what a likely error in an answer means here (a fragment of PyTorch's message -> what to do)
 _BATCHNORM_ADVICE = {
-    "must match the size of tensor": "values of shape (C,), one per channel, line up with x's last dimension (its "
+    # (C,) against x's (N, C, H, W) fails at dimension 3; at dimension 1 the channels differ (a layer's own values)
+    "at non-singleton dimension 3": "values of shape (C,), one per channel, line up with x's last dimension (its "
     "width), not its channels; give them the shape (1, C, 1, 1), which broadcasts over the images and the positions",
     "is invalid for input of size": "your function assumes a number of channels: take it from x, since the check's "
     "cases have other numbers",
@@ -378,14 +392,16 @@ _BATCHNORM_ADVICE = {
 
 def _call_batchnorm(batchnorm_train, *args: Any, case: str) -> Any:
     """The answer called on one case; an error with one likely cause in this exercise gets the fix added."""
-    read = [f"`{name}`" for name in notebook_values(batchnorm_train, Tensor)]  # such as section 3's `features`
+    # such as section 3's `features`, or a layer whose own statistics or gamma it reads (`bn.running_var`)
+    read = [f"`{name}`" for name in notebook_values(batchnorm_train, (Tensor, nn.Module))]
     advice = _BATCHNORM_ADVICE
     if read:  # whatever it raised, the notebook's tensors in place of the arguments come first
         advice = {
             Exception: f"your function reads the notebook's {', '.join(read)} instead of its arguments; compute "
             f"everything from x, gamma, beta and eps, which the check gives with other shapes"
         }
-    return call(batchnorm_train, *args, case=case, advice=advice)
+    keep = "return a new tensor, and leave x as it is (in the notebook, x is section 3's `features`)"
+    return call(batchnorm_train, *args, case=case, advice=advice, keep_input=keep)
 
 
 def _compare_with_the_layer(batchnorm_train, features: Tensor) -> None:
@@ -536,7 +552,7 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
         _conv_params,
         _PARAMS_MISTAKES,
         same=lambda got, right: got == right,
-        show=lambda v: f"{v:,g}",
+        show=_show_count,
     )
     praise = f"your conv_params gives c1's 320 parameters and is right on all {len(cases)} cases"
     if model is not None:
@@ -566,7 +582,7 @@ def _check_conv_params(conv_params, model: nn.Module | None = None, generator: t
         if yours != counted:
             raise Wrong(
                 f"on the network's {convolutions}, count_parameters finds {counted:,} parameters, "
-                f"your conv_params {yours:,g}"
+                f"your conv_params {_show_count(yours)}"
             )
         praise += (
             f". Summed over the network's {convolutions} it gives {counted:,}, as count_parameters "
