@@ -35,6 +35,7 @@ from fmnist_lab.exercises import (
     close,
     describe_images,
     nb01,
+    nb02,
     solution_code,
 )
 
@@ -688,16 +689,17 @@ IMPORTS_INSIDE = """
 import torch
 ONES = torch.ones(3)  # a notebook's tensor, among the globals the answer reads
 
-def imports_inside(images):
+def imports_inside(in_channels, out_channels, kernel):
     import math
-    return (images.double() / 255).std().item() * ONES[0].item() * (math.pi / math.pi)
+    return (in_channels * kernel * kernel + 1) * out_channels * int(ONES[0].item()) * math.prod([1])
 """
 
 
 def test_an_import_inside_the_answer_beside_a_notebook_tensor_is_read_without_error():
+    # nb02.q4: a check that lets an answer read the notebook's tensors (nb01's now refuse that: helper 110)
     namespace = {}
     exec(IMPORTS_INSIDE, namespace)  # noqa: S102 -- code written in this test
-    assert nb01.q1.verdict(namespace["imports_inside"]).passed  # a tensor compared with == used to raise here
+    assert nb02.q4.verdict(namespace["imports_inside"]).passed  # a tensor compared with == used to raise here
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,11 @@ def pixels(images):
     return images.double().flatten(1) / 255
 
 
+# stand for the notebook's own tensors, which an answer read in place of its argument (helper 110)
+notebook_pixels = torch.rand(6, 784, dtype=torch.float64)
+class_means = torch.rand(10, 28, 28, dtype=torch.float64)
+
+
 # q1: the std of all pixels
 
 PIXEL_STD_RIGHT = {
@@ -77,7 +82,8 @@ PIXEL_STD_WRONG = {
     "a scale 0.2% off": (
         lambda images: 1.002 * (images.double() / 255).std(correction=0).item(),
         "0.2% off, close but not within the check's 0.01%. Arithmetic in float16 or bfloat16 lands about this "
-        "far off (compute in float32 or float64), and so does a number slightly off in your formula",
+        "far off (compute in float32 or float64), and so do a result rounded to a few decimals (return it "
+        "unrounded) and a number slightly off in your formula",
     ),
     # named with correction=1 only, and told with numbers alone with the notebook's correction=0 (helper 96)
     "bytes not scaled, correction=0": (
@@ -99,6 +105,21 @@ PIXEL_STD_WRONG = {
     "a 5% error is no near miss": (
         lambda images: 1.05 * (images.double() / 255).std().item(),
         "the pixel std is 0.238722, but you returned 0.250698. Stuck?",
+    ),
+    # the next five were told numbers only, or PyTorch's error alone (helper 110)
+    "the notebook's pixels": (
+        lambda images: notebook_pixels.std().item(),
+        "`pixel_std` uses the notebook's `notebook_pixels`: compute from the `images` it is given (its argument)",
+    ),
+    "the bytes' std": (lambda images: images.std().item(), "the images are bytes (uint8): convert them first"),
+    "NumPy's std of the tensor": (lambda images: np.std(images) / 255, "NumPy's functions want a NumPy array"),
+    "the std of each pixel position, averaged": (
+        lambda images: pixels(images).std(dim=0).mean().item(),
+        "the std of each pixel position across the images, averaged, not the std of all pixels",
+    ),
+    "rounded to 4 decimals": (
+        lambda images: round((images.double() / 255).std().item(), 4),
+        "and so do a result rounded to a few decimals (return it unrounded)",
     ),
     # 0 (the per-image std of the black and white batch) used to be taken for the per-image mistake, whatever it
     # returned elsewhere
@@ -175,9 +196,16 @@ WITHIN_BETWEEN_RIGHT = {
         split(images)[1],
     ),
     "generator": lambda images: (v for v in split(images)),
+    # a (1,) tensor beside a 0-d one could not be stacked, and was refused (helper 110)
+    "a (1,) tensor beside a 0-d one": lambda images: (split(images)[0].view(1), split(images)[1]),
 }
 
 WITHIN_BETWEEN_WRONG = {
+    # PyTorch's error alone (helper 110)
+    "784 pixels assumed": (
+        lambda images: split(images.view(len(images), 784)),
+        "your function assumes 784 pixels (28 × 28) an image; the check's cases have other sizes",
+    ),
     "swapped": (lambda images: split(images)[::-1], "your two numbers are swapped: return (within, between)"),
     "sample variance": (
         lambda images: (pixels(images).var(dim=1).mean(), pixels(images).mean(dim=1).var()),
@@ -262,6 +290,15 @@ def test_within_and_between_is_checked_on_the_notebooks_images_too():
 
 
 @pytest.mark.parametrize("exercise", [nb01.q1, nb01.q3], ids=["q1", "q3"])
+def test_an_empty_batch_is_named_as_the_data_not_the_answer(exercise):  # the answer was blamed for a NaN (helper 110)
+    message = exercise.verdict(lambda images: 0.0, torch.zeros(0, 28, 28, dtype=torch.uint8)).message
+    assert message.startswith(
+        "Not yet: check() expects a batch of images such as data.train_images after your "
+        "function, but it got an empty batch"
+    ), message
+
+
+@pytest.mark.parametrize("exercise", [nb01.q1, nb01.q3], ids=["q1", "q3"])
 def test_one_image_handed_in_for_the_batch_is_named(exercise):
     # one 28x28 image used to be praised as "28 images"
     message = exercise.verdict(lambda x: 0.0, torch.zeros(28, 28, dtype=torch.uint8)).message
@@ -298,6 +335,7 @@ CLOSEST_RIGHT = {
         (len(means), len(means)),
     ),
     "loops over pairs": closest_by_loops,
+    "a (1,) index beside a 0-d one": lambda means: (torch.tensor([closest(means)[0]]), torch.tensor(closest(means)[1])),
     "NumPy ints in a list": lambda means: [np.int64(v) for v in closest(means)],
 }
 
@@ -308,6 +346,18 @@ def farthest(means):
 
 
 CLOSEST_WRONG = {
+    # told "not class indices ... count from 0", or PyTorch's error alone (helper 110)
+    "the notebook's class means": (
+        lambda means: closest(class_means),
+        "`closest_pair` uses the notebook's `class_means`: compute from the `class_means` it is given",
+    ),
+    "10 classes assumed": (
+        lambda means: min(
+            ((i, j) for i in range(10) for j in range(i + 1, 10)),
+            key=lambda p: float((means[p[0]] - means[p[1]]).norm()),
+        ),
+        "your function assumes the notebook's 10 classes; the check's cases have other numbers",
+    ),
     "farthest": (farthest, "is the pair farthest apart; look for the smallest distance"),
     "diagonal kept": (
         lambda means: divmod(int(torch.cdist(means.flatten(1), means.flatten(1)).argmin()), len(means)),
@@ -412,3 +462,10 @@ def test_a_distance_is_named_only_when_it_explains_the_answer_on_every_case():
         result = nb01.q5.verdict(closest_by_the_first_row_only, seed=seed)
         assert result.status == WRONG and "the closest pair is" in result.message, result.message
         assert "absolute differences" not in result.message and "largest pixel difference" not in result.message
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_closest_pairs_hidden_cases_hold_as_many_classes_as_the_notebook(seed):
+    """An answer that searched the first 6 classes only passed the strict check too (helper 110)."""
+    cases = nb01._mean_image_cases(torch.Generator().manual_seed(seed))
+    assert any(len(means) == 10 for case, means in cases.items() if case.startswith("hidden case"))

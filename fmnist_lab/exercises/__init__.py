@@ -684,6 +684,8 @@ def _numbers(value: Any) -> Tensor:
         items = [_numbers(item) for item in value]
         if not items:
             return torch.zeros(0, dtype=torch.float64)
+        if all(item.numel() == 1 for item in items):  # (1,) beside (): as elsewhere, dimensions of size 1 may differ
+            items = [item.reshape(()) for item in items]
         return torch.stack(items)  # RuntimeError if their shapes differ
     raise TypeError(f"{type(value).__name__} is not a number")
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..data import pixel_stats
-from ..dataset import CLASS_NAMES
+from ..dataset import CLASS_NAMES, FashionMNIST
 from . import (
     Exercise,
     Misused,
@@ -24,6 +24,7 @@ from . import (
     expect_classes,
     expect_data,
     in_words,
+    refuse_notebook_values,
     timed,
 )
 
@@ -58,6 +59,11 @@ def _expect_images(images: object) -> None:
     expect_data(
         images, Tensor, "a batch of images such as data.train_images (a uint8 tensor, not the dataset or a NumPy array)"
     )
+    if len(images) == 0:
+        raise Misused(
+            "check() expects a batch of images such as data.train_images after your function, but it got an empty "
+            f"batch, {describe(images)}: pass the images themselves, not a slice of none"
+        )
     if images.dim() < 3:
         raise Misused(
             f"check() expects a batch of images (images, height, width) such as data.train_images after your "
@@ -96,14 +102,31 @@ def _near_miss(got: tuple[float, ...], right: tuple[float, ...]) -> str:
         off = max(abs(g - float(r)) / max(abs(float(r)), 1e-12) for g, r in zip(got, right))
         return (
             f": {100 * off:.2g}% off, close but not within the check's 0.01%. Arithmetic in float16 or bfloat16 "
-            f"lands about this far off (compute in float32 or float64), and so does a number slightly off in "
-            f"your formula"
+            f"lands about this far off (compute in float32 or float64), and so do a result rounded to a few "
+            f"decimals (return it unrounded) and a number slightly off in your formula"
         )
     return ""
 
 
 # said of an answer that changed the images it was given: on the notebook's data that would change the dataset
 _KEEP_IMAGES = "leave the images as they are; compute on a converted copy, such as images.double() / 255"
+
+# errors with one likely cause in these exercises (a fragment of the message -> what to do; helper 110)
+_IMAGE_ADVICE = {
+    "only support floating point": "the images are bytes (uint8): convert them first, images.double() / 255",
+    "received an invalid combination of arguments": "NumPy's functions want a NumPy array: pass images.numpy(), or "
+    "use the tensor's own methods",
+    "is invalid for input of size": "your function assumes 784 pixels (28 × 28) an image; the check's cases have "
+    "other sizes, so take them from the tensor (images.flatten(1))",
+}
+
+
+def _refuse_the_notebooks_data(answer: Callable[..., object], name: str, argument: str) -> None:
+    """Wrong if the answer reads the notebook's tensors or dataset (`pixels`, `std`, `data`) in place of its
+    argument: on the check's cases it returned the notebook's numbers (helper 110)."""
+    refuse_notebook_values(
+        answer, (Tensor, FashionMNIST), name, f"compute from the `{argument}` it is given (its argument)"
+    )
 
 
 # q1: the std of all pixels
@@ -115,10 +138,12 @@ ONE_STD = "not the std of all pixels: take one std over every pixel of every ima
 def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=None) -> str:
     if train_images is not None:
         _expect_images(train_images)
+    _refuse_the_notebooks_data(pixel_std, "pixel_std", "images")
     cases = _cases(generator)
     answers, first_wrong = {}, None
     for case, images in cases.items():
-        got = as_number(call(pixel_std, images, case=case, keep_input=_KEEP_IMAGES), "pixel_std", case)
+        returned = call(pixel_std, images, case=case, keep_input=_KEEP_IMAGES, advice=_IMAGE_ADVICE)
+        got = as_number(returned, "pixel_std", case)
         answers[case] = (got,)
         x = _pixels(images)
         if first_wrong is None and not any(close(got, r, scale=1e-3) for r in (x.std(correction=0), x.std())):
@@ -142,6 +167,11 @@ def _check_pixel_std(pixel_std, train_images: Tensor | None = None, generator=No
                     lambda x: (x.std(correction=0) * 255 / 256,),
                 ),
                 "the variance: take its square root": (lambda x: (x.var(),), lambda x: (x.var(correction=0),)),
+                "the std of each pixel position across the images, averaged, not the std of all pixels: take one "
+                "std over every pixel of every image at once": (
+                    lambda x: (x.std(dim=0).mean(),),
+                    lambda x: (x.std(dim=0, correction=0).mean(),),
+                ),
                 "the std of the images' mean brightness, not of all pixels": (
                     lambda x: (x.mean(dim=1).std(),),
                     lambda x: (x.mean(dim=1).std(correction=0),),
@@ -229,10 +259,11 @@ def _stds_and_split(images: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
 def _check_within_and_between(within_and_between, train_images: Tensor | None = None, generator=None) -> str:
     if train_images is not None:
         _expect_images(train_images)
+    _refuse_the_notebooks_data(within_and_between, "within_and_between", "images")
     cases = _cases(generator)
     answers, first_wrong = {}, None
     for case, images in cases.items():
-        returned = call(within_and_between, images, case=case, keep_input=_KEEP_IMAGES)
+        returned = call(within_and_between, images, case=case, keep_input=_KEEP_IMAGES, advice=_IMAGE_ADVICE)
         got = as_tensor(returned, "within_and_between", case, (2,), expected=_PAIR)
         answers[case] = tuple(got.tolist())
         if first_wrong is None and not all(
@@ -317,8 +348,8 @@ def _mean_image_cases(generator: torch.Generator | None = None) -> dict[str, Ten
         ),
     }
     if generator is not None:
-        for n in range(2):
-            classes = int(torch.randint(3, 11, (1,), generator=generator))
+        for n in range(2):  # the first as many as the notebook's classes, where a pair past the sixth was missed
+            classes = 10 if n == 0 else int(torch.randint(3, 11, (1,), generator=generator))
             cases[f"hidden case {n + 1}: {classes} random 28x28 average images"] = torch.rand(
                 classes, 28, 28, generator=generator, dtype=torch.float64
             )
@@ -332,10 +363,16 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
         if class_means.dim() != 3 or not class_means.is_floating_point():  # the images themselves, say
             raise Misused(f"check() expects {what} after your function, but it got {describe(class_means)}")
         expect_classes(classes, len(class_means), "the average images")
+    _refuse_the_notebooks_data(closest_pair, "closest_pair", "class_means")
     cases = _mean_image_cases(generator)
     answers = {}
+    advice = {
+        **_IMAGE_ADVICE,
+        "is out of bounds": "your function assumes the notebook's 10 classes; the check's cases have other numbers, so "
+        "take the count from the tensor you are given (its len())",
+    }
     for case, means in cases.items():
-        got = call(closest_pair, means, case=case)
+        got = call(closest_pair, means, case=case, advice=advice)
         if isinstance(got, (tuple, list)) and any(isinstance(v, str) for v in got):
             raise Wrong(
                 f"`closest_pair` should return two class indices (i, j), but on {case} it returned the names "
@@ -389,7 +426,8 @@ def _check_closest_pair(closest_pair, class_means: Tensor | None = None, classes
 q5 = Exercise(
     "nb01.q5",
     _check_closest_pair,
-    hint_text="Treat each class's average image as one vector of 784 numbers and measure the Euclidean distance of "
+    hint_text="Treat each class's average image as one vector of all its pixels (784 for Fashion-MNIST; the check's "
+    "cases have other sizes and numbers of classes too) and measure the Euclidean distance of "
     "every pair of classes. A class paired with itself is no answer: leave those pairs out, then return "
     "the pair (i, j) with the smallest distance.",
 )
