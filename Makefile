@@ -126,7 +126,7 @@ autograde:
 ## formgrader: instructors: JupyterLab with nbgrader's Formgrader on COURSE, to grade predictions and written answers by hand (LAB_ARGS="--no-browser --port 8890" passes options on)
 formgrader:
 	@test -f "$(COURSE)/gradebook.db" || { echo "no gradebook in $(COURSE)/: run make release first (with the same COURSE=)"; exit 1; }
-	FMNIST_LAB_COURSE="$(abspath $(COURSE))" $(BIN)/jupyter lab $(if $(SUDO),,--allow-root) $(LAB_ARGS)
+	FMNIST_LAB_COURSE="$(abspath $(COURSE))" FMNIST_LAB_QUICK=$(QUICK) $(BIN)/jupyter lab $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 ## grades: instructors: every student's score per assignment, from the gradebook, as COURSE/grades.csv; per question as COURSE/grades_by_question.csv
 grades:
@@ -144,6 +144,7 @@ feedback:
 	@$(BIN)/python tools/hand_grading.py "$(COURSE)" "$(ASSIGNMENT)"
 	@$(BIN)/python tools/second_look.py "$(COURSE)" "$(ASSIGNMENT)"
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force $(COURSE_FLAG)
+	@$(BIN)/python tools/strip_grading_codes.py "$(COURSE)" "$(ASSIGNMENT)"  # the Python that has the lab
 
 ## clean: remove build/ (the executed notebooks); trained runs under runs/ are yours, kept: delete those by hand
 clean:

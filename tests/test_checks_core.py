@@ -158,6 +158,22 @@ def test_a_course_secret_makes_the_hidden_cases_its_own(monkeypatch):
     assert not nb08.q1.verdict(from_a_table, seed=7).passed
 
 
+def test_hidden_seeds_under_a_secret_do_not_give_each_other_away(monkeypatch):
+    """crc32's linearity let one hidden seed learned, with the phrase's length, give every other (helper 109):
+    crc(s:a) ^ crc(s:b) == crc(z:a) ^ crc(z:b) for z zero bytes as long as s."""
+    import zlib
+
+    secret = "spring term"
+    monkeypatch.setenv("FMNIST_LAB_SECRET", secret)
+    zeros = "\0" * len(secret)
+    for a, b in ((3955, 8544), (2850, 2206)):
+        from_the_other = (
+            exercises.hidden_seed(a) ^ zlib.crc32(f"{zeros}:{a}".encode()) ^ zlib.crc32(f"{zeros}:{b}".encode())
+        )
+        assert exercises.hidden_seed(b) != from_the_other
+        assert 0 <= exercises.hidden_seed(b) < 2**63  # a seed torch.Generator takes
+
+
 def test_a_passing_strict_check_prints_its_grading_code_only_while_graded_with_a_secret(capsys, monkeypatch, tmp_path):
     """The code is what tells a check that ran from a fake that prints the same lines (helper 104); it is the
     student's own, from the folder nbgrader runs the submission in, autograded/<student>/<assignment>/ (helper 105)."""

@@ -43,6 +43,9 @@ RESTORE_SPEC.loader.exec_module(restore_checks)
 LOOK_SPEC = importlib.util.spec_from_file_location("second_look", ROOT / "tools" / "second_look.py")
 second_look = importlib.util.module_from_spec(LOOK_SPEC)
 LOOK_SPEC.loader.exec_module(second_look)
+STRIP_SPEC = importlib.util.spec_from_file_location("strip_grading_codes", ROOT / "tools" / "strip_grading_codes.py")
+strip_grading_codes = importlib.util.module_from_spec(STRIP_SPEC)
+STRIP_SPEC.loader.exec_module(strip_grading_codes)
 
 ASSIGNMENT = "01_data_inspection"
 INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"
@@ -393,6 +396,11 @@ def test_a_rewritten_test_cell_is_detected_and_restored(course):
             if c.metadata.nbgrader["locked"] and compute_checksum(c) != c.metadata.nbgrader["checksum"]
         ]
     assert changed == {"all_correct": [], "blank": [], "copied_cells": [], "tampering": ["nb01-q1"], "never_ends": []}
+    # and collect names it, which autograde's checksum line alone had told (helper 109)
+    assert (
+        'NOTE: these students changed the text of locked cells: tampering (nb01-q1 ("nb01.q1.check(pixel_std, '
+        'data.train_images)"))'
+    ) in course["collect_log"]
 
     graded = nbformat.read(
         course["dir"] / "autograded" / "tampering" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4
@@ -569,6 +577,47 @@ def test_edited_grading_metadata_is_put_back_from_the_release(course):
     assert any("nb01.q5.check(" in source for source in plain)  # the renamed check stays, as a plain cell
 
 
+def locked(source: str, grade_id: str, cell_type: str = "code") -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source) if cell_type == "code" else nbformat.v4.new_markdown_cell(source)
+    cell.metadata["nbgrader"] = {"grade": False, "solution": False, "grade_id": grade_id, "locked": True}
+    return cell
+
+
+def test_a_deleted_locked_cell_is_put_back_where_it_was_and_named_at_collect(tmp_path, capsys):
+    """A right submission without its one-line import scored 0 on every check, with nothing said (helper 109)."""
+    released = nbformat.v4.new_notebook(
+        cells=[
+            locked("# Notebook 09", "nb09-cell-1", "markdown"),
+            locked("from fmnist_lab.exercises import nb09", "nb09-cell-2"),
+            nbformat.v4.new_code_cell("def double(x):\n    return 2 * x"),
+            locked("nb09.q1.check(double)", "nb09-q1"),
+        ]
+    )
+    released.cells[2].metadata["nbgrader"] = {"grade": False, "solution": True, "grade_id": "nb09-q1-answer"}
+    released.cells[3].metadata["nbgrader"].update(grade=True, points=1)
+    (tmp_path / "release" / "a").mkdir(parents=True)
+    nbformat.write(released, tmp_path / "release" / "a" / "a.ipynb")
+    submitted = nbformat.from_dict(released)
+    del submitted.cells[1]
+    (tmp_path / "submitted" / "bob" / "a").mkdir(parents=True)
+    nbformat.write(submitted, tmp_path / "submitted" / "bob" / "a" / "a.ipynb")
+    assert restore_checks.main([str(tmp_path), "a"]) == 0
+    assert (
+        "Put back the locked cells missing from these students' notebooks (the release's own code and text, deleted: "
+        'without an import or a setup cell, every cell below it fails), as released: bob (nb09-cell-2 ("from '
+        'fmnist_lab.exercises import nb09"))'
+    ) in capsys.readouterr().out
+    collected = nbformat.read(tmp_path / "submitted" / "bob" / "a" / "a.ipynb", 4)
+    assert [c.source for c in collected.cells] == [c.source for c in released.cells]
+
+
+def test_a_locked_cells_text_without_its_metadata_is_not_put_back_twice():
+    """A notebook rebuilt by copy and paste holds the release's text without metadata: that cell runs as it is."""
+    released = nbformat.v4.new_notebook(cells=[locked("import torch", "nb09-cell-1")])
+    submitted = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch")])
+    assert restore_checks.restore(released, submitted) == [] and len(submitted.cells) == 1
+
+
 def test_edited_grading_metadata_is_named_at_collect(tmp_path, capsys):
     released = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("nb09.q1.check(double)")])
     released.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
@@ -743,6 +792,21 @@ def test_every_submission_has_its_feedback_page_with_its_score(course):
         page = course["dir"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
         assert page.is_file(), f"no feedback for {student}"
         assert f"Score: {float(row['score'])} / {float(row['max_score'])}" in page.read_text()
+
+
+def test_feedback_pages_lose_their_grading_codes_and_keep_the_rest(tmp_path, capsys):
+    """A code beside its public label, seed and student id let a student test guesses of the secret (helper 109)."""
+    page = tmp_path / "feedback" / "alice" / "a" / "a.html"
+    page.parent.mkdir(parents=True)
+    source = 'print(f"{GRADED}{grading_code(secret, self.label, seed, Path.cwd().parent.name)}")'
+    page.write_text(f"<pre>Graded: 1697877fa6c1aeda\n</pre><pre>Correct: well done.</pre><pre>{source}</pre>")
+    other = tmp_path / "feedback" / "alice" / "b" / "b.html"  # another assignment's page: left alone
+    other.parent.mkdir(parents=True)
+    other.write_text("<pre>Graded: 1697877fa6c1aeda\n</pre>")
+    assert strip_grading_codes.main([str(tmp_path), "a"]) == 0
+    assert page.read_text() == f"<pre></pre><pre>Correct: well done.</pre><pre>{source}</pre>"
+    assert "Removed the grading codes from 1 feedback page." in capsys.readouterr().out
+    assert "1697877fa6c1aeda" in other.read_text()
 
 
 def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand(course, tmp_path):

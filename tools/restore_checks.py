@@ -1,5 +1,5 @@
 """Collected notebooks made gradable: duplicated cells made single, edited grading metadata put back, deleted
-graded cells put back.
+graded and locked cells put back, edited locked cells named.
 
 Usage: python tools/restore_checks.py COURSE_DIR ASSIGNMENT
 (`make collect` runs it after `nbgrader zip_collect`, with the Python that has nbgrader and the lab.)
@@ -23,6 +23,12 @@ Four things a student can do in JupyterLab or VS Code that nbgrader does not men
   that the student's answer is in the cells around it, and waits for grading by hand. A check comes back
   as released (autograde would undo any change to it) below a note saying why it is there, which the
   student reads in the feedback.
+- delete any other locked cell, code or text (an import, a setup cell run once and deleted): the cells below it
+  fail, a NameError in every check (helper 109's all-right submission scored 0 without its one-line import).
+  Put back as released, where the release has it, unless the notebook holds its text in a cell without
+  metadata (a notebook rebuilt by copy and paste: that cell runs as it is).
+- edit a locked cell: autograde puts back the release's text, so the edit counts for nothing, but an edited
+  check (one rewritten to print "Correct") is worth a look: each is named.
 - delete a code answer cell (or rebuild the notebook without the cells' metadata): named in a
   warning, since its check then runs on whatever the cells above define; and so is an answer cell moved
   below its own check, which then runs first.
@@ -85,6 +91,10 @@ def _is_written_answer(cell: nbformat.NotebookNode) -> bool:
     return cell.cell_type == "markdown" and _is_answer(cell) and bool(grading(cell).get("grade"))
 
 
+def _is_locked(cell: dict) -> bool:
+    return bool(grading(cell).get("locked"))
+
+
 def make_single(submitted: nbformat.NotebookNode) -> list[str]:
     """Leave the grading metadata of each grade id on its last cell only; the grade ids that had copies."""
     last = {_grade_id(cell): position for position, cell in enumerate(submitted.cells) if _grade_id(cell)}
@@ -118,14 +128,18 @@ def reset_metadata(released: nbformat.NotebookNode, submitted: nbformat.Notebook
 
 
 def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
-    """Insert into ``submitted`` the release's check cells (each below a note) and written answers' cells it
-    lacks; their grade ids, in release order."""
+    """Insert into ``submitted`` the release's check cells (each below a note), written answers' cells and other
+    locked cells it lacks (a locked cell's text held by a cell without metadata counts as there); their grade ids,
+    in release order."""
     restored = []
     ids = {cell.get("id") for cell in submitted.cells}
     for index, cell in enumerate(released.cells):
         present = {_grade_id(c): position for position, c in enumerate(submitted.cells) if _grade_id(c)}
-        if not (is_check(cell) or _is_written_answer(cell)) or _grade_id(cell) in present:
+        graded = is_check(cell) or _is_written_answer(cell)
+        if not (graded or _is_locked(cell)) or _grade_id(cell) in present:
             continue
+        if not graded and any(c.source == cell.source for c in submitted.cells):
+            continue  # there, without its grading metadata: it runs where the student has it
         below = (_grade_id(c) for c in released.cells[index + 1 :])
         anchor = next((present[grade_id] for grade_id in below if grade_id in present), len(submitted.cells))
         put_back = nbformat.from_dict(cell)
@@ -154,6 +168,25 @@ def answers_below_checks(submitted: nbformat.NotebookNode) -> list[str]:
     ]
 
 
+def edited_locked_cells(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
+    """The grade ids of the locked cells whose text ``submitted`` changed (autograde puts the release's back)."""
+    locked = {_grade_id(cell): cell.source for cell in released.cells if _is_locked(cell)}
+    return [
+        _grade_id(cell)
+        for cell in submitted.cells
+        if _grade_id(cell) in locked and cell.source.strip() != locked[_grade_id(cell)].strip()
+    ]
+
+
+def first_line(cell: nbformat.NotebookNode) -> str:
+    """A cell's first line of text, shortened, to name a cell whose grade id says nothing (nb06-cell-5f028945); of
+    code, its first line that is no comment (# NBVAL_CHECK_OUTPUT), where it has one."""
+    lines = [line.strip() for line in cell.source.splitlines() if line.strip()]
+    code = [line for line in lines if not line.startswith("#")] if cell.cell_type == "code" else []
+    line = (code or lines or [""])[0]
+    return line if len(line) <= 50 else line[:47] + "..."
+
+
 def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
     """The grade ids of the release's answer cells that ``submitted`` lacks."""
     present = {_grade_id(cell) for cell in submitted.cells}
@@ -164,7 +197,8 @@ def missing_answers(released: nbformat.NotebookNode, submitted: nbformat.Noteboo
 class Mended:
     """Per student: the grade ids made single, those whose grading metadata was put back, a byte-order mark
     removed, the check cells and written answers' cells put back, the code answer cells missing and those below
-    their checks; the notebooks that could not be read, with why."""
+    their checks, the other locked cells put back and the locked cells edited; the notebooks that could not be
+    read, with why."""
 
     copied: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, list[str]] = field(default_factory=dict)
@@ -173,6 +207,8 @@ class Mended:
     written: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
     below: dict[str, list[str]] = field(default_factory=dict)
+    cells: dict[str, list[str]] = field(default_factory=dict)
+    edited: dict[str, list[str]] = field(default_factory=dict)
     unreadable: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -182,7 +218,8 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
     mended = Mended()
     for release in sorted((course / "release" / assignment).glob("*.ipynb")):
         released = nbformat.read(release, as_version=4)
-        kinds = {_grade_id(cell): is_check(cell) for cell in released.cells}
+        cells = {_grade_id(cell): cell for cell in released.cells}
+        named = {grade_id: f'{grade_id} ("{first_line(cell)}")' for grade_id, cell in cells.items()}
         for path in sorted((course / "submitted").glob(f"*/{assignment}/{release.name}")):
             student = path.parent.parent.name
             try:
@@ -197,6 +234,7 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
                 continue
             copied = make_single(submitted)
             metadata = reset_metadata(released, submitted)
+            edited = edited_locked_cells(released, submitted)
             restored = restore(released, submitted)
             if copied or metadata or restored or marked:
                 atomic_write(path, "w", functools.partial(nbformat.write, submitted))
@@ -205,8 +243,10 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
             found = {
                 "copied": copied,
                 "metadata": metadata,
-                "checks": [grade_id for grade_id in restored if kinds[grade_id]],
-                "written": [grade_id for grade_id in restored if not kinds[grade_id]],
+                "checks": [grade_id for grade_id in restored if is_check(cells[grade_id])],
+                "written": [grade_id for grade_id in restored if _is_written_answer(cells[grade_id])],
+                "cells": [named[g] for g in restored if not (is_check(cells[g]) or _is_written_answer(cells[g]))],
+                "edited": [named[grade_id] for grade_id in edited],
                 "marked": ["the byte-order mark"] if marked else [],
                 "missing": missing_answers(released, submitted),
                 "below": answers_below_checks(submitted),
@@ -262,6 +302,18 @@ def main(argv: list[str]) -> int:
             f"Put back the written answers' cells missing from these students' notebooks, as released with a note "
             f"that the answer is in the cells around it, so that Formgrader has a box for each (they wait for "
             f"grading by hand): {_listed(mended.written)}, {where}."
+        )
+    if mended.cells:
+        print(
+            f"Put back the locked cells missing from these students' notebooks (the release's own code and text, "
+            f"deleted: without an import or a setup cell, every cell below it fails), as released: "
+            f"{_listed(mended.cells)}, {where}."
+        )
+    if mended.edited:
+        print(
+            f"NOTE: these students changed the text of locked cells: {_listed(mended.edited)}, {where}. Autograde "
+            f"runs the release's text in their place, so the changes count for nothing; a changed check (one "
+            f"rewritten to print what a check prints) is worth a look."
         )
     if mended.missing:
         print(
