@@ -135,6 +135,17 @@ def test_while_submissions_are_graded_solution_shows_none(monkeypatch):
     assert solution_code("nb01.q1") == "The solutions are not shown while submissions are graded."
 
 
+@pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__.rsplit(".", 1)[-1])
+def test_an_exercise_without_a_check_is_named_as_one_graded_by_hand(module):
+    """`nb02.q2.hint()`, exercise 2 being a prediction, said only "module has no attribute 'q2'" (helper 106)."""
+    checked = [name for name, value in vars(module).items() if isinstance(value, Exercise)]
+    missing = next(f"q{n}" for n in range(1, 10) if f"q{n}" not in checked)
+    with pytest.raises(AttributeError, match=rf"has no check {missing}: the checked exercises? of notebook \d\d"):
+        getattr(module, missing)
+    assert ", ".join(checked) in str(pytest.raises(AttributeError, getattr, module, missing).value)
+    assert not hasattr(module, "no_such_name")
+
+
 def test_a_course_secret_makes_the_hidden_cases_its_own(monkeypatch):
     """The hidden cases of a public seed could be computed from this repository and answered from a table: such an
     answer scored full (helper 103). With a secret phrase in FMNIST_LAB_SECRET, the same seed draws other cases."""

@@ -217,6 +217,26 @@ def autograding() -> bool:
     return os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 
+def missing_exercise(module: str, namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """A module's ``__getattr__``: ``nb02.q2``, an exercise without a check (a prediction), says which ones have
+    one, where Python said only "module has no attribute 'q2'" (helper 106)."""
+
+    def __getattr__(name: str) -> Any:
+        if re.fullmatch(r"q\d+", name):
+            checked = [key for key, value in namespace.items() if isinstance(value, Exercise)]
+            short = module.rsplit(".", 1)[-1]
+            which = (
+                f"exercises of notebook {short[2:]} are" if len(checked) > 1 else f"exercise of notebook {short[2:]} is"
+            )
+            raise AttributeError(
+                f"{short} has no check {name}: the checked {which} {', '.join(checked)}; the others (predictions "
+                f"and written answers) are graded by hand"
+            )
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 def grading_code(secret: str, label: str, seed: int | None, student: str) -> str:
     """The code a passing strict check prints while autograde runs with the course's ``secret``: only the secret's
     holder can compute it, so `tools/second_look.py` can tell a check that ran from code that printed what a check

@@ -10,7 +10,7 @@ import torch
 from ..config import TrainConfig
 from ..experiment import RunResult
 from ..train import History, best_epoch, out_of_patience
-from . import Exercise, Misused, Wrong, as_bool, call, describe, refuse_notebook_values
+from . import Exercise, Misused, Wrong, as_bool, call, describe, missing_exercise, refuse_notebook_values
 
 
 def _stop_cases(generator: torch.Generator | None) -> dict[str, tuple[list[float], int]]:
@@ -105,3 +105,5 @@ q1 = Exercise(
     "if several tie)? How many epochs have passed since then? Stop when that count reaches patience.",
     lab_functions=(out_of_patience, best_epoch, History),
 )
+
+__getattr__ = missing_exercise(__name__, globals())

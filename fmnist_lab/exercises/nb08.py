@@ -10,7 +10,7 @@ from torch.utils.data import DistributedSampler
 
 from .. import distributed
 from ..data import Batches
-from . import Exercise, Wrong, call, describe
+from . import Exercise, Wrong, call, describe, missing_exercise
 
 
 def _shard_cases(generator: torch.Generator | None) -> dict[str, tuple[Tensor, int, int]]:
@@ -146,3 +146,5 @@ q1 = Exercise(
     "DistributedSampler does; then rank r takes every world_size-th index, starting at index r.",
     lab_functions=(distributed.shard, distributed.pad_to_multiple, DistributedSampler, Batches),
 )
+
+__getattr__ = missing_exercise(__name__, globals())
