@@ -331,10 +331,19 @@ def replay_report_lr_choice(model: Net, splits: Splits, config: TrainConfig) -> 
 
     ``report_sweep``, not undone afterwards; then, as in the report, ``reset_parameters``
     re-initialises the conv and linear layers, and (our reading) nothing else, so BatchNorm keeps the scale, shift and
-    running statistics that the sweep (up to LR 0.99) left.
+    running statistics that the sweep (up to LR 0.99) left; all of them too, with a warning, where a sweep that ended
+    in a non-finite loss left them non-finite.
     """
     result = report_sweep(model, sweep_batches(splits, config), config, restore=False)
-    model.reset_parameters(batchnorm=False)
+    finite = all(t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point())
+    if not finite:  # the last steps before a loss that is not a number leave BatchNorm's statistics so (helper 112)
+        warnings.warn(
+            "The report's sweep ended in a loss that is not a finite number, which left BatchNorm's statistics "
+            "non-finite: they are reset with the other layers (the report's reset, as we read it, kept them).",
+            LRFinderWarning,
+            stacklevel=2,
+        )
+    model.reset_parameters(batchnorm=not finite)
     return result
 
 

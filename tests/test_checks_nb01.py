@@ -36,6 +36,9 @@ PIXEL_STD_RIGHT = {
     "Python's statistics": lambda images: statistics.pstdev((images.flatten().double() / 255).tolist()),
 }
 
+SCALE = torch.tensor(255.0)  # a constant of one number: refused as "the notebook's" once (helper 112)
+PIXEL_STD_RIGHT["a constant tensor of the notebook's"] = lambda images: (images.double() / SCALE).std().item()
+
 PIXEL_STD_WRONG = {
     "per-image std": (
         lambda images: pixels(images).std(dim=1).mean().item(),
@@ -287,6 +290,12 @@ def test_within_and_between_is_checked_on_the_notebooks_images_too():
     assert_right(nb01.q3, first_hundred)
     assert_wrong(nb01.q3, first_hundred, "on 200 images, the within-image variance is", images)
     assert "On 200 images: within" in assert_right(nb01.q3, WITHIN_BETWEEN_RIGHT["floats"], images)
+
+
+@pytest.mark.parametrize("exercise", [nb01.q1, nb01.q3], ids=["q1", "q3"])
+def test_one_number_handed_in_for_the_batch_is_named(exercise):  # len() of a 0-d tensor raised (helper 112)
+    message = exercise.verdict(lambda images: 0.0, torch.tensor(3, dtype=torch.uint8)).message
+    assert message.startswith("Not yet: check() expects a batch of images (images, height, width)"), message
 
 
 @pytest.mark.parametrize("exercise", [nb01.q1, nb01.q3], ids=["q1", "q3"])

@@ -603,19 +603,47 @@ def test_a_deleted_locked_cell_is_put_back_where_it_was_and_named_at_collect(tmp
     nbformat.write(submitted, tmp_path / "submitted" / "bob" / "a" / "a.ipynb")
     assert restore_checks.main([str(tmp_path), "a"]) == 0
     assert (
-        "Put back the locked cells missing from these students' notebooks (the release's own code and text, deleted: "
-        'without an import or a setup cell, every cell below it fails), as released: bob (nb09-cell-2 ("from '
-        'fmnist_lab.exercises import nb09"))'
+        "Put back the locked cells missing from these students' notebooks (the release's own code and text, deleted, "
+        "or edited in a notebook stripped of its grading metadata: without an import or a setup cell, every cell "
+        'below it fails), as released: bob (nb09-cell-2 ("from fmnist_lab.exercises import nb09"))'
     ) in capsys.readouterr().out
     collected = nbformat.read(tmp_path / "submitted" / "bob" / "a" / "a.ipynb", 4)
     assert [c.source for c in collected.cells] == [c.source for c in released.cells]
 
 
 def test_a_locked_cells_text_without_its_metadata_is_not_put_back_twice():
-    """A notebook rebuilt by copy and paste holds the release's text without metadata: that cell runs as it is."""
+    """A notebook rebuilt by copy and paste holds the release's text without metadata: that cell runs as it is, and
+    stands for one released cell only (helper 112: two identical seed cells, one deleted, did not come back)."""
     released = nbformat.v4.new_notebook(cells=[locked("import torch", "nb09-cell-1")])
-    submitted = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch")])
+    submitted = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch\n")])  # pasted back by hand
     assert restore_checks.restore(released, submitted) == [] and len(submitted.cells) == 1
+    seeds = [locked("torch.manual_seed(0)", "c-1"), locked("a = torch.rand(2)", "c-2")]
+    seeds += [locked("torch.manual_seed(0)", "c-3"), locked("b = torch.rand(2)", "c-4")]
+    released = nbformat.v4.new_notebook(cells=seeds)
+    submitted = nbformat.from_dict(released)
+    del submitted.cells[2]  # one of two identical locked cells
+    assert restore_checks.restore(released, submitted) == ["c-3"]
+    assert [c.source for c in submitted.cells] == [c.source for c in released.cells]
+
+
+def test_a_cell_is_put_back_above_every_later_cell_of_the_release_however_they_were_moved():
+    """The cell defining `data` came back below its check, behind a heading the student had dragged to the end
+    (helper 112)."""
+    released = nbformat.v4.new_notebook(
+        cells=[locked("data = 1", "c-data"), locked("## Exercise 1", "c-title", "markdown"), locked("check(data)", "q")]
+    )
+    submitted = nbformat.from_dict(released)
+    submitted.cells = [submitted.cells[2], submitted.cells[1]]  # `data` deleted, the heading moved below the check
+    assert restore_checks.restore(released, submitted) == ["c-data"]
+    assert [c.source for c in submitted.cells] == ["data = 1", "check(data)", "## Exercise 1"]
+
+
+def test_an_edited_copy_of_a_locked_cell_is_named():
+    """make_single strips all copies but the last of their metadata: an edited first copy went unnamed (helper 112)."""
+    released = nbformat.v4.new_notebook(cells=[locked("nb09.q1.check(double)", "nb09-q1")])
+    submitted = nbformat.from_dict(released)
+    submitted.cells.insert(0, nbformat.from_dict({**submitted.cells[0], "source": 'print("Correct")', "id": "x"}))
+    assert restore_checks.edited_locked_cells(released, submitted) == ["nb09-q1"]
 
 
 def test_edited_grading_metadata_is_named_at_collect(tmp_path, capsys):

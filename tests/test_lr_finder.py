@@ -12,7 +12,7 @@ import torch
 
 from fmnist_lab.config import TrainConfig, make_config
 from fmnist_lab.data import Batches, make_splits
-from fmnist_lab.errors import ConfigError
+from fmnist_lab.errors import ConfigError, TrainingDiverged
 from fmnist_lab.lr_finder import (
     LRFinderResult,
     LRFinderWarning,
@@ -302,6 +302,27 @@ def test_the_report_sweep_runs_all_its_100_lrs_where_find_lr_would_stop(tiny_dat
     monkeypatch.setattr("fmnist_lab.lr_finder.train_step", lambda *args: next(rising))
     result = report_sweep(Net(), batches, config)
     assert len(result.losses) == 100 and result.stop_reason == "completed all 100 steps"
+
+
+def test_a_report_sweep_that_ends_in_nan_leaves_no_non_finite_batchnorm(tiny_data, monkeypatch):
+    """Kept as the report kept them, BatchNorm's non-finite statistics failed the report's training at once, with
+    advice that blamed the LR (helper 112)."""
+    config = make_config("report", val_size=200, device="cpu", report_sweep_batches=1, batch_size=32)
+    steps = itertools.count()
+
+    def diverging(model, *args):
+        step = next(steps)
+        if step < 30:
+            return 3.0 - 0.05 * step  # falling: no warning of a flat curve
+        model.b1.running_var.fill_(math.inf)  # what the steps before a NaN loss do to it
+        raise TrainingDiverged(math.nan, 0.5)
+
+    monkeypatch.setattr("fmnist_lab.lr_finder.train_step", diverging)
+    model = Net()
+    with pytest.warns(LRFinderWarning, match="left BatchNorm's statistics non-finite: they are reset"):
+        result = replay_report_lr_choice(model, make_splits(tiny_data, config), config)
+    assert result.stop_reason.startswith("stopped at step 31: the loss became nan")
+    assert all(t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point())
 
 
 def test_the_report_lr_choice_resets_conv_and_linear_but_keeps_the_sweeps_batchnorm(tiny_data):

@@ -42,6 +42,7 @@ are not named again. It prints nothing when there is nothing to mend.
 from __future__ import annotations
 
 import codecs
+import collections
 import copy
 import functools
 import sys
@@ -133,15 +134,19 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
     in release order."""
     restored = []
     ids = {cell.get("id") for cell in submitted.cells}
+    # the texts of the student's plain cells, each standing for one released cell at most (helper 112)
+    plain = collections.Counter(c.source.strip() for c in submitted.cells if not _grade_id(c))
     for index, cell in enumerate(released.cells):
         present = {_grade_id(c): position for position, c in enumerate(submitted.cells) if _grade_id(c)}
         graded = is_check(cell) or _is_written_answer(cell)
         if not (graded or _is_locked(cell)) or _grade_id(cell) in present:
             continue
-        if not graded and any(c.source == cell.source for c in submitted.cells):
-            continue  # there, without its grading metadata: it runs where the student has it
-        below = (_grade_id(c) for c in released.cells[index + 1 :])
-        anchor = next((present[grade_id] for grade_id in below if grade_id in present), len(submitted.cells))
+        if not graded and plain[cell.source.strip()] > 0:
+            plain[cell.source.strip()] -= 1  # there, without its grading metadata: it runs where the student has it
+            continue
+        # above every later cell of the release the notebook has, wherever the student moved them (helper 112)
+        below = [present[c_id] for c_id in map(_grade_id, released.cells[index + 1 :]) if c_id in present]
+        anchor = min(below, default=len(submitted.cells))
         put_back = nbformat.from_dict(cell)
         if _is_written_answer(cell):  # changed from the release, so that autograde leaves it for grading by hand
             put_back.source += f"\n\n{WRITTEN_NOTE}"
@@ -171,11 +176,12 @@ def answers_below_checks(submitted: nbformat.NotebookNode) -> list[str]:
 def edited_locked_cells(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
     """The grade ids of the locked cells whose text ``submitted`` changed (autograde puts the release's back)."""
     locked = {_grade_id(cell): cell.source for cell in released.cells if _is_locked(cell)}
-    return [
+    edited = (
         _grade_id(cell)
         for cell in submitted.cells
         if _grade_id(cell) in locked and cell.source.strip() != locked[_grade_id(cell)].strip()
-    ]
+    )
+    return list(dict.fromkeys(edited))  # a cell copied and both copies edited: named once
 
 
 def first_line(cell: nbformat.NotebookNode) -> str:
@@ -232,9 +238,9 @@ def restore_course(course: Path, assignment: str, students: set[str] | None = No
                 if students is None or student in students:
                     mended.unreadable.setdefault(student, []).append(f"{path}: {type(err).__name__}: {err}")
                 continue
+            edited = edited_locked_cells(released, submitted)  # before make_single: an edited copy counts (helper 112)
             copied = make_single(submitted)
             metadata = reset_metadata(released, submitted)
-            edited = edited_locked_cells(released, submitted)
             restored = restore(released, submitted)
             if copied or metadata or restored or marked:
                 atomic_write(path, "w", functools.partial(nbformat.write, submitted))
@@ -306,7 +312,8 @@ def main(argv: list[str]) -> int:
     if mended.cells:
         print(
             f"Put back the locked cells missing from these students' notebooks (the release's own code and text, "
-            f"deleted: without an import or a setup cell, every cell below it fails), as released: "
+            f"deleted, or edited in a notebook stripped of its grading metadata: without an import or a setup cell, "
+            f"every cell below it fails), as released: "
             f"{_listed(mended.cells)}, {where}."
         )
     if mended.edited:

@@ -229,8 +229,8 @@ def missing_exercise(module: str, namespace: dict[str, Any]) -> Callable[[str], 
                 f"exercises of notebook {short[2:]} are" if len(checked) > 1 else f"exercise of notebook {short[2:]} is"
             )
             raise AttributeError(
-                f"{short} has no check {name}: the checked {which} {', '.join(checked)}; the others (predictions "
-                f"and written answers) are graded by hand"
+                f"{short} has no check {name}: the checked {which} {', '.join(checked)}; any other exercise of it (a "
+                f"prediction, a written answer) is graded by hand"
             )
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
@@ -535,14 +535,17 @@ def notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...]) 
 
 def refuse_notebook_values(answer: Callable[..., Any], kinds: type | tuple[type, ...], name: str, instead: str) -> None:
     """Wrong if the answer (called ``name``) reads the notebook's own values of ``kinds`` in place of its arguments,
-    with what to do ``instead``. A module without parameters (a loss function) is no network of the notebook's, and
-    a list that holds no numbers (an empty one, the answer's own record of its calls) is no record of the notebook's."""
+    with what to do ``instead``. A module without parameters (a loss function) is no network of the notebook's, a
+    tensor of one number is a constant, and a list that holds no numbers (an empty one, the answer's own record of
+    its calls) is no record of the notebook's."""
     read = [f"`{key}`" for key, value in notebook_values(answer, kinds).items() if _could_be_the_notebooks(value)]
     if read:
         raise Wrong(f"`{name}` uses the notebook's {', '.join(read)}: {instead}")
 
 
 def _could_be_the_notebooks(value: Any) -> bool:
+    if isinstance(value, Tensor):  # one number (SCALE = torch.tensor(255.0)) is a constant, not the notebook's data
+        return value.numel() > 1
     if isinstance(value, nn.Module):
         return next(value.parameters(), None) is not None
     if isinstance(value, list):

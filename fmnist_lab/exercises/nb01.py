@@ -60,15 +60,15 @@ def _expect_images(images: object) -> None:
     expect_data(
         images, Tensor, "a batch of images such as data.train_images (a uint8 tensor, not the dataset or a NumPy array)"
     )
-    if len(images) == 0:
-        raise Misused(
-            "check() expects a batch of images such as data.train_images after your function, but it got an empty "
-            f"batch, {describe(images)}: pass the images themselves, not a slice of none"
-        )
     if images.dim() < 3:
         raise Misused(
             f"check() expects a batch of images (images, height, width) such as data.train_images after your "
             f"function, but it got {describe(images)}: one image is not a batch"
+        )
+    if len(images) == 0:
+        raise Misused(
+            "check() expects a batch of images such as data.train_images after your function, but it got an empty "
+            f"batch, {describe(images)}: pass the images themselves, not a slice of none"
         )
     if images.dtype != torch.uint8:  # the bytes as loaded: the answers and the reference scale them by 255 themselves
         raise Misused(

@@ -59,7 +59,7 @@ def _explain(
 def _show_count(value: float) -> str:
     """A count as a count: one that is not a whole number is shown with the digits that make it none, and said so."""
     if float(value).is_integer():
-        return f"{value:,g}"
+        return f"{int(value):,}"
     shown = f"{value:.10g}"
     return f"{shown if not float(shown).is_integer() else repr(float(value))}, not a whole number"
 
