@@ -837,6 +837,31 @@ def test_feedback_pages_lose_their_grading_codes_and_keep_the_rest(tmp_path, cap
     assert "1697877fa6c1aeda" in other.read_text()
 
 
+def test_feedback_folders_lose_the_runs_trained_while_graded(tmp_path, capsys):
+    """nbgrader copies the autograded folder whole: 10-25 MB of fallback models a student (helper 113)."""
+    for assignment in ("a", "b"):
+        run = tmp_path / "feedback" / "alice" / assignment / "runs" / "notebook07-fallback" / "x"
+        run.mkdir(parents=True)
+        (run / "best.pt").write_bytes(b"weights")
+        (tmp_path / "feedback" / "alice" / assignment / f"{assignment}.html").write_text("<p>Score</p>")
+    assert strip_grading_codes.main([str(tmp_path), "a"]) == 0
+    assert "Removed the training runs of grading from 1 feedback folder." in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "feedback" / "alice" / "a").iterdir()) == ["a.html"]
+    assert (tmp_path / "feedback" / "alice" / "b" / "runs").is_dir()  # another assignment's: left alone
+
+
+def test_grading_codes_left_unchecked_for_want_of_the_secret_are_named(tmp_path, monkeypatch):
+    """Without FMNIST_LAB_SECRET, `make grades` ran clean on notebooks autograded under one (helper 113)."""
+    check = nbformat.v4.new_code_cell("nb09.q1.check(double)")
+    check.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "nb09-q1", "locked": True}
+    check.outputs = [nbformat.v4.new_output("stream", name="stdout", text="Correct: fine.\nGraded: 0123456789abcdef\n")]
+    (tmp_path / "autograded" / "alice" / "a").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[check]), tmp_path / "autograded" / "alice" / "a" / "a.ipynb")
+    monkeypatch.delenv("FMNIST_LAB_SECRET", raising=False)
+    (note,) = second_look.warnings(tmp_path, "a")
+    assert note.startswith("NOTE: these notebooks were autograded under a course secret, but FMNIST_LAB_SECRET")
+
+
 def test_grades_and_feedback_warn_while_written_answers_wait_for_grading_by_hand(course, tmp_path):
     """Every submission but the blank one has predictions and written answers, which autograde leaves to the
     instructor: they count 0 until graded, and make grades and make feedback say so, student by student."""

@@ -179,15 +179,21 @@ def autograded(course: Path, assignment: str | None = None) -> list[tuple[str, s
 
 def warnings(course: Path, assignment: str | None = None) -> list[str]:
     """The two warnings (see the module's docstring), each only when it names someone."""
-    unverified, suspicious = [], []
+    unverified, suspicious, coded = [], [], False
     secret = os.environ.get("FMNIST_LAB_SECRET", "")
     for student, name, notebook, released in autograded(course, assignment):
+        coded = coded or any(GRADED in _stdout(cell) for cell in notebook.get("cells", []) if is_check(cell))
         where = student if assignment else f"{student} ({name})"
         if found := unverified_checks(notebook, secret, student):
             unverified.append(f"{where}: {'; '.join(found)}")
         if found := suspicious_cells(notebook, released):
             suspicious.append(f"{where}: {'; '.join(found)}")
     texts = []
+    if coded and not secret:  # a clean run would look like codes checked (helper 113)
+        texts.append(
+            "NOTE: these notebooks were autograded under a course secret, but FMNIST_LAB_SECRET is not set now, so "
+            "their grading codes were not checked: export the phrase autograde had and run this again."
+        )
     if unverified:
         texts.append(
             "WARNING: these check cells were scored without printing what an honest check prints (its visible "

@@ -1,4 +1,4 @@
-"""Feedback pages without the grading codes.
+"""Feedback pages without the grading codes, and feedback folders without the training runs.
 
 Usage: python tools/strip_grading_codes.py COURSE_DIR ASSIGNMENT
 (`make feedback` runs it after `nbgrader generate_feedback`, with the Python that has the lab.)
@@ -6,13 +6,16 @@ Usage: python tools/strip_grading_codes.py COURSE_DIR ASSIGNMENT
 While autograde runs under the course's secret, each passing strict check prints a grading code (`Graded: <code>`)
 for tools/second_look.py to verify in the autograded notebooks. The student's feedback page has no use for it, and a
 code beside its public label, seed and student id lets anyone test guesses of the secret offline (helper 109): each
-page of ASSIGNMENT in COURSE_DIR/feedback/ is written again (atomically) without them. It prints how many pages it
-changed, nothing when there were none.
+page of ASSIGNMENT in COURSE_DIR/feedback/ is written again (atomically) without them. nbgrader's feedback copies
+the autograded folder whole, with the `runs/` the notebooks trained while graded (fallback models, 10-25 MB a
+student, not the student's work: helper 113): those are removed from the feedback folders (the autograded ones
+keep them). It prints what it changed, nothing when there was nothing.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,13 +37,25 @@ def strip_codes(course: Path, assignment: str) -> int:
     return changed
 
 
+def drop_runs(course: Path, assignment: str) -> int:
+    """Remove the training runs nbgrader copied into the feedback folders of ``assignment``; how many folders."""
+    runs = sorted(path for path in (course / "feedback").glob(f"*/{assignment}/runs") if path.is_dir())
+    for path in runs:
+        shutil.rmtree(path)
+    return len(runs)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
-    changed = strip_codes(Path(argv[0]), argv[1])
+    course, assignment = Path(argv[0]), argv[1]
+    changed = strip_codes(course, assignment)
     if changed:
         print(f"Removed the grading codes from {changed} feedback page{'s' * (changed > 1)}.")
+    dropped = drop_runs(course, assignment)
+    if dropped:
+        print(f"Removed the training runs of grading from {dropped} feedback folder{'s' * (dropped > 1)}.")
     return 0
 
 
