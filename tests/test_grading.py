@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import types
 import zipfile
 from contextlib import closing
 from pathlib import Path
@@ -27,25 +28,24 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("grading_metadata", ROOT / "tools" / "grading_metadata.py")
-tool = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(tool)
-HAND_SPEC = importlib.util.spec_from_file_location("hand_grading", ROOT / "tools" / "hand_grading.py")
-hand_grading = importlib.util.module_from_spec(HAND_SPEC)
-HAND_SPEC.loader.exec_module(hand_grading)
-NAMES_SPEC = importlib.util.spec_from_file_location("submission_names", ROOT / "tools" / "submission_names.py")
-submission_names = importlib.util.module_from_spec(NAMES_SPEC)
-NAMES_SPEC.loader.exec_module(submission_names)
-RESTORE_SPEC = importlib.util.spec_from_file_location("restore_checks", ROOT / "tools" / "restore_checks.py")
-restore_checks = importlib.util.module_from_spec(RESTORE_SPEC)
-sys.modules["restore_checks"] = restore_checks  # its dataclass looks its module up there
-RESTORE_SPEC.loader.exec_module(restore_checks)
-LOOK_SPEC = importlib.util.spec_from_file_location("second_look", ROOT / "tools" / "second_look.py")
-second_look = importlib.util.module_from_spec(LOOK_SPEC)
-LOOK_SPEC.loader.exec_module(second_look)
-STRIP_SPEC = importlib.util.spec_from_file_location("strip_grading_codes", ROOT / "tools" / "strip_grading_codes.py")
-strip_grading_codes = importlib.util.module_from_spec(STRIP_SPEC)
-STRIP_SPEC.loader.exec_module(strip_grading_codes)
+
+
+def load_tool(name: str) -> types.ModuleType:
+    """A script of tools/ as a module, registered in sys.modules as the scripts import each other (second_look and
+    hand_grading import restore_checks, whose dataclass also looks its module up there)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+restore_checks = load_tool("restore_checks")  # first: the tools below import it
+tool = load_tool("grading_metadata")
+hand_grading = load_tool("hand_grading")
+submission_names = load_tool("submission_names")
+second_look = load_tool("second_look")
+strip_grading_codes = load_tool("strip_grading_codes")
 
 ASSIGNMENT = "01_data_inspection"
 INSTRUCTOR_NOTEBOOK = ROOT / "instructor" / f"{ASSIGNMENT}.ipynb"

@@ -27,6 +27,7 @@ from contextlib import closing
 from pathlib import Path
 
 import nbformat
+from restore_checks import is_locked  # this script's folder, tools/, is on the path
 
 # The graded cells of one kind (markdown: answers; code: checks) that still count 0 for want of a
 # score, per submission. An answer autograde leaves to the instructor counts 0 while it has no manual
@@ -105,7 +106,7 @@ def _student_sources(path: Path) -> list[str] | None:
     file that is not a notebook (a truncated upload, which collect has warned about)."""
     try:
         notebook = nbformat.read(path, as_version=4)
-        return [cell.source for cell in notebook.cells if not cell.metadata.get("nbgrader", {}).get("locked")]
+        return [cell.source for cell in notebook.cells if not is_locked(cell)]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError):
         return None
 

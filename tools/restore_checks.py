@@ -92,7 +92,8 @@ def _is_written_answer(cell: nbformat.NotebookNode) -> bool:
     return cell.cell_type == "markdown" and _is_answer(cell) and bool(grading(cell).get("grade"))
 
 
-def _is_locked(cell: dict) -> bool:
+def is_locked(cell: dict) -> bool:
+    """A cell nbgrader locks (read-only, put back as released at autograde): a cell read as JSON or by nbformat."""
     return bool(grading(cell).get("locked"))
 
 
@@ -139,7 +140,7 @@ def restore(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -
     for index, cell in enumerate(released.cells):
         present = {_grade_id(c): position for position, c in enumerate(submitted.cells) if _grade_id(c)}
         graded = is_check(cell) or _is_written_answer(cell)
-        if not (graded or _is_locked(cell)) or _grade_id(cell) in present:
+        if not (graded or is_locked(cell)) or _grade_id(cell) in present:
             continue
         if not graded and plain[cell.source.strip()] > 0:
             plain[cell.source.strip()] -= 1  # there, without its grading metadata: it runs where the student has it
@@ -175,7 +176,7 @@ def answers_below_checks(submitted: nbformat.NotebookNode) -> list[str]:
 
 def edited_locked_cells(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
     """The grade ids of the locked cells whose text ``submitted`` changed (autograde puts the release's back)."""
-    locked = {_grade_id(cell): cell.source for cell in released.cells if _is_locked(cell)}
+    locked = {_grade_id(cell): cell.source for cell in released.cells if is_locked(cell)}
     edited = (
         _grade_id(cell)
         for cell in submitted.cells

@@ -36,7 +36,7 @@ import tokenize
 from pathlib import Path
 from token import COMMENT
 
-from restore_checks import grading, is_check  # this script's folder, tools/, is on the path
+from restore_checks import grading, is_check, is_locked  # this script's folder, tools/, is on the path
 
 from fmnist_lab.exercises import CORRECT, GRADED, PREFIXES, grading_code
 
@@ -150,7 +150,7 @@ def suspicious_cells(notebook: dict, released: dict | None = None) -> list[str]:
     given = {line for cell in (released or {}).get("cells", []) for line in _source(cell).splitlines()}
     found = []
     for position, cell in enumerate(notebook.get("cells", [])):
-        if cell.get("cell_type") != "code" or grading(cell).get("locked"):
+        if cell.get("cell_type") != "code" or is_locked(cell):
             continue
         source = _without_comments("\n".join(line for line in _source(cell).splitlines() if line not in given))
         reasons = [reason for reason, pattern in SUSPICIOUS.items() if pattern.search(source)]
