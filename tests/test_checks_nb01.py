@@ -26,6 +26,8 @@ class_means = torch.rand(10, 28, 28, dtype=torch.float64)
 
 # q1: the std of all pixels
 
+SCALE = torch.tensor(255.0)  # a constant of one number: refused as "the notebook's" once (helper 112)
+
 PIXEL_STD_RIGHT = {
     "float64, sample std": lambda images: (images.double() / 255).std().item(),
     "float32 tensor, population std": lambda images: (images.float() / 255).std(correction=0),
@@ -34,10 +36,8 @@ PIXEL_STD_RIGHT = {
     "uint8 / 255 (float32), unscaled tensor": lambda images: (images / 255).std(),
     "by its formula": lambda images: (((pixels(images) - pixels(images).mean()) ** 2).mean()).sqrt(),
     "Python's statistics": lambda images: statistics.pstdev((images.flatten().double() / 255).tolist()),
+    "a constant tensor of the notebook's": lambda images: (images.double() / SCALE).std().item(),
 }
-
-SCALE = torch.tensor(255.0)  # a constant of one number: refused as "the notebook's" once (helper 112)
-PIXEL_STD_RIGHT["a constant tensor of the notebook's"] = lambda images: (images.double() / SCALE).std().item()
 
 PIXEL_STD_WRONG = {
     "per-image std": (
