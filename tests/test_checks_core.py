@@ -289,6 +289,15 @@ def test_a_network_handed_in_for_the_function_is_named_not_run():
     assert "hint()" not in message
 
 
+@pytest.mark.parametrize("exercise", [e for e in ALL if len(inspect.signature(e.checker).parameters) > 2])
+def test_none_for_a_notebooks_value_is_named_not_read_as_not_given(exercise):
+    # check(fn, None) ran without the notebook's data and could say Correct, silent about it
+    name = list(inspect.signature(exercise.checker).parameters)[1]
+    for result in (exercise.verdict(stub, None), exercise.verdict(stub, **{name: None})):
+        assert result.status == WRONG, result.message
+        assert result.message.startswith(f"Not yet: check() got None for the notebook's `{name}`: "), result.message
+
+
 def test_the_function_given_after_the_notebooks_values_is_told_to_swap_them():
     # nb02.q4.check(net, conv_params) was told it got "a function object" where the network belongs (helper 96)
     def conv_params(in_channels, out_channels, kernel):

@@ -218,15 +218,20 @@ def test_saliency_hands_the_answer_a_copy_of_the_notebooks_model():
             "one normalised image of shape (1, 28, 28) after the model, in floats and without a batch dimension",
         ),
         (torch.zeros(1, 28, 28, dtype=torch.uint8), 9, "in floats and without a batch dimension (boot[0], say)"),
-        (torch.zeros(1, 28, 28), None, "the target class (an int from 0 to 9) after the image, but it got NoneType"),
         (torch.zeros(1, 28, 28), 10, "the target class (an int from 0 to 9) after the image, but it got int 10"),
     ],
-    ids=["a batch of one", "bytes", "no target", "target 10"],
+    ids=["a batch of one", "bytes", "target 10"],
 )
 def test_saliency_handed_other_data_names_what_it_expects(image, target, sentence):
     # each used to raise a TypeError, or to be blamed on the student's function
     message = assert_wrong(nb07.q2, SALIENCY_RIGHT["backward"], sentence, Net(), image, target)
     assert message.startswith("Not yet: check() expects") and "hint()" not in message
+
+
+def test_saliency_without_its_target_is_told_to_give_it():
+    image, answer = torch.zeros(1, 28, 28), SALIENCY_RIGHT["backward"]
+    assert_wrong(nb07.q2, answer, "expects the target class (an int from 0 to 9) after the image", Net(), image)
+    assert_wrong(nb07.q2, answer, "check() got None for the notebook's `target`: give the value", Net(), image, None)
 
 
 def test_saliency_takes_the_target_as_a_one_element_tensor():

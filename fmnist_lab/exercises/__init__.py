@@ -2,7 +2,7 @@
 
     from fmnist_lab.exercises import nb01
     nb01.q1.check(pixel_std)                         # prints its verdict
-    nb01.q1.check(pixel_std, strict=True, seed=7)    # grading: silent if right, AssertionError otherwise
+    nb01.q1.check(pixel_std, strict=True, seed=7)    # grading: silent if right, CheckFailed otherwise
     nb01.q1.hint()                                   # prints a hint
     nb01.q1.solution()                               # prints the instructor notebook's solution
 
@@ -19,7 +19,7 @@ The contract of every exercise's ``check(answer, *data, strict=False, seed=None,
   it does not take is named in a sentence;
 - ``seed`` (an int) adds random cases drawn from ``torch.Generator().manual_seed(seed)``: the grader's
   hidden cases, different from the fixed cases a student sees;
-- ``strict=True`` prints nothing when the answer is correct and raises ``AssertionError(sentence)``
+- ``strict=True`` prints nothing when the answer is correct and raises ``CheckFailed(sentence)``, an AssertionError,
   otherwise: nbgrader's autograded cells call ``nbNN.qK.check(fn, strict=True, seed=S)``;
 - each call of the answer has a time limit (``call``); a time-out and a Ctrl-C each give one sentence;
 - ``verdict(answer, *data, seed=None)`` returns the same outcome without printing, for tests and scripts.
@@ -91,6 +91,15 @@ class TooSlow(Wrong):
 
 class Misused(Wrong):
     """Raised by a checker: ``check`` was handed the wrong thing (a value for the function, the wrong data)."""
+
+
+class CheckFailed(AssertionError):
+    """Raised by a strict check that did not pass; the message is the verdict the student reads."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines in place of a traceback: graded feedback shows the verdict, not the lab's
+        # source and the path it is installed at
+        return [f"{type(self).__name__}: {self}"]
 
 
 class _TimeUp(BaseException):
@@ -179,13 +188,21 @@ class Exercise:
         twice = [name for name in names[: len(data)] if name in named]
         if twice:
             raise Misused(f"check() got `{twice[0]}` twice, by position and as `{twice[0]}=`: give it once")
-        return {**dict(zip(names, data)), **named}
+        values = {**dict(zip(names, data)), **named}
+        empty = [name for name, value in values.items() if value is None]
+        if empty:  # a checker reads None as "not given": it would pass without the notebook's data, saying nothing
+            raise Misused(
+                f"check() got None for the notebook's `{empty[0]}`: give the value itself (a cell above may not have "
+                f"run, or a function returned nothing), or leave it out"
+            )
+        return values
 
     def check(self, answer: Any, *data: Any, strict: bool = False, seed: int | None = None, **named: Any) -> None:
         """Print whether ``answer`` is correct, wrong (and how) or not done yet.
 
-        ``strict``: print nothing when correct and raise AssertionError(the sentence) otherwise (grading); while
-        nbgrader autogrades under a course secret, print the submission's ``grading_code`` when correct.
+        ``strict``: print nothing when correct and raise CheckFailed(the sentence), an AssertionError, otherwise
+        (grading); while nbgrader autogrades under a course secret, print the submission's ``grading_code`` when
+        correct.
         ``seed``: also run the random cases drawn from ``torch.Generator().manual_seed(hidden_seed(seed))``.
         """
         result = self.verdict(answer, *data, seed=seed, **named)
@@ -193,7 +210,7 @@ class Exercise:
         if not strict:
             print(result.message)
         elif not result.passed:
-            raise AssertionError(result.message)
+            raise CheckFailed(result.message)
         elif secret and autograding():
             # nbgrader runs each submission in autograded/<student>/<assignment>/
             print(f"{GRADED}{grading_code(secret, self.label, seed, Path.cwd().parent.name)}")
