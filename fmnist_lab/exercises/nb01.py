@@ -123,8 +123,8 @@ _IMAGE_ADVICE = {
 
 
 def _refuse_the_notebooks_data(answer: Callable[..., object], name: str, argument: str) -> None:
-    """Wrong if the answer reads the notebook's tensors or dataset (`pixels`, `std`, `data`) in place of its
-    argument: on the check's cases it returned the notebook's numbers (helper 110)."""
+    """Wrong if the answer reads the notebook's tensors or dataset (`data`, `class_means`, `black_and_white`) in
+    place of its argument: on the check's cases it returned the notebook's numbers (helper 110)."""
     refuse_notebook_values(
         answer, (Tensor, FashionMNIST), name, f"compute from the `{argument}` it is given (its argument)"
     )
@@ -306,10 +306,11 @@ def _check_within_and_between(within_and_between, train_images: Tensor | None = 
 q3 = Exercise(
     "nb01.q3",
     _check_within_and_between,
-    hint_text="Give each image one row of all its pixels (784 for Fashion-MNIST; the check's cases have other "
-    "sizes too). Within: the variance inside each row, averaged over the "
-    "rows. Between: the variance of the rows' means. Use the population variance (correction=0) for both:"
-    " only then do the two add up to the variance of all pixels. Return both as floats, within first.",
+    # a nudge, not the recipe: which dimension each variance runs along is the exercise (solution() has the rest)
+    hint_text="Scale to [0, 1] and give each image one row of all its pixels (the check's images are not all "
+    "28×28). Each part is then one variance along one dimension: 'within' looks inside every row, 'between' "
+    "compares something each row has exactly one of. Use correction=0 for both, or the parts will not add up. "
+    "Return two floats, within first.",
 )
 
 
