@@ -3,6 +3,10 @@ wrong one gets its sentence (issue #24)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -168,6 +172,26 @@ def test_confusion_matrix_on_the_notebooks_predictions_and_a_misused_call():
     assert message == "Not yet: check() expects one prediction per target, but it got 50 targets and 40 predictions."
 
 
+def test_a_library_imported_in_the_answer_is_refused_on_its_first_check():
+    # in a fresh kernel sklearn.metrics is loaded only when the answer runs: its first check found nothing under
+    # the import and said Correct, its second refused it (helper 114)
+    script = textwrap.dedent(
+        """
+        import sys
+        from fmnist_lab.exercises import nb06
+        assert "sklearn.metrics" not in sys.modules
+        def my_confusion_matrix(targets, predictions, num_classes):
+            from sklearn.metrics import confusion_matrix
+            return confusion_matrix(targets, predictions, labels=list(range(num_classes)))
+        print(nb06.q1.verdict(my_confusion_matrix).message)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith(
+        "Not yet: `my_confusion_matrix` calls scikit-learn's ready-made `confusion_matrix`"
+    ), result.stdout
+
+
 # q2: the most-confused pair
 
 
@@ -219,6 +243,11 @@ def second_largest(cm):
 
 
 PAIR_WRONG = {
+    # told "whose size is len(cm), not always 10" when it had used len(cm) (helper 114)
+    "counted from 1": (
+        lambda cm: tuple(index + 1 for index in most_confused_pair(cm)),
+        "the right cell counted from 1: rows and columns count from 0",
+    ),
     # both told only "should return a tensor of shape (2,)" (helper-93)
     "class names": (
         lambda cm: tuple(CLASS_NAMES[i] for i in most_confused_pair(cm)),

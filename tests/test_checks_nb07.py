@@ -122,6 +122,15 @@ SALIENCY_WRONG = {
         lambda model, image, target: gradient(model, image, target),
         "your map has negative values: take the absolute value of the gradient",
     ),
+    # the two below were told only "your map differs" (helper 115)
+    "signed, of the loss -log p": (
+        lambda model, image, target: gradient(model, image, target, of=torch.neg),
+        "your map has negative values: take the absolute value of the gradient",
+    ),
+    "the image clipped in place": (
+        lambda model, image, target: gradient(model, image.clamp_(min=-0.5), target).abs(),
+        "`my_saliency` changed the image it was given: give the model a copy that records its gradient",
+    ),
     "of the probability": (
         lambda model, image, target: gradient(model, image, target, of=torch.exp).abs(),
         "you took the gradient of the probability (the exp() of the output)",
@@ -403,6 +412,19 @@ NEAREST_WRONG = {
     "the features changed": (
         lambda f, q, k: my_nearest(f.sub_(f[q].clone()), q, k),
         "changed the input it was given: compute the distances into a new tensor",
+    ),
+    # right indices, but `val_labels[neighbours]` cannot index with them; nb08.q1 refused its floats (helper 115)
+    "a float tensor": (
+        lambda f, q, k: my_nearest(f, q, k).float(),
+        "your neighbours are right but come as floats (a torch.float32 tensor of shape (3,)): indices are whole",
+    ),
+    "a NumPy float array": (
+        lambda f, q, k: my_nearest(f, q, k).double().numpy(),
+        "your neighbours are right but come as floats (",
+    ),
+    "a list of floats": (
+        lambda f, q, k: [float(i) for i in my_nearest(f, q, k)],
+        "your neighbours are right but come as floats (",
     ),
     # right on every case without ties; on the tied one its distances are right too, but one point comes twice
     "a tied point twice": (

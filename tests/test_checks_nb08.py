@@ -96,6 +96,9 @@ def shard_by_distributed_sampler(order, rank, world_size):  # PyTorch's sampler,
     return order[list(DistributedSampler(range(len(order)), num_replicas=world_size, rank=rank, shuffle=False))]
 
 
+notebook_order = torch.arange(10)
+
+
 def shard_by_the_labs_batches(order, rank, world_size):  # notebook 08 shows Batches' rank and world_size
     per_rank = -(-len(order) // world_size)
     return next(iter(Batches(order, order, per_rank, rank=rank, world_size=world_size)))[1]
@@ -157,6 +160,11 @@ WRONG = {
         "you returned positions in the order ([1, 4, 0]); return what the order holds",
     ),
     "changes the shared order": (shard_in_place, "leave `order` as it is"),
+    # notebook 08 defines order = torch.arange(10): read in place of the argument it passed two cases (helper 115)
+    "the notebook's order": (
+        lambda order, rank, world_size: shard_sliced(notebook_order, rank, world_size),
+        "`shard_of_epoch` uses the notebook's `notebook_order`: deal out the `order` it is given (its argument)",
+    ),
     "the lab's shard": (shard_by_the_lab, "distributed.shard"),
     "PyTorch's DistributedSampler": (shard_by_distributed_sampler, "calls PyTorch's ready-made `DistributedSampler`"),
     "the lab's Batches": (shard_by_the_labs_batches, "calls the lab's own `Batches`"),

@@ -41,6 +41,7 @@ import dis
 import functools
 import hashlib
 import hmac
+import importlib
 import inspect
 import json
 import math
@@ -611,7 +612,9 @@ def _named_objects(
             if op == "LOAD_CONST":
                 fromlist = name
             elif op == "IMPORT_NAME":  # `import a.b` gives a; with `as` or `from`, what follows reads on
-                importing = sys.modules.get(name) if fromlist else sys.modules.get(name.split(".")[0])
+                importing = _imported(name)
+                if importing is not None and not fromlist:
+                    importing = sys.modules.get(name.split(".")[0])
                 last_import = importing
             elif op == "IMPORT_FROM":
                 last_import = getattr(importing, name, None)
@@ -631,6 +634,17 @@ def _named_objects(
         if isinstance(constant, types.CodeType):
             found.extend(_named_objects(constant, scope, imported, cells))
     return found
+
+
+def _imported(name: str) -> Any:
+    """The module an import in the answer names, imported now if no code has yet: the answer's first check would
+    otherwise find nothing under `from sklearn.metrics import confusion_matrix`, and pass it (helper 114)."""
+    if not name:  # a relative import: no notebook has a package of its own
+        return None
+    try:
+        return importlib.import_module(name)  # what the answer does when it runs; cached after the first time
+    except Exception:  # not installed, or broken: running the answer will say so
+        return None
 
 
 def in_words(count: int) -> str:

@@ -276,6 +276,17 @@ def _pair(got: Any, case: str) -> tuple[int, int]:
     return i, j
 
 
+_COUNTED_FROM_ONE = (
+    "on {case}, you returned {pair}, the right cell counted from 1: rows and columns count from 0, as cm[i, j] "
+    "indexes them"
+)
+
+
+def _from_one(pair: tuple[int, int], matrix: Tensor) -> bool:
+    """Whether ``pair`` is the largest off-diagonal cell with its row and column counted from 1."""
+    return (pair[0] - 1, pair[1] - 1) == _largest_off_diagonal(matrix)
+
+
 _OWN_MATRIX = "work on the matrix `cm` it is given (its argument), whose size may differ from the notebook's"
 
 
@@ -298,6 +309,8 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
         )
         answers[case] = _pair(got, case)
         if not all(0 <= index < len(matrix) for index in answers[case]):  # once told only the right cell (helper 101)
+            if _from_one(answers[case], matrix):  # told "size len(cm)" when it had used len(cm) (helper 114)
+                raise Wrong(_COUNTED_FROM_ONE.format(case=case, pair=answers[case]))
             raise Wrong(
                 f"on {case}, you returned {answers[case]}, outside this {len(matrix)}x{len(matrix)} matrix: take "
                 f"the row and the column from the matrix it is given, whose size is len(cm), not always 10"
@@ -307,6 +320,8 @@ def _check_most_confused_pair(most_confused_pair, cm: Tensor | None = None, clas
         right = _largest_off_diagonal(matrix)
         if (i, j) == right:
             continue
+        if all(_from_one(answers[c], m) for c, m in cases.items()):
+            raise Wrong(_COUNTED_FROM_ONE.format(case=case, pair=(i, j)))
         if i == j:
             raise Wrong(
                 f"on {case}, you returned ({i}, {j}), a cell of the diagonal: those are the right answers. "

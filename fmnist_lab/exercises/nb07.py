@@ -6,6 +6,7 @@ import copy
 import numbers
 from typing import Any
 
+import numpy as np
 import torch
 from scipy.spatial import KDTree, cKDTree
 from torch import Tensor, nn
@@ -90,9 +91,20 @@ _SALIENCY_ADVICE = {
 }
 
 
-def _call_saliency(my_saliency, *args: Any, case: str, **options: Any) -> Tensor:
-    """The answer's map for one case; an error with one likely cause here gets the fix added."""
-    returned = call(my_saliency, *args, case=case, advice=_SALIENCY_ADVICE, **options)
+def _call_saliency(
+    my_saliency, model: nn.Module, image: Tensor, target: int, *, case: str, copy_args: bool = True, **options: Any
+) -> Tensor:
+    """The answer's map for one case; an error with one likely cause here gets the fix added, and an image changed
+    in place is named (it was told only "your map differs", helper 115)."""
+    if copy_args:  # copied here rather than by `call`, to compare the image afterwards (the model is not compared)
+        model, image = copy.deepcopy(model), image.detach().clone()
+    before = image.detach().clone()
+    returned = call(my_saliency, model, image, target, case=case, advice=_SALIENCY_ADVICE, copy_args=False, **options)
+    if not torch.equal(image.detach(), before):
+        raise Wrong(
+            f"on {case}, `my_saliency` changed the image it was given: give the model a copy that records its "
+            f"gradient (image.clone().requires_grad_(True)) and change nothing in the image itself"
+        )
     return as_tensor(returned, "my_saliency", case, (28, 28))
 
 
@@ -171,8 +183,7 @@ def _diagnose_saliency(
             f"the check hands it over (and as a network is right after training): call model.eval() in your "
             f"function before the forward pass; it switches both BatchNorm and dropout"
         )
-    signed = _map(net, x, t)
-    if all_close(got, signed, 1e-3):
+    if all_close(got.abs(), right, 1e-3):  # the signed gradient, of log p or of the loss -log p (helper 115)
         raise Wrong(f"on {case}, your map has negative values: take the absolute value of the gradient")
     if all_close(got.abs(), _map(net, x, t, of="probability").abs(), 1e-3):
         raise Wrong(
@@ -262,6 +273,15 @@ def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int])
     return torch.allclose(distances[got], distances[right])
 
 
+def _in_floats(answer: object) -> bool:
+    """Whether the answer's indices are floats (a float tensor or array, or a list holding a float)."""
+    if isinstance(answer, Tensor):
+        return answer.is_floating_point()
+    if isinstance(answer, np.ndarray):
+        return bool(np.issubdtype(answer.dtype, np.floating))
+    return isinstance(answer, (list, tuple)) and any(isinstance(v, (float, np.floating)) for v in answer)
+
+
 def _neighbour_indices(answer: object, points: Tensor, query: int, k: int, case: str) -> list[int]:
     """The answer's k indices; the k smallest distances returned instead of their indices are Wrong (unless they
     are also a right answer: on points of whole-number distances a list can be both)."""
@@ -301,6 +321,7 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
     refuse_notebook_values(
         my_nearest, Tensor, "my_nearest", "rank the `features` it is given around its `query` (its arguments)"
     )
+    floats = None  # the first case whose right indices came as floats: told once every case is right, as nb08.q1
     for case, (points, q, k) in _neighbour_cases(generator).items():
         returned = call(
             my_nearest,
@@ -314,6 +335,8 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
         got = _neighbour_indices(returned, points, q, k, case)
         right = nearest_neighbours(points, q, k).tolist()
         if _nearest_first(points, q, got, right):
+            if floats is None and _in_floats(returned):
+                floats = f"on {case}, your neighbours are right but come as floats ({describe(returned)})"
             continue
         order = _order(points, q)
         if got == order[1 : k + 1]:
@@ -355,6 +378,8 @@ def _check_nearest(my_nearest, features: Tensor | None = None, query: int | None
             f"on {case}, the {k} nearest points are {right} (nearest first, by Euclidean distance), "
             f"but you returned {got}"
         )
+    if floats is not None:  # the notebook indexes with them (val_labels[neighbours]): a float index fails there
+        raise Wrong(f"{floats}: indices are whole numbers in an integer dtype, as argsort and topk give them")
     praise = "your my_nearest finds the nearest points, nearest first, itself left out, on every case, ties included"
     if features is not None:
         case = "the validation features"
