@@ -77,3 +77,14 @@ def test_a_training_loop_is_written_out_at_most_once_as_a_marked_lesson(path):
         assert lesson, f"{path.name}: a training loop without a '# LESSON: ... the package's version is ...' line"
         module, _, name = lesson.group(1).rpartition(".")
         assert hasattr(importlib.import_module(module), name), f"{lesson.group(1)} does not exist"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_states_its_student_time_and_compute_time_at_the_top(path):
+    # the brief: a teaching notebook states its student time and compute time; three wordings had grown (helper 116)
+    opening = " ".join(c.source for c in nbformat.read(path, as_version=4).cells[:2] if c.cell_type == "markdown")
+    opening = re.sub(r"\s+", " ", opening)
+    stated = re.search(r"\*\*Time:\*\* about (\d+) minutes of your own \(our estimate, exercises ", opening)
+    assert stated, f"{path.name}: no '**Time:** about N minutes of your own (our estimate, exercises …' in its opening"
+    assert 20 <= int(stated.group(1)) <= 120, stated.group(0)
+    assert re.search(r"the computing takes (about )?[\d.]+ (seconds|minutes)", opening[stated.end() :]), path.name
