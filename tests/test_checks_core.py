@@ -7,7 +7,9 @@ import inspect
 import pkgutil
 import re
 import signal
+import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -780,3 +782,24 @@ def test_images_are_described_by_what_they_are():
     assert describe_images(torch.zeros(60_000, 1, 1)) == "the 60,000 training images"
     assert describe_images(torch.zeros(10_000, 1, 1)) == "the 10,000 test images"
     assert describe_images(torch.zeros(5, 1, 1)) == "5 images"
+
+
+def test_reading_an_answer_imports_nothing_the_answer_does_not_run():
+    # the first fix of nb06.q1's sklearn pass imported every module an answer names while reading it, outside the
+    # answer's time limit, the branches it never takes included (helper 117): now it reads what is loaded, and
+    # reads again once the answer has run
+    script = textwrap.dedent(
+        """
+        import sys
+        from fmnist_lab.exercises import nb06
+        def my_confusion_matrix(targets, predictions, num_classes):
+            if num_classes < 0:
+                import tabnanny
+            from . import anything_relative
+            return None
+        nb06.q1.verdict(my_confusion_matrix)
+        print("tabnanny" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", result.stdout + result.stderr

@@ -41,7 +41,6 @@ import dis
 import functools
 import hashlib
 import hmac
-import importlib
 import inspect
 import json
 import math
@@ -146,6 +145,9 @@ class Exercise:
             if callable(answer):
                 refuse_lab_functions(answer, self.lab_functions)
             praise = self.checker(answer, **values, generator=generator)
+            if callable(answer):  # again: a library the answer imports is found only once it has been imported,
+                # and in a fresh kernel that was the answer's own first run (nb06.q1 said Correct once, helper 114)
+                refuse_lab_functions(answer, self.lab_functions)
         except NotDone as err:
             return Verdict(NOT_DONE, PREFIXES[NOT_DONE] + str(err))
         except (TooSlow, Misused) as err:  # no hint: it is not the answer's code that needs one
@@ -598,6 +600,7 @@ def _named_objects(
     chain: Any = None  # the object named so far, while attributes are read from it
     importing: Any = None  # the module an import statement reads from
     last_import: Any = None  # what the import statement gave last, for the store that binds it
+    level: Any = None
     fromlist: Any = None
     for instruction in dis.get_instructions(code):
         op, name = instruction.opname, instruction.argval
@@ -609,12 +612,13 @@ def _named_objects(
             chain = imported.get(name, None if op.startswith("LOAD_FAST") or name in cells else scope.get(name))
         else:
             chain = None
-            if op == "LOAD_CONST":
-                fromlist = name
+            if op == "LOAD_CONST":  # an import loads its level, then its fromlist
+                level, fromlist = fromlist, name
             elif op == "IMPORT_NAME":  # `import a.b` gives a; with `as` or `from`, what follows reads on
-                importing = _imported(name)
-                if importing is not None and not fromlist:
-                    importing = sys.modules.get(name.split(".")[0])
+                if level:  # a relative import: no notebook is a package, so it names nothing loaded
+                    importing = None
+                else:
+                    importing = sys.modules.get(name) if fromlist else sys.modules.get(name.split(".")[0])
                 last_import = importing
             elif op == "IMPORT_FROM":
                 last_import = getattr(importing, name, None)
@@ -634,17 +638,6 @@ def _named_objects(
         if isinstance(constant, types.CodeType):
             found.extend(_named_objects(constant, scope, imported, cells))
     return found
-
-
-def _imported(name: str) -> Any:
-    """The module an import in the answer names, imported now if no code has yet: the answer's first check would
-    otherwise find nothing under `from sklearn.metrics import confusion_matrix`, and pass it (helper 114)."""
-    if not name:  # a relative import: no notebook has a package of its own
-        return None
-    try:
-        return importlib.import_module(name)  # what the answer does when it runs; cached after the first time
-    except Exception:  # not installed, or broken: running the answer will say so
-        return None
 
 
 def in_words(count: int) -> str:
