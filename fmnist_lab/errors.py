@@ -7,7 +7,12 @@ full traceback.
 
 from __future__ import annotations
 
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
+
+_PACKAGE = str(Path(__file__).resolve().parent)
 
 
 class LabError(Exception):
@@ -39,3 +44,13 @@ class TrainingDiverged(LabError, RuntimeError):
             f"Training diverged: the loss became {loss}{where}, at learning rate {lr:.4g}. The LR is too high "
             f"for this run: lower it (try the LR finder's suggestion, `fmnist-lab lr-find`) and train again."
         )
+
+
+def warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn``, said at the first caller outside the lab's package: the student's cell or script, not
+    the line of the lab that noticed (graded feedback showed the lab's path and source line, helper 118), however
+    deep in the lab that line is."""
+    frame, level = sys._getframe(1), 1  # level 1: warn's caller
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

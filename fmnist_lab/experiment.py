@@ -14,7 +14,6 @@ import json
 import os
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from . import distributed
 from .config import TrainConfig
 from .data import EVAL_BATCH_SIZE, Batches, Splits, make_splits
 from .dataset import FashionMNIST
-from .errors import DegenerateRunWarning
+from .errors import DegenerateRunWarning, warn
 from .files import atomic_write_text
 from .lr_finder import with_picked_lr
 from .model import Net
@@ -196,7 +195,7 @@ def _train(
         model = Net()
     splits = make_splits(data, config)
     for problem in degenerate_settings(config, len(splits.train_y)) if distributed.is_main() else ():
-        warnings.warn(problem, stacklevel=4)
+        warn(problem)
     if point is None:
         run_id = distributed.from_rank_zero(lambda: uuid.uuid4().hex)
     else:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,7 +28,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Batches, Splits
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, TrainingDiverged, warn
 from .model import Net
 from .train import TrainingState, make_optimizer, train_mode, train_step
 
@@ -217,7 +216,7 @@ def find_lr(
     smoothed_losses = smooth(losses, beta)
     suggestions, problems = suggest(used_lrs, smoothed_losses)
     for problem in problems:
-        warnings.warn(problem, LRFinderWarning, stacklevel=2)
+        warn(problem, LRFinderWarning)
     return LRFinderResult(used_lrs, losses, smoothed_losses, stop_reason, mode, suggestions, problems)
 
 
@@ -243,11 +242,10 @@ def _affordable_steps(num_steps: int, batches: Batches, batches_per_step: int, m
         )
     if num_steps > affordable:
         passes = "one pass" if max_passes == 1 else f"{max_passes} passes"
-        warnings.warn(
+        warn(
             f"The sweep is capped at {passes} over the training data: {affordable} steps instead of "
             f"{num_steps}. With so little data the suggestions are rough.",
             LRFinderWarning,
-            stacklevel=3,
         )
         return affordable
     return num_steps
@@ -337,11 +335,10 @@ def replay_report_lr_choice(model: Net, splits: Splits, config: TrainConfig) -> 
     result = report_sweep(model, sweep_batches(splits, config), config, restore=False)
     finite = all(t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point())
     if not finite:  # the last steps before a loss that is not a number leave BatchNorm's statistics so (helper 112)
-        warnings.warn(
+        warn(
             "The report's sweep ended in a loss that is not a finite number, which left BatchNorm's statistics "
             "non-finite: they are reset with the other layers (the report's reset, as we read it, kept them).",
             LRFinderWarning,
-            stacklevel=2,
         )
     model.reset_parameters(batchnorm=not finite)
     return result
