@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -803,3 +804,18 @@ def test_reading_an_answer_imports_nothing_the_answer_does_not_run():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False", result.stdout + result.stderr
+
+
+def test_a_library_whose_attributes_raise_does_not_end_the_check():
+    # a lazy module's __getattr__ may raise ImportError (or anything) where getattr(..., None) expects
+    # AttributeError: reading the answer then ended the check in a traceback (helper 117)
+    lazy = types.ModuleType("lazy")
+
+    def refuse(name):
+        raise ImportError(f"lazy cannot load {name}")
+
+    lazy.__getattr__ = refuse
+    namespace = {"lazy": lazy}
+    exec("def pixel_std(images):\n    lazy.helper\n    return (images.double() / 255).std().item()", namespace)
+    result = nb01.q1.verdict(namespace["pixel_std"])
+    assert result.status == WRONG and "ImportError (lazy cannot load helper)" in result.message, result.message

@@ -478,7 +478,7 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
     prefixes = tuple(f for f in lab_functions if isinstance(f, str))
 
     def refuse_if_lab(value: Any) -> None:
-        module = getattr(value, "__module__", None)
+        module = _attribute(value, "__module__")
         by_prefix = isinstance(module, str) and any(module == p or module.startswith(p + ".") for p in prefixes)
         if by_prefix or any(value is lab for lab in functions):
             name = getattr(value, "__name__", type(value).__name__)
@@ -496,38 +496,43 @@ def refuse_lab_functions(answer: Callable[..., Any], lab_functions: tuple[Callab
         if id(item) in seen:
             continue
         seen.add(id(item))
-        refuse_if_lab(item)
-        if isinstance(item, (list, tuple, set, frozenset, dict)):  # a default such as [pixel_stats]
-            pending.extend(item.values() if isinstance(item, dict) else item)
+        try:
+            refuse_if_lab(item)
+            if isinstance(item, (list, tuple, set, frozenset, dict)):  # a default such as [pixel_stats]
+                pending.extend(item.values() if isinstance(item, dict) else item)
+                continue
+            if isinstance(item, functools.partial):
+                pending.extend([item.func, *item.args, *item.keywords.values()])
+                continue
+            function = inspect.unwrap(item)  # @torch.no_grad(), functools.wraps, lru_cache
+            code = getattr(function, "__code__", None)
+            if code is None:
+                if callable(item) and not isinstance(item, type) and not inspect.isbuiltin(item):
+                    pending.append(type(item).__call__)  # a callable object: its class's __call__ and what it holds
+                    pending.extend(vars(item).values() if hasattr(item, "__dict__") else ())
+                    pending.extend(getattr(item, name, None) for name in getattr(type(item), "__slots__", ()))
+                continue
+            globals_ = getattr(function, "__globals__", None)
+            if globals_ is not notebook:
+                continue  # a library's function: refused above if it is one of lab_functions, not read
+            defaults = _defaults(function)
+            pending.extend(defaults.values())
+            scope = dict(globals_ or {})
+            for variable, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
+                try:
+                    scope[variable] = cell.cell_contents
+                except ValueError:  # a closure variable not yet assigned
+                    pass
+            for value in _named_objects(code, scope, dict(defaults)):  # a parameter stands for its default
+                refuse_if_lab(value)
+                if isinstance(value, type) and value.__module__ == getattr(function, "__module__", None):
+                    pending.extend(vars(value).values())  # a class of the notebook: its methods
+                elif isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
+                    pending.append(value)  # a helper written in the same notebook
+        except Wrong:
+            raise
+        except Exception:  # noqa: BLE001 -- an object whose attribute hooks raise: nothing more of it is read
             continue
-        if isinstance(item, functools.partial):
-            pending.extend([item.func, *item.args, *item.keywords.values()])
-            continue
-        function = inspect.unwrap(item)  # @torch.no_grad(), functools.wraps, lru_cache
-        code = getattr(function, "__code__", None)
-        if code is None:
-            if callable(item) and not isinstance(item, type) and not inspect.isbuiltin(item):
-                pending.append(type(item).__call__)  # a callable object: its class's __call__ and what it holds
-                pending.extend(vars(item).values() if hasattr(item, "__dict__") else ())
-                pending.extend(getattr(item, name, None) for name in getattr(type(item), "__slots__", ()))
-            continue
-        globals_ = getattr(function, "__globals__", None)
-        if globals_ is not notebook:
-            continue  # a library's function: refused above if it is one of lab_functions, not read
-        defaults = _defaults(function)
-        pending.extend(defaults.values())
-        scope = dict(globals_ or {})
-        for variable, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
-            try:
-                scope[variable] = cell.cell_contents
-            except ValueError:  # a closure variable not yet assigned
-                pass
-        for value in _named_objects(code, scope, dict(defaults)):  # a parameter stands for its default
-            refuse_if_lab(value)
-            if isinstance(value, type) and value.__module__ == getattr(function, "__module__", None):
-                pending.extend(vars(value).values())  # a class of the notebook: its methods
-            elif isinstance(value, types.FunctionType) and value.__globals__ is function.__globals__:
-                pending.append(value)  # a helper written in the same notebook
 
 
 def _defaults(function: types.FunctionType) -> dict[str, Any]:
@@ -605,7 +610,7 @@ def _named_objects(
     for instruction in dis.get_instructions(code):
         op, name = instruction.opname, instruction.argval
         if op in _ATTRIBUTE_LOADS:
-            chain = None if chain is None else getattr(chain, name, None)
+            chain = None if chain is None else _attribute(chain, name)
         elif op in ("LOAD_GLOBAL", "LOAD_NAME"):
             chain = scope.get(name, imported.get(name)) if op == "LOAD_GLOBAL" else imported.get(name, scope.get(name))
         elif op in ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLASSDEREF"):
@@ -621,7 +626,7 @@ def _named_objects(
                     importing = sys.modules.get(name) if fromlist else sys.modules.get(name.split(".")[0])
                 last_import = importing
             elif op == "IMPORT_FROM":
-                last_import = getattr(importing, name, None)
+                last_import = _attribute(importing, name)
             elif op in ("SWAP", "ROT_TWO"):  # `import a.b as c`: the attribute replaces the module it came from
                 importing = last_import
             elif op in _STORES:
@@ -638,6 +643,15 @@ def _named_objects(
         if isinstance(constant, types.CodeType):
             found.extend(_named_objects(constant, scope, imported, cells))
     return found
+
+
+def _attribute(value: Any, name: str) -> Any:
+    """``value.name``, or None where reading it fails in any way: a lazy module's ``__getattr__`` may raise
+    ImportError or worse, and reading the answer must not end the check (helper 117)."""
+    try:
+        return getattr(value, name, None)
+    except Exception:  # noqa: BLE001 -- whatever a library's attribute hook raises, the name resolves to nothing
+        return None
 
 
 def in_words(count: int) -> str:
