@@ -642,3 +642,103 @@ def test_conv_params_handed_convolutions_it_does_not_describe_blames_the_network
     # a right conv_params was told it was wrong (carried over from helper-85's read)
     message = assert_wrong(nb02.q4, PARAMS_RIGHT["weights plus biases"], layer, nn.Sequential(given))
     assert message.startswith("Not yet: check() expects the notebook's `net` after your function")
+
+
+# q5: the receptive field
+
+
+def field_by_loop(layers):
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
+def field_by_recursion(layers):
+    if not layers:
+        return 1
+    *before, (kernel, _) = layers
+    return field_by_recursion(before) + (kernel - 1) * math.prod(stride for _, stride in before)
+
+
+def field_from_the_output_back(layers):  # the other classic walk: from one output value back to the input
+    width = 1
+    for kernel, stride in reversed(layers):
+        width = (width - 1) * stride + kernel
+    return width
+
+
+FIELD_RIGHT = {
+    "a loop with the jump": field_by_loop,
+    "recursion": field_by_recursion,
+    "from the output back": field_from_the_output_back,
+    "a float": lambda layers: float(field_by_loop(layers)),
+    "NumPy": lambda layers: (
+        1
+        + int(
+            np.sum([(k - 1) * np.prod([s for _, s in layers[:i]], dtype=np.int64) for i, (k, _) in enumerate(layers)])
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("answer", FIELD_RIGHT.values(), ids=FIELD_RIGHT.keys())
+def test_receptive_field_right_answers_pass(answer, seed):
+    assert "gives 22 for Net's three blocks" in assert_right(nb02.q5, answer, seed=seed)
+
+
+def field_measured_by_a_gradient(layers):
+    x = torch.zeros(1, 1, 64, 64, requires_grad=True)
+    y = x
+    for kernel, stride in layers:
+        y = F.avg_pool2d(y, kernel, stride)
+    y[0, 0, 0, 0].backward()
+    return int((x.grad[0, 0].sum(dim=0) != 0).sum())
+
+
+def field_changing_the_list(layers):
+    layers.append((1, 1))  # a 1×1 layer adds nothing: right, but the notebook's list grows
+    return field_by_loop(layers)
+
+
+FIELD_WRONG = {
+    "strides left out": (
+        lambda layers: 1 + sum(kernel - 1 for kernel, _ in layers),
+        "on Net's three blocks ([(3, 1), (2, 2)] three times), you left out the strides",
+    ),
+    "its own stride too": (
+        lambda layers: nb02._field_with_own_stride(layers),
+        "you multiplied each layer's (kernel − 1) by its own stride too",
+    ),
+    "kernels added": (lambda layers: sum(kernel for kernel, _ in layers), "you added the kernel sizes"),
+    "from 0": (lambda layers: field_by_loop(layers) - 1, "you started from 0"),
+    "the area": (lambda layers: field_by_loop(layers) ** 2, "you returned the field's area"),
+    "last layer first": (
+        lambda layers: field_by_loop(layers[::-1]),
+        "you walked the layers from the last to the first",
+    ),
+    "no layers, no pixel": (
+        lambda layers: field_by_loop(layers) if layers else 0,
+        "on no layers at all ([]: the image itself), the answer should be 1, but `<lambda>` returned 0",
+    ),
+    "the list changed": (field_changing_the_list, "changed the input it was given: read the list without changing"),
+    "measured through real layers": (field_measured_by_a_gradient, "runs PyTorch's `avg_pool2d` and measures"),
+}
+
+
+@pytest.mark.parametrize("seed", (None, 1))
+@pytest.mark.parametrize("answer, sentence", FIELD_WRONG.values(), ids=FIELD_WRONG.keys())
+def test_receptive_field_wrong_answers_get_their_sentence(answer, sentence, seed):
+    assert_wrong(nb02.q5, answer, sentence, seed=seed)
+
+
+def test_receptive_field_hidden_cases_catch_an_answer_tuned_to_the_fixed_ones():
+    fixed = {tuple(layers): field_by_loop(layers) for layers in nb02.FIELD_CASES.values()}
+
+    def tuned(layers):
+        return fixed.get(tuple(layers), 1)
+
+    assert_right(nb02.q5, tuned)
+    assert_wrong(nb02.q5, tuned, "the answer should be", seed=3)

@@ -1,9 +1,11 @@
-"""Exercises of notebook 02: a convolution's output size, BatchNorm in training mode by hand, a conv's parameters."""
+"""Exercises of notebook 02: a convolution's output size, BatchNorm in training mode by hand, a conv's parameters,
+the receptive field of a stack of layers."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -156,18 +158,28 @@ class _FunctionWatch(TorchFunctionMode):
             )
 
 
+@contextmanager
+def _named_as_watched(watch: _FunctionWatch, answer: Callable[..., Any], what: str) -> Iterator[None]:
+    """An error the answer raised on a case is refused as what the watch saw it run, where it ran something: a
+    measurement through real layers that failed on a shape is named as a measurement, not as its error."""
+    try:
+        yield
+    except Wrong:
+        watch.refuse(answer, what)
+        raise
+
+
 def _check_conv_output_size(conv_output_size, generator: torch.Generator | None = None) -> str:
     cases = dict(SIZE_CASES)
     if generator is not None:
         cases.update(_random_size_cases(generator))
-    with _FunctionWatch("conv", "pool", "unfold") as watch:  # windows slid over an image
+    reads = "reads the size off its result instead of computing it from n, kernel, padding and stride"
+    with _FunctionWatch("conv", "pool", "unfold") as watch, _named_as_watched(watch, conv_output_size, reads):
         answers = [
             as_number(call(conv_output_size, *args, case=case), "conv_output_size", case)
             for case, args in cases.items()
         ]
-    watch.refuse(
-        conv_output_size, "reads the size off its result instead of computing it from n, kernel, padding and stride"
-    )
+    watch.refuse(conv_output_size, reads)
     _explain(
         conv_output_size,
         cases,
@@ -599,5 +611,127 @@ q4 = Exercise(
     "input channel. Count those numbers, then the bias: one per output channel (c1 has 320 in all).",
     lab_functions=_PARAMS_LIBRARY,
 )
+
+
+# q5: the receptive field of a stack of layers
+
+
+def _receptive_field(layers: list[tuple[int, int]]) -> int:
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
+def _field_with_own_stride(layers: list[tuple[int, int]]) -> int:
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        jump *= stride
+        field += (kernel - 1) * jump
+    return field
+
+
+_FIELD_MISTAKES = [  # (what went wrong, the width it gives)
+    (
+        "you left out the strides: after a layer of stride s, one step in its output spans s steps of its input, so "
+        "each later layer's (kernel − 1) counts times the product of the strides before it",
+        lambda layers: 1 + sum(kernel - 1 for kernel, _ in layers),
+    ),
+    (
+        "you multiplied each layer's (kernel − 1) by its own stride too; only the strides of the layers before it "
+        "count (a layer's stride spaces its outputs, not its own window)",
+        _field_with_own_stride,
+    ),
+    (
+        "you added the kernel sizes; each layer widens the field by kernel − 1 (a 1×1 layer adds nothing), times "
+        "the product of the strides before it",
+        lambda layers: sum(kernel for kernel, _ in layers),
+    ),
+    (
+        "you started from 0; before any layer the field is one pixel wide, so start from 1",
+        lambda layers: _receptive_field(layers) - 1,
+    ),
+    (
+        "you returned the field's area; return its width (the field is width × width pixels)",
+        lambda layers: _receptive_field(layers) ** 2,
+    ),
+    (
+        "you walked the layers from the last to the first; the list is in the order an image meets them",
+        lambda layers: _receptive_field(layers[::-1]),
+    ),
+]
+
+NET_LAYERS = [(3, 1), (2, 2), (3, 1), (2, 2), (3, 1), (2, 2)]  # c1, max-pool, c2, max-pool, c3, max-pool
+
+FIELD_CASES = {
+    "c1 alone ([(3, 1)])": [(3, 1)],
+    "c1 and its max-pool ([(3, 1), (2, 2)])": [(3, 1), (2, 2)],
+    "Net's three blocks ([(3, 1), (2, 2)] three times)": NET_LAYERS,
+    "Net up to c3 (its last max-pool left out)": NET_LAYERS[:-1],
+    "two 3×3 convolutions ([(3, 1), (3, 1)])": [(3, 1), (3, 1)],
+    "a 5×5 convolution of stride 2 and then a 3×3 ([(5, 2), (3, 1)])": [(5, 2), (3, 1)],
+    "a 1×1 convolution ([(1, 1)])": [(1, 1)],
+    "no layers at all ([]: the image itself)": [],
+    "VGG's start (two 3×3 convolutions, a max-pool, two more)": [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1)],
+}
+
+
+def _random_field_cases(generator: torch.Generator, count: int = 10) -> dict[str, list[tuple[int, int]]]:
+    cases = {}
+    while len(cases) < count:
+        depth = int(torch.randint(1, 7, (), generator=generator))
+        layers = [
+            (int(torch.randint(1, 6, (), generator=generator)), int(torch.randint(1, 4, (), generator=generator)))
+            for _ in range(depth)
+        ]
+        cases[f"hidden case: the layers {layers}"] = layers
+    return cases
+
+
+def _check_receptive_field(receptive_field, generator: torch.Generator | None = None) -> str:
+    cases = dict(FIELD_CASES)
+    if generator is not None:
+        cases.update(_random_field_cases(generator))
+    measures = "measures the field through real layers instead of computing it from the list"
+    # measured by a gradient through real layers, not computed
+    with _FunctionWatch("conv", "pool") as watch, _named_as_watched(watch, receptive_field, measures):
+        answers = [
+            as_number(
+                call(
+                    receptive_field,
+                    list(layers),
+                    case=case,
+                    keep_input="read the list without changing it",
+                ),
+                "receptive_field",
+                case,
+            )
+            for case, layers in cases.items()
+        ]
+    watch.refuse(receptive_field, measures)
+    _explain(
+        receptive_field,
+        {case: (layers,) for case, layers in cases.items()},
+        answers,
+        _receptive_field,
+        _FIELD_MISTAKES,
+        same=_same_count,
+        show=_show_count,
+    )
+    return (
+        f"your receptive_field gives 22 for Net's three blocks (one value of block 3 sees 22 × 22 of the 28 × 28 "
+        f"image) and is right on all {len(cases)} cases."
+    )
+
+
+q5 = Exercise(
+    "nb02.q5",
+    _check_receptive_field,
+    hint_text="Keep two numbers as you walk the list: the field's width (1 before any layer) and how many input "
+    "pixels one step in the current map spans (1 at first). Which of the two does a layer's kernel widen, by how "
+    "much, and which does its stride change?",
+)
+
 
 __getattr__ = missing_exercise(__name__, globals())
