@@ -713,7 +713,28 @@ FIELD_WRONG = {
         "you multiplied each layer's (kernel − 1) by its own stride too",
     ),
     "kernels added": (lambda layers: sum(kernel for kernel, _ in layers), "you added the kernel sizes"),
-    "from 0": (lambda layers: field_by_loop(layers) - 1, "you started from 0"),
+    "from 0": (lambda layers: field_by_loop(layers) - 1, "your widths are one too small: before any layer"),
+    # the five below (helper 119): three were told only the right width, two passed the visible check
+    "kernel, not kernel − 1": (
+        lambda layers: field_by_loop([(kernel + 1, stride) for kernel, stride in layers]),
+        "each layer widens the field by kernel − 1, not kernel",
+    ),
+    "the jump set to the last stride": (
+        lambda layers: 1 + sum((k - 1) * (layers[i - 1][1] if i else 1) for i, (k, _) in enumerate(layers)),
+        "your jump is the last stride alone; it multiplies",
+    ),
+    "pairs read as (stride, kernel)": (
+        lambda layers: field_by_loop([(stride, kernel) for kernel, stride in layers]),
+        "you read each pair as (stride, kernel); it is (kernel, stride)",
+    ),
+    "cut at the image's 28 pixels": (
+        lambda layers: min(field_by_loop(layers), 28),
+        "on four 5×5 convolutions of stride 2 ([(5, 2)] four times: wider than a 28×28 image), the answer should be 61",
+    ),
+    "a jump that only doubles": (
+        lambda layers: field_by_loop([(kernel, min(stride, 2)) for kernel, stride in layers]),
+        "on a 3×3 of stride 3 and then a 3×3 ([(3, 3), (3, 1)]), the answer should be 9",
+    ),
     "the area": (lambda layers: field_by_loop(layers) ** 2, "you returned the field's area"),
     "last layer first": (
         lambda layers: field_by_loop(layers[::-1]),

@@ -485,7 +485,7 @@ def _check_batchnorm_train(
     if features is not None:
         _compare_with_the_layer(batchnorm_train, features.detach())
         praise += (
-            f". On the notebook's {tuple(features.shape)} features, with gamma from 0.5 to 2 and beta from -1 "
+            f". On the notebook's tensor of shape {tuple(features.shape)}, with gamma from 0.5 to 2 and beta from -1 "
             f"to 1, it agrees with nn.BatchNorm2d in training mode to within 1e-4"
         )
     return praise + "."
@@ -649,8 +649,21 @@ _FIELD_MISTAKES = [  # (what went wrong, the width it gives)
         lambda layers: sum(kernel for kernel, _ in layers),
     ),
     (
-        "you started from 0; before any layer the field is one pixel wide, so start from 1",
+        "your widths are one too small: before any layer the field is one pixel wide, so start from 1",
         lambda layers: _receptive_field(layers) - 1,
+    ),
+    (
+        "each layer widens the field by kernel − 1, not kernel: its k window positions lie jump pixels apart, so "
+        "they reach (k − 1) · jump pixels beyond what one position sees",
+        lambda layers: _receptive_field([(kernel + 1, stride) for kernel, stride in layers]),
+    ),
+    (
+        "your jump is the last stride alone; it multiplies: after two layers of stride 2 one step spans 4 pixels",
+        lambda layers: 1 + sum((kernel - 1) * (layers[i - 1][1] if i else 1) for i, (kernel, _) in enumerate(layers)),
+    ),
+    (
+        "you read each pair as (stride, kernel); it is (kernel, stride), the kernel first",
+        lambda layers: _receptive_field([(stride, kernel) for kernel, stride in layers]),
     ),
     (
         "you returned the field's area; return its width (the field is width × width pixels)",
@@ -674,6 +687,10 @@ FIELD_CASES = {
     "a 1×1 convolution ([(1, 1)])": [(1, 1)],
     "no layers at all ([]: the image itself)": [],
     "VGG's start (two 3×3 convolutions, a max-pool, two more)": [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1)],
+    # a stride of 3, and a field wider than the image: once passed by a jump that only ever doubled, and by a
+    # width cut at 28 (helper 119)
+    "a 3×3 of stride 3 and then a 3×3 ([(3, 3), (3, 1)])": [(3, 3), (3, 1)],
+    "four 5×5 convolutions of stride 2 ([(5, 2)] four times: wider than a 28×28 image)": [(5, 2)] * 4,
 }
 
 
@@ -720,8 +737,8 @@ def _check_receptive_field(receptive_field, generator: torch.Generator | None = 
         show=_show_count,
     )
     return (
-        f"your receptive_field gives 22 for Net's three blocks (one value of block 3 sees 22 × 22 of the 28 × 28 "
-        f"image) and is right on all {len(cases)} cases."
+        f"your receptive_field gives 22 for Net's three blocks (the centre value of block 3 sees 22 × 22 of the 28 × "
+        f"28 image) and is right on all {len(cases)} cases."
     )
 
 
