@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-_PACKAGE = str(Path(__file__).resolve().parent)
+_PACKAGE = Path(__file__).resolve().parent
 
 
 class LabError(Exception):
@@ -51,6 +51,6 @@ def warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
     the line of the lab that noticed (graded feedback showed the lab's path and source line, helper 118), however
     deep in the lab that line is."""
     frame, level = sys._getframe(1), 1  # level 1: warn's caller
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE):
+    while frame is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level + 1)
