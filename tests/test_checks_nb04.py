@@ -444,7 +444,29 @@ def weights_scaled(model):
                 module.weight.mul_(0.5)
 
 
+def reset_then(change):
+    """A right reset of every layer, then ``change`` applied to each module (or to the model)."""
+
+    def full_reset(model):
+        for module in model.modules():
+            if module is not model and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        change(model)
+
+    return full_reset
+
+
 RESET_WRONG = {
+    # the three below passed, and a model turned to float64 ended the check in a traceback (helper 120)
+    "the layers frozen": (
+        reset_then(lambda model: model.requires_grad_(False)),
+        "`c1.weight` changed from requires_grad=True, torch.float32 on cpu to requires_grad=False",
+    ),
+    "BatchNorm's momentum changed": (
+        reset_then(lambda model: setattr(model.b1, "momentum", None) if hasattr(model, "b1") else None),
+        "layer b1 changed its settings, from (32, eps=1e-05, momentum=0.1,",
+    ),
+    "turned to float64": (reset_then(lambda model: model.double()), "to requires_grad=True, torch.float64 on cpu"),
     # told "the model you were given is unchanged", and "all its weights equal" (helper 99)
     "the notebook's model reset": (
         the_notebooks_model,

@@ -149,6 +149,11 @@ SALIENCY_WRONG = {
         dropout_off_only,
         "your map is right when the network comes in eval mode, but not from training mode",
     ),
+    # told only "your map differs" (helper 115)
+    "BatchNorm switched to training mode in the answer": (
+        lambda model, image, target: dropout_off_only(model.train(), image, target),
+        "your map is that of a network whose BatchNorm is in training mode",
+    ),
     "training mode with a seed": (
         seeded_in_training_mode,
         "your map is right when the network comes in eval mode, but not from training mode",
@@ -424,6 +429,10 @@ NEAREST_WRONG = {
     ),
     "a list of floats": (
         lambda f, q, k: [float(i) for i in my_nearest(f, q, k)],
+        "your neighbours are right but come as floats (",
+    ),
+    "a list of one-number float tensors": (
+        lambda f, q, k: list(my_nearest(f, q, k).float()),
         "your neighbours are right but come as floats (",
     ),
     # right on every case without ties; on the tied one its distances are right too, but one point comes twice

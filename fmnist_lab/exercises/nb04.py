@@ -370,6 +370,10 @@ _NEW_MODEL = (
 def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     parameters = dict(model.named_parameters())  # the objects an optimizer made before the reset holds
+    # what a reset leaves as it was (helper 120: a reset that froze the layers, or changed BatchNorm's eps or
+    # momentum, passed; one that turned the model to float64 ended the check in a traceback)
+    kinds = {k: (p.requires_grad, p.dtype, p.device) for k, p in parameters.items()}
+    settings = {name: module.extra_repr() for name, module in model.named_modules()}
     advice = dict.fromkeys(("Missing key(s) in state_dict", "size mismatch for"), _NEW_MODEL)
     advice["has no attribute 'reset_parameters'"] = (  # the model's own method: the lab's Net has one (helper 108)
         "not every model has a reset_parameters() of its own (the lab's Net has; an nn.Sequential has none): walk "
@@ -383,6 +387,21 @@ def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
             f"on {case}, `{replaced[0]}` is a new Parameter, not the old one reset: an optimizer made before the reset "
             f"would go on training the old one. Reset the tensors in place (reset_parameters(), or nn.init's "
             f"functions ending in _)"
+        )
+    changed = next((k for k, p in model.named_parameters() if (p.requires_grad, p.dtype, p.device) != kinds[k]), None)
+    if changed is not None:
+        was, now = kinds[changed], dict(model.named_parameters())[changed]
+        raise Wrong(
+            f"on {case}, `{changed}` changed from requires_grad={was[0]}, {was[1]} on {was[2]} to requires_grad="
+            f"{now.requires_grad}, {now.dtype} on {now.device}: a reset puts back the values a new layer holds and "
+            f"leaves the rest as it was, so that the network trains on as before"
+        )
+    moved = next((name for name, module in model.named_modules() if module.extra_repr() != settings[name]), None)
+    if moved is not None:
+        raise Wrong(
+            f"on {case}, layer {moved} changed its settings, from ({settings[moved]}) to "
+            f"({dict(model.named_modules())[moved].extra_repr()}): reset the values a new layer holds, and leave "
+            f"settings such as eps and momentum as they were"
         )
     if all(torch.equal(before[k], v) for k, v in after.items()):
         why = (

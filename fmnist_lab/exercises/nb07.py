@@ -78,6 +78,17 @@ def _map(model: nn.Module, image: Tensor, target: int, of: str = "log-probabilit
     return x.grad[0, 0].cpu()
 
 
+def _batchnorm_training_map(model: nn.Module, image: Tensor, target: int) -> Tensor:
+    """|d log p(target) / d pixel| with BatchNorm in training mode and dropout off, on the CPU."""
+    model = copy.deepcopy(model).train()
+    for module in model.modules():
+        if isinstance(module, (nn.Dropout, nn.Dropout2d)):
+            module.eval()
+    x = image[None].clone().requires_grad_(True)
+    model(x)[0, target].backward()
+    return x.grad[0, 0].abs().cpu()
+
+
 # likely causes of errors raised in an answer (a fragment of PyTorch's message -> what to do)
 _SALIENCY_ADVICE = {
     "'NoneType' object": "a .grad is None when the tensor did not record its gradient: make the image you give the "
@@ -183,6 +194,11 @@ def _diagnose_saliency(
             f"the check hands it over (and as a network is right after training): call model.eval() in your "
             f"function before the forward pass; it switches both BatchNorm and dropout"
         )
+    if all_close(got, _batchnorm_training_map(net, x, t), 1e-3):  # model.train() called in the answer (helper 115)
+        raise Wrong(
+            f"on {case}, your map is that of a network whose BatchNorm is in training mode, normalising the one "
+            f"image with its own statistics: call model.eval() before the forward pass (not model.train())"
+        )
     if all_close(got.abs(), right, 1e-3):  # the signed gradient, of log p or of the loss -log p (helper 115)
         raise Wrong(f"on {case}, your map has negative values: take the absolute value of the gradient")
     if all_close(got.abs(), _map(net, x, t, of="probability").abs(), 1e-3):
@@ -274,12 +290,15 @@ def _nearest_first(points: Tensor, query: int, got: list[int], right: list[int])
 
 
 def _in_floats(answer: object) -> bool:
-    """Whether the answer's indices are floats (a float tensor or array, or a list holding a float)."""
+    """Whether the answer's indices are floats (a float tensor or array, or a list holding a float or a float
+    tensor)."""
     if isinstance(answer, Tensor):
         return answer.is_floating_point()
     if isinstance(answer, np.ndarray):
         return bool(np.issubdtype(answer.dtype, np.floating))
-    return isinstance(answer, (list, tuple)) and any(isinstance(v, (float, np.floating)) for v in answer)
+    return isinstance(answer, (list, tuple)) and any(
+        isinstance(v, (float, np.floating)) or (isinstance(v, Tensor) and v.is_floating_point()) for v in answer
+    )
 
 
 def _neighbour_indices(answer: object, points: Tensor, query: int, k: int, case: str) -> list[int]:
