@@ -698,6 +698,14 @@ def field_measured_by_a_gradient(layers):
     return int((x.grad[0, 0].sum(dim=0) != 0).sum())
 
 
+def field_with_its_own_stride(layers):
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        jump *= stride  # a line too early: this layer's own stride counts for its own window
+        field += (kernel - 1) * jump
+    return field
+
+
 def field_changing_the_list(layers):
     layers.append((1, 1))  # a 1×1 layer adds nothing: right, but the notebook's list grows
     return field_by_loop(layers)
@@ -709,7 +717,7 @@ FIELD_WRONG = {
         "on Net's three blocks ([(3, 1), (2, 2)] three times), you left out the strides",
     ),
     "its own stride too": (
-        lambda layers: nb02._field_with_own_stride(layers),
+        field_with_its_own_stride,
         "you multiplied each layer's (kernel − 1) by its own stride too",
     ),
     "kernels added": (lambda layers: sum(kernel for kernel, _ in layers), "you added the kernel sizes"),

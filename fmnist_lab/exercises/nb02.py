@@ -624,14 +624,6 @@ def _receptive_field(layers: list[tuple[int, int]]) -> int:
     return field
 
 
-def _field_with_own_stride(layers: list[tuple[int, int]]) -> int:
-    field, jump = 1, 1
-    for kernel, stride in layers:
-        jump *= stride
-        field += (kernel - 1) * jump
-    return field
-
-
 _FIELD_MISTAKES = [  # (what went wrong, the width it gives)
     (
         "you left out the strides: after a layer of stride s, one step in its output spans s steps of its input, so "
@@ -641,7 +633,9 @@ _FIELD_MISTAKES = [  # (what went wrong, the width it gives)
     (
         "you multiplied each layer's (kernel − 1) by its own stride too; only the strides of the layers before it "
         "count (a layer's stride spaces its outputs, not its own window)",
-        _field_with_own_stride,
+        lambda layers: (
+            1 + sum((kernel - 1) * math.prod(s for _, s in layers[: i + 1]) for i, (kernel, _) in enumerate(layers))
+        ),
     ),
     (
         "you added the kernel sizes; each layer widens the field by kernel − 1 (a 1×1 layer adds nothing), times "

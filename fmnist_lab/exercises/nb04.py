@@ -388,21 +388,20 @@ def _check_reset_case(full_reset, case: str, model: nn.Module) -> None:
             f"would go on training the old one. Reset the tensors in place (reset_parameters(), or nn.init's "
             f"functions ending in _)"
         )
-    changed = next((k for k, p in model.named_parameters() if (p.requires_grad, p.dtype, p.device) != kinds[k]), None)
-    if changed is not None:
-        was, now = kinds[changed], dict(model.named_parameters())[changed]
-        raise Wrong(
-            f"on {case}, `{changed}` changed from requires_grad={was[0]}, {was[1]} on {was[2]} to requires_grad="
-            f"{now.requires_grad}, {now.dtype} on {now.device}: a reset puts back the values a new layer holds and "
-            f"leaves the rest as it was, so that the network trains on as before"
-        )
-    moved = next((name for name, module in model.named_modules() if module.extra_repr() != settings[name]), None)
-    if moved is not None:
-        raise Wrong(
-            f"on {case}, layer {moved} changed its settings, from ({settings[moved]}) to "
-            f"({dict(model.named_modules())[moved].extra_repr()}): reset the values a new layer holds, and leave "
-            f"settings such as eps and momentum as they were"
-        )
+    for name, now in model.named_parameters():
+        if (now.requires_grad, now.dtype, now.device) != kinds[name]:
+            was = kinds[name]
+            raise Wrong(
+                f"on {case}, `{name}` changed from requires_grad={was[0]}, {was[1]} on {was[2]} to requires_grad="
+                f"{now.requires_grad}, {now.dtype} on {now.device}: a reset puts back the values a new layer holds "
+                f"and leaves the rest as it was, so that the network trains on as before"
+            )
+    for name, module in model.named_modules():
+        if module.extra_repr() != settings[name]:
+            raise Wrong(
+                f"on {case}, layer {name} changed its settings, from ({settings[name]}) to ({module.extra_repr()}): "
+                f"reset the values a new layer holds, and leave settings such as eps and momentum as they were"
+            )
     if all(torch.equal(before[k], v) for k, v in after.items()):
         why = (
             " (returning a new model leaves the one your code holds as it was)" if isinstance(result, nn.Module) else ""

@@ -65,10 +65,17 @@ def _saliency_cases(generator: torch.Generator | None) -> dict[str, tuple[Net, T
     return cases
 
 
-def _map(model: nn.Module, image: Tensor, target: int, of: str = "log-probability") -> Tensor:
+def _map(
+    model: nn.Module, image: Tensor, target: int, of: str = "log-probability", batchnorm_training: bool = False
+) -> Tensor:
     """d log p(target) / d pixel in eval mode, signed, on the CPU; or that of the probability p or of the score
-    (``fc_2``'s output, before log-softmax): the variants the check compares with."""
+    (``fc_2``'s output, before log-softmax), or with BatchNorm in training mode (dropout still off): the variants
+    the check compares with."""
     model = copy.deepcopy(model).eval()
+    if batchnorm_training:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train()
     scores = []
     hook = model.fc_2.register_forward_hook(lambda module, inputs, output: scores.append(output))
     x = image[None].clone().requires_grad_(True)
@@ -76,17 +83,6 @@ def _map(model: nn.Module, image: Tensor, target: int, of: str = "log-probabilit
     hook.remove()
     {"log-probability": out, "probability": out.exp(), "score": scores[0][0, target]}[of].backward()
     return x.grad[0, 0].cpu()
-
-
-def _batchnorm_training_map(model: nn.Module, image: Tensor, target: int) -> Tensor:
-    """|d log p(target) / d pixel| with BatchNorm in training mode and dropout off, on the CPU."""
-    model = copy.deepcopy(model).train()
-    for module in model.modules():
-        if isinstance(module, (nn.Dropout, nn.Dropout2d)):
-            module.eval()
-    x = image[None].clone().requires_grad_(True)
-    model(x)[0, target].backward()
-    return x.grad[0, 0].abs().cpu()
 
 
 # likely causes of errors raised in an answer (a fragment of PyTorch's message -> what to do)
@@ -194,7 +190,7 @@ def _diagnose_saliency(
             f"the check hands it over (and as a network is right after training): call model.eval() in your "
             f"function before the forward pass; it switches both BatchNorm and dropout"
         )
-    if all_close(got, _batchnorm_training_map(net, x, t), 1e-3):  # model.train() called in the answer (helper 115)
+    if all_close(got, _map(net, x, t, batchnorm_training=True).abs(), 1e-3):  # model.train() in the answer (helper 115)
         raise Wrong(
             f"on {case}, your map is that of a network whose BatchNorm is in training mode, normalising the one "
             f"image with its own statistics: call model.eval() before the forward pass (not model.train())"
