@@ -1,14 +1,15 @@
 """Training throughput: the report's pipeline against the lab's, and the lab's step against its floor, in one run.
 
-    python benchmarks/throughput.py [--images 6400] [--rounds 9]
+    python benchmarks/throughput.py [--images 6400] [--rounds 9]     # FMNIST_LAB_BF16=0: the lab in float32
 
 The report's pipeline as we read it: torchvision's FashionMNIST dataset with ToTensor + Normalize through a
 DataLoader, batch 64, float32, plain SGD. The lab's: in-memory tensors sliced into batches of
-256, bfloat16 autocast (where the CPU has native bf16), channels-last, Nesterov SGD. Both train
-the same network; the lab's pipeline also trains it with max-pooling moved before LeakyReLU (the
-same function). The floor: the lab's pipeline training the same convolutions, max-pools and linear
-layers without BatchNorm, LeakyReLU or dropout; the lab's step runs at a share of the floor's
-speed. After a warm-up, each of --rounds rounds times all four in turn. A pipeline's speed is its best
+256, bfloat16 autocast (where the CPU has native bf16), channels-last, Nesterov SGD, and ``FusedNet``:
+each block's BatchNorm, LeakyReLU and max-pool in one compiled kernel (``fmnist_lab/fused.py``).
+Both train the same network; the lab's pipeline also trains it as ``Net``, PyTorch's layers
+(``--no-fused``). The floor: the lab's pipeline training the same convolutions, max-pools and
+linear layers without BatchNorm, LeakyReLU or dropout; the lab's step runs at a share of the
+floor's speed. After a warm-up, each of --rounds rounds times all four in turn. A pipeline's speed is its best
 round; a share is the median over the rounds of the two speeds' ratio within a round (with its range),
 so that the machine's drift between rounds, which moves both speeds of a round alike, cancels.
 """
@@ -27,6 +28,8 @@ from torchvision import datasets, transforms
 from fmnist_lab.config import TrainConfig
 from fmnist_lab.data import Batches, Splits, make_splits, pixel_stats
 from fmnist_lab.dataset import default_data_dir, load_fashion_mnist
+from fmnist_lab.devices import bf16_is_native
+from fmnist_lab.fused import FusedNet
 from fmnist_lab.model import Net
 from fmnist_lab.train import make_optimizer, train_step
 
@@ -55,20 +58,7 @@ class Floor(Net):
         return F.log_softmax(self.fc_2(self.fc_1(x.flatten(1))), dim=1)
 
 
-class PoolFirst(Net):
-    """The same function, max-pooled before LeakyReLU: an increasing function commutes with max, on 1/4 of the values.
-
-    A route measured, not taken: ``Net.forward`` keeps the report's order, which the notebooks read line by line.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        for conv, norm in ((self.c1, self.b1), (self.c2, self.b2), (self.c3, self.b3)):
-            x = self.drop_2d(F.leaky_relu(F.max_pool2d(norm(conv(x)), 2), 0.01))
-        x = self.drop(F.leaky_relu(self.fc_1(x.flatten(1)), 0.01))
-        return F.log_softmax(self.fc_2(x), dim=1)
-
-
-def lab_pipeline(splits: Splits, network: type[Net] = Net, lr: float = 0.05, sgd_options: dict | None = None):
+def lab_pipeline(splits: Splits, network: type[Net] = FusedNet, lr: float = 0.05, sgd_options: dict | None = None):
     """The lab's batches and training step; ``sgd_options`` are added to ``make_optimizer``'s SGD (``fused=True``)."""
     config = TrainConfig(lr=lr)
     batches = Batches(splits.train_x, splits.train_y, config.batch_size, shuffle=True)
@@ -126,22 +116,23 @@ def main() -> None:
     data = load_fashion_mnist()
     mean, std = pixel_stats(data.train_images)
     splits = make_splits(data, TrainConfig())
+    precision = "bf16" if bf16_is_native(torch.device("cpu")) else "fp32"  # FMNIST_LAB_BF16=0: fp32
     pipelines = {
         "report (DataLoader, batch 64, fp32)": report_pipeline(str(default_data_dir()), mean, std),
-        "lab (in-memory, batch 256, bf16, channels-last)": lab_pipeline(splits),
-        "lab, max-pool before LeakyReLU": lab_pipeline(splits, PoolFirst),
+        f"lab (in-memory, batch 256, {precision}, channels-last, fused)": lab_pipeline(splits),
+        "lab with PyTorch's layers (--no-fused)": lab_pipeline(splits, Net),
         # no BatchNorm to tame it: a small LR keeps the floor's loss finite (the LR does not change the time)
-        "floor (lab's, no BatchNorm, LeakyReLU, dropout)": lab_pipeline(splits, Floor, lr=1e-3),
+        f"floor (lab's, no BatchNorm, LeakyReLU, dropout; {precision})": lab_pipeline(splits, Floor, lr=1e-3),
     }
     rates = timed_rounds(pipelines, args.images, args.rounds)
-    report, lab, pool_first, floor = rates.values()
+    report, lab, layers, floor = rates.values()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.rounds} rounds")
     for name, pipeline_rates in rates.items():
         rate = max(pipeline_rates)
-        print(f"{name:<50} {rate:8.0f} images/s   {55_000 / rate:5.1f} s per 55,000-image epoch")
+        print(f"{name:<56} {rate:8.0f} images/s   {55_000 / rate:5.1f} s per 55,000-image epoch")
     print(f"speed-up: {max(lab) / max(report):.2f}x")
     print(f"the lab's step at {share(lab, floor)} of its floor's speed")
-    print(f"max-pool before LeakyReLU: {share(pool_first, floor)}")
+    print(f"with PyTorch's layers: {share(layers, floor)}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from .dataset import CLASS_NAMES, DataError, FashionMNIST, load_fashion_mnist
 from .devices import keep_freed_memory, pick_device
 from .errors import ConfigError, LabError, TrainingDiverged
 from .experiment import pick_lr, resume, run
+from .fused import FusedNet
 from .lr_finder import find_lr, sweep_lrs
 from .model import Net, count_parameters, layer_shapes
 from .quick import QUICK
@@ -40,6 +41,7 @@ __all__ = [
     "DataError",
     "EvalResult",
     "FashionMNIST",
+    "FusedNet",
     "History",
     "LabError",
     "Net",

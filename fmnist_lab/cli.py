@@ -316,8 +316,8 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     from .data import make_splits
     from .dataset import load_fashion_mnist
+    from .fused import new_net
     from .lr_finder import REPORT_DIVISOR, find_lr, sweep_batches, sweep_lrs
-    from .model import Net
 
     try:
         sweep_lrs(args.start_lr, args.end_lr, args.num_steps, args.mode)  # its checks, before any work
@@ -331,7 +331,7 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     data = load_fashion_mnist(args.data_dir)
     splits = make_splits(data, config)
     torch.manual_seed(config.seed)
-    model = Net().to(splits.train_x.device)
+    model = new_net(config).to(splits.train_x.device)
     result = find_lr(
         model, sweep_batches(splits, config), args.start_lr, args.end_lr, args.num_steps, args.mode, config=config
     )

@@ -82,6 +82,11 @@ class TrainConfig:
     )
     bf16: bool = setting(True, "bfloat16 autocast where the hardware runs it natively (--no-bf16: float32)")
     channels_last: bool = setting(True, "channels-last memory layout of images and weights (faster convolutions)")
+    fused: bool = setting(
+        True,
+        "training on the CPU: each block's BatchNorm, LeakyReLU and max-pool in one compiled kernel, the same "
+        "function in fewer passes over memory (--no-fused: PyTorch's layers)",
+    )
     sync_bn: bool = setting(
         False,
         "several processes on GPUs: BatchNorm statistics over the global batch "
@@ -189,9 +194,9 @@ RECIPES: dict[str, TrainConfig] = {
     # fifth in float32, over the 3 seeds of each of two benchmark runs (README, "Time to accuracy"; speedrun.py:
     # fast-early-7-1).
     "speedrun": TrainConfig(epochs=7, dropout_epochs=1, lr=0.1),
-    # The report, replayed: its LR sweep and rule, plain SGD, 23 epochs; batch 64, float32 and the ÷4 rule are our
-    # reading of its log. It says "A learning rate scheduler is used" but names no scheduler class or settings; a
-    # constant LR fits its 23 logged test accuracies best (benchmarks/report_replay.py).
+    # The report, replayed: its LR sweep and rule, plain SGD, 23 epochs, PyTorch's layers; batch 64, float32 and the
+    # ÷4 rule are our reading of its log. It says "A learning rate scheduler is used" but names no scheduler class or
+    # settings; a constant LR fits its 23 logged test accuracies best (benchmarks/report_replay.py).
     "report": TrainConfig(
         epochs=23,
         batch_size=64,
@@ -202,6 +207,7 @@ RECIPES: dict[str, TrainConfig] = {
         weight_decay=0.0,
         bf16=False,
         channels_last=False,
+        fused=False,
     ),
 }
 

@@ -27,6 +27,7 @@ from .data import EVAL_BATCH_SIZE, Batches, Splits, make_splits
 from .dataset import FashionMNIST
 from .errors import DegenerateRunWarning, warn
 from .files import atomic_write_text
+from .fused import new_net
 from .lr_finder import with_picked_lr
 from .model import Net
 from .run_folder import ResumePoint, RunFolder, RunSettings
@@ -94,13 +95,13 @@ class RunResult:
 def pick_lr(config: TrainConfig, data: FashionMNIST, log: Callable[[str], None] = print) -> tuple[TrainConfig, Net]:
     """``config`` with the LR that ``config.lr_rule`` picks (as it is where it gives one), and the network to train.
 
-    The network is a new ``Net`` from ``config.seed``; the report's rule hands on the one its sweep
-    trained, conv and linear layers reset (``lr_finder.replay_report_lr_choice``). Give both to ``run``.
-    In a process group every rank sweeps the same data from the same seed and keeps rank 0's pick.
+    The network is a new ``Net`` from ``config.seed`` (``FusedNet`` where ``config.fused``); the report's rule
+    hands on the one its sweep trained, conv and linear layers reset (``lr_finder.replay_report_lr_choice``).
+    Give both to ``run``. In a process group every rank sweeps the same data from the same seed and keeps rank 0's pick.
     """
     start = time.perf_counter()
     torch.manual_seed(config.seed)
-    model = Net()
+    model = new_net(config)
     if config.lr is not None:
         return config, model
     if not distributed.is_main():
@@ -124,8 +125,8 @@ def run(
     """Train the report's network with ``config`` (its LR given, or picked by ``pick_lr``); test once, at the end.
 
     ``model``: the network ``pick_lr`` handed on, with PyTorch's random numbers as it left them; by
-    default a new ``Net`` from ``config.seed``. With ``out_dir`` the run writes the files that
-    ``run_folder.py`` lists. A folder that already holds a run is refused unless you ``overwrite``
+    default a new ``Net`` from ``config.seed`` (``FusedNet`` where ``config.fused``). With ``out_dir`` the run
+    writes the files that ``run_folder.py`` lists. A folder that already holds a run is refused unless you ``overwrite``
     it (or continue it with ``resume``). Minutes count training, validation and the test, not the
     LR choice before. In a process group (``distributed.process_group``) every rank calls ``run``;
     rank 0 alone logs and writes the folder.
@@ -192,7 +193,7 @@ def _train(
         progress, log = False, _quiet
     if model is None:  # a config that came with its LR, or a resumed run (its checkpoint then holds the weights)
         torch.manual_seed(config.seed)
-        model = Net()
+        model = new_net(config)
     splits = make_splits(data, config)
     for problem in degenerate_settings(config, len(splits.train_y)) if distributed.is_main() else ():
         warn(problem)

@@ -37,7 +37,7 @@ def test_python_version_matches():
     assert f"python{project['requires-python']}" in (ROOT / "environment.yml").read_text()
 
 
-def test_the_wheel_holds_every_module_and_the_licence(tmp_path):
+def test_the_wheel_holds_every_module_the_kernel_source_and_the_licence(tmp_path):
     """The wheel pip builds (on Colab, from the repository): a module or subpackage missing from it works in the
     editable checkout but not there. Built from a copy of what it needs, so the checkout gets no build files."""
     source = tmp_path / "source"
@@ -62,6 +62,7 @@ def test_the_wheel_holds_every_module_and_the_licence(tmp_path):
         assert archive.read(f"{info}/licenses/LICENSE").decode() == (ROOT / "LICENSE").read_text()
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "fmnist_lab").rglob("*.py")}
     assert modules <= names, f"not in the wheel: {sorted(modules - names)}"
+    assert "fmnist_lab/fused_block.cpp" in names  # the fused kernel's source: built on the student's machine
 
 
 def test_jupyterlab_is_an_extra_that_the_dev_install_still_gets():

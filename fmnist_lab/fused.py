@@ -1,0 +1,146 @@
+"""``FusedNet``: the report's network, trained on the CPU through one compiled kernel per block.
+
+``Net`` runs each block as PyTorch's layers, BatchNorm -> LeakyReLU -> max-pool, which pass over the block's
+activations about a dozen times in a training step; on a CPU whose convolutions are fast (bfloat16 on AMX) those
+passes took half the step (README, "Throughput"). ``fused_block.cpp`` computes the same three layers in
+three passes, forward and backward. ``FusedNet`` is ``Net`` with the same layers and weights (checkpoints and
+``state_dict`` are interchangeable); only its training-mode forward on the CPU calls the kernel, and everything
+else, evaluation included, is ``Net.forward``.
+
+The kernel is compiled on Linux the first time a process needs it (about 30 s, once per machine: PyTorch caches
+the build). Where it cannot be built (no C++ compiler with OpenMP), the lab warns once and trains ``Net``'s layers:
+the same network, slower; on macOS and Windows, where it is untested, it trains them without trying.
+``TrainConfig(fused=False)`` (``--no-fused``) trains ``Net``'s layers anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from .config import TrainConfig
+from .errors import warn
+from .model import NEGATIVE_SLOPE, Net
+
+SOURCE = Path(__file__).with_name("fused_block.cpp")
+
+
+@functools.cache
+def kernel() -> ModuleType | None:
+    """The compiled kernel, built on first use; None off Linux, and (after one warning) where it cannot be built."""
+    if sys.platform != "linux":  # built and tested with GCC and OpenMP on Linux only: elsewhere PyTorch's layers
+        return None
+    from torch.utils import cpp_extension  # imported here: it takes a second, and only training needs it
+
+    try:
+        _put_ninja_on_path()
+        return cpp_extension.load(
+            name=f"fmnist_lab_fused_block_{_machine_tag()}",
+            sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-march=native", "-fopenmp"],  # the CPU's own vector instructions, OpenMP threads
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as err:  # a missing compiler shows as OSError, RuntimeError or CalledProcessError
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        warn(
+            f"The fused training kernel could not be built ({reason}); training uses PyTorch's layers instead: the "
+            "same network, slower. Install a C++ compiler with OpenMP (Debian or Ubuntu: apt install g++) to build "
+            "it, or train with fused=False (--no-fused) to skip this."
+        )
+        return None
+
+
+def _machine_tag() -> str:
+    """A short hash of the CPU's features: -march=native code built on one machine of a shared home folder must
+    not be loaded on another whose CPU lacks some of them."""
+    try:
+        features = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        features = platform.processor() or platform.machine()
+    return hashlib.sha256(features.encode()).hexdigest()[:10]
+
+
+def _put_ninja_on_path() -> None:
+    """PyTorch's builder runs ``ninja`` from PATH; the ``ninja`` package installs it beside this Python, which is
+    not on PATH when the environment is not activated (``.venv/bin/python``, a Jupyter kernel)."""
+    here = str(Path(sys.executable).parent)
+    if here not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
+
+
+class BatchNormLeakyPool(torch.autograd.Function):
+    """``max_pool2d(leaky_relu(batch_norm(x), NEGATIVE_SLOPE), 2)`` in training mode; the running statistics are
+    updated in place, as ``nn.BatchNorm2d`` updates them."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        running_mean: Tensor,
+        running_var: Tensor,
+        momentum: float,
+        eps: float,
+    ) -> Tensor:
+        out, chosen, where, mean, invstd = kernel().forward(
+            x, weight, bias, running_mean, running_var, momentum, eps, NEGATIVE_SLOPE
+        )
+        ctx.save_for_backward(x, chosen, where, mean, invstd, weight, bias)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        grad_x, grad_weight, grad_bias = kernel().backward(grad, *ctx.saved_tensors, NEGATIVE_SLOPE)
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+def batchnorm_leaky_pool(x: Tensor, norm: nn.BatchNorm2d) -> Tensor:
+    """``F.max_pool2d(F.leaky_relu(norm(x), NEGATIVE_SLOPE), 2)`` with ``norm`` in training mode, in one kernel."""
+    norm.num_batches_tracked.add_(1)
+    return BatchNormLeakyPool.apply(
+        x, norm.weight, norm.bias, norm.running_mean, norm.running_var, norm.momentum, norm.eps
+    )
+
+
+class FusedNet(Net):
+    """``Net``, whose blocks train through the fused kernel on the CPU. Same layers, weights and function."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self._fusable(x):
+            return super().forward(x)
+        for conv, norm in ((self.c1, self.b1), (self.c2, self.b2), (self.c3, self.b3)):
+            x = self.drop_2d(batchnorm_leaky_pool(conv(x), norm))
+        x = self.drop(F.leaky_relu(self.fc_1(x.flatten(1)), NEGATIVE_SLOPE))
+        return F.log_softmax(self.fc_2(x), dim=1)
+
+    def _fusable(self, x: Tensor) -> bool:
+        """Training on the CPU with the three BatchNorm layers as built (not SyncBatchNorm, nor a cumulative average),
+        and the kernel at hand."""
+        norms = (self.b1, self.b2, self.b3)
+        return (
+            self.training
+            and x.device.type == "cpu"
+            and all(
+                type(norm) is nn.BatchNorm2d and norm.momentum is not None and norm.track_running_stats
+                for norm in norms
+            )
+            and kernel() is not None
+        )
+
+
+def new_net(config: TrainConfig) -> Net:
+    """A new network to train with ``config``: ``FusedNet`` where ``config.fused`` asks for it, else ``Net``."""
+    return FusedNet() if config.fused else Net()
