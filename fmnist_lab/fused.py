@@ -65,7 +65,8 @@ def _machine_tag() -> str:
     """A short hash of the CPU's features: -march=native code built on one machine of a shared home folder must
     not be loaded on another whose CPU lacks some of them."""
     try:
-        features = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        features = next(line for line in lines if line.startswith(("flags", "Features")))  # x86, Arm
     except (OSError, StopIteration):
         features = platform.processor() or platform.machine()
     return hashlib.sha256(features.encode()).hexdigest()[:10]
