@@ -40,6 +40,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E40
 from fmnist_lab.config import TRAIN_SIZE, TrainConfig, make_config  # noqa: E402
 from fmnist_lab.dataset import load_fashion_mnist  # noqa: E402
 from fmnist_lab.files import atomic_savefig, atomic_write_text  # noqa: E402
+from fmnist_lab.fused import kernel  # noqa: E402
 from fmnist_lab.lr_finder import FINDER_STEPS, REPORT_SWEEP_STEPS  # noqa: E402
 
 REPORT_ACCURACY = 0.9254  # its last epoch's test accuracy; in our reading its settings were chosen with it in view
@@ -229,6 +230,7 @@ def main() -> None:
         for name in args.candidates
         for precision in args.precisions
     }
+    kernel()  # the fused kernel built (or found built) before the turns: a compile goes on while its run is stopped
     alone = take_turns([replay, *children.values()], args.slice)
     report = timed(replay)
     runs: dict[str, list[dict]] = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import sys
@@ -40,8 +41,15 @@ def kernel() -> ModuleType | None:
     """The compiled kernel, built on first use; None off Linux, and (after one warning) where it cannot be built."""
     if sys.platform != "linux":  # built and tested with GCC and OpenMP on Linux only: elsewhere PyTorch's layers
         return None
-    from torch.utils import cpp_extension  # imported here: it takes a second, and only training needs it
-
+    # imported here: it takes a second, and only training needs it; quietly: on a CPU-only PyTorch it logs that it
+    # found "No CUDA runtime" wherever a CUDA toolkit is installed, a warning about nothing this kernel uses
+    extension_log = logging.getLogger("torch.utils.cpp_extension")
+    level = extension_log.level
+    extension_log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        extension_log.setLevel(level)
     try:
         _put_ninja_on_path()
         return cpp_extension.load(

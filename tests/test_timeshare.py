@@ -1,5 +1,6 @@
 """benchmarks/timeshare.py: runs that take turns count only their own turns."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-from timeshare import Child, take_turns  # noqa: E402
+from timeshare import NEW_GROUP, Child, take_turns  # noqa: E402
 
 # a child that burns CPU_SECONDS of its own CPU time between its start and end lines, reporting its progress as it goes,
 # and reports its own wall span
@@ -72,3 +73,27 @@ def test_a_terminated_benchmark_leaves_no_stopped_run_behind(tmp_path):
     for pid in children:  # killed and reaped by the benchmark before it exited
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_continue_sent_to_the_benchmarks_process_group_does_not_wake_the_stopped_runs():
+    """Started with ``nohup ... &`` from a shell that then exited, the first fused-kernel speedrun's process group was
+    orphaned, and as the runs loaded the kernel (PyTorch's extension builder starts ninja and the compiler) the kernel
+    continued every stopped process of that group (SIGCONT, seen in /proc: all runs from T to R in one turn). They ran
+    outside their turns: bfloat16 runs of 47 s were timed at 12-16 s. Each run now has a process group of its own, so
+    a SIGCONT to the benchmark's group, sent here by one run as the kernel sent it then, wakes none of the others."""
+    wakes_the_group = "import os, signal; os.killpg(os.getpgid(os.getppid()), signal.SIGCONT)\n"
+    benchmark = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parents[1] / 'benchmarks')!r})\n"
+        "from timeshare import Child, take_turns\n"
+        f"runs = [Child(name, [sys.executable, '-c', {BURN!r}, '0.6']) for name in ('a', 'b')]\n"
+        f"runs.append(Child('wakes', [sys.executable, '-c', {wakes_the_group!r} + {BURN!r}, '0.6']))\n"
+        "take_turns(runs, 0.05)\n"
+        "print(json.dumps({run.name: run.seconds for run in runs}))"
+    )
+    # a process group of its own for the benchmark, which the SIGCONT goes to, not pytest's
+    finished = subprocess.run(
+        [sys.executable, "-c", benchmark], capture_output=True, text=True, timeout=120, **NEW_GROUP
+    )
+    assert finished.returncode == 0, finished.stderr
+    for name, seconds in json.loads(finished.stdout).items():
+        assert seconds >= 0.98 * 0.6, f"run {name} was timed at {seconds:.2f} s for 0.6 s of its own CPU time"
