@@ -41,8 +41,8 @@ def kernel() -> ModuleType | None:
     """The compiled kernel, built on first use; None off Linux, and (after one warning) where it cannot be built."""
     if sys.platform != "linux":  # built and tested with GCC and OpenMP on Linux only: elsewhere PyTorch's layers
         return None
-    # imported here: it takes a second, and only training needs it; quietly: on a CPU-only PyTorch it logs that it
-    # found "No CUDA runtime" wherever a CUDA toolkit is installed, a warning about nothing this kernel uses
+    # imported here: it takes a second, and only training needs it; quietly: PyTorch built for CUDA logs "No CUDA
+    # runtime is found" on a machine with a CUDA toolkit and no GPU, a warning about nothing this kernel uses
     extension_log = logging.getLogger("torch.utils.cpp_extension")
     level = extension_log.level
     extension_log.setLevel(logging.ERROR)
@@ -53,7 +53,7 @@ def kernel() -> ModuleType | None:
     try:
         _put_ninja_on_path()
         return cpp_extension.load(
-            name=f"fmnist_lab_fused_block_{_machine_tag()}",
+            name=f"fmnist_lab_fused_block_{_build_tag()}",
             sources=[str(SOURCE)],
             extra_cflags=["-O3", "-march=native", "-fopenmp"],  # the CPU's own vector instructions, OpenMP threads
             extra_ldflags=["-fopenmp"],
@@ -69,15 +69,18 @@ def kernel() -> ModuleType | None:
         return None
 
 
-def _machine_tag() -> str:
-    """A short hash of the CPU's features: -march=native code built on one machine of a shared home folder must
-    not be loaded on another whose CPU lacks some of them."""
+def _build_tag() -> str:
+    """A short hash of what the build depends on. The CPU's features: -march=native code built on one machine of a
+    shared home folder must not be loaded on another whose CPU lacks some of them. The source file's path and text,
+    this Python's environment and PyTorch's version: the builder's cache folder is named by the extension alone, and
+    two checkouts or environments sharing one name rebuild it each time they take turns (about 30 s)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         features = next(line for line in lines if line.startswith(("flags", "Features")))  # x86, Arm
     except (OSError, StopIteration):
         features = platform.processor() or platform.machine()
-    return hashlib.sha256(features.encode()).hexdigest()[:10]
+    depends_on = [features, str(SOURCE), SOURCE.read_text(), sys.prefix, torch.__version__]
+    return hashlib.sha256("\n".join(depends_on).encode()).hexdigest()[:10]
 
 
 def _put_ninja_on_path() -> None:
@@ -136,17 +139,28 @@ class FusedNet(Net):
         return F.log_softmax(self.fc_2(x), dim=1)
 
     def _fusable(self, x: Tensor) -> bool:
-        """Training on the CPU with the three BatchNorm layers as built (not SyncBatchNorm, nor a cumulative average),
-        and the kernel at hand."""
-        norms = (self.b1, self.b2, self.b3)
+        """Training on the CPU in float32 or bfloat16 autocast, with the three BatchNorm layers as built and training
+        (not SyncBatchNorm, a cumulative average, a frozen layer or another dtype), and the kernel at hand."""
+        autocast_ok = not torch.is_autocast_enabled("cpu") or torch.get_autocast_dtype("cpu") == torch.bfloat16
         return (
             self.training
             and x.device.type == "cpu"
-            and all(
-                type(norm) is nn.BatchNorm2d and norm.momentum is not None and norm.track_running_stats
-                for norm in norms
-            )
+            and x.dtype == torch.float32
+            and len(x) > 0
+            and autocast_ok
+            and all(self._as_built(norm) for norm in (self.b1, self.b2, self.b3))
             and kernel() is not None
+        )
+
+    @staticmethod
+    def _as_built(norm: nn.Module) -> bool:
+        return (
+            type(norm) is nn.BatchNorm2d
+            and norm.training
+            and norm.affine
+            and norm.track_running_stats
+            and norm.momentum is not None
+            and norm.weight.dtype == norm.running_var.dtype == torch.float32
         )
 
 

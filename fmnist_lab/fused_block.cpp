@@ -64,30 +64,36 @@ void channel_sums(int64_t rows, int64_t C, RowSums row_sums, std::vector<double>
 
 // The loops over channels are functions of their own, so that C is a local the compiler can count with (a
 // captured C could alias the uint8 stores, and the loop would stay scalar).
+// Sums of x - pivot, not of x: E[x^2] - E[x]^2 cancels where a channel's mean is large against its spread; about a
+// pivot (the channel's first value) the terms are small.
 template <typename T>
-void sums_of_values(const T* __restrict x, float* __restrict s, float* __restrict q, int64_t C) {
+void sums_of_values(const T* __restrict x, const float* __restrict pivot, float* __restrict s, float* __restrict q,
+                    int64_t C) {
   for (int64_t c = 0; c < C; ++c) {
-    const float v = load(x[c]);
+    const float v = load(x[c]) - pivot[c];
     s[c] += v;
     q[c] += v * v;
   }
 }
 
-// One pooling window, all channels: the input that gives the largest output (sign = -1: the smallest input), its
-// position in the window (0-3, row by row, the first on ties, as PyTorch's max-pool) and the block's output.
+// One pooling window, all channels: the input that gives the largest output (sign -1: the smallest input; sign 0,
+// where gamma is 0: all outputs equal), its position in the window (0-3, row by row, the first on ties, as PyTorch's
+// max-pool) and the block's output.
 template <typename T>
 void pool_window(const T* __restrict p0, const T* __restrict p1, const T* __restrict p2, const T* __restrict p3,
                  T* __restrict out, T* __restrict chosen, uint8_t* __restrict where, const float* __restrict sign,
-                 const float* __restrict scale, const float* __restrict shift, float slope, int64_t C) {
+                 const float* __restrict mean, const float* __restrict scale, const float* __restrict beta,
+                 float slope, int64_t C) {
   for (int64_t c = 0; c < C; ++c) {
-    const float s = sign[c];
-    const float v0 = load(p0[c]) * s, v1 = load(p1[c]) * s, v2 = load(p2[c]) * s, v3 = load(p3[c]) * s;
-    const float top01 = larger(v0, v1), top23 = larger(v2, v3);
-    const float at01 = v1 > v0 ? 1.f : 0.f, at23 = v3 > v2 ? 3.f : 2.f;  // float, not uint8: vectorises
-    where[c] = uint8_t(top23 > top01 ? at23 : at01);
-    const float x = larger(top01, top23) * s, z = x * scale[c] + shift[c];
+    const float s = sign[c], x0 = load(p0[c]), x1 = load(p1[c]), x2 = load(p2[c]), x3 = load(p3[c]);
+    const float v0 = x0 * s, v1 = x1 * s, v2 = x2 * s, v3 = x3 * s;
+    const bool second = larger(v2, v3) > larger(v0, v1);  // float selects, not uint8 ones: these vectorise
+    const float at01 = v1 > v0 ? 1.f : 0.f, at23 = v3 > v2 ? 3.f : 2.f, at = second ? at23 : at01;
+    const float x = second ? (v3 > v2 ? x3 : x2) : (v1 > v0 ? x1 : x0);
+    const float z = (x - mean[c]) * scale[c] + beta[c];
     out[c] = store<T>(larger(z, z * slope));  // LeakyReLU with 0 < slope < 1
     chosen[c] = store<T>(x);
+    where[c] = uint8_t(at);
   }
 }
 
@@ -122,28 +128,30 @@ void forward_kernel(const T* x, T* out, T* chosen, uint8_t* where, const float* 
                     float* mean, float* invstd, float* running_mean, float* running_var, double momentum, double eps,
                     float slope, int64_t N, int64_t C, int64_t H, int64_t W) {
   const int64_t OH = H / 2, OW = W / 2, M = N * H * W;
+  std::vector<float> pivot(C), scale(C), sign(C);
+  for (int64_t c = 0; c < C; ++c) pivot[c] = load(x[c]);
+  const float* pv = pivot.data();
   std::vector<double> sum, sum2;
-  channel_sums(M, C, [=](int64_t r, float* s, float* q) { sums_of_values(x + r * C, s, q, C); }, sum, sum2);
-  std::vector<float> scale(C), shift(C), sign(C);
+  channel_sums(M, C, [=](int64_t r, float* s, float* q) { sums_of_values(x + r * C, pv, s, q, C); }, sum, sum2);
   for (int64_t c = 0; c < C; ++c) {
-    const double mu = sum[c] / M, var = std::max(sum2[c] / M - mu * mu, 0.0);
+    const double shifted = sum[c] / M, mu = pivot[c] + shifted, var = std::max(sum2[c] / M - shifted * shifted, 0.0);
     mean[c] = float(mu);
     invstd[c] = float(1.0 / std::sqrt(var + eps));
     scale[c] = gamma[c] * invstd[c];
-    shift[c] = float(beta[c] - mu * scale[c]);
-    sign[c] = scale[c] < 0 ? -1.f : 1.f;
+    sign[c] = scale[c] > 0 ? 1.f : scale[c] < 0 ? -1.f : 0.f;
     // as nn.BatchNorm2d: the running variance is the unbiased one
     running_mean[c] = float((1 - momentum) * running_mean[c] + momentum * mu);
     running_var[c] = float((1 - momentum) * running_var[c] + momentum * var * M / std::max<int64_t>(M - 1, 1));
   }
-  const float *sg = sign.data(), *sc = scale.data(), *sh = shift.data();
+  const float *sg = sign.data(), *sc = scale.data();
   at::parallel_for(0, N * OH, 1, [=](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / OH, oh = t % OH;
       for (int64_t ow = 0; ow < OW; ++ow) {
         const T* p0 = x + ((n * H + 2 * oh) * W + 2 * ow) * C;
         const int64_t o = ((n * OH + oh) * OW + ow) * C;
-        pool_window(p0, p0 + C, p0 + W * C, p0 + W * C + C, out + o, chosen + o, where + o, sg, sc, sh, slope, C);
+        pool_window(p0, p0 + C, p0 + W * C, p0 + W * C + C, out + o, chosen + o, where + o, sg, mean, sc, beta, slope,
+                    C);
       }
     }
   });
@@ -211,6 +219,8 @@ at::Tensor floats(const at::Tensor& t) {
 std::vector<at::Tensor> forward(at::Tensor x, at::Tensor gamma, at::Tensor beta, at::Tensor running_mean,
                                 at::Tensor running_var, double momentum, double eps, double slope) {
   TORCH_CHECK(x.dim() == 4 && x.device().is_cpu(), "fused block: a 4-d CPU tensor (N, C, H, W)");
+  TORCH_CHECK(x.size(0) > 0 && x.size(2) >= 2 && x.size(3) >= 2,
+              "fused block: at least one image of at least 2 x 2 values to pool, got ", x.sizes());
   TORCH_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(), "fused block: contiguous running stats");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const auto channels_last = at::MemoryFormat::ChannelsLast;
